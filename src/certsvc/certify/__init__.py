@@ -1,0 +1,2 @@
+"""The certification case: applicants by token, checks, working-day deadlines, decisions,
+certificates, delivery, revocations and announcements."""

@@ -1,0 +1,24 @@
+"""USBKeys over SoftHSM2: provisioning, PIN lockout, unplug and re-plug, latency and faults.
+
+SoftHSM is a real PKCS#11 module but behaves like an always-present, never-locking token; this
+package wraps it so that development, tests and demos meet what a certifying body's USBKeys do.
+"""
+
+from pathlib import Path
+
+import pkcs11
+
+from certsvc.hsm_sim.bay import UsbKeyBay
+from certsvc.hsm_sim.library import SimulatedLibrary
+from certsvc.hsm_sim.softhsm import activate, init_token
+
+
+def open_simulated_library(
+    module_path: str, hsm_dir: Path, max_tries: int, latency_ms: float = 0.0
+) -> SimulatedLibrary:
+    """Load SoftHSM configured under `hsm_dir` and wrap it as a bay of USBKeys."""
+    activate(hsm_dir)
+    return SimulatedLibrary(pkcs11.lib(module_path), hsm_dir, max_tries, latency_ms)
+
+
+__all__ = ["SimulatedLibrary", "UsbKeyBay", "init_token", "open_simulated_library"]

@@ -1,0 +1,1 @@
+"""Composition: settings, database, staff accounts and roles, the FastAPI app and the CLI."""

@@ -1,0 +1,85 @@
+"""Settings from `CERTSVC_*` environment variables, with defaults that run on one laptop."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SOFTHSM_MODULE_PATHS = (
+    "/usr/lib/softhsm/libsofthsm2.so",
+    "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+    "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
+    "/usr/local/lib/softhsm/libsofthsm2.so",
+)
+
+
+def _default_softhsm_module() -> str:
+    for candidate in SOFTHSM_MODULE_PATHS:
+        if Path(candidate).exists():
+            return candidate
+    return SOFTHSM_MODULE_PATHS[0]
+
+
+class Settings(BaseSettings):
+    """Everything configurable; read once per process through `get_settings`."""
+
+    model_config = SettingsConfigDict(env_prefix="CERTSVC_", extra="ignore")
+
+    home: Path = Field(default=Path("./var"), description="where the embedded default writes")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default a SQLite file in home"
+    )
+    pkcs11_module: str = Field(
+        default_factory=_default_softhsm_module, description="path of the PKCS#11 module"
+    )
+    hsm_simulation: bool = Field(
+        default=True,
+        description="wrap the module in hsm_sim (USBKey behaviour over SoftHSM); off in production",
+    )
+    pin_max_tries: int = Field(default=6, ge=1, le=15, description="wrong PINs before lockout")
+    hsm_latency_ms: float = Field(default=0.0, ge=0, description="simulated per-operation latency")
+    public_base_url: str = "http://127.0.0.1:8000"
+    api_token_days: int = Field(default=90, ge=1, le=366)
+    request_max_skew_seconds: int = Field(default=300, ge=10, le=3600)
+    password_hash_profile: Literal["production", "test"] = Field(
+        default="production",
+        description="Argon2id cost: RFC 9106 low-memory; 'test' is cheap, for the test suite only",
+    )
+
+    @property
+    def resolved_home(self) -> Path:
+        return self.home.expanduser().resolve()
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.resolved_home / 'certsvc.db'}"
+
+    @property
+    def hsm_dir(self) -> Path:
+        """SoftHSM config, token directory and the USBKey simulation state."""
+        return self.resolved_home / "hsm"
+
+    @property
+    def credentials_file(self) -> Path:
+        """Demo credentials written by `certsvc init`, readable only by its owner."""
+        return self.resolved_home / "credentials.json"
+
+
+
+_settings: Settings | None = None
+
+
+def get_settings() -> Settings:
+    global _settings
+    if _settings is None:
+        _settings = Settings()
+    return _settings
+
+
+def reset_settings() -> None:
+    """Forget the cached settings; tests change the environment between cases."""
+    global _settings
+    _settings = None

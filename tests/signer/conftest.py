@@ -1,0 +1,3 @@
+from hsm_fixtures import hsm
+
+__all__ = ["hsm"]
