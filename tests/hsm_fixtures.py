@@ -14,7 +14,7 @@ from pathlib import Path
 import pkcs11
 import pytest
 
-from certsvc.hsm_sim import SimulatedLibrary, UsbKeyBay, activate, init_token
+from certsvc.hsm_sim import SimulatedLibrary, UsbKeyBay, init_token, open_simulated_library
 from certsvc.service.settings import Settings
 from certsvc.signer.tokens import Pkcs11Tokens
 
@@ -54,10 +54,8 @@ def module_path() -> str:
 @pytest.fixture
 def hsm(tmp_path: Path) -> Iterator[Hsm]:
     hsm_dir = tmp_path / "hsm"
-    activate(hsm_dir)
+    library = open_simulated_library(module_path(), hsm_dir, MAX_TRIES)
     raw = pkcs11.lib(module_path())
-    raw.reinitialize()
-    library = SimulatedLibrary(raw, hsm_dir, max_tries=MAX_TRIES)
     tokens = Pkcs11Tokens(library, pin_max_tries=MAX_TRIES)
     state = Hsm(hsm_dir, raw, library, UsbKeyBay(hsm_dir), tokens)
     yield state

@@ -16,8 +16,9 @@ class SoftHsmError(RuntimeError):
 
 def write_config(hsm_dir: Path) -> Path:
     """Write a SoftHSM config whose token directory lives in `hsm_dir` and return its path."""
+    hsm_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     token_dir = hsm_dir / "tokens"
-    token_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    token_dir.mkdir(exist_ok=True, mode=0o700)
     config = hsm_dir / CONFIG_NAME
     text = (
         f"directories.tokendir = {token_dir}\n"

@@ -42,8 +42,21 @@ class Settings(BaseSettings):
     pin_max_tries: int = Field(default=6, ge=1, le=15, description="wrong PINs before lockout")
     hsm_latency_ms: float = Field(default=0.0, ge=0, description="simulated per-operation latency")
     public_base_url: str = "http://127.0.0.1:8000"
+    public_only: bool = Field(
+        default=False, description="serve only the public side (what `serve --public` sets)"
+    )
+    body_code: str = Field(
+        default="410000", pattern=r"^[0-9]{6}$", description="certifying body's 6-digit code"
+    )
+    body_name: str = Field(default="河南省教育厅（演示）", min_length=2, max_length=64)
     api_token_days: int = Field(default=90, ge=1, le=366)
     request_max_skew_seconds: int = Field(default=300, ge=10, le=3600)
+    signing_session_minutes: float = Field(
+        default=480, gt=0, le=1440, description="absolute life of a signing session"
+    )
+    signing_idle_minutes: float = Field(
+        default=15, gt=0, le=480, description="a signing session unused this long closes"
+    )
     password_hash_profile: Literal["production", "test"] = Field(
         default="production",
         description="Argon2id cost: RFC 9106 low-memory; 'test' is cheap, for the test suite only",

@@ -6,8 +6,10 @@ carries a PIN, key material or the data being signed.
 
 from __future__ import annotations
 
+from certsvc.errors import CertsvcError
 
-class SignerError(Exception):
+
+class SignerError(CertsvcError):
     """Base class; `str(error)` is safe to show to the person at the workstation."""
 
 

@@ -65,7 +65,8 @@ _MODULE_LOCK = threading.RLock()
 class PinCounter(Protocol):
     """Consecutive wrong PINs per token, shared by every process, for 'tries left' messages."""
 
-    def failed(self, serial: str) -> int: ...
+    def failed(self, serial: str) -> int | None:
+        """Count one more wrong PIN; the new count, or None for a token it does not know."""
 
     def succeeded(self, serial: str) -> None: ...
 
@@ -201,8 +202,9 @@ class Pkcs11Tokens:
             return WrongPin(name, 1)
         if self._counter is None:
             return WrongPin(name, None)
-        left = self._max_tries - self._counter.failed(serial)
-        return WrongPin(name, left if left > 0 else None)
+        failures = self._counter.failed(serial)
+        left = None if failures is None else self._max_tries - failures
+        return WrongPin(name, left if left is not None and left > 0 else None)
 
     def _with_recovery(self, read: Callable[[], T]) -> T:
         try:
@@ -287,9 +289,15 @@ class TokenSession:
             return bytes(self._private(label).sign(digest, mechanism=Mechanism.ECDSA))
 
     def store_certificate(self, label: str, key_id: bytes, certificate: x509.Certificate) -> None:
-        """Put the key's X.509 certificate on the token beside it, as PDF signers expect."""
+        """Put the key's X.509 certificate on the token beside it, as PDF signers expect,
+        replacing any certificate stored under the same label."""
         der = certificate.public_bytes(serialization.Encoding.DER)
         with self._faults():
+            stale = self._raw.get_objects(
+                {Attribute.CLASS: ObjectClass.CERTIFICATE, Attribute.LABEL: label}
+            )
+            for old in list(stale):
+                old.destroy()
             self._raw.create_object(
                 {
                     Attribute.CLASS: ObjectClass.CERTIFICATE,

@@ -1,0 +1,113 @@
+"""Signing sessions: a custodian's USBKey inserted and unlocked at a workstation, for a while.
+
+A session is a logged-in token session plus who opened it and where; it ends on demand, after
+an absolute time, or when left unused. The PIN is passed to the token once and not kept.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from certsvc.errors import CertsvcError
+from certsvc.signer.errors import SessionLost
+from certsvc.signer.tokens import Pkcs11Tokens, TokenSession
+
+
+class NotYourSession(CertsvcError):
+    """The session belongs to another custodian; its existence is all they learn."""
+
+
+@dataclass
+class SigningSession:
+    token: TokenSession
+    custodian: str
+    workstation: str
+    opened_at: float
+    last_used_at: float
+    expires_at: float
+    idle_seconds: float
+
+    def expired(self, now: float) -> bool:
+        return now >= self.expires_at or now - self.last_used_at >= self.idle_seconds
+
+    @property
+    def is_open(self) -> bool:
+        return self.token.is_open
+
+
+class SigningSessions:
+    """The open signing sessions of this process, one per token at most."""
+
+    def __init__(
+        self,
+        tokens: Pkcs11Tokens,
+        absolute_seconds: float,
+        idle_seconds: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._tokens = tokens
+        self._absolute = absolute_seconds
+        self._idle = idle_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._open: dict[str, SigningSession] = {}
+
+    def open(self, serial: str, pin: str, custodian: str, workstation: str) -> SigningSession:
+        with self._lock:
+            self._expire()
+            token = self._tokens.login(serial, pin)
+            now = self._clock()
+            session = SigningSession(
+                token=token,
+                custodian=custodian,
+                workstation=workstation,
+                opened_at=now,
+                last_used_at=now,
+                expires_at=now + self._absolute,
+                idle_seconds=self._idle,
+            )
+            self._open[serial] = session
+            return session
+
+    def use(self, serial: str, custodian: str) -> SigningSession:
+        """The live session on `serial` held by `custodian`, its idle clock restarted."""
+        with self._lock:
+            self._expire()
+            session = self._open.get(serial)
+            if session is None:
+                raise SessionLost(serial)
+            if session.custodian != custodian:
+                raise NotYourSession(f"token {serial}: the session is held by another custodian")
+            session.last_used_at = self._clock()
+            return session
+
+    def close(self, serial: str, custodian: str) -> None:
+        with self._lock:
+            session = self._open.get(serial)
+            if session is None:
+                raise SessionLost(serial)
+            if session.custodian != custodian:
+                raise NotYourSession(f"token {serial}: the session is held by another custodian")
+            del self._open[serial]
+            session.token.close()
+
+    def held_by(self, custodian: str) -> list[SigningSession]:
+        with self._lock:
+            self._expire()
+            return [s for s in self._open.values() if s.custodian == custodian]
+
+    def close_all(self) -> None:
+        with self._lock:
+            for session in self._open.values():
+                session.token.close()
+            self._open.clear()
+
+    def _expire(self) -> None:
+        now = self._clock()
+        for serial, session in list(self._open.items()):
+            if session.expired(now) or not session.is_open:
+                del self._open[serial]
+                session.token.close()
