@@ -51,7 +51,7 @@ def test_private_key_is_sensitive_and_never_extractable(hsm: Hsm) -> None:
 
 
 def test_pkcs11_tool_lists_the_private_key_as_never_extractable(hsm: Hsm) -> None:
-    serial, pin = _keyed_token(hsm)
+    _, pin = _keyed_token(hsm)
     hsm.tokens.reset()
     listing = subprocess.run(
         [
@@ -93,9 +93,11 @@ def test_signature_verifies_in_both_encodings(hsm: Hsm) -> None:
 def test_signature_checked_against_the_wrong_key_is_refused(hsm: Hsm) -> None:
     serial, pin = _keyed_token(hsm)
     other = ec.generate_private_key(ec.SECP256R1()).public_key()
-    with hsm.tokens.login(serial, pin) as session:
-        with pytest.raises(SignatureInvalid, match="discarded"):
-            sign_p256(session, KEY, b"data", public_key=other)
+    with (
+        hsm.tokens.login(serial, pin) as session,
+        pytest.raises(SignatureInvalid, match="discarded"),
+    ):
+        sign_p256(session, KEY, b"data", public_key=other)
 
 
 class _Counter(PinCounter):
@@ -120,7 +122,7 @@ def test_wrong_pin_says_tries_left_then_locked_then_unblock(hsm: Hsm) -> None:
     assert first.value.tries_left == 2
     with pytest.raises(WrongPin, match="1 try left"):
         tokens.login(serial, "000000")
-    with pytest.raises(TokenLocked, match="locked .* SO PIN"):
+    with pytest.raises(TokenLocked, match=r"locked .* SO PIN"):
         tokens.login(serial, "000000")
     with pytest.raises(TokenLocked):
         tokens.login(serial, pin)
@@ -227,3 +229,14 @@ def test_statuses_list_present_tokens(hsm: Hsm, tmp_path: Path) -> None:
     assert {s.label for s in hsm.tokens.statuses()} == {"USBKEY-B"}
     hsm.bay.lock_pin(hsm.keys["USBKEY-B"].serial)
     assert hsm.tokens.status(hsm.keys["USBKEY-B"].serial).pin_locked
+
+
+def test_custodian_changes_the_pin(hsm: Hsm) -> None:
+    serial, pin = _keyed_token(hsm)
+    hsm.tokens.change_pin(serial, pin, "55667788")
+    with pytest.raises(WrongPin):
+        hsm.tokens.login(serial, pin)
+    with hsm.tokens.login(serial, "55667788") as session:
+        sign_p256(session, KEY, b"after change")
+    with pytest.raises(WrongPin):
+        hsm.tokens.change_pin(serial, "00000000", "11223344")

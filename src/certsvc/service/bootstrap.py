@@ -21,7 +21,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from certsvc.hsm_sim import init_token
 from certsvc.hsm_sim.softhsm import serial_of
-from certsvc.service.accounts import Role, StaffAccount, create_account, issue_api_token
+from certsvc.service.accounts import (
+    Role,
+    StaffAccount,
+    create_account,
+    issue_api_token,
+    password_hasher,
+)
 from certsvc.service.db import make_engine, make_sessionmaker, upgrade_database
 from certsvc.service.hsm import open_tokens
 from certsvc.service.settings import Settings
@@ -119,6 +125,7 @@ def _accounts(
     report: InitReport,
     progress: Callable[[str], None],
 ) -> None:
+    hasher = password_hasher(settings)
     for role in Role:
         username = role.value
         with sessions.begin() as db:
@@ -126,7 +133,9 @@ def _accounts(
                 continue
             progress(f"account {username}")
             password = secrets.token_urlsafe(18)
-            account = create_account(db, username, role, password, f"demo {role.value}")
+            account = create_account(
+                db, username, role, password, f"demo {role.value}", hasher=hasher
+            )
             token, _ = issue_api_token(db, account, settings.api_token_days)
             credentials.data["accounts"][username] = {
                 "role": role.value,

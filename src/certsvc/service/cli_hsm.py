@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
 from certsvc.errors import CertsvcError
 from certsvc.hsm_sim import UsbKeyBay
@@ -19,6 +22,7 @@ from certsvc.service.hsm import open_tokens
 from certsvc.service.settings import get_settings
 from certsvc.signer.custody import list_tokens
 from certsvc.signer.models import HsmToken
+from certsvc.signer.tokens import Pkcs11Tokens
 
 hsm_app = typer.Typer(
     help="USBKeys: status, PIN unblock, simulated plug and faults.", no_args_is_help=True
@@ -28,6 +32,19 @@ console = Console()
 
 class NotSimulated(CertsvcError):
     """A bay command on a real module."""
+
+
+@contextmanager
+def _tokens() -> Iterator[tuple[Pkcs11Tokens, sessionmaker[Session]]]:
+    """Token access and database sessions for one command, on an initialised database."""
+    settings = get_settings()
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        require_current_schema(engine)
+        sessions = make_sessionmaker(engine)
+        yield open_tokens(settings, sessions), sessions
+    finally:
+        engine.dispose()
 
 
 def _bay() -> UsbKeyBay:
@@ -42,17 +59,11 @@ def _bay() -> UsbKeyBay:
 @hsm_app.command("status")
 def status() -> None:
     """Registered tokens: custodian, inserted or not, PIN locked or not."""
-    settings = get_settings()
-    engine = make_engine(settings.resolved_database_url)
-    try:
-        require_current_schema(engine)
-        sessions = make_sessionmaker(engine)
-        live = {s.serial: s for s in open_tokens(settings, sessions).statuses()}
+    with _tokens() as (access, sessions):
+        live = {s.serial: s for s in access.statuses()}
         with sessions() as db:
             tokens: list[HsmToken] = list_tokens(db)
             names = {a.id: a.username for a in db.scalars(select(StaffAccount))}
-    finally:
-        engine.dispose()
     table = Table("label", "serial", "custodian", "inserted", "PIN")
     for token in tokens:
         state = live.get(token.serial)
@@ -69,15 +80,10 @@ def status() -> None:
 @hsm_app.command("unblock")
 def unblock(serial: str) -> None:
     """Unblock a locked USBKey with its SO PIN and set a new user PIN (both asked, hidden)."""
-    settings = get_settings()
     so_pin: str = typer.prompt("SO PIN", hide_input=True)
     new_pin: str = typer.prompt("New user PIN", hide_input=True, confirmation_prompt=True)
-    engine = make_engine(settings.resolved_database_url)
-    try:
-        require_current_schema(engine)
-        open_tokens(settings, make_sessionmaker(engine)).unblock_pin(serial, so_pin, new_pin)
-    finally:
-        engine.dispose()
+    with _tokens() as (access, _):
+        access.unblock_pin(serial, so_pin, new_pin)
     console.print(f"token {serial}: unblocked, new user PIN set")
 
 
@@ -123,3 +129,13 @@ def fault(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     console.print(f"token {serial}: fault armed")
+
+
+@hsm_app.command("change-pin")
+def change_pin(serial: str) -> None:
+    """Replace a USBKey's user PIN (old and new asked, hidden), e.g. after an SO unblock."""
+    old_pin: str = typer.prompt("Current user PIN", hide_input=True)
+    new_pin: str = typer.prompt("New user PIN", hide_input=True, confirmation_prompt=True)
+    with _tokens() as (access, _):
+        access.change_pin(serial, old_pin, new_pin)
+    console.print(f"token {serial}: user PIN changed")

@@ -81,7 +81,6 @@ class Settings(BaseSettings):
         return self.resolved_home / "credentials.json"
 
 
-
 _settings: Settings | None = None
 
 

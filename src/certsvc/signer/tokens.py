@@ -117,12 +117,12 @@ class Pkcs11Tokens:
     def login(self, serial: str, pin: str, rw: bool = False) -> TokenSession:
         """Log in to a token with the user PIN; at most one session per token."""
         with self.lock:
-            live = self._sessions.get(serial)
-            if live is not None and live.is_open:
-                raise TokenBusy(live.name)
             for attempt in (1, 2):
                 token = self._token(serial)
                 name = f"{token.label} ({serial})"
+                live = self._sessions.get(serial)
+                if live is not None and live.is_open and live.alive():
+                    raise TokenBusy(name)
                 try:
                     raw = token.open(rw=rw, user_pin=pin)
                 except p11e.PinIncorrect:
@@ -164,6 +164,11 @@ class Pkcs11Tokens:
             if self._counter is not None:
                 self._counter.succeeded(serial)
 
+    def change_pin(self, serial: str, old_pin: str, new_pin: str) -> None:
+        """The custodian replaces their user PIN (C_SetPIN), e.g. after an SO unblock."""
+        with self.login(serial, old_pin, rw=True) as session:
+            session.set_pin(old_pin, new_pin)
+
     def reset(self) -> None:
         """Re-initialise the module; every session this process held is gone."""
         with self.lock:
@@ -180,6 +185,9 @@ class Pkcs11Tokens:
         try:
             return self._lib.get_token(token_serial=serial.encode("ascii"))
         except (p11e.NoSuchToken, p11e.TokenNotPresent):
+            stale = self._sessions.pop(serial, None)
+            if stale is not None:
+                stale.close()
             raise TokenAbsent(serial) from None
 
     def _status(self, token: Any) -> TokenStatus:
@@ -234,6 +242,15 @@ class TokenSession:
     def is_open(self) -> bool:
         return not self._closed and self._epoch == self._tokens.epoch
 
+    def alive(self) -> bool:
+        """Whether the token still answers on this session; a dead session is closed."""
+        try:
+            with self._faults():
+                list(self._raw.get_objects({Attribute.CLASS: ObjectClass.DATA}))
+        except SignerError:
+            return False
+        return True
+
     def generate_ec_p256(self, label: str, key_id: bytes) -> ec.EllipticCurvePublicKey:
         """A P-256 key pair made on the token: private half sensitive and never extractable."""
         with self._faults():
@@ -287,6 +304,13 @@ class TokenSession:
         """Raw CKM_ECDSA over a digest computed outside (SoftHSM has no ECDSA_SHA256): r‖s."""
         with self._faults():
             return bytes(self._private(label).sign(digest, mechanism=Mechanism.ECDSA))
+
+    def set_pin(self, old_pin: str, new_pin: str) -> None:
+        with self._faults():
+            try:
+                self._raw.set_pin(old_pin, new_pin)
+            except (p11e.PinLenRange, p11e.PinInvalid):
+                raise SignerError("new PIN: length or characters refused by the token") from None
 
     def store_certificate(self, label: str, key_id: bytes, certificate: x509.Certificate) -> None:
         """Put the key's X.509 certificate on the token beside it, as PDF signers expect,

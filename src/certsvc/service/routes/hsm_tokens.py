@@ -21,7 +21,7 @@ ReaderDep = Annotated[
 ]
 
 
-class KeyOut(BaseModel):
+class SigningKeyOut(BaseModel):
     label: str
     purpose: KeyPurpose
     status: KeyStatus
@@ -30,25 +30,25 @@ class KeyOut(BaseModel):
     usage_limit: int | None
 
 
-class TokenOut(BaseModel):
+class UsbKeyOut(BaseModel):
     serial: str
     label: str
     model: str
     custodian: str | None
     present: bool
     pin_locked: bool
-    keys: list[KeyOut]
+    keys: list[SigningKeyOut]
 
 
 @router.get("/tokens")
-def get_tokens(request: Request, _: ReaderDep, db: SessionDep) -> list[TokenOut]:
+def get_tokens(request: Request, _: ReaderDep, db: SessionDep) -> list[UsbKeyOut]:
     """Every registered token with its keys, and whether it is inserted and unlocked now."""
     live = {status.serial: status for status in request.app.state.tokens.statuses()}
     tokens = list_tokens(db)
     keys = list(db.scalars(select(SigningKey).order_by(SigningKey.id)))
     custodians = {account.id: account.username for account in db.scalars(select(StaffAccount))}
     return [
-        TokenOut(
+        UsbKeyOut(
             serial=token.serial,
             label=token.label,
             model=token.model,
@@ -56,7 +56,7 @@ def get_tokens(request: Request, _: ReaderDep, db: SessionDep) -> list[TokenOut]
             present=token.serial in live,
             pin_locked=token.serial in live and live[token.serial].pin_locked,
             keys=[
-                KeyOut(
+                SigningKeyOut(
                     label=key.label,
                     purpose=key.purpose,
                     status=key.status,

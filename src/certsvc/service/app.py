@@ -1,0 +1,114 @@
+"""The FastAPI application: one per worker process, holding no state but its database engine."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from certsvc import __version__
+from certsvc.errors import CertsvcError, Conflict, InvalidInput, NotFound
+from certsvc.service.accounts import password_hasher
+from certsvc.service.db import make_engine, make_sessionmaker, require_current_schema
+from certsvc.service.hsm import open_tokens
+from certsvc.service.log_redaction import install_log_redaction
+from certsvc.service.routes import PUBLIC_ROUTERS, STAFF_ROUTERS
+from certsvc.service.settings import Settings, get_settings
+from certsvc.signer.errors import (
+    KeyNotFound,
+    SessionLost,
+    SignatureInvalid,
+    TokenAbsent,
+    TokenBusy,
+    TokenFault,
+    TokenLocked,
+    WrongPin,
+)
+from certsvc.signer.sessions import NotYourSession, SigningSessions
+
+ERROR_STATUS: dict[type[CertsvcError], int] = {
+    InvalidInput: status.HTTP_422_UNPROCESSABLE_CONTENT,
+    NotFound: status.HTTP_404_NOT_FOUND,
+    Conflict: status.HTTP_409_CONFLICT,
+    WrongPin: status.HTTP_403_FORBIDDEN,
+    NotYourSession: status.HTTP_403_FORBIDDEN,
+    TokenLocked: status.HTTP_423_LOCKED,
+    TokenAbsent: status.HTTP_409_CONFLICT,
+    TokenBusy: status.HTTP_409_CONFLICT,
+    SessionLost: status.HTTP_409_CONFLICT,
+    KeyNotFound: status.HTTP_404_NOT_FOUND,
+    TokenFault: status.HTTP_503_SERVICE_UNAVAILABLE,
+    SignatureInvalid: status.HTTP_503_SERVICE_UNAVAILABLE,
+}
+
+
+async def _certsvc_error(_request: Request, exc: Exception) -> JSONResponse:
+    code = next(
+        (code for cls, code in ERROR_STATUS.items() if isinstance(exc, cls)),
+        status.HTTP_400_BAD_REQUEST,
+    )
+    body: dict[str, object] = {"detail": str(exc)}
+    if isinstance(exc, WrongPin):
+        body["tries_left"] = exc.tries_left
+    return JSONResponse(body, status_code=code)
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's 422 echoes the offending input, which may be a password: keep only where and
+    what."""
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {"loc": list(error["loc"]), "msg": error["msg"], "type": error["type"]}
+        for error in exc.errors()
+    ]
+    return JSONResponse({"detail": errors}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The service for `settings` (default: from the environment).
+
+    Fails with `DatabaseConfigError`, `DatabaseNotInitialisedError` or `HsmConfigError` at once
+    rather than on the first request.
+    """
+    settings = settings or get_settings()
+    engine = make_engine(settings.resolved_database_url)
+    sessions = make_sessionmaker(engine)
+    try:
+        require_current_schema(engine)
+        tokens = open_tokens(settings, sessions)
+    except CertsvcError:
+        engine.dispose()
+        raise
+    signing_sessions = SigningSessions(
+        tokens, settings.signing_session_minutes * 60, settings.signing_idle_minutes * 60
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        signing_sessions.close_all()
+        engine.dispose()
+
+    app = FastAPI(
+        title="certsvc",
+        version=__version__,
+        description="Teacher-qualification certificates: tokenised personal data, "
+        "USBKey-controlled signing, public QR verification.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessionmaker = sessions
+    app.state.password_hasher = password_hasher(settings)
+    app.state.tokens = tokens
+    app.state.signing_sessions = signing_sessions
+    app.add_exception_handler(CertsvcError, _certsvc_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    routers = PUBLIC_ROUTERS if settings.public_only else PUBLIC_ROUTERS + STAFF_ROUTERS
+    for router in routers:
+        app.include_router(router)
+    install_log_redaction()
+    return app

@@ -1,0 +1,36 @@
+"""The `certsvc` command: sub-apps registered here, known errors turned into one line."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from certsvc.errors import CertsvcError
+from certsvc.service.cli_hsm import hsm_app
+from certsvc.service.cli_server import init, serve
+from certsvc.service.cli_staff import staff_app, workstation_app
+from certsvc.service.db import DatabaseConfigError
+
+app = typer.Typer(
+    name="certsvc",
+    help="Teacher-qualification certificates: staff, keys, signing and verification.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("init")(init)
+app.command("serve")(serve)
+app.add_typer(staff_app, name="staff")
+app.add_typer(workstation_app, name="workstation")
+app.add_typer(hsm_app, name="hsm")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; a `CertsvcError` prints one line on stderr (exit 2 for a bad database
+    configuration, 1 otherwise) instead of a traceback that might show more than it should."""
+    try:
+        app(args=argv, prog_name="certsvc")
+    except CertsvcError as exc:
+        print(f"certsvc: error: {exc}", file=sys.stderr)
+        raise SystemExit(2 if isinstance(exc, DatabaseConfigError) else 1) from None

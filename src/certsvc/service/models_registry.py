@@ -1,0 +1,16 @@
+"""The one place that knows every module defining tables, so that Alembic and the schema tests
+see the whole `Base.metadata`. A package adding tables adds its models module here."""
+
+import importlib
+
+MODEL_MODULES = (
+    "certsvc.service.accounts",
+    "certsvc.service.workstations",
+    "certsvc.signer.models",
+)
+
+
+def import_all_models() -> None:
+    """Import every models module, registering its tables on `certsvc._db.Base.metadata`."""
+    for module in MODEL_MODULES:
+        importlib.import_module(module)

@@ -1,0 +1,160 @@
+"""Signing sessions over HTTP: PIN errors that help, lockout, removal and re-insertion."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from certsvc.hsm_sim import UsbKeyBay
+from certsvc.service.accounts import Role
+from certsvc.service.app import create_app
+from certsvc.service.bootstrap import initialise
+from certsvc.service.settings import Settings, get_settings, reset_settings
+from certsvc.service.workstations import load_workstation_key
+from service_helpers import MakeStaff, StaffMember
+
+SESSIONS = "/api/v1/signing/sessions"
+MAX_TRIES = 3
+
+
+@dataclass
+class Demo:
+    client: TestClient
+    settings: Settings
+    custodian: StaffMember
+    security_officer: StaffMember
+    usbkey: dict[str, str]
+    bay: UsbKeyBay
+
+    def open(self, pin: str, who: StaffMember | None = None, serial: str | None = None) -> Any:
+        body = json.dumps({"token_serial": serial or self.usbkey["serial"], "pin": pin}).encode()
+        who = who or self.custodian
+        headers = {**who.signed("POST", SESSIONS, body), "Content-Type": "application/json"}
+        return self.client.post(SESSIONS, content=body, headers=headers)
+
+    def close(self) -> Any:
+        path = f"{SESSIONS}/{self.usbkey['serial']}"
+        return self.client.delete(path, headers=self.custodian.signed("DELETE", path))
+
+
+@pytest.fixture
+def demo(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Demo]:
+    monkeypatch.setenv("CERTSVC_PIN_MAX_TRIES", str(MAX_TRIES))
+    reset_settings()
+    settings = get_settings()
+    initialise(settings)
+    secrets = json.loads(settings.credentials_file.read_text())
+
+    def member(username: str, workstation: str | None = None) -> StaffMember:
+        account = secrets["accounts"][username]
+        key = None
+        if workstation is not None:
+            key = load_workstation_key(secrets["workstations"][workstation]["private_key"])
+        return StaffMember(
+            username=username,
+            role=Role(account["role"]),
+            password=account["password"],
+            token=account["api_token"],
+            token_id="",
+            workstation=workstation,
+            workstation_key=key,
+        )
+
+    app = create_app(settings)
+    with TestClient(app) as client:
+        yield Demo(
+            client=client,
+            settings=settings,
+            custodian=member("custodian", "ws-custodian-01"),
+            security_officer=member("security_officer"),
+            usbkey=secrets["tokens"]["USBKEY-01"],
+            bay=UsbKeyBay(settings.hsm_dir),
+        )
+    app.state.engine.dispose()
+
+
+def test_custodian_opens_lists_and_closes_a_session(demo: Demo) -> None:
+    opened = demo.open(demo.usbkey["user_pin"])
+    assert opened.status_code == 201, opened.text
+    assert opened.json()["token_label"] == "USBKEY-01"
+    assert opened.json()["workstation"] == "ws-custodian-01"
+    listed = demo.client.get(SESSIONS, headers=demo.custodian.auth)
+    assert [s["token_serial"] for s in listed.json()] == [demo.usbkey["serial"]]
+    again = demo.open(demo.usbkey["user_pin"])
+    assert again.status_code == 409 and "already has an open session" in again.json()["detail"]
+    assert demo.close().status_code == 204
+    assert demo.client.get(SESSIONS, headers=demo.custodian.auth).json() == []
+
+
+def test_wrong_pins_count_down_then_lock_then_unblock(demo: Demo) -> None:
+    first = demo.open("00000000")
+    assert first.status_code == 403
+    assert first.json()["tries_left"] == MAX_TRIES - 1
+    assert f"{MAX_TRIES - 1} tries left" in first.json()["detail"]
+    second = demo.open("00000000")
+    assert second.json()["tries_left"] == 1
+    locked = demo.open("00000000")
+    assert locked.status_code == 423
+    assert "locked" in locked.json()["detail"] and "unblock" in locked.json()["detail"]
+    assert demo.open(demo.usbkey["user_pin"]).status_code == 423
+    demo.client.app.state.tokens.unblock_pin(  # type: ignore[attr-defined]
+        demo.usbkey["serial"], demo.usbkey["so_pin"], "86420864"
+    )
+    assert demo.open("86420864").status_code == 201
+
+
+def test_pulled_key_answers_absent_and_works_after_reinsertion(demo: Demo) -> None:
+    assert demo.open(demo.usbkey["user_pin"]).status_code == 201
+    demo.bay.unplug(demo.usbkey["serial"])
+    absent = demo.open(demo.usbkey["user_pin"])
+    assert absent.status_code == 409, absent.text
+    assert "not inserted" in absent.json()["detail"]
+    tokens = demo.client.get("/api/v1/hsm/tokens", headers=demo.security_officer.auth).json()
+    assert next(t for t in tokens if t["label"] == "USBKEY-01")["present"] is False
+    demo.bay.replug(demo.usbkey["serial"])
+    reopened = demo.open(demo.usbkey["user_pin"])
+    assert reopened.status_code == 201, reopened.text
+
+
+def test_another_custodians_token_is_refused(demo: Demo, make_staff: MakeStaff) -> None:
+    other = make_staff(Role.CUSTODIAN, workstation=True)
+    refused = demo.open(demo.usbkey["user_pin"], who=other)
+    assert refused.status_code == 403
+    assert "custody" in refused.json()["detail"]
+
+
+def test_session_needs_the_workstation_signature(demo: Demo) -> None:
+    body = {"token_serial": demo.usbkey["serial"], "pin": demo.usbkey["user_pin"]}
+    unsigned = demo.client.post(SESSIONS, json=body, headers=demo.custodian.auth)
+    assert unsigned.status_code == 401
+
+
+def test_pin_appears_in_no_log_and_no_response(
+    demo: Demo, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    wrong = "13572468"
+    answers = [demo.open(wrong).text for _ in range(MAX_TRIES + 1)]
+    answers.append(demo.open(demo.usbkey["user_pin"]).text)
+    seen = "\n".join(answers) + caplog.text
+    assert wrong not in seen and demo.usbkey["user_pin"] not in seen
+
+
+def test_token_register_shows_presence_and_lock(demo: Demo) -> None:
+    listed = demo.client.get("/api/v1/hsm/tokens", headers=demo.security_officer.auth)
+    assert listed.status_code == 200
+    usbkey = next(t for t in listed.json() if t["label"] == "USBKEY-01")
+    assert usbkey["custodian"] == "custodian"
+    assert usbkey["present"] is True and usbkey["pin_locked"] is False
+    assert {k["purpose"] for k in usbkey["keys"]} == {"certificate", "decision", "revocation"}
+    demo.bay.lock_pin(demo.usbkey["serial"])
+    listed = demo.client.get("/api/v1/hsm/tokens", headers=demo.security_officer.auth)
+    assert next(t for t in listed.json() if t["label"] == "USBKEY-01")["pin_locked"] is True
+    health = demo.client.get("/healthz").json()
+    assert health["tokens_locked"] == 1 and health["tokens_present"] == 3
