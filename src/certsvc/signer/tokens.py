@@ -231,6 +231,8 @@ class TokenSession:
         self._epoch = tokens.epoch
         self._closed = False
         self._public_keys: dict[str, ec.EllipticCurvePublicKey] = {}
+        # Object handles live as long as the session: look each key up once.
+        self._private_keys: dict[str, Any] = {}
         self.serial = serial
         self.label = label
 
@@ -353,10 +355,15 @@ class TokenSession:
         self.close()
 
     def _private(self, label: str) -> Any:
+        cached = self._private_keys.get(label)
+        if cached is not None:
+            return cached
         try:
-            return self._raw.get_key(object_class=ObjectClass.PRIVATE_KEY, label=label)
+            key = self._raw.get_key(object_class=ObjectClass.PRIVATE_KEY, label=label)
         except p11e.NoSuchKey:
             raise KeyNotFound(self.name, label) from None
+        self._private_keys[label] = key
+        return key
 
     @staticmethod
     def _load_public(raw: Any) -> ec.EllipticCurvePublicKey:
