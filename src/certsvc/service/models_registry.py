@@ -7,6 +7,7 @@ MODEL_MODULES = (
     "certsvc.service.accounts",
     "certsvc.service.workstations",
     "certsvc.signer.models",
+    "certsvc.audit.models",
 )
 
 

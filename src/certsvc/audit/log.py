@@ -1,0 +1,117 @@
+"""Appending to the log and reading roots and proofs from it.
+
+`append` writes in the caller's transaction: the action and its event commit together or not
+at all (fail closed). A refused attempt is recorded by committing its event before refusing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import select, tuple_, update
+from sqlalchemy.orm import Session
+
+from certsvc._dbtypes import utcnow
+from certsvc.audit.events import AuditEvent, encode_leaf
+from certsvc.audit.merkle import (
+    Node,
+    consistency_ranges,
+    inclusion_ranges,
+    leaf_hash,
+    node_hash,
+    nodes_for,
+    range_hash,
+    root_hash,
+)
+from certsvc.audit.models import AuditEventRow, AuditHead, AuditNode
+from certsvc.errors import CertsvcError
+
+
+class AuditUnavailable(CertsvcError):
+    """The event could not be appended, so the action it records must not happen."""
+
+
+def append(db: Session, event: AuditEvent) -> int:
+    """Append `event` as the next leaf and return its index (O(log n) rows touched)."""
+    # Taking the head row first serialises appenders: PostgreSQL locks the row until commit,
+    # SQLite takes its write lock.
+    index = db.execute(
+        update(AuditHead)
+        .where(AuditHead.id == 1)
+        .values(size=AuditHead.size + 1)
+        .returning(AuditHead.size)
+    ).scalar_one_or_none()
+    if index is None:
+        raise AuditUnavailable("audit log is not initialised — run `certsvc init`")
+    index -= 1
+    occurred_at = utcnow()
+    leaf = encode_leaf(event, index, occurred_at)
+    digest = leaf_hash(leaf)
+    db.add(
+        AuditEventRow(
+            idx=index,
+            leaf=leaf,
+            leaf_hash=digest,
+            occurred_at=occurred_at,
+            actor=event.actor,
+            role=event.role,
+            workstation=event.workstation,
+            action=event.action,
+            object=event.object,
+            outcome=event.outcome,
+        )
+    )
+    # Each trailing 1-bit of the index closes a perfect subtree one level up.
+    siblings = []
+    level = 0
+    while (index >> level) & 1:
+        siblings.append((level, (index >> level) - 1))
+        level += 1
+    known = read_nodes(db, siblings)
+    db.add(AuditNode(level=0, idx=index, hash=digest))
+    current = digest
+    for sibling_level, sibling_index in siblings:
+        current = node_hash(known[(sibling_level, sibling_index)], current)
+        db.add(AuditNode(level=sibling_level + 1, idx=sibling_index >> 1, hash=current))
+    db.flush()
+    return index
+
+
+def size(db: Session) -> int:
+    return int(db.scalar(select(AuditHead.size).where(AuditHead.id == 1)) or 0)
+
+
+def read_nodes(db: Session, keys: Iterable[Node]) -> dict[Node, bytes]:
+    wanted = list(set(keys))
+    if not wanted:
+        return {}
+    found: dict[Node, bytes] = {}
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        rows = db.execute(
+            select(AuditNode.level, AuditNode.idx, AuditNode.hash).where(
+                tuple_(AuditNode.level, AuditNode.idx).in_(chunk)
+            )
+        )
+        found.update({(level, idx): bytes(digest) for level, idx, digest in rows})
+    missing = set(wanted) - set(found)
+    if missing:
+        raise AuditUnavailable(f"audit tree node {sorted(missing)[0]} is missing")
+    return found
+
+
+def tree_root(db: Session, tree_size: int) -> bytes:
+    nodes = read_nodes(db, nodes_for([(0, tree_size)])) if tree_size else {}
+    return root_hash(tree_size, nodes.__getitem__)
+
+
+def inclusion_proof(db: Session, index: int, tree_size: int) -> list[bytes]:
+    ranges = inclusion_ranges(index, tree_size)
+    nodes = read_nodes(db, nodes_for(ranges))
+    return [range_hash(start, end, nodes.__getitem__) for start, end in ranges]
+
+
+def consistency_proof(db: Session, old_size: int, new_size: int) -> list[bytes]:
+    ranges = consistency_ranges(old_size, new_size)
+    nodes = read_nodes(db, nodes_for(ranges))
+    return [range_hash(start, end, nodes.__getitem__) for start, end in ranges]
