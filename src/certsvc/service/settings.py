@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     pin_max_tries: int = Field(default=6, ge=1, le=15, description="wrong PINs before lockout")
     hsm_latency_ms: float = Field(default=0.0, ge=0, description="simulated per-operation latency")
     public_base_url: str = "http://127.0.0.1:8000"
+    service_pins_path: Path | None = Field(
+        default=None, description="JSON file {token label: PIN} for the service's own tokens"
+    )
     public_only: bool = Field(
         default=False, description="serve only the public side (what `serve --public` sets)"
     )
@@ -74,6 +77,12 @@ class Settings(BaseSettings):
     def hsm_dir(self) -> Path:
         """SoftHSM config, token directory and the USBKey simulation state."""
         return self.resolved_home / "hsm"
+
+    @property
+    def service_pins_file(self) -> Path:
+        """PINs of the tokens the service itself logs in to, unattended (audit checkpoints,
+        vault keys) — never a custodian's. Owner-only; in production, a secret mount."""
+        return self.service_pins_path or self.resolved_home / "service-pins.json"
 
     @property
     def credentials_file(self) -> Path:
