@@ -20,6 +20,7 @@ ADMIN = frozenset({Role.ADMIN})
 CUSTODIAN = frozenset({Role.CUSTODIAN})
 
 UNAUTHENTICATED = {("POST", "/api/v1/auth/token")}
+SECURITY = frozenset({Role.SECURITY_OFFICER})
 EXPECTED_ROLES: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/api/v1/staff/me"): ANY_ROLE,
     ("GET", "/api/v1/staff/me/tokens"): ANY_ROLE,
@@ -31,6 +32,13 @@ EXPECTED_ROLES: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/api/v1/admin/workstations"): ADMIN,
     ("POST", "/api/v1/admin/workstations/{name}/disable"): ADMIN,
     ("GET", "/api/v1/custodian/workstation"): CUSTODIAN,
+    ("GET", "/api/v1/audit/events"): SECURITY,
+    ("GET", "/api/v1/audit/events/{index}/proof"): SECURITY,
+    ("GET", "/api/v1/audit/consistency"): SECURITY,
+    ("GET", "/api/v1/audit/checkpoints"): SECURITY,
+    ("POST", "/api/v1/audit/checkpoints"): SECURITY,
+    ("GET", "/api/v1/audit/report/keys"): SECURITY,
+    ("GET", "/api/v1/audit/export"): SECURITY,
     ("GET", "/api/v1/hsm/tokens"): frozenset({Role.ADMIN, Role.SECURITY_OFFICER, Role.CUSTODIAN}),
     ("GET", "/api/v1/signing/sessions"): CUSTODIAN,
     ("POST", "/api/v1/signing/sessions"): CUSTODIAN,

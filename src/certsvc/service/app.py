@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
@@ -13,6 +14,8 @@ from certsvc import __version__
 from certsvc.errors import CertsvcError, Conflict, InvalidInput, NotFound
 from certsvc.service.accounts import password_hasher
 from certsvc.service.db import make_engine, make_sessionmaker, require_current_schema
+from certsvc.service.audit_keys import CheckpointKeyHolder
+from certsvc.service.checkpointer import Checkpointer
 from certsvc.service.hsm import open_tokens
 from certsvc.service.log_redaction import install_log_redaction
 from certsvc.service.routes import PUBLIC_ROUTERS, STAFF_ROUTERS
@@ -86,10 +89,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         tokens, settings.signing_session_minutes * 60, settings.signing_idle_minutes * 60
     )
 
+    checkpoint_key = CheckpointKeyHolder(settings, tokens, sessions)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        checkpointing = None
+        if not settings.public_only:
+            checkpointing = asyncio.create_task(
+                Checkpointer(settings, checkpoint_key, sessions).run()
+            )
         yield
+        if checkpointing is not None:
+            checkpointing.cancel()
+            with suppress(asyncio.CancelledError):
+                await checkpointing
         signing_sessions.close_all()
+        checkpoint_key.close()
         engine.dispose()
 
     app = FastAPI(
@@ -105,6 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.password_hasher = password_hasher(settings)
     app.state.tokens = tokens
     app.state.signing_sessions = signing_sessions
+    app.state.checkpoint_key = checkpoint_key
     app.add_exception_handler(CertsvcError, _certsvc_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     routers = PUBLIC_ROUTERS if settings.public_only else PUBLIC_ROUTERS + STAFF_ROUTERS

@@ -19,6 +19,7 @@ from cryptography import x509
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from certsvc.audit.publish import latest_checkpoint, publish_checkpoint
 from certsvc.hsm_sim import init_token
 from certsvc.hsm_sim.softhsm import serial_of
 from certsvc.service.accounts import (
@@ -30,6 +31,8 @@ from certsvc.service.accounts import (
 )
 from certsvc.service.db import make_engine, make_sessionmaker, upgrade_database
 from certsvc.service.hsm import open_tokens
+from certsvc.service.audit_keys import CheckpointKeyHolder
+from certsvc.service.service_pins import store_service_pin
 from certsvc.service.settings import Settings
 from certsvc.service.workstations import (
     Workstation,
@@ -51,6 +54,8 @@ ROOT_KEY = "root"
 class DemoToken:
     label: str
     keys: tuple[tuple[str, KeyPurpose], ...]
+    # Unlocked by the service itself (its PIN goes to the service PIN file), not by a person.
+    service: bool = False
 
 
 DEMO_TOKENS = (
@@ -63,7 +68,7 @@ DEMO_TOKENS = (
             ("revocation-1", KeyPurpose.REVOCATION),
         ),
     ),
-    DemoToken("USBKEY-AUDIT", (("audit-checkpoint-1", KeyPurpose.AUDIT_CHECKPOINT),)),
+    DemoToken("USBKEY-AUDIT", (("audit-checkpoint-1", KeyPurpose.AUDIT_CHECKPOINT),), service=True),
 )
 
 
@@ -111,6 +116,7 @@ def initialise(settings: Settings, progress: Callable[[str], None] = lambda _: N
             tokens = open_tokens(settings, sessions)
             try:
                 _tokens(settings, sessions, tokens, credentials, report, progress)
+                _first_checkpoint(settings, sessions, tokens, progress)
             finally:
                 tokens.reset()
         return report
@@ -192,6 +198,9 @@ def _tokens(
     on_hsm = {
         demo.label: _token_on_hsm(settings, tokens, credentials, demo.label) for demo in pending
     }
+    for demo in pending:
+        if demo.service:
+            store_service_pin(settings.service_pins_file, demo.label, on_hsm[demo.label][1])
     root_session: TokenSession | None = None
     try:
         for demo in pending:
@@ -212,6 +221,25 @@ def _tokens(
     finally:
         if root_session is not None:
             root_session.close()
+
+
+def _first_checkpoint(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    tokens: Pkcs11Tokens,
+    progress: Callable[[str], None],
+) -> None:
+    """Sign the log's first checkpoint (a no-op once one exists): proves the key works."""
+    with sessions() as db:
+        if latest_checkpoint(db) is not None:
+            return
+    progress("audit checkpoint")
+    holder = CheckpointKeyHolder(settings, tokens, sessions)
+    try:
+        with sessions.begin() as db:
+            publish_checkpoint(db, holder.signer())
+    finally:
+        holder.close()
 
 
 def _token_on_hsm(

@@ -7,6 +7,7 @@ import sys
 import typer
 
 from certsvc.errors import CertsvcError
+from certsvc.service.cli_audit import audit_app
 from certsvc.service.cli_hsm import hsm_app
 from certsvc.service.cli_server import init, serve
 from certsvc.service.cli_staff import staff_app, workstation_app
@@ -24,6 +25,7 @@ app.command("serve")(serve)
 app.add_typer(staff_app, name="staff")
 app.add_typer(workstation_app, name="workstation")
 app.add_typer(hsm_app, name="hsm")
+app.add_typer(audit_app, name="audit")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 from typing import Literal
 
 from pydantic import Field
@@ -45,6 +46,12 @@ class Settings(BaseSettings):
     service_pins_path: Path | None = Field(
         default=None, description="JSON file {token label: PIN} for the service's own tokens"
     )
+    audit_checkpoint_events: int = Field(
+        default=1000, ge=1, description="sign a checkpoint at least every this many events"
+    )
+    audit_checkpoint_seconds: float = Field(
+        default=60, gt=0, description="…and at least this often while events arrive"
+    )
     public_only: bool = Field(
         default=False, description="serve only the public side (what `serve --public` sets)"
     )
@@ -77,6 +84,12 @@ class Settings(BaseSettings):
     def hsm_dir(self) -> Path:
         """SoftHSM config, token directory and the USBKey simulation state."""
         return self.resolved_home / "hsm"
+
+    @property
+    def audit_origin(self) -> str:
+        """The audit log's name in its checkpoints (a schema-less URL, C2SP style)."""
+        host = urlsplit(self.public_base_url).netloc or "certsvc.invalid"
+        return f"{host}/certsvc/{self.body_code}/audit"
 
     @property
     def service_pins_file(self) -> Path:

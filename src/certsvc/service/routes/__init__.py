@@ -6,6 +6,7 @@ from fastapi import APIRouter
 from certsvc.service.routes import (
     admin_accounts,
     admin_workstations,
+    audit,
     auth,
     custodian,
     health,
@@ -14,7 +15,7 @@ from certsvc.service.routes import (
     staff,
 )
 
-PUBLIC_ROUTERS: tuple[APIRouter, ...] = (health.router,)
+PUBLIC_ROUTERS: tuple[APIRouter, ...] = (health.router, audit.public_router)
 STAFF_ROUTERS: tuple[APIRouter, ...] = (
     auth.router,
     staff.router,
@@ -23,4 +24,5 @@ STAFF_ROUTERS: tuple[APIRouter, ...] = (
     custodian.router,
     hsm_tokens.router,
     signing_sessions.router,
+    audit.router,
 )
