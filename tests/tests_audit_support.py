@@ -23,3 +23,19 @@ def self_signed(key: ec.EllipticCurvePrivateKey) -> x509.Certificate:
         .not_valid_after(now + dt.timedelta(days=1))
         .sign(key, hashes.SHA256())
     )
+
+
+def append_events(url: str, worker: int, count: int) -> None:
+    """A separate process appending `count` events, one transaction each, as a worker would."""
+    from certsvc.audit.events import AuditEvent
+    from certsvc.audit.log import append
+    from certsvc.service.db import make_engine, make_sessionmaker
+
+    engine = make_engine(url)
+    sessions = make_sessionmaker(engine)
+    try:
+        for n in range(count):
+            with sessions.begin() as db:
+                append(db, AuditEvent(f"worker{worker}", "custodian", "signer.sign", str(n), "ok"))
+    finally:
+        engine.dispose()

@@ -13,9 +13,9 @@ from fastapi.responses import JSONResponse
 from certsvc import __version__
 from certsvc.errors import CertsvcError, Conflict, InvalidInput, NotFound
 from certsvc.service.accounts import password_hasher
-from certsvc.service.db import make_engine, make_sessionmaker, require_current_schema
 from certsvc.service.audit_keys import CheckpointKeyHolder
 from certsvc.service.checkpointer import Checkpointer
+from certsvc.service.db import make_engine, make_sessionmaker, require_current_schema
 from certsvc.service.hsm import open_tokens
 from certsvc.service.log_redaction import install_log_redaction
 from certsvc.service.routes import PUBLIC_ROUTERS, STAFF_ROUTERS

@@ -19,7 +19,6 @@ from certsvc.service.service_pins import service_pin
 from certsvc.service.settings import Settings
 from certsvc.signer.custody import active_key, certificate_of
 from certsvc.signer.ecdsa import sign_p256
-from certsvc.signer.errors import SessionLost
 from certsvc.signer.models import HsmToken, KeyPurpose, SigningKey
 from certsvc.signer.tokens import Pkcs11Tokens, TokenSession
 
@@ -58,27 +57,27 @@ class CheckpointKeyHolder:
         self._session: TokenSession | None = None
 
     def signer(self) -> CheckpointSigner:
+        """A signer with the audit token already unlocked.
+
+        Call it before opening the transaction that publishes: logging in writes the PIN
+        counter, which must not wait on the log's own lock (SQLite has one lock per file).
+        """
         with self._sessions() as db:
             key, certificate = checkpoint_key(db, self._settings)
             label = db.scalar(select(HsmToken.label).where(HsmToken.serial == key.token_serial))
         public = certificate.public_key()
         if not isinstance(public, ec.EllipticCurvePublicKey) or label is None:
             raise NoCheckpointKey("the audit-checkpoint key is not a registered EC key")
-        serial, key_label = key.token_serial, key.label
+        with self._lock:
+            if self._session is None or not self._session.is_open:
+                pin = service_pin(self._settings.service_pins_file, label)
+                self._session = self._tokens.login(key.token_serial, pin)
+            session = self._session
+        key_label = key.label
 
         def sign_der(data: bytes) -> bytes:
             with self._lock:
-                for attempt in (1, 2):
-                    if self._session is None or not self._session.is_open:
-                        pin = service_pin(self._settings.service_pins_file, label)
-                        self._session = self._tokens.login(serial, pin)
-                    try:
-                        return sign_p256(self._session, key_label, data, public).der
-                    except SessionLost:
-                        self._session = None
-                        if attempt == 2:
-                            raise
-                raise AssertionError("unreachable")
+                return sign_p256(session, key_label, data, public).der
 
         return CheckpointSigner(self._settings.audit_origin, public, sign_der)
 

@@ -42,9 +42,12 @@ class Checkpointer:
     def tick(self) -> None:
         """Sign one checkpoint if one is due; a failure is logged and retried next tick."""
         try:
+            with self._sessions() as db:
+                if not self.due(db):
+                    return
+            signer = self._holder.signer()
             with self._sessions.begin() as db:
-                if self.due(db):
-                    publish_checkpoint(db, self._holder.signer())
+                publish_checkpoint(db, signer)
         except IntegrityError:
             pass  # another worker signed the same size first
         except CertsvcError as exc:

@@ -33,7 +33,11 @@ def _report(verdict: Verdict, what: str) -> None:
     if verdict.ok:
         console.print(
             f"{what} intact: {verdict.events} events, {verdict.checkpoints} signed checkpoints"
-            + (f" (newest at {verdict.latest_checkpoint})" if verdict.latest_checkpoint else "")
+            + (
+                f" (newest at {verdict.latest_checkpoint})"
+                if verdict.latest_checkpoint is not None
+                else ""
+            )
         )
         return
     typer.echo(f"{what} NOT intact: {verdict.problems[0]}", err=True)
@@ -61,8 +65,9 @@ def checkpoint() -> None:
         sessions = make_sessionmaker(engine)
         holder = CheckpointKeyHolder(settings, open_tokens(settings, sessions), sessions)
         try:
+            signer = holder.signer()
             with sessions.begin() as db:
-                size = publish_checkpoint(db, holder.signer()).size
+                size = publish_checkpoint(db, signer).size
         finally:
             holder.close()
     finally:

@@ -116,7 +116,8 @@ def get_checkpoints(_: OfficerDep, db: SessionDep) -> list[CheckpointOut]:
 def post_checkpoint(request: Request, _: OfficerDep, db: SessionDep) -> CheckpointOut:
     """Sign a checkpoint for the log as it is now."""
     holder: CheckpointKeyHolder = request.app.state.checkpoint_key
-    signed = publish_checkpoint(db, holder.signer())
+    signer = holder.signer()
+    signed = publish_checkpoint(db, signer)
     db.commit()
     return CheckpointOut(size=signed.size, signed_at=signed.signed_at, note=signed.note)
 
