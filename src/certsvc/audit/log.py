@@ -7,8 +7,9 @@ at all (fail closed). A refused attempt is recorded by committing its event befo
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import cast
 
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import Table, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from certsvc._dbtypes import utcnow
@@ -31,35 +32,42 @@ class AuditUnavailable(CertsvcError):
     """The event could not be appended, so the action it records must not happen."""
 
 
+# Built once: appends and proofs are the hot path, and building SQL expressions costs more
+# than running them.
+_HEAD = cast(Table, AuditHead.__table__)
+_BUMP_HEAD = (
+    update(_HEAD).where(_HEAD.c.id == 1).values(size=_HEAD.c.size + 1).returning(_HEAD.c.size)
+)
+_INSERT_EVENT = insert(cast(Table, AuditEventRow.__table__))
+_INSERT_NODES = insert(cast(Table, AuditNode.__table__))
+
+
 def append(db: Session, event: AuditEvent) -> int:
     """Append `event` as the next leaf and return its index (O(log n) rows touched)."""
     # Taking the head row first serialises appenders: PostgreSQL locks the row until commit,
     # SQLite takes its write lock.
-    index = db.execute(
-        update(AuditHead)
-        .where(AuditHead.id == 1)
-        .values(size=AuditHead.size + 1)
-        .returning(AuditHead.size)
-    ).scalar_one_or_none()
-    if index is None:
+    connection = db.connection()  # Core, not the ORM: this is the hot path
+    bumped = connection.execute(_BUMP_HEAD).scalar_one_or_none()
+    if bumped is None:
         raise AuditUnavailable("audit log is not initialised — run `certsvc init`")
-    index -= 1
+    index = int(bumped) - 1
     occurred_at = utcnow()
     leaf = encode_leaf(event, index, occurred_at)
     digest = leaf_hash(leaf)
-    db.add(
-        AuditEventRow(
-            idx=index,
-            leaf=leaf,
-            leaf_hash=digest,
-            occurred_at=occurred_at,
-            actor=event.actor,
-            role=event.role,
-            workstation=event.workstation,
-            action=event.action,
-            object=event.object,
-            outcome=event.outcome,
-        )
+    connection.execute(
+        _INSERT_EVENT,
+        {
+            "idx": index,
+            "leaf": leaf,
+            "leaf_hash": digest,
+            "occurred_at": occurred_at,
+            "actor": event.actor,
+            "role": event.role,
+            "workstation": event.workstation,
+            "action": event.action,
+            "object": event.object,
+            "outcome": event.outcome,
+        },
     )
     # Each trailing 1-bit of the index closes a perfect subtree one level up.
     siblings = []
@@ -68,12 +76,12 @@ def append(db: Session, event: AuditEvent) -> int:
         siblings.append((level, (index >> level) - 1))
         level += 1
     known = read_nodes(db, siblings)
-    db.add(AuditNode(level=0, idx=index, hash=digest))
+    nodes = [{"level": 0, "idx": index, "hash": digest}]
     current = digest
     for sibling_level, sibling_index in siblings:
         current = node_hash(known[(sibling_level, sibling_index)], current)
-        db.add(AuditNode(level=sibling_level + 1, idx=sibling_index >> 1, hash=current))
-    db.flush()
+        nodes.append({"level": sibling_level + 1, "idx": sibling_index >> 1, "hash": current})
+    connection.execute(_INSERT_NODES, nodes)
     return index
 
 
@@ -82,21 +90,23 @@ def size(db: Session) -> int:
 
 
 def read_nodes(db: Session, keys: Iterable[Node]) -> dict[Node, bytes]:
-    wanted = list(set(keys))
+    """Stored perfect-subtree hashes, fetched by primary key in one query."""
+    wanted = sorted(set(keys))
     if not wanted:
         return {}
-    found: dict[Node, bytes] = {}
-    for start in range(0, len(wanted), 500):
-        chunk = wanted[start : start + 500]
-        rows = db.execute(
-            select(AuditNode.level, AuditNode.idx, AuditNode.hash).where(
-                tuple_(AuditNode.level, AuditNode.idx).in_(chunk)
-            )
-        )
-        found.update({(level, idx): bytes(digest) for level, idx, digest in rows})
-    missing = set(wanted) - set(found)
-    if missing:
-        raise AuditUnavailable(f"audit tree node {sorted(missing)[0]} is missing")
+    # An OR of primary-key equalities: both databases answer it from the index (a row-value
+    # IN over (level, idx) is a full scan on SQLite).
+    terms = " OR ".join(f"(level = :l{n} AND idx = :i{n})" for n in range(len(wanted)))
+    params: dict[str, int] = {}
+    for n, (level, idx) in enumerate(wanted):
+        params[f"l{n}"] = level
+        params[f"i{n}"] = idx
+    query = text(f"SELECT level, idx, hash FROM audit_nodes WHERE {terms}")  # noqa: S608
+    rows = db.connection().execute(query, params)
+    found = {(int(level), int(idx)): bytes(digest) for level, idx, digest in rows}
+    if len(found) != len(wanted):
+        missing = next(key for key in wanted if key not in found)
+        raise AuditUnavailable(f"audit tree node {missing} is missing")
     return found
 
 
