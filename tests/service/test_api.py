@@ -222,7 +222,7 @@ def test_openapi_documents_the_models(client: TestClient) -> None:
         "TokenRequest",
         "TokenResponse",
         "StaffOut",
-        "TokenOut",
+        "ApiTokenOut",
         "AccountCreate",
         "WorkstationCreate",
         "WorkstationOut",

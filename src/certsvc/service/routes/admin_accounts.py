@@ -18,6 +18,7 @@ from certsvc.service.accounts import (
     disable_account,
     list_accounts,
 )
+from certsvc.service.audit_trail import record
 from certsvc.service.auth import HasherDep, SessionDep, require_roles
 from certsvc.service.routes.schemas import StaffOut
 
@@ -51,7 +52,7 @@ def get_accounts(_: AdminDep, session: SessionDep) -> list[StaffOut]:
 
 @router.post("", status_code=status.HTTP_201_CREATED)
 def post_account(
-    body: AccountCreate, _: AdminDep, session: SessionDep, hasher: HasherDep
+    body: AccountCreate, admin: AdminDep, session: SessionDep, hasher: HasherDep
 ) -> AccountCreated:
     """Create an account with one role; a person with two duties gets two accounts."""
     generated: str | None = None
@@ -62,6 +63,7 @@ def post_account(
     account = create_account(
         session, body.username, body.role, password, body.display_name, hasher=hasher
     )
+    record(session, admin, "service.account.create", account.username, role=account.role.value)
     session.commit()
     return AccountCreated(account=StaffOut.model_validate(account), initial_password=generated)
 
@@ -72,5 +74,6 @@ def post_disable(username: str, admin: AdminDep, session: SessionDep) -> StaffOu
     if username == admin.username:
         raise Conflict("username: you cannot disable your own account")
     account = disable_account(session, username)
+    record(session, admin, "service.account.disable", account.username)
     session.commit()
     return StaffOut.model_validate(account)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, status
 from pydantic import BaseModel, Field
 
 from certsvc.service.accounts import Role, StaffAccount
+from certsvc.service.audit_trail import record
 from certsvc.service.auth import SessionDep, require_roles
 from certsvc.service.routes.schemas import WorkstationOut
 from certsvc.service.workstations import (
@@ -44,16 +45,22 @@ def get_workstations(_: AdminDep, session: SessionDep) -> list[WorkstationOut]:
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-def post_workstation(body: WorkstationCreate, _: AdminDep, session: SessionDep) -> WorkstationOut:
+def post_workstation(
+    body: WorkstationCreate, admin: AdminDep, session: SessionDep
+) -> WorkstationOut:
     """Register a workstation's public key in a custodian's custody."""
     workstation = register_workstation(session, body.name, body.custodian, body.public_key_pem)
+    record(
+        session, admin, "service.workstation.register", workstation.name, custodian=body.custodian
+    )
     session.commit()
     return _out(workstation)
 
 
 @router.post("/{name}/disable")
-def post_disable(name: str, _: AdminDep, session: SessionDep) -> WorkstationOut:
+def post_disable(name: str, admin: AdminDep, session: SessionDep) -> WorkstationOut:
     """Disable a workstation: its signed requests are refused from now on."""
     workstation = disable_workstation(session, name)
+    record(session, admin, "service.workstation.disable", workstation.name)
     session.commit()
     return _out(workstation)

@@ -9,6 +9,8 @@ from typing import Literal
 from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel, Field, SecretStr
 
+from certsvc.audit.events import AuditEvent
+from certsvc.audit.log import append
 from certsvc.service.accounts import (
     PASSWORD_MAX,
     account_exists,
@@ -50,16 +52,33 @@ def create_token(
     )
     if account is None:
         # A username is logged only if it is one: people type passwords into it by mistake.
-        if account_exists(session, body.username):
+        known = account_exists(session, body.username)
+        if known:
             logger.warning("login failed for %s", body.username)
         else:
             logger.warning("login failed for an unknown username")
+        append(
+            session,
+            AuditEvent(
+                body.username if known else "unknown",
+                "staff",
+                "service.login",
+                "api",
+                "refused",
+                reason="wrong username or password",
+            ),
+        )
+        session.commit()
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             detail="wrong username or password",
             headers={"WWW-Authenticate": "Bearer"},
         )
     text, record = issue_api_token(session, account, settings.api_token_days)
+    append(
+        session,
+        AuditEvent(account.username, account.role.value, "service.login", record.token_id, "ok"),
+    )
     session.commit()
     logger.info("login: %s received token %s", account.username, record.token_id)
     return TokenResponse(token=text, token_id=record.token_id, expires_at=record.expires_at)

@@ -8,13 +8,14 @@ from fastapi import APIRouter, Response, status
 from pydantic import BaseModel, ConfigDict
 
 from certsvc.service.accounts import list_api_tokens, revoke_api_token
+from certsvc.service.audit_trail import record
 from certsvc.service.auth import SessionDep, StaffDep
 from certsvc.service.routes.schemas import StaffOut
 
 router = APIRouter(prefix="/api/v1/staff", tags=["staff"])
 
 
-class TokenOut(BaseModel):
+class ApiTokenOut(BaseModel):
     """An API token's public record; the token itself is never shown again."""
 
     model_config = ConfigDict(from_attributes=True)
@@ -33,14 +34,15 @@ def me(account: StaffDep) -> StaffOut:
 
 
 @router.get("/me/tokens")
-def my_tokens(account: StaffDep, session: SessionDep) -> list[TokenOut]:
+def my_tokens(account: StaffDep, session: SessionDep) -> list[ApiTokenOut]:
     """Every API token of the account, revoked and expired ones included."""
-    return [TokenOut.model_validate(token) for token in list_api_tokens(session, account)]
+    return [ApiTokenOut.model_validate(token) for token in list_api_tokens(session, account)]
 
 
 @router.delete("/me/tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT)
 def revoke_my_token(token_id: str, account: StaffDep, session: SessionDep) -> Response:
     """Revoke one of the account's own tokens (404 for any other)."""
     revoke_api_token(session, token_id, account=account)
+    record(session, account, "service.api_token.revoke", token_id)
     session.commit()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
