@@ -263,3 +263,19 @@ def test_bundle_verifies_alone_and_catches_edits(
         .decode(),
     )
     assert not verify_bundle(swapped).ok
+
+
+def test_an_action_whose_event_cannot_be_written_does_not_happen(
+    sessions: sessionmaker[Session],
+) -> None:
+    from certsvc.audit.log import AuditUnavailable
+    from certsvc.service.accounts import StaffAccount, create_account
+    from certsvc.service.audit_trail import record
+
+    with sessions.begin() as db:
+        db.execute(text("DELETE FROM audit_head"))
+    with pytest.raises(AuditUnavailable), sessions.begin() as db:
+        account = create_account(db, "zhao.admin", "admin", "a long enough password")
+        record(db, account, "service.account.create", account.username)
+    with sessions() as db:
+        assert db.scalar(select(StaffAccount).where(StaffAccount.username == "zhao.admin")) is None
