@@ -25,9 +25,7 @@ def test_concurrent_appends_from_processes(
 ) -> None:
     context = multiprocessing.get_context("spawn")
     processes = [
-        context.Process(
-            target=append_events, args=(settings.resolved_database_url, worker, EACH)
-        )
+        context.Process(target=append_events, args=(settings.resolved_database_url, worker, EACH))
         for worker in range(WORKERS)
     ]
     for process in processes:
@@ -46,11 +44,12 @@ def test_concurrent_appends_from_processes(
         assert size(db) == WORKERS * EACH
         indexes = list(db.scalars(select(AuditEventRow.idx).order_by(AuditEventRow.idx)))
         assert indexes == list(range(WORKERS * EACH))
-        per_worker = dict(
-            db.execute(select(AuditEventRow.actor, func.count()).group_by(AuditEventRow.actor))
-            .tuples()
-            .all()
-        )
+        per_worker = {
+            actor: count
+            for actor, count in db.execute(
+                select(AuditEventRow.actor, func.count()).group_by(AuditEventRow.actor)
+            )
+        }
         assert per_worker == {f"worker{w}": EACH for w in range(WORKERS)}
         verdict = verify_log(db, "certsvc.test/audit", key.public_key())
     assert verdict.ok, verdict.problems

@@ -50,7 +50,7 @@ def test_init_provisions_everything_once(
         assert {a.role for a in db.scalars(select(StaffAccount))} == set(Role)
         tokens = {t.label: t for t in db.scalars(select(HsmToken))}
         keys = list(db.scalars(select(SigningKey)))
-    assert set(tokens) == {"CERTSVC-ROOT", "USBKEY-01", "USBKEY-AUDIT"}
+    assert set(tokens) == {"CERTSVC-ROOT", "USBKEY-01", "USBKEY-AUDIT", "VAULT-KEK"}
     assert {k.purpose for k in keys} == set(KeyPurpose)
     root = next(k for k in keys if k.purpose is KeyPurpose.ROOT)
     root_cert = x509.load_der_x509_certificate(root.certificate_der)
@@ -100,8 +100,8 @@ def test_serve_answers_healthz_green(settings: Settings) -> None:
             "status": "ok",
             "database": "ok",
             "hsm": "ok",
-            "tokens_registered": 3,
-            "tokens_present": 3,
+            "tokens_registered": 4,
+            "tokens_present": 4,
             "tokens_locked": 0,
         }
         assert httpx.get(f"http://127.0.0.1:{port}/openapi.json").status_code == 200

@@ -19,10 +19,16 @@ ANY_ROLE = frozenset(Role)
 ADMIN = frozenset({Role.ADMIN})
 CUSTODIAN = frozenset({Role.CUSTODIAN})
 
-UNAUTHENTICATED = {("POST", "/api/v1/auth/token")}
+# Public by design: the login itself and the public verification side.
+UNAUTHENTICATED = {
+    ("POST", "/api/v1/auth/token"),
+    ("GET", "/api/v1/verify/{verification_id}"),
+    ("POST", "/api/v1/verify/offline"),
+}
 SECURITY = frozenset({Role.SECURITY_OFFICER})
 EXPECTED_ROLES: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/api/v1/staff/me"): ANY_ROLE,
+    ("POST", "/api/v1/certify/announcements/check"): frozenset({Role.REGISTRAR, Role.OFFICER}),
     ("GET", "/api/v1/staff/me/tokens"): ANY_ROLE,
     ("DELETE", "/api/v1/staff/me/tokens/{token_id}"): ANY_ROLE,
     ("GET", "/api/v1/admin/accounts"): ADMIN,
@@ -43,6 +49,27 @@ EXPECTED_ROLES: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/api/v1/signing/sessions"): CUSTODIAN,
     ("POST", "/api/v1/signing/sessions"): CUSTODIAN,
     ("DELETE", "/api/v1/signing/sessions/{token_serial}"): CUSTODIAN,
+    ("POST", "/api/v1/hsm/tokens/{serial}/workstations"): ADMIN,
+    ("DELETE", "/api/v1/hsm/tokens/{serial}/workstations/{name}"): ADMIN,
+    ("POST", "/api/v1/hsm/keys/{key_id}/retire"): frozenset({Role.ADMIN, Role.SECURITY_OFFICER}),
+    ("POST", "/api/v1/hsm/keys/{key_id}/revoke-certificate"): frozenset({Role.SECURITY_OFFICER}),
+    ("GET", "/api/v1/custody/handovers"): frozenset(
+        {Role.CUSTODIAN, Role.SECURITY_OFFICER, Role.ADMIN}
+    ),
+    ("POST", "/api/v1/custody/handovers"): CUSTODIAN,
+    ("POST", "/api/v1/custody/handovers/{handover_id}/accept"): CUSTODIAN,
+    ("POST", "/api/v1/custody/handovers/{handover_id}/cancel"): CUSTODIAN,
+    ("POST", "/api/v1/signing/approvals"): frozenset({Role.OFFICER}),
+    ("POST", "/api/v1/signing/batches"): CUSTODIAN,
+    ("GET", "/api/v1/signing/documents/{kind}/{document_id}"): frozenset(
+        {Role.CUSTODIAN, Role.OFFICER, Role.SECURITY_OFFICER}
+    ),
+    ("POST", "/api/v1/vault/tokenise"): frozenset({Role.REGISTRAR}),
+    ("POST", "/api/v1/vault/lookup"): frozenset({Role.REGISTRAR, Role.OFFICER}),
+    ("POST", "/api/v1/vault/mask"): frozenset(
+        {Role.REGISTRAR, Role.OFFICER, Role.SECURITY_OFFICER, Role.VAULT_REVEALER}
+    ),
+    ("POST", "/api/v1/vault/reveal"): frozenset({Role.VAULT_REVEALER}),
 }
 
 

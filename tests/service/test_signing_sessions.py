@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 from collections.abc import Iterator
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from cryptography import x509
 from fastapi.testclient import TestClient
 
 from certsvc.hsm_sim import UsbKeyBay
@@ -17,6 +19,7 @@ from certsvc.service.app import create_app
 from certsvc.service.bootstrap import initialise
 from certsvc.service.settings import Settings, get_settings, reset_settings
 from certsvc.service.workstations import load_workstation_key
+from certsvc.signer.cose import verify_sign1
 from service_helpers import MakeStaff, StaffMember
 
 SESSIONS = "/api/v1/signing/sessions"
@@ -29,14 +32,31 @@ class Demo:
     settings: Settings
     custodian: StaffMember
     security_officer: StaffMember
+    officer: StaffMember
+    admin: StaffMember
     usbkey: dict[str, str]
     bay: UsbKeyBay
 
-    def open(self, pin: str, who: StaffMember | None = None, serial: str | None = None) -> Any:
-        body = json.dumps({"token_serial": serial or self.usbkey["serial"], "pin": pin}).encode()
-        who = who or self.custodian
-        headers = {**who.signed("POST", SESSIONS, body), "Content-Type": "application/json"}
-        return self.client.post(SESSIONS, content=body, headers=headers)
+    def open(
+        self,
+        pin: str,
+        who: StaffMember | None = None,
+        serial: str | None = None,
+        key_label: str = "certificate-1",
+    ) -> Any:
+        body = {"token_serial": serial or self.usbkey["serial"], "key_label": key_label, "pin": pin}
+        return self.post(SESSIONS, body, who or self.custodian)
+
+    def post(self, path: str, body: dict[str, Any], who: StaffMember) -> Any:
+        """A JSON POST, signed by `who`'s workstation when they have one."""
+        raw = json.dumps(body).encode()
+        auth = who.signed("POST", path, raw) if who.workstation else who.auth
+        headers = {**auth, "Content-Type": "application/json"}
+        return self.client.post(path, content=raw, headers=headers)
+
+    def key_id(self, label: str) -> int:
+        tokens = self.client.get("/api/v1/hsm/tokens", headers=self.security_officer.auth).json()
+        return int(next(k["id"] for t in tokens for k in t["keys"] if k["label"] == label))
 
     def close(self) -> Any:
         path = f"{SESSIONS}/{self.usbkey['serial']}"
@@ -73,6 +93,8 @@ def demo(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Demo]:
             settings=settings,
             custodian=member("custodian", "ws-custodian-01"),
             security_officer=member("security_officer"),
+            officer=member("officer"),
+            admin=member("admin"),
             usbkey=secrets["tokens"]["USBKEY-01"],
             bay=UsbKeyBay(settings.hsm_dir),
         )
@@ -130,7 +152,11 @@ def test_another_custodians_token_is_refused(demo: Demo, make_staff: MakeStaff) 
 
 
 def test_session_needs_the_workstation_signature(demo: Demo) -> None:
-    body = {"token_serial": demo.usbkey["serial"], "pin": demo.usbkey["user_pin"]}
+    body = {
+        "token_serial": demo.usbkey["serial"],
+        "key_label": "certificate-1",
+        "pin": demo.usbkey["user_pin"],
+    }
     unsigned = demo.client.post(SESSIONS, json=body, headers=demo.custodian.auth)
     assert unsigned.status_code == 401
 
@@ -157,4 +183,64 @@ def test_token_register_shows_presence_and_lock(demo: Demo) -> None:
     listed = demo.client.get("/api/v1/hsm/tokens", headers=demo.security_officer.auth)
     assert next(t for t in listed.json() if t["label"] == "USBKEY-01")["pin_locked"] is True
     health = demo.client.get("/healthz").json()
-    assert health["tokens_locked"] == 1 and health["tokens_present"] == 3
+    assert health["tokens_locked"] == 1 and health["tokens_present"] == len(listed.json())
+
+
+def test_http_batch_refuses_by_rule_until_certify_supplies_case_gates(demo: Demo) -> None:
+    assert demo.open(demo.usbkey["user_pin"]).status_code == 201
+    batch = {
+        "key_id": demo.key_id("certificate-1"),
+        "documents": [{"kind": "certificate", "document_id": "C1", "content": {"n": 1}}],
+    }
+    answer = demo.post("/api/v1/signing/batches", batch, demo.custodian)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["signed"] == []
+    assert answer.json()["refused"][0]["rule"] == "criminal-record"
+
+
+def test_http_revocation_with_dual_control_is_signed_and_readable(
+    demo: Demo, make_staff: MakeStaff
+) -> None:
+    approval = {"document_id": "R1", "reason": "certificate obtained by fraud"}
+    assert demo.post("/api/v1/signing/approvals", approval, demo.officer).status_code == 201
+    again = demo.post("/api/v1/signing/approvals", approval, demo.officer)
+    assert again.status_code == 409
+    custodian_try = demo.post("/api/v1/signing/approvals", approval, demo.custodian)
+    assert custodian_try.status_code == 403
+    assert demo.open(demo.usbkey["user_pin"], key_label="revocation-1").status_code == 201
+    batch = {
+        "key_id": demo.key_id("revocation-1"),
+        "documents": [{"kind": "revocation", "document_id": "R1", "content": {"c": "C1"}}],
+    }
+    first = demo.post("/api/v1/signing/batches", batch, demo.custodian).json()
+    assert first["refused"][0]["rule"] == "dual-control"
+    second_officer = make_staff(Role.OFFICER)
+    assert demo.post("/api/v1/signing/approvals", approval, second_officer).status_code == 201
+    signed = demo.post("/api/v1/signing/batches", batch, demo.custodian).json()
+    assert signed["signed"] == ["R1"]
+    document = demo.client.get(
+        "/api/v1/signing/documents/revocation/R1", headers=demo.security_officer.auth
+    ).json()
+    cose = base64.urlsafe_b64decode(document["cose_sign1"] + "==")
+    certificate = x509.load_der_x509_certificate(base64.b64decode(document["certificate_der"]))
+    assert verify_sign1(cose, certificate).kid == bytes.fromhex(document["kid"])
+
+
+def test_session_on_an_unregistered_workstation_is_refused(
+    demo: Demo, make_staff: MakeStaff
+) -> None:
+    other = make_staff(Role.CUSTODIAN, workstation=True)
+    offer = {"token_serial": demo.usbkey["serial"], "to": other.username}
+    offered = demo.post("/api/v1/custody/handovers", offer, demo.custodian)
+    assert offered.status_code == 201, offered.text
+    handover = offered.json()["id"]
+    accepted = demo.post(f"/api/v1/custody/handovers/{handover}/accept", {}, other)
+    assert accepted.status_code == 200 and accepted.json()["status"] == "completed"
+    refused = demo.open(demo.usbkey["user_pin"], who=other)
+    assert refused.status_code == 403 and "not registered for USBKey" in refused.json()["detail"]
+    register = {"workstation": other.workstation}
+    path = f"/api/v1/hsm/tokens/{demo.usbkey['serial']}/workstations"
+    assert demo.post(path, register, demo.admin).status_code == 201
+    assert demo.open(demo.usbkey["user_pin"], who=other).status_code == 201
+    old = demo.open(demo.usbkey["user_pin"])
+    assert old.status_code == 403 and "custody" in old.json()["detail"]

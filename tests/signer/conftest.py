@@ -1,3 +1,4 @@
 from hsm_fixtures import hsm
+from signing_env import env
 
-__all__ = ["hsm"]
+__all__ = ["env", "hsm"]

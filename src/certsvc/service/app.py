@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from certsvc import __version__
+from certsvc.certify.decisions import CaseRecords
 from certsvc.errors import CertsvcError, Conflict, InvalidInput, NotFound
 from certsvc.service.accounts import password_hasher
 from certsvc.service.audit_keys import CheckpointKeyHolder
@@ -18,10 +19,15 @@ from certsvc.service.checkpointer import Checkpointer
 from certsvc.service.db import make_engine, make_sessionmaker, require_current_schema
 from certsvc.service.hsm import open_tokens
 from certsvc.service.log_redaction import install_log_redaction
+from certsvc.service.public_app import create_public_app
 from certsvc.service.routes import PUBLIC_ROUTERS, STAFF_ROUTERS
 from certsvc.service.settings import Settings, get_settings
+from certsvc.signer.chain import ChainInvalid
+from certsvc.signer.cose import CoseInvalid
+from certsvc.signer.documents import BatchInterrupted, DocumentSigner
 from certsvc.signer.errors import (
     KeyNotFound,
+    NotCustodian,
     SessionLost,
     SignatureInvalid,
     TokenAbsent,
@@ -30,7 +36,10 @@ from certsvc.signer.errors import (
     TokenLocked,
     WrongPin,
 )
+from certsvc.signer.policy import PolicyRefused
 from certsvc.signer.sessions import NotYourSession, SigningSessions
+from certsvc.vault.errors import VaultUnavailable
+from certsvc.verify.ratelimit import make_rate_limiter
 
 ERROR_STATUS: dict[type[CertsvcError], int] = {
     InvalidInput: status.HTTP_422_UNPROCESSABLE_CONTENT,
@@ -45,6 +54,12 @@ ERROR_STATUS: dict[type[CertsvcError], int] = {
     KeyNotFound: status.HTTP_404_NOT_FOUND,
     TokenFault: status.HTTP_503_SERVICE_UNAVAILABLE,
     SignatureInvalid: status.HTTP_503_SERVICE_UNAVAILABLE,
+    PolicyRefused: status.HTTP_403_FORBIDDEN,
+    NotCustodian: status.HTTP_403_FORBIDDEN,
+    BatchInterrupted: status.HTTP_503_SERVICE_UNAVAILABLE,
+    CoseInvalid: status.HTTP_422_UNPROCESSABLE_CONTENT,
+    ChainInvalid: status.HTTP_422_UNPROCESSABLE_CONTENT,
+    VaultUnavailable: status.HTTP_503_SERVICE_UNAVAILABLE,
 }
 
 
@@ -56,6 +71,8 @@ async def _certsvc_error(_request: Request, exc: Exception) -> JSONResponse:
     body: dict[str, object] = {"detail": str(exc)}
     if isinstance(exc, WrongPin):
         body["tries_left"] = exc.tries_left
+    if isinstance(exc, PolicyRefused):
+        body["rule"] = exc.rule
     return JSONResponse(body, status_code=code)
 
 
@@ -77,6 +94,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     rather than on the first request.
     """
     settings = settings or get_settings()
+    if settings.public_only:
+        return create_public_app(settings)
     engine = make_engine(settings.resolved_database_url)
     sessions = make_sessionmaker(engine)
     try:
@@ -93,16 +112,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        checkpointing = None
-        if not settings.public_only:
-            checkpointing = asyncio.create_task(
-                Checkpointer(settings, checkpoint_key, sessions).run()
-            )
+        checkpointing = asyncio.create_task(Checkpointer(settings, checkpoint_key, sessions).run())
         yield
-        if checkpointing is not None:
-            checkpointing.cancel()
-            with suppress(asyncio.CancelledError):
-                await checkpointing
+        checkpointing.cancel()
+        with suppress(asyncio.CancelledError):
+            await checkpointing
         signing_sessions.close_all()
         checkpoint_key.close()
         engine.dispose()
@@ -120,11 +134,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.password_hasher = password_hasher(settings)
     app.state.tokens = tokens
     app.state.signing_sessions = signing_sessions
+    app.state.document_signer = DocumentSigner(sessions, signing_sessions, CaseRecords())
     app.state.checkpoint_key = checkpoint_key
+    app.state.rate_limiter = make_rate_limiter(settings.verify_rate_per_minute, settings.redis_url)
     app.add_exception_handler(CertsvcError, _certsvc_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    routers = PUBLIC_ROUTERS if settings.public_only else PUBLIC_ROUTERS + STAFF_ROUTERS
-    for router in routers:
+    for router in PUBLIC_ROUTERS + STAFF_ROUTERS:
         app.include_router(router)
     install_log_redaction()
     return app

@@ -19,6 +19,8 @@ from cryptography import x509
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from certsvc.audit.events import AuditEvent
+from certsvc.audit.log import append
 from certsvc.audit.publish import latest_checkpoint, publish_checkpoint
 from certsvc.hsm_sim import init_token
 from certsvc.hsm_sim.softhsm import serial_of
@@ -29,17 +31,26 @@ from certsvc.service.accounts import (
     issue_api_token,
     password_hasher,
 )
+from certsvc.service.audit_keys import CheckpointKeyHolder
 from certsvc.service.db import make_engine, make_sessionmaker, upgrade_database
 from certsvc.service.hsm import open_tokens
-from certsvc.service.audit_keys import CheckpointKeyHolder
 from certsvc.service.service_pins import store_service_pin
 from certsvc.service.settings import Settings
+from certsvc.service.trust_publish import publish_trust_list
+from certsvc.service.vault_setup import provision_vault
 from certsvc.service.workstations import (
     Workstation,
     generate_workstation_key,
     register_workstation,
 )
-from certsvc.signer.custody import certificate_of, register_key, register_token
+from certsvc.signer.actor import Actor
+from certsvc.signer.custody import (
+    certificate_of,
+    register_key,
+    register_token,
+    register_token_workstation,
+    token_workstations,
+)
 from certsvc.signer.models import HsmToken, KeyPurpose, SigningKey
 from certsvc.signer.tokens import Pkcs11Tokens, TokenSession
 from certsvc.signer.x509 import Issuer, issue_key_certificate, issue_root_certificate
@@ -48,6 +59,7 @@ DEMO_CUSTODIAN = "custodian"
 DEMO_WORKSTATION = "ws-custodian-01"
 ROOT_USBKEY = "CERTSVC-ROOT"
 ROOT_KEY = "root"
+INIT_ACTOR = Actor(username="certsvc-init", account_id=0, role="admin")
 
 
 @dataclass(frozen=True)
@@ -116,7 +128,10 @@ def initialise(settings: Settings, progress: Callable[[str], None] = lambda _: N
             tokens = open_tokens(settings, sessions)
             try:
                 _tokens(settings, sessions, tokens, credentials, report, progress)
+                _trust_list(settings, sessions, tokens, credentials, report, progress)
+                _token_workstations(sessions, report, progress)
                 _first_checkpoint(settings, sessions, tokens, progress)
+                report.created += provision_vault(settings, sessions, tokens, credentials, progress)
             finally:
                 tokens.reset()
         return report
@@ -143,6 +158,7 @@ def _accounts(
                 db, username, role, password, f"demo {role.value}", hasher=hasher
             )
             token, _ = issue_api_token(db, account, settings.api_token_days)
+            _audit(db, "service.account.create", username, role=role.value)
             credentials.data["accounts"][username] = {
                 "role": role.value,
                 "password": password,
@@ -168,6 +184,7 @@ def _workstation(
         key_path = key_dir / f"{DEMO_WORKSTATION}.pem"
         public_key = generate_workstation_key(key_path)
         register_workstation(db, DEMO_WORKSTATION, DEMO_CUSTODIAN, public_key)
+        _audit(db, "service.workstation.register", DEMO_WORKSTATION, custodian=DEMO_CUSTODIAN)
         credentials.data["workstations"][DEMO_WORKSTATION] = {
             "custodian": DEMO_CUSTODIAN,
             "private_key": str(key_path),
@@ -223,6 +240,21 @@ def _tokens(
             root_session.close()
 
 
+def _trust_list(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    tokens: Pkcs11Tokens,
+    credentials: Credentials,
+    report: InitReport,
+    progress: Callable[[str], None],
+) -> None:
+    """Publish the issuing keys and sign the trust list with the root key when they changed."""
+    progress("trust list")
+    with _login_root(tokens, credentials) as root:
+        if publish_trust_list(settings, sessions, root):
+            report.created.append("trust list")
+
+
 def _first_checkpoint(
     settings: Settings,
     sessions: sessionmaker[Session],
@@ -236,10 +268,30 @@ def _first_checkpoint(
     progress("audit checkpoint")
     holder = CheckpointKeyHolder(settings, tokens, sessions)
     try:
+        signer = holder.signer()
         with sessions.begin() as db:
-            publish_checkpoint(db, holder.signer())
+            publish_checkpoint(db, signer)
     finally:
         holder.close()
+
+
+def _token_workstations(
+    sessions: sessionmaker[Session], report: InitReport, progress: Callable[[str], None]
+) -> None:
+    """Register the demo workstation for every token its custodian holds (R6)."""
+    with sessions.begin() as db:
+        workstation = db.scalar(select(Workstation).where(Workstation.name == DEMO_WORKSTATION))
+        if workstation is None:
+            return
+        held = db.scalars(select(HsmToken).where(HsmToken.custodian_id == workstation.custodian_id))
+        for token in list(held):
+            if DEMO_WORKSTATION in token_workstations(db, token.serial):
+                continue
+            progress(f"workstation {DEMO_WORKSTATION} for USBKey {token.label}")
+            register_token_workstation(
+                db, INIT_ACTOR, token.serial, DEMO_WORKSTATION, workstation.custodian_id
+            )
+            report.created.append(f"workstation {DEMO_WORKSTATION} for USBKey {token.label}")
 
 
 def _token_on_hsm(
@@ -301,7 +353,9 @@ def _provision_keys(
     status = tokens.status(serial)
     with sessions.begin() as db:
         register_token(db, serial, demo.label, status.model, status.manufacturer, custodian_id)
+        _audit(db, "signer.token.register", serial, label=demo.label)
         for label, purpose, certificate in certificates:
+            _audit(db, "signer.key.generate", f"{serial}/{label}", purpose=purpose.value)
             register_key(
                 db,
                 serial,
@@ -311,6 +365,10 @@ def _provision_keys(
                 certificate,
                 issuer_key_id=None if root_key is None else root_key.id,
             )
+
+
+def _audit(db: Session, action: str, subject: str, **details: str) -> None:
+    append(db, AuditEvent("certsvc-init", "system", action, subject, "ok", details=details))
 
 
 def _digits(count: int) -> str:

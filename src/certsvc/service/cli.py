@@ -8,9 +8,13 @@ import typer
 
 from certsvc.errors import CertsvcError
 from certsvc.service.cli_audit import audit_app
+from certsvc.service.cli_demo import demo
 from certsvc.service.cli_hsm import hsm_app
+from certsvc.service.cli_import import import_app
 from certsvc.service.cli_server import init, serve
 from certsvc.service.cli_staff import staff_app, workstation_app
+from certsvc.service.cli_vault import vault_app
+from certsvc.service.cli_verify import verify_qr
 from certsvc.service.db import DatabaseConfigError
 
 app = typer.Typer(
@@ -22,9 +26,13 @@ app = typer.Typer(
 )
 app.command("init")(init)
 app.command("serve")(serve)
+app.command("verify-qr")(verify_qr)
+app.command("demo")(demo)
 app.add_typer(staff_app, name="staff")
 app.add_typer(workstation_app, name="workstation")
 app.add_typer(hsm_app, name="hsm")
+app.add_typer(vault_app, name="vault")
+app.add_typer(import_app, name="import")
 app.add_typer(audit_app, name="audit")
 
 

@@ -8,6 +8,9 @@ MODEL_MODULES = (
     "certsvc.service.workstations",
     "certsvc.signer.models",
     "certsvc.audit.models",
+    "certsvc.verify.models",
+    "certsvc.vault.models",
+    "certsvc.certify.models",
 )
 
 

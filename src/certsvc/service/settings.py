@@ -52,6 +52,12 @@ class Settings(BaseSettings):
     audit_checkpoint_seconds: float = Field(
         default=60, gt=0, description="…and at least this often while events arrive"
     )
+    verify_rate_per_minute: int = Field(
+        default=120, ge=1, description="public verification requests per client per minute"
+    )
+    redis_url: str | None = Field(
+        default=None, description="Redis for rate limits shared by several workers"
+    )
     public_only: bool = Field(
         default=False, description="serve only the public side (what `serve --public` sets)"
     )
@@ -66,6 +72,16 @@ class Settings(BaseSettings):
     )
     signing_idle_minutes: float = Field(
         default=15, gt=0, le=480, description="a signing session unused this long closes"
+    )
+    vault_key_cache_seconds: float = Field(
+        default=300, ge=0, description="unwrapped vault data keys are fetched again this often"
+    )
+    vault_reveal_limit: int = Field(
+        default=20, ge=1, le=10000, description="values one person may reveal per window"
+    )
+    vault_reveal_window_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
+    vault_rotation_grace_seconds: float = Field(
+        default=10, ge=0, description="pause before values move to a new key version"
     )
     password_hash_profile: Literal["production", "test"] = Field(
         default="production",

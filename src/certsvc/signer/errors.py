@@ -71,3 +71,7 @@ class SignatureInvalid(SignerError):
             f"USBKey {token} produced a signature with key {label!r} that does not verify: "
             f"it was discarded; report the token to the security officer"
         )
+
+
+class NotCustodian(SignerError):
+    """The caller does not hold the token (or is not the party) a custody act needs."""

@@ -1,7 +1,9 @@
 """Signing sessions: a custodian's USBKey inserted and unlocked at a workstation, for a while.
 
-A session is a logged-in token session plus who opened it and where; it ends on demand, after
-an absolute time, or when left unused. The PIN is passed to the token once and not kept.
+A session is a logged-in token session plus who opened it, where, and for which key; it ends on
+demand, after an absolute time, or when left unused. The PIN is passed to the token once and not
+kept. Sessions live in the process that opened them: with several service workers, a custodian's
+session is in the worker that served the opening request.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class SigningSession:
     last_used_at: float
     expires_at: float
     idle_seconds: float
+    key_label: str | None = None
 
     def expired(self, now: float) -> bool:
         return now >= self.expires_at or now - self.last_used_at >= self.idle_seconds
@@ -55,7 +58,14 @@ class SigningSessions:
         self._lock = threading.Lock()
         self._open: dict[str, SigningSession] = {}
 
-    def open(self, serial: str, pin: str, custodian: str, workstation: str) -> SigningSession:
+    def open(
+        self,
+        serial: str,
+        pin: str,
+        custodian: str,
+        workstation: str,
+        key_label: str | None = None,
+    ) -> SigningSession:
         with self._lock:
             self._expire()
             token = self._tokens.login(serial, pin)
@@ -68,6 +78,7 @@ class SigningSessions:
                 last_used_at=now,
                 expires_at=now + self._absolute,
                 idle_seconds=self._idle,
+                key_label=key_label,
             )
             self._open[serial] = session
             return session
@@ -83,6 +94,28 @@ class SigningSessions:
                 raise NotYourSession(f"token {serial}: the session is held by another custodian")
             session.last_used_at = self._clock()
             return session
+
+    def current(self, serial: str) -> SigningSession | None:
+        """The live session on `serial`, whoever holds it; the signing policy judges the rest."""
+        with self._lock:
+            self._expire()
+            return self._open.get(serial)
+
+    def touch(self, session: SigningSession) -> None:
+        """Restart the idle clock after a use."""
+        with self._lock:
+            session.last_used_at = self._clock()
+
+    def end(self, serial: str, key_label: str | None = None) -> bool:
+        """Close the session on `serial` (only if it is for `key_label`, when given) whoever
+        holds it: the token changed hands or the key was retired. Whether one was closed."""
+        with self._lock:
+            session = self._open.get(serial)
+            if session is None or key_label not in (None, session.key_label):
+                return False
+            del self._open[serial]
+            session.token.close()
+            return True
 
     def close(self, serial: str, custodian: str) -> None:
         with self._lock:

@@ -23,7 +23,7 @@ from asn1crypto import core as asn1_core
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass, TokenFlag
+from pkcs11 import Attribute, GCMParams, KeyType, Mechanism, ObjectClass, TokenFlag
 from pkcs11 import exceptions as p11e
 from pkcs11.util.ec import encode_ec_public_key, encode_named_curve_parameters
 
@@ -389,3 +389,71 @@ class TokenSession:
         except FAULT_ERRORS as exc:
             self.close()
             raise TokenFault(self.name) from exc
+
+    # Secret keys: a key-encryption key that never leaves the token and encrypts (wraps) data
+    # keys with AES-GCM. python-pkcs11's C_WrapKey needs key objects of its own on both sides;
+    # C_Encrypt over the data key's bytes gives the same protection and works through hsm_sim.
+
+    def generate_aes_key(self, label: str) -> None:
+        """An AES-256 key made on the token: sensitive, never extractable, encrypt/decrypt only."""
+        with self._faults():
+            self._raw.generate_key(
+                KeyType.AES,
+                256,
+                label=label,
+                store=True,
+                template={
+                    Attribute.SENSITIVE: True,
+                    Attribute.EXTRACTABLE: False,
+                    Attribute.PRIVATE: True,
+                    Attribute.ENCRYPT: True,
+                    Attribute.DECRYPT: True,
+                    Attribute.WRAP: False,
+                    Attribute.UNWRAP: False,
+                    Attribute.SIGN: False,
+                    Attribute.VERIFY: False,
+                },
+            )
+
+    def secret_key_labels(self) -> list[str]:
+        with self._faults():
+            found = self._raw.get_objects({Attribute.CLASS: ObjectClass.SECRET_KEY})
+            return sorted(str(key[Attribute.LABEL]) for key in found)
+
+    def secret_key_attributes(self, label: str) -> dict[str, bool]:
+        """The protection attributes of a secret key, read back from the token."""
+        names = ("SENSITIVE", "EXTRACTABLE", "ALWAYS_SENSITIVE", "NEVER_EXTRACTABLE", "TOKEN")
+        with self._faults():
+            key = self._secret(label)
+            return {n: bool(key[getattr(Attribute, n)]) for n in names}
+
+    def aes_gcm_encrypt(self, label: str, nonce: bytes, aad: bytes, data: bytes) -> bytes:
+        """AES-GCM on the token with a secret key: ciphertext ‖ 16-byte tag."""
+        with self._faults():
+            params = GCMParams(nonce, aad)
+            key = self._secret(label)
+            return bytes(key.encrypt(data, mechanism=Mechanism.AES_GCM, mechanism_param=params))
+
+    def aes_gcm_decrypt(self, label: str, nonce: bytes, aad: bytes, data: bytes) -> bytes:
+        """The inverse of `aes_gcm_encrypt`; a wrong tag is a token error (SoftHSM reports it
+        as a general error), so callers treat a failure as the key being unusable."""
+        with self._faults():
+            params = GCMParams(nonce, aad)
+            key = self._secret(label)
+            return bytes(key.decrypt(data, mechanism=Mechanism.AES_GCM, mechanism_param=params))
+
+    def destroy_secret_key(self, label: str) -> None:
+        """Delete a secret key from the token: what it encrypted can never be decrypted again."""
+        with self._faults():
+            for key in list(
+                self._raw.get_objects(
+                    {Attribute.CLASS: ObjectClass.SECRET_KEY, Attribute.LABEL: label}
+                )
+            ):
+                key.destroy()
+
+    def _secret(self, label: str) -> Any:
+        try:
+            return self._raw.get_key(object_class=ObjectClass.SECRET_KEY, label=label)
+        except p11e.NoSuchKey:
+            raise KeyNotFound(self.name, label) from None

@@ -1,5 +1,6 @@
-"""The service's routers: `create_app` includes `PUBLIC_ROUTERS` always and `STAFF_ROUTERS`
-unless the node serves only the public side (`certsvc serve --public`)."""
+"""The service's routers. A full node serves `PUBLIC_ROUTERS` and `STAFF_ROUTERS`; a public
+verification node (`certsvc serve --public`) serves `PUBLIC_NODE_ROUTERS` only, from a database
+that holds nothing but the public register."""
 
 from fastapi import APIRouter
 
@@ -8,14 +9,20 @@ from certsvc.service.routes import (
     admin_workstations,
     audit,
     auth,
+    certify_announcements,
     custodian,
+    custody,
+    documents,
     health,
     hsm_tokens,
     signing_sessions,
     staff,
+    vault,
 )
+from certsvc.verify.routes import router as verify_router
 
-PUBLIC_ROUTERS: tuple[APIRouter, ...] = (health.router, audit.public_router)
+PUBLIC_NODE_ROUTERS: tuple[APIRouter, ...] = (health.public_router, verify_router)
+PUBLIC_ROUTERS: tuple[APIRouter, ...] = (health.router, audit.public_router, verify_router)
 STAFF_ROUTERS: tuple[APIRouter, ...] = (
     auth.router,
     staff.router,
@@ -24,5 +31,9 @@ STAFF_ROUTERS: tuple[APIRouter, ...] = (
     custodian.router,
     hsm_tokens.router,
     signing_sessions.router,
+    custody.router,
+    documents.router,
     audit.router,
+    vault.router,
+    certify_announcements.router,
 )

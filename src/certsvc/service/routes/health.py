@@ -14,6 +14,7 @@ from certsvc.errors import CertsvcError
 from certsvc.signer.models import HsmToken
 
 router = APIRouter(tags=["health"])
+public_router = APIRouter(tags=["health"])
 
 
 class Health(BaseModel):
@@ -56,3 +57,20 @@ def healthz(request: Request, response: Response) -> Health:
         tokens_present=present,
         tokens_locked=locked,
     )
+
+
+class PublicHealth(BaseModel):
+    status: Literal["ok", "degraded"]
+    database: Literal["ok", "unavailable"]
+
+
+@public_router.get("/healthz")
+def public_healthz(request: Request, response: Response) -> PublicHealth:
+    """A public node has no tokens: only its database (the public register) matters."""
+    try:
+        with request.app.state.sessionmaker() as db:
+            db.execute(text("SELECT 1"))
+    except SQLAlchemyError:
+        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+        return PublicHealth(status="degraded", database="unavailable")
+    return PublicHealth(status="ok", database="ok")

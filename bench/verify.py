@@ -1,0 +1,201 @@
+"""Public verification throughput: the real public node against a bare FastAPI endpoint
+returning a constant, both served by uvicorn with the same settings, loaded by the same
+client in a separate process, in the same run.
+
+    python bench/verify.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+import httpx
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+TARGET = 0.5
+BARE_APP = """
+from fastapi import FastAPI
+app = FastAPI()
+@app.get("/api/v1/verify/{verification_id}")
+async def constant(verification_id: str) -> dict[str, str]:
+    return {"status": "valid"}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_ready(port: int) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/docs", timeout=2)
+            return
+        except httpx.TransportError:
+            time.sleep(0.2)
+    raise RuntimeError("server did not start")
+
+
+def public_register(tmp: Path) -> tuple[str, list[str]]:
+    """A register-only SQLite database with valid and revoked certificates."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session
+
+    from certsvc._db import Base
+    from certsvc.service.models_registry import import_all_models
+    from certsvc.service.public_app import PUBLIC_TABLES
+    from certsvc.verify.models import SignedTrustList, TrustedBody
+    from certsvc.verify.payload import Claims, new_verification_id, sign_claims
+    from certsvc.verify.register import PublicFields, publish_certificate, revoke_certificate
+
+    import_all_models()
+    url = f"sqlite:///{tmp / 'public.db'}"
+    engine = create_engine(url)
+    Base.metadata.create_all(engine, tables=[Base.metadata.tables[t] for t in PUBLIC_TABLES])
+    key = ec.generate_private_key(ec.SECP256R1())
+
+    def sign_raw(data: bytes) -> bytes:
+        r, s = decode_dss_signature(key.sign(data, ec.ECDSA(hashes.SHA256())))
+        return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+
+    ids = []
+    with Session(engine) as db, db.begin():
+        db.add(TrustedBody(code="410000", name="河南省教育厅", root_certificate=b""))
+        db.add(
+            SignedTrustList(
+                version=1,
+                document="{}",
+                signature=b"",
+                signed_at=__import__("certsvc._dbtypes", fromlist=["utcnow"]).utcnow(),
+            )
+        )
+        for n in range(200):
+            vid = new_verification_id()
+            claims = Claims("410000", f"2020410000{n:07d}", "SS", "02", "张*", date(2020, 1, 1), 0)
+            fields = PublicFields(vid, claims.number, "SS", "02", "410000", date(2020, 1, 1), "张*")
+            publish_certificate(db, fields, sign_claims(claims, vid, b"k" * 8, sign_raw))
+            if n % 10 == 0:
+                revoke_certificate(db, vid, date(2021, 1, 1), "error")
+            ids.append(vid)
+    engine.dispose()
+    return url, ids + [new_verification_id() for _ in range(40)]
+
+
+WRK_SCRIPT = """
+ids = {}
+for line in io.lines(os.getenv("CERTSVC_BENCH_IDS")) do ids[#ids + 1] = line end
+n = 0
+request = function()
+  n = n + 1
+  return wrk.format("GET", "/api/v1/verify/" .. ids[(n % #ids) + 1])
+end
+done = function(summary, latency, requests)
+  io.write(string.format('JSON {"rps": %f, "p50": %f, "p99": %f, "errors": %d}\\n',
+    summary.requests / (summary.duration / 1e6), latency:percentile(50) / 1e3,
+    latency:percentile(99) / 1e3, summary.errors.status + summary.errors.connect
+      + summary.errors.read + summary.errors.write + summary.errors.timeout))
+end
+"""
+
+
+def measure(argv: list[str], env: dict[str, str], port: int, seconds: float) -> dict[str, float]:
+    """Load one server with wrk (a separate, native process) and read its summary."""
+    server = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_ready(port)
+        done = subprocess.run(
+            [
+                "wrk",
+                "-t1",
+                "-c32",
+                f"-d{seconds:.0f}s",
+                "-s",
+                env["CERTSVC_BENCH_SCRIPT"],
+                f"http://127.0.0.1:{port}",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        line = next(ln for ln in done.stdout.splitlines() if ln.startswith("JSON "))
+        return dict(json.loads(line[5:]))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="a short run, under a minute")
+    args = parser.parse_args()
+    seconds = 8.0 if args.quick else 30.0
+    with tempfile.TemporaryDirectory() as tmp_dir:
+        tmp = Path(tmp_dir)
+        url, ids = public_register(tmp)
+        (tmp / "bare_app.py").write_text(BARE_APP)
+        (tmp / "ids.txt").write_text("\n".join(ids) + "\n")
+        (tmp / "load.lua").write_text(WRK_SCRIPT)
+        port = free_port()
+        env = {
+            **os.environ,
+            "CERTSVC_DATABASE_URL": url,
+            "CERTSVC_HOME": str(tmp / "home"),
+            "CERTSVC_VERIFY_RATE_PER_MINUTE": "100000000",
+            "CERTSVC_BENCH_IDS": str(tmp / "ids.txt"),
+            "CERTSVC_BENCH_SCRIPT": str(tmp / "load.lua"),
+        }
+        ours = measure(
+            [
+                str(Path(sys.executable).parent / "certsvc"),
+                "serve",
+                "--public",
+                "--port",
+                str(port),
+            ],
+            env,
+            port,
+            seconds,
+        )
+        bare = measure(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--port",
+                str(port),
+                "--no-access-log",
+                "--log-level",
+                "warning",
+                "--app-dir",
+                str(tmp),
+                "bare_app:app",
+            ],
+            env,
+            port,
+            seconds,
+        )
+    for name, result in (("public node", ours), ("bare endpoint", bare)):
+        print(
+            f"{name}: {result['rps']:,.0f} req/s, p50 {result['p50']:.1f} ms, "
+            f"p99 {result['p99']:.1f} ms, errors {result['errors']:.0f}"
+        )
+    print(f"RESULT verify ratio={ours['rps'] / bare['rps']:.2f} target=>={TARGET}")
+
+
+if __name__ == "__main__":
+    main()

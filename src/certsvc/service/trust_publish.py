@@ -1,0 +1,58 @@
+"""Publishing the body's issuing keys to the public register and signing the trust list with
+the body's root key — at provisioning, and whenever the set of keys changes."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from certsvc.service.settings import Settings
+from certsvc.signer.custody import certificate_of
+from certsvc.signer.ecdsa import sign_p256
+from certsvc.signer.models import KeyPurpose, SigningKey
+from certsvc.signer.tokens import TokenSession
+from certsvc.verify.models import TrustedKey
+from certsvc.verify.register import publish_body, publish_key, retire_key
+from certsvc.verify.trust import latest_trust_list, sign_trust_list
+
+# Keys whose signatures the public checks: certificates and revocations.
+PUBLISHED_PURPOSES = (KeyPurpose.CERTIFICATE, KeyPurpose.REVOCATION)
+
+
+def publish_trust_list(
+    settings: Settings, sessions: sessionmaker[Session], root: TokenSession
+) -> bool:
+    """Bring the public trust list in line with the custody register; sign a new version with
+    the root key on `root` if anything changed. True when a new version was signed."""
+    with sessions.begin() as db:
+        keys = list(
+            db.scalars(
+                select(SigningKey).where(
+                    SigningKey.body_code == settings.body_code,
+                    SigningKey.purpose.in_((KeyPurpose.ROOT, *PUBLISHED_PURPOSES)),
+                )
+            )
+        )
+        root_key = next((k for k in keys if k.purpose is KeyPurpose.ROOT), None)
+        if root_key is None:
+            raise RuntimeError("the body has no root key: run `certsvc init`")
+        published = {k.kid: k for k in db.scalars(select(TrustedKey))}
+        before = {kid: k.retired_at for kid, k in published.items()}
+        root_certificate = certificate_of(root_key)
+        publish_body(db, settings.body_code, settings.body_name, root_certificate)
+        for key in keys:
+            if key.purpose is KeyPurpose.ROOT:
+                continue
+            kid = publish_key(db, key.body_code, key.purpose.value, certificate_of(key))
+            retired = getattr(key, "retired_at", None)
+            if retired is not None and published.get(kid) and published[kid].retired_at is None:
+                retire_key(db, kid, retired)
+        after = {k.kid: k.retired_at for k in db.scalars(select(TrustedKey))}
+        if after == before and latest_trust_list(db) is not None:
+            return False
+        public = root_certificate.public_key()
+        sign_trust_list(
+            db,
+            lambda data: sign_p256(root, root_key.label, data, public).der,  # type: ignore[arg-type]
+        )
+        return True

@@ -1,0 +1,72 @@
+"""Per-value cryptography with unwrapped data keys: AES-256-GCM for values, HMAC-SHA256 for
+blind indexes. Runs in process so that the token is needed per key, not per value."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from certsvc.vault.kinds import Kind
+
+NONCE_BYTES = 12
+KEY_BYTES = 32
+VALUES_PURPOSE = "values"
+AAD_PREFIX = b"certsvc-vault/1"
+
+
+def index_purpose(kind: Kind) -> str:
+    return f"index:{kind.value}"
+
+
+PURPOSES = (VALUES_PURPOSE, *(index_purpose(kind) for kind in Kind))
+
+
+def value_aad(kind: Kind, token: str, version: int) -> bytes:
+    """Associated data binding a ciphertext to its kind, token and key version: a ciphertext
+    copied to another row, kind or version no longer decrypts."""
+    return b"|".join((AAD_PREFIX, kind.value.encode(), token.encode(), str(version).encode()))
+
+
+def key_aad(version: int, purpose: str) -> bytes:
+    """Associated data for a data key wrapped by the KEK: a wrapped key moved to another
+    version or purpose no longer unwraps."""
+    return b"|".join((AAD_PREFIX, b"key", str(version).encode(), purpose.encode()))
+
+
+def new_key_material() -> dict[str, bytes]:
+    """Fresh random keys for every purpose of one version."""
+    return {purpose: secrets.token_bytes(KEY_BYTES) for purpose in PURPOSES}
+
+
+@dataclass(frozen=True)
+class KeySet:
+    """One version's keys, unwrapped: held in memory only."""
+
+    version: int
+    values: AESGCM
+    index_keys: dict[Kind, bytes]
+
+    @classmethod
+    def from_material(cls, version: int, material: dict[str, bytes]) -> KeySet:
+        return cls(
+            version=version,
+            values=AESGCM(material[VALUES_PURPOSE]),
+            index_keys={kind: material[index_purpose(kind)] for kind in Kind},
+        )
+
+    def blind_index(self, kind: Kind, value: str) -> bytes:
+        return hmac.digest(self.index_keys[kind], value.encode(), hashlib.sha256)
+
+    def seal(self, kind: Kind, token: str, value: str) -> bytes:
+        """nonce ‖ ciphertext ‖ tag."""
+        nonce = secrets.token_bytes(NONCE_BYTES)
+        aad = value_aad(kind, token, self.version)
+        return nonce + self.values.encrypt(nonce, value.encode(), aad)
+
+    def open(self, kind: Kind, token: str, sealed: bytes) -> str:
+        aad = value_aad(kind, token, self.version)
+        return self.values.decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], aad).decode()

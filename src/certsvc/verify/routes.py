@@ -1,0 +1,211 @@
+"""The public routes. No login; every answer comes from the public register and the trust
+list. Unknown and malformed ids get the same 404; each client is rate limited; no id or
+client address is logged."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request, status
+from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import BaseModel
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm import Session
+
+from certsvc.verify.models import PublicCertificate, TrustedBody
+from certsvc.verify.offline import verify_offline
+from certsvc.verify.page import CONTENT_SECURITY_POLICY, certificate_page, not_found_page
+from certsvc.verify.payload import MAX_QR_TEXT, is_verification_id
+from certsvc.verify.ratelimit import RateLimiter
+from certsvc.verify.register import lookup
+from certsvc.verify.trust import latest_trust_list, published, revocation_list
+from certsvc.verify.views import public_view
+
+router = APIRouter(tags=["verify"])
+CACHE = "public, max-age=30"  # a revocation shows everywhere within a minute
+HEADERS = {"Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff"}
+NOT_FOUND = {"detail": "no such certificate"}
+_PADDING_ID = "A" * 26  # looked up for malformed ids, so they cost what unknown ones do
+
+
+class Named(BaseModel):
+    code: str
+    zh: str
+    en: str
+
+
+class Body(BaseModel):
+    code: str
+    name: str
+
+
+class CertificateView(BaseModel):
+    """Everything public about a certificate: the allow-list of the design, nothing more."""
+
+    status: str
+    number: str
+    qualification: Named
+    subject: Named
+    issuing_body: Body
+    issue_date: str
+    holder: str
+    revoked_on: str | None
+    revocation_category: Named | None
+
+
+class OfflineAnswer(BaseModel):
+    signature_valid: bool
+    reason: str
+    key_valid_at_issue: bool | None
+    signed: dict[str, Any] | None
+    online: CertificateView | None
+
+
+def _db(request: Request) -> Any:
+    return request.app.state.sessionmaker()
+
+
+async def rate_limited(request: Request) -> None:
+    """429 with Retry-After past the client's budget (called inline: cheaper than a
+    dependency on the hottest path)."""
+    limiter: RateLimiter = request.app.state.rate_limiter
+    address = request.client.host if request.client else "unknown"
+    retry = await limiter.hit(address)
+    if retry is not None:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            detail="too many requests",
+            headers={"Retry-After": str(max(1, int(retry) + 1)), **HEADERS},
+        )
+
+
+# The hot path of the public node: one prebuilt Core query on a plain connection.
+_LOOKUP = (
+    select(
+        PublicCertificate.__table__,
+        TrustedBody.name.label("body_name"),
+    )
+    .select_from(PublicCertificate)
+    .outerjoin(TrustedBody, TrustedBody.code == PublicCertificate.body_code)
+    .where(PublicCertificate.verification_id == bindparam("verification_id"))
+)
+
+
+def _view_of(request: Request, verification_id: str) -> dict[str, Any] | None:
+    """The public view, or None for an unknown or malformed id (both cost one lookup)."""
+    wanted = verification_id.upper()
+    if not is_verification_id(wanted):
+        wanted = _PADDING_ID
+    # A single read needs no transaction: autocommit skips BEGIN and ROLLBACK round trips.
+    engine = request.app.state.engine.execution_options(isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        row = connection.execute(_LOOKUP, {"verification_id": wanted}).first()
+    if row is None:
+        return None
+    return public_view(row, row.body_name or row.body_code)
+
+
+def _view(db: Session, verification_id: str) -> dict[str, Any] | None:
+    record = lookup(db, verification_id.upper())
+    if record is None:
+        return None
+    body = db.get(TrustedBody, record.body_code)
+    return public_view(record, body.name if body else record.body_code)
+
+
+@router.get("/v/{verification_id}", response_class=HTMLResponse)
+@router.get(
+    "/V/{verification_id}",
+    response_class=HTMLResponse,
+    include_in_schema=False,
+)
+async def verification_page(verification_id: str, request: Request) -> HTMLResponse:
+    """The page a phone camera opens: green for valid, red for revoked or unknown."""
+    await rate_limited(request)
+    view = _view_of(request, verification_id)
+    headers = {**HEADERS, "Content-Security-Policy": CONTENT_SECURITY_POLICY}
+    if view is None:
+        return HTMLResponse(not_found_page(), status.HTTP_404_NOT_FOUND, headers=headers)
+    return HTMLResponse(certificate_page(view), headers={**headers, "Cache-Control": CACHE})
+
+
+@router.get(
+    "/api/v1/verify/{verification_id}",
+    response_model=CertificateView,
+    responses={404: {"description": "unknown or malformed id (one answer for both)"}},
+)
+async def verify_online(verification_id: str, request: Request) -> JSONResponse:
+    """The certificate's public fields and its current status."""
+    await rate_limited(request)
+    view = _view_of(request, verification_id)
+    if view is None:
+        return JSONResponse(NOT_FOUND, status.HTTP_404_NOT_FOUND, headers=HEADERS)
+    return JSONResponse(view, headers={**HEADERS, "Cache-Control": CACHE})
+
+
+@router.post("/api/v1/verify/offline")
+async def verify_scanned(request: Request) -> JSONResponse:
+    """Check a scanned QR (the whole text, or a bare `TC1:` payload) against the trust list,
+    and report the certificate's current status."""
+    await rate_limited(request)
+    raw = await request.body()
+    if len(raw) > MAX_QR_TEXT:
+        return JSONResponse({"detail": "body: longer than any certificate QR"}, 413)
+    try:
+        text = raw.decode()
+    except UnicodeDecodeError:
+        return JSONResponse({"detail": "body: not UTF-8 text"}, 422)
+    with _db(request) as db:
+        signed = latest_trust_list(db)
+        if signed is None:
+            return JSONResponse({"detail": "no trust list published yet"}, 503)
+        trust = published(signed)["trust_list"]
+
+        def id_for_number(number: str) -> str | None:
+            found: str | None = db.scalar(
+                select(PublicCertificate.verification_id).where(PublicCertificate.number == number)
+            )
+            return found
+
+        verdict = verify_offline(text, trust, id_for_number)
+        online = _view(db, verdict.verification_id) if verdict.verification_id else None
+    answer = OfflineAnswer(
+        signature_valid=verdict.valid,
+        reason=verdict.reason,
+        key_valid_at_issue=verdict.key_valid_at_issue,
+        signed=(
+            {
+                "number": verdict.claims.number,
+                "body": verdict.claims.body,
+                "qualification": verdict.claims.qualification,
+                "subject": verdict.claims.subject,
+                "holder": verdict.claims.masked_name,
+                "issue_date": verdict.claims.issue_date.isoformat(),
+            }
+            if verdict.valid and verdict.claims
+            else None
+        ),
+        online=CertificateView.model_validate(online) if online and verdict.valid else None,
+    )
+    return JSONResponse(answer.model_dump(mode="json"), headers=HEADERS)
+
+
+@router.get("/.well-known/certsvc/trust-list.json")
+def trust_list(request: Request) -> JSONResponse:
+    """Issuing bodies, roots, keys and code tables, signed by the body's root key."""
+    with _db(request) as db:
+        signed = latest_trust_list(db)
+    if signed is None:
+        return JSONResponse({"detail": "no trust list published yet"}, 404, headers=HEADERS)
+    return JSONResponse(published(signed), headers={**HEADERS, "Cache-Control": CACHE})
+
+
+@router.get("/.well-known/certsvc/revocations.json")
+def revocations(request: Request) -> JSONResponse:
+    """Revoked verification ids as truncated keyed hashes, for offline verifiers."""
+    with _db(request) as db:
+        signed = latest_trust_list(db)
+        if signed is None:
+            return JSONResponse({"detail": "no trust list published yet"}, 404, headers=HEADERS)
+        listing = revocation_list(db, published(signed)["trust_list"])
+    return JSONResponse(listing, headers={**HEADERS, "Cache-Control": CACHE})

@@ -1,0 +1,41 @@
+"""`certsvc demo --out DIR` (a contract): the manifest, its QR images decoded, each URL
+followed on the app, the revoked certificate shown revoked; a second run works too."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from fastapi.testclient import TestClient
+
+from certsvc.service.app import create_app
+from certsvc.service.cli import main
+from certsvc.service.settings import Settings
+from certsvc.verify.qrimage import decode_image
+
+
+def test_demo_round(settings: Settings, tmp_path: Path) -> None:
+    for run in ("one", "two"):
+        with pytest.raises(SystemExit) as done:
+            main(["demo", "--out", str(tmp_path / run)])
+        assert done.value.code == 0
+    manifest = json.loads((tmp_path / "one" / "manifest.json").read_text())
+    assert len(manifest) == 4
+    assert [m["status"] for m in manifest].count("revoked") == 1
+    app = create_app(settings)
+    with TestClient(app) as client:
+        for entry in manifest + json.loads((tmp_path / "two" / "manifest.json").read_text()):
+            assert entry["pdf"] is None and 1 <= entry["qr_version"] <= 10
+            text = decode_image(tmp_path / "one" / entry["qr_png"]) if entry in manifest else None
+            if text is not None:
+                assert text.startswith(entry["verification_url"] + "#TC1:")
+            path = urlsplit(entry["verification_url"]).path
+            page = client.get(path)
+            assert page.status_code == 200
+            verification_id = path.rsplit("/", 1)[1]
+            answer = client.get(f"/api/v1/verify/{verification_id}").json()
+            assert answer["status"] == entry["status"]
+            assert answer["number"] == entry["number"]
+    app.state.engine.dispose()

@@ -1,0 +1,44 @@
+"""A provisioned service (database, demo tokens, the vault's key token and keys) per test."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from certsvc.hsm_sim import UsbKeyBay
+from certsvc.service.bootstrap import initialise
+from certsvc.service.hsm import open_tokens
+from certsvc.service.settings import Settings
+from certsvc.service.vault_setup import VAULT_TOKEN, open_vault
+from certsvc.signer.tokens import Pkcs11Tokens
+from certsvc.vault.store import Vault
+
+
+@dataclass
+class VaultEnv:
+    settings: Settings
+    sessions: sessionmaker[Session]
+    tokens: Pkcs11Tokens
+    vault: Vault
+    kek_serial: str
+    bay: UsbKeyBay
+
+
+@pytest.fixture
+def vault_env(settings: Settings, sessions: sessionmaker[Session]) -> Iterator[VaultEnv]:
+    initialise(settings)
+    credentials = json.loads(settings.credentials_file.read_text())
+    tokens = open_tokens(settings, sessions)
+    yield VaultEnv(
+        settings=settings,
+        sessions=sessions,
+        tokens=tokens,
+        vault=open_vault(settings, sessions, tokens),
+        kek_serial=credentials["tokens"][VAULT_TOKEN]["serial"],
+        bay=UsbKeyBay(settings.hsm_dir),
+    )
+    tokens.reset()

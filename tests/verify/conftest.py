@@ -1,0 +1,3 @@
+from verify_support import demo
+
+__all__ = ["demo"]

@@ -1,0 +1,88 @@
+"""The verification page in a real browser (Debian's headless Chromium): loads with no script
+and no third-party resource, and shows the state. The screenshot is kept in the test output."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from PIL import Image
+
+from verify_support import Demo, Issued, public_copy
+
+CHROMIUM = [
+    "chromium",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    "--window-size=412,915",
+]
+
+
+@pytest.fixture
+def served(demo: Demo, tmp_path: Path) -> Iterator[tuple[str, Issued]]:
+    issued = demo.certificate("20204100000000012")
+    url = public_copy(demo, tmp_path / "public.db")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "CERTSVC_DATABASE_URL": url, "CERTSVC_HOME": str(tmp_path / "h")}
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "certsvc"), "serve", "--public", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"{base}/healthz", timeout=2)
+            break
+        except httpx.TransportError:
+            time.sleep(0.2)
+    yield base, issued
+    server.terminate()
+    server.wait(timeout=30)
+
+
+def _chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    profile = tmp_path / "chromium-profile"
+    return subprocess.run(
+        [*CHROMIUM, f"--user-data-dir={profile}", *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+
+
+def test_page_shows_the_state_in_chromium(served: tuple[str, Issued], tmp_path: Path) -> None:
+    base, issued = served
+    page = f"{base}/V/{issued.verification_id}"
+    dom = _chromium(tmp_path, "--dump-dom", page).stdout
+    assert "证书有效" in dom and "Certificate valid" in dom and issued.number in dom
+    assert "<script" not in dom
+    shot = tmp_path / "verification-page.png"
+    _chromium(tmp_path, f"--screenshot={shot}", page)
+    with Image.open(shot) as image:
+        assert image.size == (412, 915)
+        colours = dict((rgb, n) for n, rgb in image.convert("RGB").getcolors(1 << 20) or [])
+        green = colours.get((0x17, 0x80, 0x3D), 0)
+    assert green > 1000  # the green state banner is drawn
+    print(f"screenshot of the verification page: {shot}")
+    unknown = _chromium(tmp_path, "--dump-dom", f"{base}/v/AAAAAAAAAAAAAAAAAAAAAAAAAA").stdout
+    assert "未找到该证书" in unknown

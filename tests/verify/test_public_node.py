@@ -1,0 +1,67 @@
+"""A public verification node runs on a database holding only the public register."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from fastapi.testclient import TestClient
+
+from certsvc.service.app import create_app
+from certsvc.service.settings import Settings
+from verify_support import Demo, public_copy
+
+
+def test_public_app_needs_only_the_register(demo: Demo, tmp_path: Path) -> None:
+    issued = demo.certificate("20204100000000010")
+    url = public_copy(demo, tmp_path / "public.db")
+    settings = Settings(home=tmp_path / "public-home", database_url=url, public_only=True)
+    app = create_app(settings)
+    with TestClient(app) as client:
+        assert client.get(f"/api/v1/verify/{issued.verification_id}").json()["status"] == "valid"
+        offline = client.post("/api/v1/verify/offline", content=issued.text.encode()).json()
+        assert offline["signature_valid"] is True
+        assert client.get("/healthz").json() == {"status": "ok", "database": "ok"}
+        assert client.get("/.well-known/certsvc/trust-list.json").status_code == 200
+        assert client.get("/api/v1/staff/me").status_code == 404
+        assert client.post("/api/v1/auth/token", json={}).status_code == 404
+        assert "/api/v1/audit/events" not in client.get("/openapi.json").text
+    app.state.engine.dispose()
+    assert not (tmp_path / "public-home" / "hsm").exists()  # no token module touched
+
+
+def test_serve_public_answers_from_a_register_only_database(demo: Demo, tmp_path: Path) -> None:
+    issued = demo.certificate("20204100000000011")
+    url = public_copy(demo, tmp_path / "public.db")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "CERTSVC_DATABASE_URL": url, "CERTSVC_HOME": str(tmp_path / "h")}
+    certsvc = str(Path(sys.executable).parent / "certsvc")
+    server = subprocess.Popen(
+        [certsvc, "serve", "--public", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        answer = None
+        deadline = time.monotonic() + 60
+        while answer is None and time.monotonic() < deadline and server.poll() is None:
+            try:
+                answer = httpx.get(
+                    f"http://127.0.0.1:{port}/api/v1/verify/{issued.verification_id}", timeout=5
+                )
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert answer is not None and answer.json()["status"] == "valid"
+    finally:
+        server.terminate()
+        output, _ = server.communicate(timeout=30)
+    assert issued.verification_id not in output  # no ids in the server's log
