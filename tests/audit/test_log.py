@@ -279,3 +279,33 @@ def test_an_action_whose_event_cannot_be_written_does_not_happen(
         record(db, account, "service.account.create", account.username)
     with sessions() as db:
         assert db.scalar(select(StaffAccount).where(StaffAccount.username == "zhao.admin")) is None
+
+
+def test_batched_appends_build_the_same_tree(
+    sessions: sessionmaker[Session], signer: CheckpointSigner
+) -> None:
+    from certsvc.audit.log import append_many
+    from certsvc.audit.merkle import node_hash, split_point
+
+    n = 0
+    for batch in (1, 3, 7, 2, 13, 1, 5):
+        with sessions.begin() as db:
+            indexes = append_many(db, [event(n + k) for k in range(batch)])
+        assert indexes == list(range(n, n + batch))
+        n += batch
+    with sessions() as db:
+        leaves = [
+            bytes(r) for r in db.scalars(select(AuditEventRow.leaf).order_by(AuditEventRow.idx))
+        ]
+
+        def mth(part: list[bytes]) -> bytes:
+            if len(part) == 1:
+                return leaf_hash(part[0])
+            k = split_point(len(part))
+            return node_hash(mth(part[:k]), mth(part[k:]))
+
+        assert tree_root(db, n) == mth(leaves)
+        assert tree_root(db, 11) == mth(leaves[:11])
+    checkpoint(sessions, signer)
+    with sessions() as db:
+        assert verify_log(db, ORIGIN, signer.public_key).ok

@@ -6,10 +6,10 @@ at all (fail closed). A refused attempt is recorded by committing its event befo
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import cast
 
-from sqlalchemy import Table, insert, select, text, update
+from sqlalchemy import Table, bindparam, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from certsvc._dbtypes import utcnow
@@ -36,7 +36,10 @@ class AuditUnavailable(CertsvcError):
 # than running them.
 _HEAD = cast(Table, AuditHead.__table__)
 _BUMP_HEAD = (
-    update(_HEAD).where(_HEAD.c.id == 1).values(size=_HEAD.c.size + 1).returning(_HEAD.c.size)
+    update(_HEAD)
+    .where(_HEAD.c.id == 1)
+    .values(size=_HEAD.c.size + bindparam("count"))
+    .returning(_HEAD.c.size)
 )
 _INSERT_EVENT = insert(cast(Table, AuditEventRow.__table__))
 _INSERT_NODES = insert(cast(Table, AuditNode.__table__))
@@ -44,45 +47,74 @@ _INSERT_NODES = insert(cast(Table, AuditNode.__table__))
 
 def append(db: Session, event: AuditEvent) -> int:
     """Append `event` as the next leaf and return its index (O(log n) rows touched)."""
+    return append_many(db, [event])[0]
+
+
+def append_many(db: Session, events: Sequence[AuditEvent]) -> list[int]:
+    """Append `events` as consecutive leaves, in order; their indexes.
+
+    One head update, one node read and two multi-row inserts, however many events: a batch
+    of signatures records its events at the cost of a few statements.
+    """
+    if not events:
+        return []
     # Taking the head row first serialises appenders: PostgreSQL locks the row until commit,
     # SQLite takes its write lock.
     connection = db.connection()  # Core, not the ORM: this is the hot path
-    bumped = connection.execute(_BUMP_HEAD).scalar_one_or_none()
+    bumped = connection.execute(_BUMP_HEAD, {"count": len(events)}).scalar_one_or_none()
     if bumped is None:
         raise AuditUnavailable("audit log is not initialised — run `certsvc init`")
-    index = int(bumped) - 1
+    first = int(bumped) - len(events)
     occurred_at = utcnow()
-    leaf = encode_leaf(event, index, occurred_at)
-    digest = leaf_hash(leaf)
-    connection.execute(
-        _INSERT_EVENT,
-        {
-            "idx": index,
-            "leaf": leaf,
-            "leaf_hash": digest,
-            "occurred_at": occurred_at,
-            "actor": event.actor,
-            "role": event.role,
-            "workstation": event.workstation,
-            "action": event.action,
-            "object": event.object,
-            "outcome": event.outcome,
-        },
-    )
-    # Each trailing 1-bit of the index closes a perfect subtree one level up.
-    siblings = []
-    level = 0
-    while (index >> level) & 1:
-        siblings.append((level, (index >> level) - 1))
-        level += 1
-    known = read_nodes(db, siblings)
-    nodes = [{"level": 0, "idx": index, "hash": digest}]
-    current = digest
-    for sibling_level, sibling_index in siblings:
-        current = node_hash(known[(sibling_level, sibling_index)], current)
-        nodes.append({"level": sibling_level + 1, "idx": sibling_index >> 1, "hash": current})
-    connection.execute(_INSERT_NODES, nodes)
-    return index
+    rows = []
+    digests = []
+    for offset, event in enumerate(events):
+        leaf = encode_leaf(event, first + offset, occurred_at)
+        digests.append(leaf_hash(leaf))
+        rows.append(
+            {
+                "idx": first + offset,
+                "leaf": leaf,
+                "leaf_hash": digests[-1],
+                "occurred_at": occurred_at,
+                "actor": event.actor,
+                "role": event.role,
+                "workstation": event.workstation,
+                "action": event.action,
+                "object": event.object,
+                "outcome": event.outcome,
+            }
+        )
+    connection.execute(_INSERT_EVENT, rows)
+    connection.execute(_INSERT_NODES, _new_nodes(db, first, digests))
+    return [first + offset for offset in range(len(events))]
+
+
+def _new_nodes(db: Session, first: int, digests: list[bytes]) -> list[dict[str, object]]:
+    """The perfect-subtree nodes that leaves first, first+1, ... close, bottom up: each
+    trailing 1-bit of a leaf's index closes a subtree one level up."""
+    closing = []
+    for index in range(first, first + len(digests)):
+        level = 0
+        while (index >> level) & 1:
+            closing.append((level, (index >> level) - 1))
+            level += 1
+    # Left siblings wholly before this batch are stored already; the others are made here.
+    known = read_nodes(db, [(lv, ix) for lv, ix in closing if (ix + 1) << lv <= first])
+    made: dict[tuple[int, int], bytes] = {}
+    nodes: list[dict[str, object]] = []
+    for offset, digest in enumerate(digests):
+        index = first + offset
+        made[(0, index)] = digest
+        nodes.append({"level": 0, "idx": index, "hash": digest})
+        current, level = digest, 0
+        while (index >> level) & 1:
+            sibling = (level, (index >> level) - 1)
+            current = node_hash(made.get(sibling) or known[sibling], current)
+            level += 1
+            made[(level, index >> level)] = current
+            nodes.append({"level": level, "idx": index >> level, "hash": current})
+    return nodes
 
 
 def size(db: Session) -> int:

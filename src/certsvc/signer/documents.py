@@ -25,9 +25,10 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from certsvc._dbtypes import utcnow
+from certsvc.audit.log import append_many
 from certsvc.errors import InvalidInput, NotFound
 from certsvc.signer.actor import Actor
-from certsvc.signer.audit_trail import record
+from certsvc.signer.audit_trail import actor_event, record
 from certsvc.signer.cose import encode_sign1, kid_of, protected_header, to_be_signed
 from certsvc.signer.custody import approvals_for, certificate_of, token_workstations
 from certsvc.signer.ecdsa import sign_p256
@@ -328,23 +329,12 @@ class DocumentSigner:
     def _store(
         self, db: Session, actor: Actor, key: SigningKey, signed: list[_Signed], batch: str
     ) -> None:
-        kid = kid_of(certificate_of(key)) if signed else b""
-        for item in signed:
-            row = SignedDocumentRow(
-                kind=item.document.kind,
-                document_id=item.document.document_id,
-                payload_sha256=item.payload_sha256,
-                cose=item.cose,
-                signing_key_id=key.id,
-                kid=kid,
-                audit_index=-1,
-                signed_by=actor.username,
-                workstation=actor.workstation or "",
-                batch=batch,
-            )
-            db.add(row)
-            row.audit_index = record(
-                db,
+        """The chunk's documents and their audit events, in one transaction and few statements."""
+        if not signed:
+            return
+        kid = kid_of(certificate_of(key))
+        events = [
+            actor_event(
                 actor,
                 SIGN_ACTION,
                 _object(item.document),
@@ -353,6 +343,24 @@ class DocumentSigner:
                 document_sha256=item.payload_sha256,
                 details={**_key_details(key, batch), "kid": kid.hex(), **item.override},
             )
+            for item in signed
+        ]
+        indexes = append_many(db, events)
+        db.add_all(
+            SignedDocumentRow(
+                kind=item.document.kind,
+                document_id=item.document.document_id,
+                payload_sha256=item.payload_sha256,
+                cose=item.cose,
+                signing_key_id=key.id,
+                kid=kid,
+                audit_index=index,
+                signed_by=actor.username,
+                workstation=actor.workstation or "",
+                batch=batch,
+            )
+            for item, index in zip(signed, indexes, strict=True)
+        )
 
     def _record_refusals(
         self,
