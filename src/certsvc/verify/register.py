@@ -93,12 +93,6 @@ def revoke_certificate(
     return record
 
 
-def lookup(db: Session, verification_id: str) -> PublicCertificate | None:
-    return (
-        db.get(PublicCertificate, verification_id) if is_verification_id(verification_id) else None
-    )
-
-
 def publish_body(db: Session, code: str, name: str, root: x509.Certificate) -> None:
     der = root.public_bytes(serialization.Encoding.DER)
     body = db.get(TrustedBody, code)

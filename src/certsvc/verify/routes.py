@@ -10,14 +10,12 @@ from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import bindparam, select
-from sqlalchemy.orm import Session
 
 from certsvc.verify.models import PublicCertificate, TrustedBody
 from certsvc.verify.offline import verify_offline
 from certsvc.verify.page import CONTENT_SECURITY_POLICY, certificate_page, not_found_page
 from certsvc.verify.payload import MAX_QR_TEXT, is_verification_id
 from certsvc.verify.ratelimit import RateLimiter
-from certsvc.verify.register import lookup
 from certsvc.verify.trust import latest_trust_list, published, revocation_list
 from certsvc.verify.views import public_view
 
@@ -105,14 +103,6 @@ def _view_of(request: Request, verification_id: str) -> dict[str, Any] | None:
     return public_view(row, row.body_name or row.body_code)
 
 
-def _view(db: Session, verification_id: str) -> dict[str, Any] | None:
-    record = lookup(db, verification_id.upper())
-    if record is None:
-        return None
-    body = db.get(TrustedBody, record.body_code)
-    return public_view(record, body.name if body else record.body_code)
-
-
 @router.get("/v/{verification_id}", response_class=HTMLResponse)
 @router.get(
     "/V/{verification_id}",
@@ -168,7 +158,7 @@ async def verify_scanned(request: Request) -> JSONResponse:
             return found
 
         verdict = verify_offline(text, trust, id_for_number)
-        online = _view(db, verdict.verification_id) if verdict.verification_id else None
+    online = _view_of(request, verdict.verification_id) if verdict.verification_id else None
     answer = OfflineAnswer(
         signature_valid=verdict.valid,
         reason=verdict.reason,
