@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -20,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from certsvc.service.accounts import Role, StaffAccount
 from certsvc.service.settings import Settings
 from certsvc.signer.models import HsmToken, KeyPurpose, SigningKey
+from server_support import free_port, serving
 
 CERTSVC = str(Path(sys.executable).parent / "certsvc")
 
@@ -70,31 +69,10 @@ def test_init_provisions_everything_once(
         assert len(list(db.scalars(select(SigningKey)))) == len(keys)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_serve_answers_healthz_green(settings: Settings) -> None:
     assert _run("init").returncode == 0
-    port = _free_port()
-    server = subprocess.Popen(
-        [CERTSVC, "serve", "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        health = None
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and server.poll() is None:
-            try:
-                health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
-                break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        assert health is not None, "server did not answer"
+    with serving() as server:
+        health = httpx.get(f"{server.base}/healthz", timeout=5)
         assert health.status_code == 200
         assert health.json() == {
             "status": "ok",
@@ -104,17 +82,14 @@ def test_serve_answers_healthz_green(settings: Settings) -> None:
             "tokens_present": 4,
             "tokens_locked": 0,
         }
-        assert httpx.get(f"http://127.0.0.1:{port}/openapi.json").status_code == 200
-    finally:
-        server.terminate()
-        output, _ = server.communicate(timeout=30)
-    assert "Traceback" not in output
+        assert httpx.get(f"{server.base}/openapi.json").status_code == 200
+    assert "Traceback" not in server.output
 
 
 def test_bad_module_path_is_one_line(settings: Settings) -> None:
     env = {**os.environ, "CERTSVC_PKCS11_MODULE": "/nonexistent/libvendor.so"}
     assert _run("init").returncode == 0
-    done = _run("serve", "--port", str(_free_port()), env=env)
+    done = _run("serve", "--port", str(free_port()), env=env)
     assert done.returncode != 0
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr

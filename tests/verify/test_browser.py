@@ -4,17 +4,14 @@ and no third-party resource, and shows the state. The screenshot is kept in the 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from PIL import Image
 
+from server_support import serving
 from verify_support import Demo, Issued, public_copy
 
 CHROMIUM = [
@@ -36,27 +33,9 @@ CHROMIUM = [
 def served(demo: Demo, tmp_path: Path) -> Iterator[tuple[str, Issued]]:
     issued = demo.certificate("20204100000000012")
     url = public_copy(demo, tmp_path / "public.db")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
     env = {**os.environ, "CERTSVC_DATABASE_URL": url, "CERTSVC_HOME": str(tmp_path / "h")}
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "certsvc"), "serve", "--public", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(f"{base}/healthz", timeout=2)
-            break
-        except httpx.TransportError:
-            time.sleep(0.2)
-    yield base, issued
-    server.terminate()
-    server.wait(timeout=30)
+    with serving("--public", env=env) as server:
+        yield server.base, issued
 
 
 def _chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:

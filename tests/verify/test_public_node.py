@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -14,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from certsvc.service.app import create_app
 from certsvc.service.settings import Settings
+from server_support import serving
 from verify_support import Demo, public_copy
 
 
@@ -38,30 +35,8 @@ def test_public_app_needs_only_the_register(demo: Demo, tmp_path: Path) -> None:
 def test_serve_public_answers_from_a_register_only_database(demo: Demo, tmp_path: Path) -> None:
     issued = demo.certificate("20204100000000011")
     url = public_copy(demo, tmp_path / "public.db")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
     env = {**os.environ, "CERTSVC_DATABASE_URL": url, "CERTSVC_HOME": str(tmp_path / "h")}
-    certsvc = str(Path(sys.executable).parent / "certsvc")
-    server = subprocess.Popen(
-        [certsvc, "serve", "--public", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        answer = None
-        deadline = time.monotonic() + 60
-        while answer is None and time.monotonic() < deadline and server.poll() is None:
-            try:
-                answer = httpx.get(
-                    f"http://127.0.0.1:{port}/api/v1/verify/{issued.verification_id}", timeout=5
-                )
-            except httpx.TransportError:
-                time.sleep(0.2)
-        assert answer is not None and answer.json()["status"] == "valid"
-    finally:
-        server.terminate()
-        output, _ = server.communicate(timeout=30)
-    assert issued.verification_id not in output  # no ids in the server's log
+    with serving("--public", env=env) as server:
+        answer = httpx.get(f"{server.base}/api/v1/verify/{issued.verification_id}", timeout=5)
+        assert answer.json()["status"] == "valid"
+    assert issued.verification_id not in server.output  # no ids in the server's log

@@ -1,0 +1,56 @@
+"""A real `certsvc serve` process for tests that need one listening on loopback."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+CERTSVC = str(Path(sys.executable).parent / "certsvc")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    base: str
+    output: str = ""
+
+
+@contextmanager
+def serving(*args: str, env: dict[str, str] | None = None) -> Iterator[Server]:
+    """`certsvc serve ARGS --port P` until `/healthz` answers; its output is kept on exit."""
+    port = free_port()
+    process = subprocess.Popen(
+        [CERTSVC, "serve", *args, "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    server = Server(f"http://127.0.0.1:{port}")
+    try:
+        deadline = time.monotonic() + 60
+        while process.poll() is None:
+            try:
+                httpx.get(f"{server.base}/healthz", timeout=5)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        yield server
+    finally:
+        process.terminate()
+        server.output, _ = process.communicate(timeout=30)
