@@ -80,7 +80,15 @@ async def rate_limited(request: Request) -> None:
 # The hot path of the public node: one prebuilt Core query on a plain connection.
 _LOOKUP = (
     select(
-        PublicCertificate.__table__,
+        PublicCertificate.status,
+        PublicCertificate.number,
+        PublicCertificate.qualification,
+        PublicCertificate.subject,
+        PublicCertificate.body_code,
+        PublicCertificate.issue_date,
+        PublicCertificate.masked_name,
+        PublicCertificate.revoked_on,
+        PublicCertificate.revocation_category,
         TrustedBody.name.label("body_name"),
     )
     .select_from(PublicCertificate)
