@@ -40,7 +40,6 @@ from certsvc.signer.documents import DocumentSigner
 from certsvc.signer.sessions import SigningSessions
 from certsvc.vault import synthetic
 from certsvc.vault.kinds import Kind
-from certsvc.verify.payload import verification_url
 from certsvc.verify.qrimage import write_png
 
 WORKSTATION = "ws-custodian-01"
@@ -207,14 +206,15 @@ def _manifest(
         for number in numbers:
             certificate = db.scalar(select(Certificate).where(Certificate.number == number))
             assert certificate is not None and certificate.qr_text is not None
-            png = Path("qr") / f"{number}.png"
-            version = write_png(certificate.qr_text, out / png)
+            png = out.resolve() / "qr" / f"{number}.png"
+            version = write_png(certificate.qr_text, png)
             manifest.append(
                 {
                     "number": number,
                     "status": "revoked" if certificate.status == "revoked" else "valid",
-                    "verification_url": verification_url(
-                        settings.public_base_url, certificate.verification_id
+                    # The canonical form; the QR carries the upper-case one (alphanumeric mode).
+                    "verification_url": (
+                        f"{settings.public_base_url.rstrip('/')}/v/{certificate.verification_id}"
                     ),
                     "pdf": None,
                     "qr_png": str(png),
