@@ -144,6 +144,10 @@ def test_reveal_needs_a_purpose_and_a_known_token(api: Api) -> None:
     token = tokenise(api, ("phone", "13800138000"))[0]["token"]
     short = api.post("reveal", "vault_revealer", {"tokens": [token], "purpose": "why"})
     assert short.status_code == 422
+    quoting = "confirm holder of 138 0013 8000 for the school"
+    leaking = api.post("reveal", "vault_revealer", {"tokens": [token], "purpose": quoting})
+    assert leaking.status_code == 422 and "purpose" in leaking.text
+    assert "138" not in leaking.text
     unknown = "tk_ph_AAAAAAAAAAAAAAAAAAAAAA"
     missing = api.post(
         "reveal", "vault_revealer", {"tokens": [unknown], "purpose": "check the applicant"}

@@ -8,6 +8,8 @@ commit. A refused reveal commits its events, then refuses (`refuse`).
 from __future__ import annotations
 
 import math
+import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -43,10 +45,17 @@ class RevealLimit:
     window: timedelta
 
 
+# The purpose is kept in the audit log, which must never hold a personal value: a purpose that
+# quotes an ID number, a phone number or an e-mail address is refused.
+_PERSONAL_IN_TEXT = re.compile(r"\d{17}[\dXx]|(?<!\d)1[3-9]\d{9}(?!\d)|[\w.+-]+@[\w-]+\.[\w.]+")
+
+
 def check_purpose(purpose: str) -> str:
-    text = " ".join(purpose.split())
+    text = " ".join(unicodedata.normalize("NFKC", purpose).split())
     if not PURPOSE_MIN <= len(text) <= PURPOSE_MAX:
         raise InvalidValue("purpose", f"state why, in {PURPOSE_MIN}–{PURPOSE_MAX} characters")
+    if _PERSONAL_IN_TEXT.search(text.replace(" ", "")):
+        raise InvalidValue("purpose", "must not quote an ID number, phone number or e-mail")
     return text
 
 
