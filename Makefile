@@ -7,8 +7,10 @@ STAMP := $(VENV)/.installed
 # softhsm2: the PKCS#11 module behind the simulated USBKeys; opensc: pkcs11-tool, used by tests;
 # openssl: the command line the tests check signatures and chains with; zbar-tools: zbarimg,
 # a second QR decoder the tests read certificate QR codes with; chromium + fonts-noto-cjk:
-# the verification page rendered as a phone would; wrk: the load generator of bench/verify.py.
-DEB_PACKAGES := softhsm2 opensc openssl zbar-tools chromium fonts-noto-cjk wrk
+# the verification page rendered as a phone would; wrk: the load generator of bench/verify.py;
+# fonts-wqy-zenhei: the CJK font (TrueType outlines) embedded in certificate PDFs; poppler-utils
+# (pdfsig, pdftoppm) + libnss3-tools (certutil, vfychain): the tests check signed PDFs with them.
+DEB_PACKAGES := softhsm2 opensc openssl zbar-tools chromium fonts-noto-cjk wrk fonts-wqy-zenhei poppler-utils libnss3-tools
 
 .PHONY: run test install deps lint bench clean
 

@@ -9,7 +9,11 @@ from urllib.parse import urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
+from certsvc.audit.events import decode_leaf
+from certsvc.audit.models import AuditEventRow
 from certsvc.service.app import create_app
 from certsvc.service.cli import main
 from certsvc.service.settings import Settings
@@ -27,7 +31,9 @@ def test_demo_round(settings: Settings, tmp_path: Path) -> None:
     app = create_app(settings)
     with TestClient(app) as client:
         for entry in manifest + json.loads((tmp_path / "two" / "manifest.json").read_text()):
-            assert entry["pdf"] is None and 1 <= entry["qr_version"] <= 10
+            assert 1 <= entry["qr_version"] <= 10
+            pdf = Path(entry["pdf"]).read_bytes()
+            assert pdf.startswith(b"%PDF-") and b"/ByteRange" in pdf  # signed (PAdES)
             text = decode_image(Path(entry["qr_png"]))
             verification_id = urlsplit(entry["verification_url"]).path.rsplit("/", 1)[1]
             assert text.startswith(f"{settings.public_base_url.upper()}/V/{verification_id}#TC1:")
@@ -38,3 +44,19 @@ def test_demo_round(settings: Settings, tmp_path: Path) -> None:
             assert answer["status"] == entry["status"]
             assert answer["number"] == entry["number"]
     app.state.engine.dispose()
+
+
+def test_printing_reveals_the_holder_name_under_audit(
+    settings: Settings, sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["demo", "--out", str(tmp_path / "run")])
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    with sessions() as db:
+        reasons = [
+            str(decode_leaf(leaf).get("reason"))
+            for leaf in db.scalars(
+                select(AuditEventRow.leaf).where(AuditEventRow.action == "vault.reveal")
+            )
+        ]
+    assert sorted(reasons) == sorted(f"print certificate {m['number']}" for m in manifest)

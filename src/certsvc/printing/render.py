@@ -22,7 +22,6 @@ from reportlab.pdfgen.canvas import Canvas
 from certsvc.verify.qrimage import build_qr
 
 DEFAULT_FONT = Path("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc")
-FONT_NAME = "CertsvcCJK"
 PAGE_WIDTH, PAGE_HEIGHT = landscape(A4)
 MARGIN = 14 * mm
 # The symbol itself, quiet zone not included: scans when printed (the issue asks ≥ 25 mm).
@@ -55,28 +54,38 @@ class CertificateSheet:
 def render_certificate_pdf(fields: CertificateSheet, font_path: Path = DEFAULT_FONT) -> bytes:
     """One A4 landscape page; byte-for-byte the same for the same fields (ReportLab's
     invariant mode), so a re-run of an interrupted batch renders what it rendered before."""
-    _register_font(font_path)
+    font = _register_font(font_path)
     out = io.BytesIO()
-    canvas = Canvas(out, pagesize=(PAGE_WIDTH, PAGE_HEIGHT), invariant=True, pageCompression=1)
+    canvas = Canvas(
+        out,
+        pagesize=(PAGE_WIDTH, PAGE_HEIGHT),
+        invariant=True,
+        pageCompression=1,
+        initialFontName=font,
+    )
     canvas.setTitle(f"教师资格证书 {fields.number}")
     canvas.setSubject("Teacher Qualification Certificate")
     canvas.setAuthor(fields.body_name)
     canvas.setCreator("certsvc")
     _frame(canvas)
-    _heading(canvas)
-    _rows(canvas, fields)
-    _qr(canvas, fields.qr_text)
+    _heading(canvas, font)
+    _rows(canvas, font, fields)
+    _qr(canvas, font, fields.qr_text)
     canvas.showPage()
     canvas.save()
     return out.getvalue()
 
 
-def _register_font(font_path: Path) -> None:
-    if FONT_NAME in pdfmetrics.getRegisteredFontNames():
-        return
+def _register_font(font_path: Path) -> str:
+    """The ReportLab name of the font file, registered once per process and path."""
     if not font_path.is_file():
-        raise FontMissing(f"font: {font_path} not found; install the Debian package fonts-wqy-zenhei")
-    pdfmetrics.registerFont(TTFont(FONT_NAME, str(font_path), subfontIndex=0))
+        raise FontMissing(
+            f"font: {font_path} not found; install the Debian package fonts-wqy-zenhei"
+        )
+    name = f"certsvc-{font_path.resolve()}"
+    if name not in pdfmetrics.getRegisteredFontNames():
+        pdfmetrics.registerFont(TTFont(name, str(font_path), subfontIndex=0))
+    return name
 
 
 def _frame(canvas: Canvas) -> None:
@@ -88,49 +97,54 @@ def _frame(canvas: Canvas) -> None:
     canvas.rect(inset, inset, PAGE_WIDTH - 2 * inset, PAGE_HEIGHT - 2 * inset)
 
 
-def _heading(canvas: Canvas) -> None:
+def _heading(canvas: Canvas, font: str) -> None:
     canvas.setFillColorRGB(0.55, 0.12, 0.12)
-    canvas.setFont(FONT_NAME, 30)
+    canvas.setFont(font, 30)
     canvas.drawCentredString(PAGE_WIDTH / 2, PAGE_HEIGHT - MARGIN - 24 * mm, "教师资格证书")
-    canvas.setFont(FONT_NAME, 14)
+    canvas.setFont(font, 14)
     canvas.drawCentredString(
         PAGE_WIDTH / 2, PAGE_HEIGHT - MARGIN - 33 * mm, "Teacher Qualification Certificate"
     )
     canvas.setFillColorRGB(0, 0, 0)
 
 
-def _rows(canvas: Canvas, fields: CertificateSheet) -> None:
+def _rows(canvas: Canvas, font: str, fields: CertificateSheet) -> None:
     rows = (
         ("姓名", "Name", fields.holder_name, None),
         ("资格种类", "Qualification", fields.qualification_zh, fields.qualification_en),
         ("任教学科", "Subject", fields.subject_zh, fields.subject_en),
         ("证书编号", "Certificate No.", fields.number, None),
         ("认定机构", "Issuing body", fields.body_name, None),
-        ("签发日期", "Date of issue", _chinese_date(fields.issue_date), fields.issue_date.isoformat()),
+        (
+            "签发日期",
+            "Date of issue",
+            _chinese_date(fields.issue_date),
+            fields.issue_date.isoformat(),
+        ),
     )
     y = PAGE_HEIGHT - MARGIN - 55 * mm
     for label_zh, label_en, value, value_en in rows:
-        canvas.setFont(FONT_NAME, 13)
+        canvas.setFont(font, 13)
         canvas.drawString(LABEL_X, y, label_zh)
-        canvas.setFont(FONT_NAME, 8)
+        canvas.setFont(font, 8)
         canvas.drawString(LABEL_X, y - 4.5 * mm, label_en)
-        _fitted(canvas, value, 15, VALUE_X, y)
+        _fitted(canvas, font, value, 15, VALUE_X, y)
         if value_en is not None:
-            _fitted(canvas, value_en, 9, VALUE_X, y - 4.5 * mm)
+            _fitted(canvas, font, value_en, 9, VALUE_X, y - 4.5 * mm)
         y -= 18 * mm
 
 
-def _fitted(canvas: Canvas, text: str, size: float, x: float, y: float) -> None:
+def _fitted(canvas: Canvas, font: str, text: str, size: float, x: float, y: float) -> None:
     """Draw `text` at `size`, smaller when it would run into the QR: a long name or body
     name still prints whole."""
-    width = pdfmetrics.stringWidth(text, FONT_NAME, size)
+    width = pdfmetrics.stringWidth(text, font, size)
     if width > VALUE_MAX_WIDTH:
         size = size * VALUE_MAX_WIDTH / width
-    canvas.setFont(FONT_NAME, size)
+    canvas.setFont(font, size)
     canvas.drawString(x, y, text)
 
 
-def _qr(canvas: Canvas, text: str) -> None:
+def _qr(canvas: Canvas, font: str, text: str) -> None:
     """The QR's dark modules as one filled path (no seams between modules when rasterised),
     bottom right, with its quiet zone kept white and a caption below."""
     matrix = build_qr(text).get_matrix()  # includes the library's 4-module border
@@ -153,10 +167,10 @@ def _qr(canvas: Canvas, text: str) -> None:
             y = top - (row_index + 1) * module
             path.rect(left + start * module, y, (column - start) * module, module)
     canvas.drawPath(path, stroke=0, fill=1)
-    canvas.setFont(FONT_NAME, 9)
+    canvas.setFont(font, 9)
     centre = left + QR_SIZE / 2
     canvas.drawCentredString(centre, bottom - 6 * mm, "扫码核验证书真伪")
-    canvas.setFont(FONT_NAME, 7)
+    canvas.setFont(font, 7)
     canvas.drawCentredString(centre, bottom - 10 * mm, "Scan to verify")
 
 

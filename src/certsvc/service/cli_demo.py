@@ -20,10 +20,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.progress import Progress
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from certsvc.certify.cases import BatchPlan, add_slot, book_slot, create_application, create_batch
+from certsvc.certify.certificate_pdf import certificate_pdf
 from certsvc.certify.checks import RESULTS, CheckOutcome, record_check
 from certsvc.certify.decisions import CaseRecords, decide, override_deadline, sign_decisions
 from certsvc.certify.issuance import Issuer, approve, issue, request_revocation, sign_revocations
@@ -154,6 +156,7 @@ def _round(
     sign_decisions(sessions, issuer.signer, actors["custodian"], batch_id)
     _session(signing, usbkey, "certificate-1")
     numbers = issue(issuer, actors["custodian"], applications, today).issued
+    pdfs = _print(settings, issuer, signing, usbkey, actors["custodian"], numbers, out)
     with sessions.begin() as db:
         revocation = request_revocation(db, officer, numbers[-1], "error", "演示：更正认定结论")
         approve(db, officer, revocation.id, "核对无误")
@@ -162,7 +165,7 @@ def _round(
     _session(signing, usbkey, "revocation-1")
     sign_revocations(issuer, actors["custodian"], [revocation_id], today)
     signing.end(usbkey["serial"])
-    return _manifest(settings, sessions, numbers, out)
+    return _manifest(settings, sessions, numbers, pdfs, out)
 
 
 def _applicants(issuer: Issuer, db: Session) -> list[int]:
@@ -198,8 +201,40 @@ def _session(signing: SigningSessions, usbkey: dict[str, str], key_label: str) -
     signing.open(usbkey["serial"], usbkey["user_pin"], "custodian", WORKSTATION, key_label)
 
 
+def _print(
+    settings: Settings,
+    issuer: Issuer,
+    signing: SigningSessions,
+    usbkey: dict[str, str],
+    custodian: Actor,
+    numbers: list[str],
+    out: Path,
+) -> dict[str, Path]:
+    """Render and PAdES-sign each certificate in the open certificate-key session."""
+    folder = out.resolve() / "pdf"
+    folder.mkdir(exist_ok=True)
+    session = signing.current(usbkey["serial"])
+    assert session is not None
+    paths: dict[str, Path] = {}
+    with Progress(console=console) as progress:
+        task = progress.add_task("printing and signing certificates", total=len(numbers))
+        for number in numbers:
+            with issuer.sessions.begin() as db:
+                pdf = certificate_pdf(
+                    db, issuer.vault, custodian, session, settings.body_code, number
+                )
+            paths[number] = folder / f"{number}.pdf"
+            paths[number].write_bytes(pdf)
+            progress.advance(task)
+    return paths
+
+
 def _manifest(
-    settings: Settings, sessions: sessionmaker[Session], numbers: list[str], out: Path
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    numbers: list[str],
+    pdfs: dict[str, Path],
+    out: Path,
 ) -> list[dict[str, Any]]:
     manifest: list[dict[str, Any]] = []
     with sessions() as db:
@@ -216,7 +251,7 @@ def _manifest(
                     "verification_url": (
                         f"{settings.public_base_url.rstrip('/')}/v/{certificate.verification_id}"
                     ),
-                    "pdf": None,
+                    "pdf": str(pdfs[number]),
                     "qr_png": str(png),
                     "qr_version": version,
                 }
