@@ -4,20 +4,23 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# softhsm2: the PKCS#11 module behind the simulated USBKeys; opensc: pkcs11-tool, used by tests;
-# openssl: the command line the tests check signatures and chains with; zbar-tools: zbarimg,
-# a second QR decoder the tests read certificate QR codes with; chromium + fonts-noto-cjk:
-# the verification page rendered as a phone would; wrk: the load generator of bench/verify.py;
-# fonts-wqy-zenhei: the CJK font (TrueType outlines) embedded in certificate PDFs; poppler-utils
-# (pdfsig, pdftoppm) + libnss3-tools (certutil, vfychain): the tests check signed PDFs with them.
-DEB_PACKAGES := softhsm2 opensc openssl zbar-tools chromium fonts-noto-cjk wrk fonts-wqy-zenhei poppler-utils libnss3-tools
+# What the service needs to run: softhsm2, the PKCS#11 module behind the simulated USBKeys;
+# fonts-wqy-zenhei, the CJK font (TrueType outlines) embedded in certificate PDFs.
+RUN_PACKAGES := softhsm2 fonts-wqy-zenhei
+# What the tests and benchmarks add: opensc (pkcs11-tool) and openssl check keys, signatures and
+# chains; zbar-tools (zbarimg) is a second QR decoder; chromium + fonts-noto-cjk render the
+# verification page as a phone would; poppler-utils (pdfsig, pdftoppm) + libnss3-tools
+# (certutil, vfychain) check signed PDFs; wrk loads the server in bench/verify.py.
+TEST_PACKAGES := opensc openssl zbar-tools chromium fonts-noto-cjk poppler-utils libnss3-tools wrk
 
 .PHONY: run test install deps lint bench clean
 
+run: DEB_PACKAGES = $(RUN_PACKAGES)
 run: install
 	$(BIN)/certsvc init
 	$(BIN)/certsvc serve
 
+test: DEB_PACKAGES = $(RUN_PACKAGES) $(TEST_PACKAGES)
 test: install
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
@@ -45,6 +48,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+# Every benchmark, short form: each prints `RESULT <name> ratio=… target=…` last.
+bench: DEB_PACKAGES = $(RUN_PACKAGES) $(TEST_PACKAGES)
+bench: install
+	@for script in bench/*.py; do $(BIN)/python $$script --quick || exit 1; done
+
+lint: DEB_PACKAGES = $(RUN_PACKAGES)
 lint: install
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
