@@ -26,6 +26,10 @@ UNAUTHENTICATED = {
     ("POST", "/api/v1/verify/offline"),
 }
 SECURITY = frozenset({Role.SECURITY_OFFICER})
+OFFICER = frozenset({Role.OFFICER})
+REGISTRAR = frozenset({Role.REGISTRAR})
+CLERKS = frozenset({Role.REGISTRAR, Role.OFFICER})
+CASE_READERS = frozenset({Role.REGISTRAR, Role.OFFICER, Role.CUSTODIAN})
 EXPECTED_ROLES: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/api/v1/staff/me"): ANY_ROLE,
     ("POST", "/api/v1/certify/announcements/check"): frozenset({Role.REGISTRAR, Role.OFFICER}),
@@ -70,6 +74,36 @@ EXPECTED_ROLES: dict[tuple[str, str], frozenset[Role]] = {
         {Role.REGISTRAR, Role.OFFICER, Role.SECURITY_OFFICER, Role.VAULT_REVEALER}
     ),
     ("POST", "/api/v1/vault/reveal"): frozenset({Role.VAULT_REVEALER}),
+    # certify: the case over HTTP
+    ("POST", "/api/v1/certify/batches"): OFFICER,
+    ("GET", "/api/v1/certify/batches"): CASE_READERS,
+    ("GET", "/api/v1/certify/batches/{batch_id}"): CASE_READERS,
+    ("POST", "/api/v1/certify/batches/{batch_id}/slots"): OFFICER,
+    ("GET", "/api/v1/certify/batches/{batch_id}/slots"): CLERKS,
+    ("POST", "/api/v1/certify/batches/{batch_id}/announcements"): OFFICER,
+    ("GET", "/api/v1/certify/batches/{batch_id}/announcements"): CLERKS,
+    ("POST", "/api/v1/certify/announcements"): OFFICER,
+    ("POST", "/api/v1/certify/applications"): REGISTRAR,
+    ("GET", "/api/v1/certify/applications/{application_id}"): CASE_READERS,
+    ("GET", "/api/v1/certify/batches/{batch_id}/applications"): CASE_READERS,
+    ("POST", "/api/v1/certify/applications/{application_id}/booking"): REGISTRAR,
+    ("POST", "/api/v1/certify/applications/{application_id}/checks"): CLERKS,
+    ("GET", "/api/v1/certify/applications/{application_id}/checks"): CLERKS,
+    ("POST", "/api/v1/certify/applications/{application_id}/decision"): OFFICER,
+    ("POST", "/api/v1/certify/applications/{application_id}/deadline-override"): OFFICER,
+    ("GET", "/api/v1/certify/batches/{batch_id}/decisions"): CASE_READERS,
+    ("POST", "/api/v1/certify/batches/{batch_id}/decisions/sign"): CUSTODIAN,
+    ("POST", "/api/v1/certify/batches/{batch_id}/certificates"): CUSTODIAN,
+    ("GET", "/api/v1/certify/batches/{batch_id}/certificates"): CASE_READERS,
+    ("GET", "/api/v1/certify/certificates/{number}"): CASE_READERS,
+    ("POST", "/api/v1/certify/certificates/{number}/revocations"): OFFICER,
+    ("GET", "/api/v1/certify/revocations/{revocation_id}"): CASE_READERS,
+    ("POST", "/api/v1/certify/revocations/{revocation_id}/approvals"): OFFICER,
+    ("POST", "/api/v1/certify/revocations/sign"): CUSTODIAN,
+    ("PUT", "/api/v1/certify/certificates/{number}/delivery"): REGISTRAR,
+    ("GET", "/api/v1/certify/certificates/{number}/delivery"): CLERKS,
+    ("GET", "/api/v1/certify/reports/stages"): frozenset({Role.OFFICER, Role.SECURITY_OFFICER}),
+    ("GET", "/api/v1/certify/reports/overdue"): frozenset({Role.OFFICER, Role.SECURITY_OFFICER}),
 }
 
 

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from certsvc.certify.cases import get_application
 from certsvc.certify.models import CaseCheck
 from certsvc.certify.trail import audit
-from certsvc.errors import InvalidInput
+from certsvc.errors import Conflict, InvalidInput
 from certsvc.signer.actor import Actor
 
 CRIMINAL_RECORD = "criminal_record"
@@ -25,6 +25,13 @@ RESULTS: dict[str, tuple[frozenset[str], str]] = {
     "exam": (frozenset({"match", "mismatch"}), "match"),
     "physical": (frozenset({"pass", "fail"}), "pass"),
     CRIMINAL_RECORD: (frozenset({"pending", "clear", "record"}), "clear"),
+}
+
+# Who records an attempt: registrars record every check; officers may also record the
+# criminal-record check, which the body requests from the police itself.
+RECORDER_ROLES: dict[str, frozenset[str]] = {
+    kind: frozenset({"registrar", "officer"} if kind == CRIMINAL_RECORD else {"registrar"})
+    for kind in RESULTS
 }
 
 
@@ -41,6 +48,8 @@ def record_check(db: Session, actor: Actor, application_id: int, outcome: CheckO
     """Record one attempt; returns its attempt number. A reference, never a document copy."""
     if outcome.kind not in RESULTS:
         raise InvalidInput(f"kind: one of {', '.join(RESULTS)}")
+    if actor.role not in RECORDER_ROLES[outcome.kind]:
+        raise Conflict(f"kind: a {actor.role} may not record the {outcome.kind} check")
     allowed, _ = RESULTS[outcome.kind]
     if outcome.result not in allowed:
         raise InvalidInput(f"result: for {outcome.kind}, one of {', '.join(sorted(allowed))}")

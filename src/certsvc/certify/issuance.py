@@ -268,3 +268,22 @@ def _apply(db: Session, actor: Actor, revocation_id: int, today: date) -> None:
         category=revocation.category,
         revocation=revocation_id,
     )
+
+
+def issuable(db: Session, batch_id: int) -> list[int]:
+    """Applications of the batch with a signed approval and no issued or revoked certificate
+    (a pending one is finished by issuing again)."""
+    done = select(Certificate.application_id).where(Certificate.status.in_((ISSUED, REVOKED)))
+    return list(
+        db.scalars(
+            select(Application.id)
+            .join(Decision, Decision.application_id == Application.id)
+            .where(
+                Application.batch_id == batch_id,
+                Decision.outcome == APPROVE,
+                Decision.signed_at.is_not(None),
+                Application.id.not_in(done),
+            )
+            .order_by(Application.id)
+        )
+    )

@@ -46,3 +46,11 @@ def add_workdays(start: date, count: int) -> date:
         if (day - start).days > MAX_SPAN_DAYS:
             raise InvalidInput("count: more working days than three years hold")
     return day
+
+
+def workdays_left(today: date, due: date) -> int:
+    """Working days after `today` up to and including `due`; negative: the working days by
+    which `due` has passed (0: due today, or passed only over non-working days)."""
+    if today <= due:
+        return workdays_between(today + timedelta(days=1), due)
+    return -workdays_between(due + timedelta(days=1), today)

@@ -51,10 +51,11 @@ _PERSONAL_IN_TEXT = re.compile(r"\d{17}[\dXx]|(?<!\d)1[3-9]\d{9}(?!\d)|[\w.+-]+@
 
 
 def check_purpose(purpose: str) -> str:
-    text = " ".join(unicodedata.normalize("NFKC", purpose).split())
+    text = " ".join(purpose.split())
     if not PURPOSE_MIN <= len(text) <= PURPOSE_MAX:
         raise InvalidValue("purpose", f"state why, in {PURPOSE_MIN}–{PURPOSE_MAX} characters")
-    if _PERSONAL_IN_TEXT.search(text.replace(" ", "")):
+    # Full-width digits and spaces must not hide a number from the check.
+    if _PERSONAL_IN_TEXT.search("".join(unicodedata.normalize("NFKC", text).split())):
         raise InvalidValue("purpose", "must not quote an ID number, phone number or e-mail")
     return text
 

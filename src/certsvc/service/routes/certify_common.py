@@ -1,0 +1,71 @@
+"""What the certify routers share: role dependencies, the issuer built from the app's signing
+objects, the staff hosts the announcement checker refuses links to, and today's date in China.
+Not a router."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from fastapi import Depends, Request
+
+from certsvc.certify.decisions import CHINA
+from certsvc.certify.issuance import Issuer
+from certsvc.service.accounts import Role, StaffAccount
+from certsvc.service.auth import require_roles, require_workstation
+from certsvc.service.routes.documents import BatchOut, RefusedOut
+from certsvc.service.routes.signer_context import document_signer, signing_sessions
+from certsvc.service.routes.vault import vault_of
+from certsvc.service.workstations import Workstation
+from certsvc.signer.documents import BatchReport
+
+RegistrarDep = Annotated[StaffAccount, Depends(require_roles(Role.REGISTRAR))]
+OfficerDep = Annotated[StaffAccount, Depends(require_roles(Role.OFFICER))]
+CustodianDep = Annotated[StaffAccount, Depends(require_roles(Role.CUSTODIAN))]
+WorkstationDep = Annotated[Workstation, Depends(require_workstation)]
+ClerkDep = Annotated[StaffAccount, Depends(require_roles(Role.REGISTRAR, Role.OFFICER))]
+# Those who work on cases read them: registrars, officers, and custodians who sign them.
+CaseReaderDep = Annotated[
+    StaffAccount, Depends(require_roles(Role.REGISTRAR, Role.OFFICER, Role.CUSTODIAN))
+]
+ReportDep = Annotated[StaffAccount, Depends(require_roles(Role.OFFICER, Role.SECURITY_OFFICER))]
+
+
+def china_today() -> date:
+    return datetime.now(CHINA).date()
+
+
+def issuer_of(request: Request) -> Issuer:
+    state = request.app.state
+    return Issuer(
+        state.sessionmaker,
+        document_signer(request),
+        signing_sessions(request),
+        vault_of(request),
+        state.settings.body_code,
+        state.settings.public_base_url,
+    )
+
+
+def staff_hosts(request: Request) -> tuple[str, ...]:
+    """The staff system's own address (the host this request reached), unless the public
+    verification side shares it: published texts may not link to it (R5)."""
+    public_host = urlsplit(request.app.state.settings.public_base_url).netloc
+    own = request.url.netloc
+    return (own,) if own and own != public_host else ()
+
+
+def report_out(report: BatchReport) -> BatchOut:
+    return BatchOut(
+        batch=report.batch,
+        total=report.total,
+        signed=report.signed,
+        already_signed=report.already_signed,
+        refused=[
+            RefusedOut(document_id=r.document_id, rule=r.rule, detail=r.message)
+            for r in report.refused
+        ],
+        stopped_by=report.stopped.rule if report.stopped else None,
+        not_attempted=report.not_attempted,
+    )
