@@ -247,6 +247,14 @@ def test_whole_case_over_http(desk: Desk) -> None:
     verification_id = certificate["verification_url"].rsplit("/", 1)[1]
     assert desk.client.get(f"/api/v1/verify/{verification_id}").json()["status"] == "valid"
 
+    # The printable certificate, signed in the open certificate-key session.
+    pdf_path = f"/api/v1/certificates/{number}/pdf"
+    printed = desk.call("GET", pdf_path, desk.custodian)
+    assert printed.status_code == 200 and printed.headers["content-type"] == "application/pdf"
+    assert printed.content.startswith(b"%PDF-") and b"/ByteRange" in printed.content
+    assert printed.headers["cache-control"] == "no-store"
+    assert desk.call("GET", pdf_path, desk.registrar).status_code == 403
+
     # Delivery: the notice is built, checked, stored.
     delivery = f"{API}/certificates/{number}/delivery"
     leaky = {"method": "mail", "tracking_number": "SF1234567890123", "note": "咨询 13812345678"}

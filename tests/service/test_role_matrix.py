@@ -49,6 +49,7 @@ EXPECTED_ROLES: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/api/v1/audit/checkpoints"): SECURITY,
     ("GET", "/api/v1/audit/report/keys"): SECURITY,
     ("GET", "/api/v1/audit/export"): SECURITY,
+    ("GET", "/api/v1/certificates/{number}/pdf"): CUSTODIAN,
     ("GET", "/api/v1/hsm/tokens"): frozenset({Role.ADMIN, Role.SECURITY_OFFICER, Role.CUSTODIAN}),
     ("GET", "/api/v1/signing/sessions"): CUSTODIAN,
     ("POST", "/api/v1/signing/sessions"): CUSTODIAN,
