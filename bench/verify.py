@@ -43,7 +43,7 @@ def wait_ready(port: int) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
-            httpx.get(f"http://127.0.0.1:{port}/docs", timeout=2)
+            httpx.get(f"http://127.0.0.1:{port}/openapi.json", timeout=2)
             return
         except httpx.TransportError:
             time.sleep(0.2)

@@ -17,6 +17,7 @@ from certsvc.service.accounts import password_hasher
 from certsvc.service.audit_keys import CheckpointKeyHolder
 from certsvc.service.checkpointer import Checkpointer
 from certsvc.service.db import make_engine, make_sessionmaker, require_current_schema
+from certsvc.service.hardening import Hardening
 from certsvc.service.hsm import open_tokens
 from certsvc.service.log_redaction import install_log_redaction
 from certsvc.service.public_app import create_public_app
@@ -127,7 +128,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Teacher-qualification certificates: tokenised personal data, "
         "USBKey-controlled signing, public QR verification.",
         lifespan=lifespan,
+        # The interactive docs load scripts from a CDN: no third-party code on our pages.
+        docs_url=None,
+        redoc_url=None,
     )
+    app.add_middleware(Hardening)
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = sessions

@@ -11,6 +11,7 @@ from sqlalchemy import inspect
 
 from certsvc import __version__
 from certsvc.service.db import DatabaseNotInitialisedError, make_engine, make_sessionmaker
+from certsvc.service.hardening import Hardening
 from certsvc.service.log_redaction import install_log_redaction
 from certsvc.service.routes import PUBLIC_NODE_ROUTERS
 from certsvc.service.settings import Settings
@@ -42,7 +43,11 @@ def create_public_app(settings: Settings) -> FastAPI:
         version=__version__,
         description="Check a teacher-qualification certificate by its QR code.",
         lifespan=lifespan,
+        # The interactive docs load scripts from a CDN: no third-party code on our pages.
+        docs_url=None,
+        redoc_url=None,
     )
+    app.add_middleware(Hardening)
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)

@@ -1,0 +1,61 @@
+"""Every answer carries the security headers; oversized and deeply nested bodies are refused
+before the application parses them; no route is open to other origins."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from certsvc.service.accounts import Role
+from certsvc.service.hardening import MAX_BODY_BYTES, MAX_JSON_DEPTH, json_depth
+from service_helpers import MakeStaff
+
+
+@pytest.mark.parametrize(
+    "path", ["/healthz", "/api/v1/staff/me", "/api/v1/verify/AAAAAAAAAAAAAAAAAAAAAAAAAA", "/v/x"]
+)
+def test_security_headers_everywhere(client: TestClient, path: str) -> None:
+    answer = client.get(path)
+    assert answer.headers["x-content-type-options"] == "nosniff"
+    assert answer.headers["referrer-policy"] == "no-referrer"
+    assert answer.headers["x-frame-options"] == "DENY"
+    assert "default-src 'none'" in answer.headers["content-security-policy"]
+    assert "strict-transport-security" not in answer.headers  # plain HTTP here
+
+
+def test_staff_answers_are_not_cached_and_hsts_over_tls(
+    client: TestClient, make_staff: MakeStaff
+) -> None:
+    member = make_staff(Role.OFFICER)
+    answer = client.get("/api/v1/staff/me", headers=member.auth)
+    assert answer.status_code == 200 and answer.headers["cache-control"] == "no-store"
+    secure = TestClient(client.app, base_url="https://certsvc.test")
+    assert "max-age=" in secure.get("/healthz").headers["strict-transport-security"]
+
+
+def test_no_cross_origin_access(client: TestClient) -> None:
+    preflight = client.options(
+        "/api/v1/auth/token",
+        headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
+    )
+    assert "access-control-allow-origin" not in preflight.headers
+    simple = client.get("/healthz", headers={"Origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in simple.headers
+
+
+def test_oversized_body_is_refused_early(client: TestClient) -> None:
+    big = b"x" * (MAX_BODY_BYTES + 1)
+    answer = client.post("/api/v1/auth/token", content=big)
+    assert answer.status_code == 413
+    chunked = client.post("/api/v1/auth/token", content=iter([big[: 1 << 19], big[1 << 19 :]]))
+    assert chunked.status_code == 413
+
+
+def test_deeply_nested_json_is_refused(client: TestClient) -> None:
+    deep = b"[" * 5000 + b"]" * 5000
+    answer = client.post(
+        "/api/v1/auth/token", content=deep, headers={"Content-Type": "application/json"}
+    )
+    assert answer.status_code == 422 and "nested" in answer.json()["detail"]
+    assert json_depth(b'{"a": "[[[[", "b": [1, {"c": [2]}]}') == 4
+    assert json_depth(b"[" * (MAX_JSON_DEPTH + 1)) == MAX_JSON_DEPTH + 1
