@@ -59,3 +59,29 @@ def test_deeply_nested_json_is_refused(client: TestClient) -> None:
     assert answer.status_code == 422 and "nested" in answer.json()["detail"]
     assert json_depth(b'{"a": "[[[[", "b": [1, {"c": [2]}]}') == 4
     assert json_depth(b"[" * (MAX_JSON_DEPTH + 1)) == MAX_JSON_DEPTH + 1
+
+
+def test_login_attempts_are_limited_and_audited(client: TestClient, make_staff: MakeStaff) -> None:
+    from sqlalchemy import select
+
+    from certsvc.audit.events import decode_leaf
+    from certsvc.audit.models import AuditEventRow
+
+    member = make_staff(Role.REGISTRAR)
+    limit = client.app.state.settings.login_attempts_per_minute  # type: ignore[attr-defined]
+    attempt = {"username": member.username, "password": "not the password"}
+    codes = [client.post("/api/v1/auth/token", json=attempt).status_code for _ in range(limit)]
+    assert codes == [401] * limit
+    blocked = client.post(
+        "/api/v1/auth/token", json={"username": member.username, "password": member.password}
+    )
+    assert blocked.status_code == 429 and int(blocked.headers["retry-after"]) >= 1
+    with client.app.state.sessionmaker() as db:  # type: ignore[attr-defined]
+        reasons = [
+            decode_leaf(leaf)["reason"]
+            for leaf in db.scalars(
+                select(AuditEventRow.leaf).where(AuditEventRow.action == "service.login")
+            )
+        ]
+    assert reasons.count("wrong username or password") == limit
+    assert reasons[-1] == "too many login attempts"

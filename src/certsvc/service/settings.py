@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     audit_checkpoint_seconds: float = Field(
         default=60, gt=0, description="…and at least this often while events arrive"
     )
+    login_attempts_per_minute: int = Field(
+        default=10, ge=1, description="login attempts per client per minute"
+    )
     verify_rate_per_minute: int = Field(
         default=120, ge=1, description="public verification requests per client per minute"
     )

@@ -48,7 +48,7 @@ class RedisRateLimiter:
     """A fixed one-minute window per client in Redis; if Redis is unreachable the request is
     let through (verification stays available) and the outage is logged."""
 
-    def __init__(self, url: str, per_minute: int) -> None:
+    def __init__(self, url: str, per_minute: int, scope: str = "rl") -> None:
         import redis
         import redis.asyncio
 
@@ -56,12 +56,13 @@ class RedisRateLimiter:
             url, socket_timeout=0.5, socket_connect_timeout=0.5
         )
         self._limit = per_minute
+        self._scope = scope
         self._errors: tuple[type[Exception], ...] = (redis.RedisError, OSError)
 
     async def hit(self, address: str) -> float | None:
         now = time.time()
         window = int(now // WINDOW_SECONDS)
-        key = f"certsvc:rl:{client_key(address)}:{window}"
+        key = f"certsvc:{self._scope}:{client_key(address)}:{window}"
         try:
             async with self._redis.pipeline() as pipe:
                 pipe.incr(key)
@@ -75,5 +76,8 @@ class RedisRateLimiter:
         return None
 
 
-def make_rate_limiter(per_minute: int, redis_url: str | None) -> RateLimiter:
-    return RedisRateLimiter(redis_url, per_minute) if redis_url else MemoryRateLimiter(per_minute)
+def make_rate_limiter(per_minute: int, redis_url: str | None, scope: str = "rl") -> RateLimiter:
+    """A limiter whose Redis keys live under `scope`, so several limits never share counts."""
+    if redis_url:
+        return RedisRateLimiter(redis_url, per_minute, scope)
+    return MemoryRateLimiter(per_minute)

@@ -6,8 +6,11 @@ import logging
 from datetime import datetime
 from typing import Literal
 
-from fastapi import APIRouter, HTTPException, status
+from argon2 import PasswordHasher
+from fastapi import APIRouter, HTTPException, Request, status
 from pydantic import BaseModel, Field, SecretStr
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from certsvc.audit.events import AuditEvent
 from certsvc.audit.log import append
@@ -18,6 +21,8 @@ from certsvc.service.accounts import (
     issue_api_token,
 )
 from certsvc.service.auth import HasherDep, SessionDep, SettingsDep
+from certsvc.service.settings import Settings
+from certsvc.verify.ratelimit import RateLimiter
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
@@ -38,12 +43,56 @@ class TokenResponse(BaseModel):
 @router.post(
     "/token",
     status_code=status.HTTP_201_CREATED,
-    responses={401: {"description": "wrong username or password"}},
+    responses={
+        401: {"description": "wrong username or password"},
+        429: {"description": "too many login attempts from this client"},
+    },
 )
-def create_token(
-    body: TokenRequest, session: SessionDep, settings: SettingsDep, hasher: HasherDep
+async def create_token(
+    body: TokenRequest,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    hasher: HasherDep,
 ) -> TokenResponse:
-    """Exchange a username and password for a new API token."""
+    """Exchange a username and password for a new API token. Attempts are limited per client
+    (guessing passwords is slow), and a refused attempt is audited like a failed one."""
+    limiter: RateLimiter = request.app.state.login_limiter
+    retry = await limiter.hit(request.client.host if request.client else "unknown")
+    if retry is not None:
+        await run_in_threadpool(_refuse, session, body.username, "too many login attempts")
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            detail="too many login attempts: wait and try again",
+            headers={"Retry-After": str(int(retry) + 1)},
+        )
+    return await run_in_threadpool(_login, body, session, settings, hasher)
+
+
+def _refuse(session: Session, username: str, reason: str) -> None:
+    """Audit a refused login; the typed name only if it is an account (it may be a password)."""
+    known = account_exists(session, username)
+    if known:
+        logger.warning("login failed for %s: %s", username, reason)
+    else:
+        logger.warning("login failed for an unknown username: %s", reason)
+    append(
+        session,
+        AuditEvent(
+            username if known else "unknown",
+            "staff",
+            "service.login",
+            "api",
+            "refused",
+            reason=reason,
+        ),
+    )
+    session.commit()
+
+
+def _login(
+    body: TokenRequest, session: Session, settings: Settings, hasher: PasswordHasher
+) -> TokenResponse:
     account = authenticate(
         session,
         body.username,
@@ -51,24 +100,7 @@ def create_token(
         hasher=hasher,
     )
     if account is None:
-        # A username is logged only if it is one: people type passwords into it by mistake.
-        known = account_exists(session, body.username)
-        if known:
-            logger.warning("login failed for %s", body.username)
-        else:
-            logger.warning("login failed for an unknown username")
-        append(
-            session,
-            AuditEvent(
-                body.username if known else "unknown",
-                "staff",
-                "service.login",
-                "api",
-                "refused",
-                reason="wrong username or password",
-            ),
-        )
-        session.commit()
+        _refuse(session, body.username, "wrong username or password")
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             detail="wrong username or password",
