@@ -25,13 +25,33 @@ class OfflineVerdict:
     key_valid_at_issue: bool | None = None
 
 
-def _kid(cose: bytes) -> bytes | None:
+_UNDECODABLE = (
+    cbor2.CBORDecodeError,
+    AttributeError,
+    EOFError,
+    IndexError,
+    KeyError,
+    TypeError,
+    ValueError,
+)
+
+
+def _sign1_items(cose: bytes) -> list[object] | None:
+    """The four items of a COSE_Sign1, tagged or not; None for anything else."""
     try:
         message = cbor2.loads(cose)
-        items = message.value if isinstance(message, cbor2.CBORTag) else message
-        kid = cbor2.loads(items[0]).get(4)
-    except (cbor2.CBORDecodeError, AttributeError, IndexError, TypeError, ValueError, EOFError):
+    except _UNDECODABLE:
         return None
+    items = message.value if isinstance(message, cbor2.CBORTag) else message
+    return list(items) if isinstance(items, list | tuple) and len(items) == 4 else None
+
+
+def _kid(items: list[object]) -> bytes | None:
+    try:
+        header = cbor2.loads(items[0]) if isinstance(items[0], bytes) else None
+    except _UNDECODABLE:
+        return None
+    kid = header.get(4) if isinstance(header, dict) else None
     return kid if isinstance(kid, bytes) else None
 
 
@@ -46,16 +66,18 @@ def verify_offline(
         verification_id, cose = parse_qr_text(text)
     except MalformedQr as exc:
         return OfflineVerdict(False, str(exc))
-    kid = _kid(cose)
-    if kid is None:
+    items = _sign1_items(cose)
+    kid = _kid(items) if items is not None else None
+    if items is None or kid is None:
         return OfflineVerdict(False, "payload: not a COSE_Sign1 with a key id")
     candidates = [k for k in trust.get("keys", []) if k.get("kid") == kid.hex()]
     if not candidates:
         return OfflineVerdict(False, "signed by a key that is not in the trust list", kid=kid.hex())
     if verification_id is None:
+        payload = items[2]
         try:
-            number = decode_claims(cbor2.loads(cose).value[2]).number
-        except (MalformedQr, AttributeError, IndexError, TypeError, cbor2.CBORDecodeError):
+            number = decode_claims(payload if isinstance(payload, bytes) else b"").number
+        except MalformedQr:
             return OfflineVerdict(False, "payload: not a certificate claim set")
         verification_id = id_for_number(number) if id_for_number else None
         if verification_id is None:
@@ -63,12 +85,12 @@ def verify_offline(
                 False, "bare payload: scan the whole QR code (its URL part is signed too)"
             )
     for key in candidates:
-        certificate = x509.load_pem_x509_certificate(key["certificate"].encode())
         try:
+            certificate = x509.load_pem_x509_certificate(str(key["certificate"]).encode())
             verified = verify_sign1(cose, certificate, external_aad=verification_id.encode())
-        except CoseInvalid:
+            claims = decode_claims(verified.payload)
+        except (CoseInvalid, MalformedQr, ValueError):
             continue
-        claims = decode_claims(verified.payload)
         return _judge(claims, key, certificate, trust, verification_id)
     return OfflineVerdict(
         False,

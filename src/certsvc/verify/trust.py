@@ -116,7 +116,7 @@ def open_trust_list(served: dict[str, Any], root: x509.Certificate | None = None
         public.verify(signature, canonical(document), ec.ECDSA(hashes.SHA256()))
     except InvalidSignature:
         raise TrustListInvalid("trust list: the signature does not verify") from None
-    except (KeyError, IndexError, TypeError, ValueError) as exc:
+    except (AttributeError, KeyError, IndexError, TypeError, ValueError) as exc:
         if isinstance(exc, TrustListInvalid):
             raise
         raise TrustListInvalid("trust list: malformed") from None
