@@ -1,0 +1,162 @@
+"""`certsvc backup` and `certsvc restore` on SQLite and PostgreSQL, as an operator runs them:
+real processes, a provisioned demo (real tokens, real audit log with signed checkpoints)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from sqlalchemy import func, make_url, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from certsvc.audit.models import AuditCheckpoint, AuditEventRow, AuditNode
+from certsvc.service.accounts import StaffAccount
+from certsvc.service.bootstrap import initialise
+from certsvc.service.settings import Settings
+
+CERTSVC = str(Path(sys.executable).parent / "certsvc")
+
+
+def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [CERTSVC, *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+        env=env or dict(os.environ),
+    )
+
+
+def _usernames(sessions: sessionmaker[Session]) -> set[str]:
+    with sessions() as db:
+        return set(db.scalars(select(StaffAccount.username)))
+
+
+def _latest_note(sessions: sessionmaker[Session]) -> str:
+    with sessions() as db:
+        note = db.scalar(select(AuditCheckpoint.note).order_by(AuditCheckpoint.size.desc()))
+    assert note is not None
+    return note
+
+
+def test_backup_then_restore_brings_the_data_back_and_the_log_verifies(
+    settings: Settings, sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    initialise(settings)
+    before = _usernames(sessions)
+    kept = tmp_path / "checkpoint-at-backup.txt"
+    kept.write_text(_latest_note(sessions))
+    backup = tmp_path / "out" / "certsvc.backup"
+
+    # On PostgreSQL the URL carries a password (the test server trusts loopback, so any will
+    # do): it goes to pg_dump through PGPASSWORD and is never printed.
+    env = dict(os.environ)
+    password = "pw-" + os.urandom(6).hex()
+    url = make_url(settings.resolved_database_url)
+    if url.get_backend_name() == "postgresql":
+        env["CERTSVC_DATABASE_URL"] = url.set(password=password).render_as_string(False)
+    made = _run("backup", str(backup), env=env)
+    assert made.returncode == 0, made.stderr
+    assert password not in made.stdout + made.stderr
+    assert backup.stat().st_mode & 0o077 == 0, "a backup holds ciphertext and hashes: owner-only"
+
+    # Work done after the backup: a new account, an account disabled (both audited), and a
+    # checkpoint published over them.
+    added = _run("staff", "add", "latecomer", "--role", "registrar", "--generate-password")
+    assert added.returncode == 0, added.stderr
+    assert _run("staff", "disable", "registrar").returncode == 0
+    assert _run("audit", "checkpoint").returncode == 0
+    later = tmp_path / "checkpoint-after-backup.txt"
+    later.write_text(_latest_note(sessions))
+    assert "latecomer" in _usernames(sessions)
+
+    restored = _run("restore", str(backup), "--checkpoint", str(kept))
+    assert restored.returncode == 0, restored.stderr
+    assert "audit log intact" in restored.stdout
+    assert _usernames(sessions) == before
+    with sessions() as db:
+        registrar = db.scalars(
+            select(StaffAccount).where(StaffAccount.username == "registrar")
+        ).one()
+    assert registrar.active
+    verified = _run("audit", "verify")
+    assert verified.returncode == 0, verified.stderr
+
+    # A checkpoint published after the backup was made shows the restore lost history.
+    older = _run("restore", str(backup), "--checkpoint", str(later))
+    assert older.returncode == 1
+    assert "older than that checkpoint" in older.stderr
+    assert len(older.stderr.strip().splitlines()) == 1
+
+
+def test_a_tampered_backup_fails_verification_and_strangers_are_refused(
+    settings: Settings, sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    initialise(settings)
+    good = tmp_path / "good.backup"
+    assert _run("backup", str(good)).returncode == 0
+
+    # Someone with database access moves entry 2 over entry 1, consistently in every copy
+    # (leaf, its hash, the query columns, the cached node): only the signed checkpoint knows.
+    with sessions.begin() as db:
+        assert (db.scalar(select(func.count()).select_from(AuditEventRow)) or 0) > 2
+        donor = db.scalars(select(AuditEventRow).where(AuditEventRow.idx == 2)).one()
+        values = {
+            column: getattr(donor, column)
+            for column in (
+                "leaf",
+                "leaf_hash",
+                "occurred_at",
+                "actor",
+                "role",
+                "workstation",
+                "action",
+                "object",
+                "outcome",
+            )
+        }
+        db.execute(update(AuditEventRow).where(AuditEventRow.idx == 1).values(**values))
+        db.execute(
+            update(AuditNode)
+            .where(AuditNode.level == 0, AuditNode.idx == 1)
+            .values(hash=values["leaf_hash"])
+        )
+    tampered = tmp_path / "tampered.backup"
+    assert _run("backup", str(tampered)).returncode == 0
+
+    # Files that are not ours, or damaged, are refused before anything is touched.
+
+    stranger = tmp_path / "stranger.db"
+    stranger.write_bytes(b"SQLite format 3\x00" + bytes(4096))
+    damaged = tmp_path / "damaged.backup"
+    content = bytearray(good.read_bytes())
+    content[-100] ^= 0x01
+    damaged.write_bytes(bytes(content))
+    empty = tmp_path / "empty.backup"
+    empty.write_bytes(b"")
+
+    for path, message in (
+        (stranger, "is not a certsvc backup"),
+        (empty, "is not a certsvc backup"),
+        (damaged, "is damaged"),
+        (tmp_path / "missing.backup", "cannot read"),
+    ):
+        refused = _run("restore", str(path))
+        assert refused.returncode == 1, (path, refused.stderr)
+        lines = refused.stderr.strip().splitlines()
+        assert len(lines) == 1 and message in lines[0], refused.stderr
+        assert "Traceback" not in refused.stderr
+
+    assert _run("restore", str(good)).returncode == 0
+    assert _run("audit", "verify").returncode == 0
+
+    restored = _run("restore", str(tampered))
+    assert restored.returncode == 1
+    assert "audit log is NOT intact" in restored.stderr
+    assert len(restored.stderr.strip().splitlines()) == 1
+    verified = _run("audit", "verify")
+    assert verified.returncode == 1
+    assert "NOT intact" in verified.stderr

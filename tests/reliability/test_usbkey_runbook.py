@@ -1,0 +1,55 @@
+"""The README's runbook for a lost USBKey, step by step: the key is revoked and stops signing,
+the trust list is published again, and a certificate it signed before still verifies."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from certsvc.service.accounts import Role
+from certsvc.service.bootstrap import initialise
+from certsvc.signer.models import SigningKey
+from certsvc.verify.offline import verify_offline
+from service_helpers import MakeStaff
+from verify_support import Demo
+
+
+def test_lost_usbkey_runbook_keeps_earlier_certificates_verifiable(
+    demo: Demo, make_staff: MakeStaff
+) -> None:
+    issued = demo.certificate("20264100000000001")
+    officer = make_staff(Role.SECURITY_OFFICER)
+    headers = {"Authorization": f"Bearer {officer.token}"}
+    with demo.sessions() as db:
+        key = db.scalars(select(SigningKey).where(SigningKey.label == "certificate-1")).one()
+
+    # Steps 1 and 2: the security officer revokes the lost token's key certificate.
+    answer = demo.client.post(
+        f"/api/v1/hsm/keys/{key.id}/revoke-certificate",
+        json={"reason": "USBKey lost in transit"},
+        headers=headers,
+    )
+    assert answer.status_code == 200, answer.text
+    with demo.sessions() as db:
+        revoked = db.get(SigningKey, key.id)
+        assert revoked is not None and revoked.retired_at is not None
+
+    # The token itself still signs (it is lost, not destroyed): a "certificate" dated later.
+    forged = demo.certificate("20264100000000002", when=2_000_000_000)
+
+    # Step 4: publish the trust list again (what `certsvc init` does, idempotently).
+    before = demo.client.get("/.well-known/certsvc/trust-list.json").json()["trust_list"]
+    initialise(demo.settings)
+    trust = demo.client.get("/.well-known/certsvc/trust-list.json").json()["trust_list"]
+    assert trust != before
+    retired = [k for k in trust["keys"] if k["purpose"] == "certificate" and k["retired_at"]]
+    assert len(retired) == 1
+
+    # Step 5: the certificate signed before the loss still verifies, on line and off line.
+    online = demo.client.get(f"/api/v1/verify/{issued.verification_id}")
+    assert online.status_code == 200 and online.json()["status"] == "valid"
+    verdict = verify_offline(issued.text, trust)
+    assert verdict.valid, verdict.reason
+    assert verdict.key_valid_at_issue is True
+    # Whereas a payload the thief makes with the key, dated after the loss, does not.
+    verdict = verify_offline(forged.text, trust)
+    assert not verdict.valid and verdict.key_valid_at_issue is False
