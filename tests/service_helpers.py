@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from certsvc.service.accounts import Role
-from certsvc.service.workstations import sign_request
+from certsvc.service.workstations import load_workstation_key, sign_request
 
 
 @dataclass(frozen=True)
@@ -40,3 +41,22 @@ class StaffMember:
 
 
 MakeStaff = Callable[..., StaffMember]
+
+
+def demo_member(
+    secrets: dict[str, Any], username: str, workstation: str | None = None
+) -> StaffMember:
+    """A demo account from `certsvc init`'s credentials file, with its workstation key."""
+    account = secrets["accounts"][username]
+    key = None
+    if workstation is not None:
+        key = load_workstation_key(secrets["workstations"][workstation]["private_key"])
+    return StaffMember(
+        username=username,
+        role=Role(account["role"]),
+        password=account["password"],
+        token=account["api_token"],
+        token_id="",
+        workstation=workstation,
+        workstation_key=key,
+    )

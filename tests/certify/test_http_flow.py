@@ -19,9 +19,8 @@ from certsvc.service.accounts import Role
 from certsvc.service.app import create_app
 from certsvc.service.bootstrap import initialise
 from certsvc.service.settings import Settings
-from certsvc.service.workstations import load_workstation_key
 from certsvc.vault import synthetic
-from service_helpers import MakeStaff, StaffMember
+from service_helpers import MakeStaff, StaffMember, demo_member
 
 API = "/api/v1/certify"
 BATCH = {
@@ -73,19 +72,7 @@ def desk(settings: Settings, make_staff: MakeStaff) -> Iterator[Desk]:
     secrets = json.loads(settings.credentials_file.read_text())
 
     def member(username: str, workstation: str | None = None) -> StaffMember:
-        account = secrets["accounts"][username]
-        key = None
-        if workstation is not None:
-            key = load_workstation_key(secrets["workstations"][workstation]["private_key"])
-        return StaffMember(
-            username=username,
-            role=Role(account["role"]),
-            password=account["password"],
-            token=account["api_token"],
-            token_id="",
-            workstation=workstation,
-            workstation_key=key,
-        )
+        return demo_member(secrets, username, workstation)
 
     app = create_app(settings)
     with TestClient(app) as client:

@@ -14,11 +14,9 @@ from certsvc.certify.decisions import CHINA
 from certsvc.certify.issuance import Issuer
 from certsvc.service.accounts import Role, StaffAccount
 from certsvc.service.auth import require_roles, require_workstation
-from certsvc.service.routes.documents import BatchOut, RefusedOut
 from certsvc.service.routes.signer_context import document_signer, signing_sessions
 from certsvc.service.routes.vault import vault_of
 from certsvc.service.workstations import Workstation
-from certsvc.signer.documents import BatchReport
 
 RegistrarDep = Annotated[StaffAccount, Depends(require_roles(Role.REGISTRAR))]
 OfficerDep = Annotated[StaffAccount, Depends(require_roles(Role.OFFICER))]
@@ -54,18 +52,3 @@ def staff_hosts(request: Request) -> tuple[str, ...]:
     public_host = urlsplit(request.app.state.settings.public_base_url).netloc
     own = request.url.netloc
     return (own,) if own and own != public_host else ()
-
-
-def report_out(report: BatchReport) -> BatchOut:
-    return BatchOut(
-        batch=report.batch,
-        total=report.total,
-        signed=report.signed,
-        already_signed=report.already_signed,
-        refused=[
-            RefusedOut(document_id=r.document_id, rule=r.rule, detail=r.message)
-            for r in report.refused
-        ],
-        stopped_by=report.stopped.rule if report.stopped else None,
-        not_attempted=report.not_attempted,
-    )

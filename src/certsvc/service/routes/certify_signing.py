@@ -33,9 +33,8 @@ from certsvc.service.routes.certify_common import (
     WorkstationDep,
     china_today,
     issuer_of,
-    report_out,
 )
-from certsvc.service.routes.documents import BatchOut
+from certsvc.service.routes.documents import BatchOut, report_out
 from certsvc.service.routes.signer_context import actor_of, document_signer
 from certsvc.signer.custody import approvals_for
 from certsvc.verify.codes import REVOCATION_CATEGORIES

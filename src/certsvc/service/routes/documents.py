@@ -16,7 +16,7 @@ from certsvc.service.auth import SessionDep, require_roles, require_workstation
 from certsvc.service.routes.signer_context import actor_of, document_signer
 from certsvc.service.workstations import Workstation
 from certsvc.signer.custody import approve_revocation, get_key
-from certsvc.signer.documents import Document, signed_document
+from certsvc.signer.documents import BatchReport, Document, signed_document
 
 router = APIRouter(prefix="/api/v1/signing", tags=["signing"])
 CustodianDep = Annotated[StaffAccount, Depends(require_roles(Role.CUSTODIAN))]
@@ -105,18 +105,7 @@ def post_batch(
     report = document_signer(request).sign_batch(
         actor_of(account, workstation), body.key_id, documents, batch=body.batch
     )
-    return BatchOut(
-        batch=report.batch,
-        total=report.total,
-        signed=report.signed,
-        already_signed=report.already_signed,
-        refused=[
-            RefusedOut(document_id=r.document_id, rule=r.rule, detail=r.message)
-            for r in report.refused
-        ],
-        stopped_by=report.stopped.rule if report.stopped else None,
-        not_attempted=report.not_attempted,
-    )
+    return report_out(report)
 
 
 @router.get("/documents/{kind}/{document_id}")
@@ -137,4 +126,20 @@ def get_document(kind: str, document_id: str, _: ReaderDep, db: SessionDep) -> S
         signed_by=row.signed_by,
         workstation=row.workstation,
         signed_at=row.signed_at,
+    )
+
+
+def report_out(report: BatchReport) -> BatchOut:
+    """A batch report as the API answers it."""
+    return BatchOut(
+        batch=report.batch,
+        total=report.total,
+        signed=report.signed,
+        already_signed=report.already_signed,
+        refused=[
+            RefusedOut(document_id=r.document_id, rule=r.rule, detail=r.message)
+            for r in report.refused
+        ],
+        stopped_by=report.stopped.rule if report.stopped else None,
+        not_attempted=report.not_attempted,
     )
