@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel
-from sqlalchemy import bindparam, select
+from sqlalchemy import Engine, bindparam, select
 
 from certsvc.verify.models import PublicCertificate, TrustedBody
 from certsvc.verify.offline import verify_offline
@@ -97,14 +97,24 @@ _LOOKUP = (
 )
 
 
+def _reader(request: Request) -> Engine:
+    """The app's engine in autocommit mode, made once: a single read needs no transaction,
+    and skipping BEGIN and ROLLBACK saves two round trips per lookup."""
+    state = request.app.state
+    reader: Engine | None = getattr(state, "register_reader", None)
+    if reader is None:
+        reader = state.register_reader = state.engine.execution_options(
+            isolation_level="AUTOCOMMIT"
+        )
+    return reader
+
+
 def _view_of(request: Request, verification_id: str) -> dict[str, Any] | None:
     """The public view, or None for an unknown or malformed id (both cost one lookup)."""
     wanted = verification_id.upper()
     if not is_verification_id(wanted):
         wanted = _PADDING_ID
-    # A single read needs no transaction: autocommit skips BEGIN and ROLLBACK round trips.
-    engine = request.app.state.engine.execution_options(isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
+    with _reader(request).connect() as connection:
         row = connection.execute(_LOOKUP, {"verification_id": wanted}).first()
     if row is None:
         return None
