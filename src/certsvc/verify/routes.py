@@ -23,7 +23,17 @@ router = APIRouter(tags=["verify"])
 CACHE = "public, max-age=30"  # a revocation shows everywhere within a minute
 HEADERS = {"Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff"}
 NOT_FOUND = {"detail": "no such certificate"}
-_PADDING_ID = "A" * 26  # looked up for malformed ids, so they cost what unknown ones do
+_PADDING_ID = "A" * 26
+_LIMITED: dict[int | str, dict[str, Any]] = {
+    429: {"description": "too many requests from this client; see Retry-After"},
+}
+_LOOKUP_ANSWERS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "unknown or malformed id (one answer for both)"},
+    **_LIMITED,
+}
+_UNPUBLISHED: dict[int | str, dict[str, Any]] = {
+    404: {"description": "no trust list published yet"}
+}  # looked up for malformed ids, so they cost what unknown ones do
 
 
 class Named(BaseModel):
@@ -121,7 +131,7 @@ def _view_of(request: Request, verification_id: str) -> dict[str, Any] | None:
     return public_view(row, row.body_name or row.body_code)
 
 
-@router.get("/v/{verification_id}", response_class=HTMLResponse)
+@router.get("/v/{verification_id}", response_class=HTMLResponse, responses=_LOOKUP_ANSWERS)
 @router.get(
     "/V/{verification_id}",
     response_class=HTMLResponse,
@@ -140,7 +150,7 @@ async def verification_page(verification_id: str, request: Request) -> HTMLRespo
 @router.get(
     "/api/v1/verify/{verification_id}",
     response_model=CertificateView,
-    responses={404: {"description": "unknown or malformed id (one answer for both)"}},
+    responses=_LOOKUP_ANSWERS,
 )
 async def verify_online(verification_id: str, request: Request) -> JSONResponse:
     """The certificate's public fields and its current status."""
@@ -151,7 +161,16 @@ async def verify_online(verification_id: str, request: Request) -> JSONResponse:
     return JSONResponse(view, headers={**HEADERS, "Cache-Control": CACHE})
 
 
-@router.post("/api/v1/verify/offline")
+@router.post(
+    "/api/v1/verify/offline",
+    response_model=OfflineAnswer,
+    responses={
+        413: {"description": "longer than any certificate QR"},
+        422: {"description": "not UTF-8 text"},
+        503: {"description": "no trust list published yet"},
+        **_LIMITED,
+    },
+)
 async def verify_scanned(request: Request) -> JSONResponse:
     """Check a scanned QR (the whole text, or a bare `TC1:` payload) against the trust list,
     and report the certificate's current status."""
@@ -198,7 +217,7 @@ async def verify_scanned(request: Request) -> JSONResponse:
     return JSONResponse(answer.model_dump(mode="json"), headers=HEADERS)
 
 
-@router.get("/.well-known/certsvc/trust-list.json")
+@router.get("/.well-known/certsvc/trust-list.json", responses=_UNPUBLISHED)
 def trust_list(request: Request) -> JSONResponse:
     """Issuing bodies, roots, keys and code tables, signed by the body's root key."""
     with _db(request) as db:
@@ -208,7 +227,7 @@ def trust_list(request: Request) -> JSONResponse:
     return JSONResponse(published(signed), headers={**HEADERS, "Cache-Control": CACHE})
 
 
-@router.get("/.well-known/certsvc/revocations.json")
+@router.get("/.well-known/certsvc/revocations.json", responses=_UNPUBLISHED)
 def revocations(request: Request) -> JSONResponse:
     """Revoked verification ids as truncated keyed hashes, for offline verifiers."""
     with _db(request) as db:
