@@ -15,17 +15,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from certsvc.certify.cases import BatchPlan, create_application, create_batch
 from certsvc.certify.checks import RESULTS, CheckOutcome, record_check
-from certsvc.certify.decisions import CaseRecords
 from certsvc.certify.issuance import Issuer
 from certsvc.certify.models import Applicant
 from certsvc.service.accounts import StaffAccount
 from certsvc.service.bootstrap import initialise
+from certsvc.service.cli_demo import open_issuer
 from certsvc.service.db import make_engine, make_sessionmaker
-from certsvc.service.hsm import open_tokens
 from certsvc.service.settings import Settings
-from certsvc.service.vault_setup import open_vault
 from certsvc.signer.actor import Actor
-from certsvc.signer.documents import DocumentSigner
 from certsvc.signer.sessions import SigningSessions
 from certsvc.vault import synthetic
 from certsvc.vault.kinds import Kind
@@ -104,21 +101,12 @@ def body(settings: Settings) -> Iterator[Body]:
     credentials = json.loads(settings.credentials_file.read_text())
     engine = make_engine(settings.resolved_database_url)
     sessions = make_sessionmaker(engine)
-    tokens = open_tokens(settings, sessions)
-    signing = SigningSessions(tokens, 3600, 600)
-    issuer = Issuer(
-        sessions,
-        DocumentSigner(sessions, signing, CaseRecords()),
-        signing,
-        open_vault(settings, sessions, tokens),
-        settings.body_code,
-        settings.public_base_url,
-    )
+    issuer = open_issuer(settings, sessions)
+    signing = issuer.signing_sessions
     with sessions() as db:
         account = db.scalar(select(StaffAccount).where(StaffAccount.username == "custodian"))
         assert account is not None
         custodian = Actor("custodian", account.id, "custodian", WORKSTATION)
     yield Body(sessions, issuer, signing, custodian, credentials["tokens"]["USBKEY-01"])
     signing.close_all()
-    tokens.reset()
     engine.dispose()

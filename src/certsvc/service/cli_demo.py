@@ -69,16 +69,8 @@ def demo(
 def _issuer(settings: Settings) -> Iterator[tuple[Issuer, SigningSessions, dict[str, str]]]:
     engine = make_engine(settings.resolved_database_url)
     sessions = make_sessionmaker(engine)
-    tokens = open_tokens(settings, sessions)
-    signing = SigningSessions(tokens, 3600, 600)
-    issuer = Issuer(
-        sessions,
-        DocumentSigner(sessions, signing, CaseRecords()),
-        signing,
-        open_vault(settings, sessions, tokens),
-        settings.body_code,
-        settings.public_base_url,
-    )
+    issuer = open_issuer(settings, sessions)
+    signing = issuer.signing_sessions
     usbkey = json.loads(settings.credentials_file.read_text())["tokens"]["USBKEY-01"]
     try:
         yield issuer, signing, usbkey
@@ -109,6 +101,21 @@ def _actors(settings: Settings, sessions: sessionmaker[Session]) -> dict[str, Ac
             ("custodian", WORKSTATION),
         )
     }
+
+
+def open_issuer(settings: Settings, sessions: sessionmaker[Session]) -> Issuer:
+    """Everything issuing needs, outside a web app: token access, signing sessions held by this
+    process, the signer with the case gates, the vault."""
+    tokens = open_tokens(settings, sessions)
+    signing = SigningSessions(tokens, 3600, 600)
+    return Issuer(
+        sessions,
+        DocumentSigner(sessions, signing, CaseRecords()),
+        signing,
+        open_vault(settings, sessions, tokens),
+        settings.body_code,
+        settings.public_base_url,
+    )
 
 
 def _round(
