@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager, suppress
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 
 from certsvc import __version__
 from certsvc.certify.decisions import CaseRecords
@@ -75,6 +76,15 @@ async def _certsvc_error(_request: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, PolicyRefused):
         body["rule"] = exc.rule
     return JSONResponse(body, status_code=code)
+
+
+async def _out_of_range(_request: Request, _exc: Exception) -> JSONResponse:
+    """A number the database cannot hold (an id beyond any row): the client's error, not a 500.
+    Nothing was stored: the request's transaction is rolled back with its session."""
+    return JSONResponse(
+        {"detail": "a number in the request is out of range"},
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+    )
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -147,6 +157,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_exception_handler(CertsvcError, _certsvc_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(OverflowError, _out_of_range)
+    app.add_exception_handler(DataError, _out_of_range)
     for router in PUBLIC_ROUTERS + STAFF_ROUTERS:
         app.include_router(router)
     install_log_redaction()
