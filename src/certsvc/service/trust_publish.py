@@ -36,17 +36,15 @@ def publish_trust_list(
         root_key = next((k for k in keys if k.purpose is KeyPurpose.ROOT), None)
         if root_key is None:
             raise RuntimeError("the body has no root key: run `certsvc init`")
-        published = {k.kid: k for k in db.scalars(select(TrustedKey))}
-        before = {kid: k.retired_at for kid, k in published.items()}
+        before = {k.kid: k.retired_at for k in db.scalars(select(TrustedKey))}
         root_certificate = certificate_of(root_key)
         publish_body(db, settings.body_code, settings.body_name, root_certificate)
         for key in keys:
             if key.purpose is KeyPurpose.ROOT:
                 continue
             kid = publish_key(db, key.body_code, key.purpose.value, certificate_of(key))
-            retired = getattr(key, "retired_at", None)
-            if retired is not None and published.get(kid) and published[kid].retired_at is None:
-                retire_key(db, kid, retired)
+            if key.retired_at is not None:
+                retire_key(db, kid, key.retired_at)
         after = {k.kid: k.retired_at for k in db.scalars(select(TrustedKey))}
         if after == before and latest_trust_list(db) is not None:
             return False
