@@ -3,11 +3,19 @@ logger, and what must stay readable (certificate numbers, token ids) does."""
 
 from __future__ import annotations
 
+import io
+import json
 import logging
+from datetime import datetime
 
+import httpx
 import pytest
 
+from certsvc.service.bootstrap import initialise
+from certsvc.service.log_config import JsonFormatter
 from certsvc.service.log_redaction import install_log_redaction
+from certsvc.service.settings import Settings
+from server_support import serving
 
 SECRETS = {
     "id number": "41130219900307123X",
@@ -33,3 +41,48 @@ def test_values_logged_on_purpose_are_redacted(
         assert value not in text
     assert text.count("[redacted]") >= len(SECRETS) + 3
     assert "20264100000000001" in text and "0123456789abcdef" in text
+
+
+def test_json_lines_carry_fields_and_hide_values_in_tracebacks_and_extras() -> None:
+    install_log_redaction()
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("certsvc.test_json_lines")
+    logger.addHandler(handler)
+    try:
+        logger.warning("careless %s", SECRETS["mobile"], extra={"applicant": SECRETS["e-mail"]})
+        try:
+            raise ValueError(f"bad value {SECRETS['id number']}")
+        except ValueError:
+            logger.exception("import of certificate %s failed", "20264100000000001")
+    finally:
+        logger.removeHandler(handler)
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [line["level"] for line in lines] == ["warning", "error"]
+    assert lines[0]["logger"] == "certsvc.test_json_lines"
+    assert lines[0]["applicant"] == "[redacted]"
+    assert lines[1]["message"] == "import of certificate 20264100000000001 failed"
+    assert "ValueError: bad value [redacted]" in lines[1]["exception"]
+    assert datetime.fromisoformat(lines[0]["time"]).tzinfo is not None
+    for value in SECRETS.values():
+        assert value not in stream.getvalue()
+
+
+def test_server_logs_are_json_lines_without_the_values_sent(settings: Settings) -> None:
+    initialise(settings)
+    password = "pin=13572468"
+    with serving() as server:
+        for username in ("admin", SECRETS["e-mail"]):
+            answer = httpx.post(
+                f"{server.base}/api/v1/auth/token",
+                json={"username": username, "password": password},
+                timeout=10,
+            )
+            assert answer.status_code == 401
+    lines = [json.loads(line) for line in server.output.splitlines() if line.strip()]
+    refused = [line for line in lines if line.get("event") == "service.login"]
+    assert [line["outcome"] for line in refused] == ["refused", "refused"]
+    assert refused[0]["message"].startswith("login failed for admin")
+    assert any(line["logger"].startswith("uvicorn") for line in lines)
+    assert password not in server.output and SECRETS["e-mail"] not in server.output

@@ -18,6 +18,7 @@ from certsvc.service.accounts import password_hasher
 from certsvc.service.audit_keys import CheckpointKeyHolder
 from certsvc.service.checkpointer import Checkpointer
 from certsvc.service.db import make_engine, make_sessionmaker, require_current_schema
+from certsvc.service.db_outage import answer_database_outages
 from certsvc.service.hardening import Hardening
 from certsvc.service.hsm import open_tokens
 from certsvc.service.log_redaction import install_log_redaction
@@ -159,6 +160,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(OverflowError, _out_of_range)
     app.add_exception_handler(DataError, _out_of_range)
+    answer_database_outages(app)
     for router in PUBLIC_ROUTERS + STAFF_ROUTERS:
         app.include_router(router)
     install_log_redaction()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging.config
 import os
 from typing import Annotated
 
@@ -11,9 +12,11 @@ from rich.console import Console
 
 from certsvc.service.app import create_app
 from certsvc.service.bootstrap import initialise
+from certsvc.service.log_config import log_config
 from certsvc.service.settings import get_settings, reset_settings
 
 console = Console(stderr=True)
+logger = logging.getLogger(__name__)
 
 
 def init() -> None:
@@ -44,12 +47,15 @@ def serve(
         reset_settings()
     # Build the app once here so that a bad database URL or module path fails with one line
     # before any worker starts.
-    app = create_app(get_settings())
-    console.print(f"certsvc listening on http://{host}:{port}" + (" (public)" if public else ""))
+    settings = get_settings()
+    logging_setup = log_config(settings.log_format, settings.log_level)
+    logging.config.dictConfig(logging_setup)
+    app = create_app(settings)
+    logger.info("certsvc listening on http://%s:%d%s", host, port, " (public)" if public else "")
     # No access log: URLs of the public side carry verification ids, and client addresses are
     # personal data; what needs recording goes to the audit log.
     if workers == 1:
-        uvicorn.run(app, host=host, port=port, access_log=False, log_level="info")
+        uvicorn.run(app, host=host, port=port, access_log=False, log_config=logging_setup)
     else:
         uvicorn.run(
             "certsvc.service.app:create_app",
@@ -58,5 +64,5 @@ def serve(
             port=port,
             workers=workers,
             access_log=False,
-            log_level="info",
+            log_config=logging_setup,
         )

@@ -11,6 +11,7 @@ from sqlalchemy import inspect
 
 from certsvc import __version__
 from certsvc.service.db import DatabaseNotInitialisedError, make_engine, make_sessionmaker
+from certsvc.service.db_outage import answer_database_outages
 from certsvc.service.hardening import Hardening
 from certsvc.service.log_redaction import install_log_redaction
 from certsvc.service.routes import PUBLIC_NODE_ROUTERS
@@ -52,6 +53,7 @@ def create_public_app(settings: Settings) -> FastAPI:
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
     app.state.rate_limiter = make_rate_limiter(settings.verify_rate_per_minute, settings.redis_url)
+    answer_database_outages(app)
     for router in PUBLIC_NODE_ROUTERS:
         app.include_router(router)
     install_log_redaction()

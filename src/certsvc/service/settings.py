@@ -9,6 +9,8 @@ from urllib.parse import urlsplit
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from certsvc.service.log_config import LogFormat, LogLevel
+
 SOFTHSM_MODULE_PATHS = (
     "/usr/lib/softhsm/libsofthsm2.so",
     "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
@@ -64,6 +66,10 @@ class Settings(BaseSettings):
     public_only: bool = Field(
         default=False, description="serve only the public side (what `serve --public` sets)"
     )
+    log_format: LogFormat = Field(
+        default="json", description="server log lines: one JSON object each, or plain text"
+    )
+    log_level: LogLevel = "info"
     body_code: str = Field(
         default="410000", pattern=r"^[0-9]{6}$", description="certifying body's 6-digit code"
     )

@@ -72,10 +72,11 @@ async def create_token(
 def _refuse(session: Session, username: str, reason: str) -> None:
     """Audit a refused login; the typed name only if it is an account (it may be a password)."""
     known = account_exists(session, username)
+    fields = {"event": "service.login", "outcome": "refused", "reason": reason}
     if known:
-        logger.warning("login failed for %s: %s", username, reason)
+        logger.warning("login failed for %s: %s", username, reason, extra=fields)
     else:
-        logger.warning("login failed for an unknown username: %s", reason)
+        logger.warning("login failed for an unknown username: %s", reason, extra=fields)
     append(
         session,
         AuditEvent(
