@@ -25,6 +25,7 @@ from certsvc.audit.log import consistency_proof, inclusion_proof
 from certsvc.audit.merkle import leaf_hash, verify_consistency, verify_inclusion
 from certsvc.audit.models import AuditCheckpoint, AuditEventRow
 from certsvc.audit.verify import Verdict
+from certsvc.errors import Conflict
 
 FORMAT = "certsvc-audit-bundle/1"
 
@@ -39,7 +40,7 @@ def build_bundle(
     """Events [start, end) with proofs against the newest checkpoint, which must cover them."""
     checkpoints = list(db.scalars(select(AuditCheckpoint).order_by(AuditCheckpoint.size)))
     if not checkpoints or checkpoints[-1].size < end:
-        raise ValueError("range: not yet covered by a checkpoint; sign one first")
+        raise Conflict("range: not yet covered by a checkpoint; sign one first")
     newest = checkpoints[-1].size
     rows = db.scalars(
         select(AuditEventRow)

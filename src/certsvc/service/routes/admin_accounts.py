@@ -20,10 +20,10 @@ from certsvc.service.accounts import (
 )
 from certsvc.service.audit_trail import record
 from certsvc.service.auth import HasherDep, SessionDep, require_roles
-from certsvc.service.routes.schemas import StaffOut
+from certsvc.service.routes.schemas import ROLE_GATED, StaffOut, answers
 
 AdminDep = Annotated[StaffAccount, Depends(require_roles(Role.ADMIN))]
-router = APIRouter(prefix="/api/v1/admin/accounts", tags=["admin"])
+router = APIRouter(prefix="/api/v1/admin/accounts", tags=["admin"], responses=ROLE_GATED)
 
 
 class AccountCreate(BaseModel):
@@ -50,7 +50,7 @@ def get_accounts(_: AdminDep, session: SessionDep) -> list[StaffOut]:
     return [StaffOut.model_validate(account) for account in list_accounts(session)]
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, responses=answers(409))
 def post_account(
     body: AccountCreate, admin: AdminDep, session: SessionDep, hasher: HasherDep
 ) -> AccountCreated:
@@ -68,7 +68,7 @@ def post_account(
     return AccountCreated(account=StaffOut.model_validate(account), initial_password=generated)
 
 
-@router.post("/{username}/disable")
+@router.post("/{username}/disable", responses=answers(404, 409))
 def post_disable(username: str, admin: AdminDep, session: SessionDep) -> StaffOut:
     """Disable an account and revoke its tokens; an admin cannot disable their own."""
     if username == admin.username:

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from certsvc.service.accounts import Role, StaffAccount
 from certsvc.service.audit_trail import record
 from certsvc.service.auth import SessionDep, require_roles
-from certsvc.service.routes.schemas import WorkstationOut
+from certsvc.service.routes.schemas import ROLE_GATED, WorkstationOut, answers
 from certsvc.service.workstations import (
     Workstation,
     disable_workstation,
@@ -19,7 +19,7 @@ from certsvc.service.workstations import (
 )
 
 AdminDep = Annotated[StaffAccount, Depends(require_roles(Role.ADMIN))]
-router = APIRouter(prefix="/api/v1/admin/workstations", tags=["admin"])
+router = APIRouter(prefix="/api/v1/admin/workstations", tags=["admin"], responses=ROLE_GATED)
 
 
 class WorkstationCreate(BaseModel):
@@ -44,7 +44,7 @@ def get_workstations(_: AdminDep, session: SessionDep) -> list[WorkstationOut]:
     return [_out(workstation) for workstation in list_workstations(session)]
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, responses=answers(404, 409))
 def post_workstation(
     body: WorkstationCreate, admin: AdminDep, session: SessionDep
 ) -> WorkstationOut:
@@ -57,7 +57,7 @@ def post_workstation(
     return _out(workstation)
 
 
-@router.post("/{name}/disable")
+@router.post("/{name}/disable", responses=answers(404))
 def post_disable(name: str, admin: AdminDep, session: SessionDep) -> WorkstationOut:
     """Disable a workstation: its signed requests are refused from now on."""
     workstation = disable_workstation(session, name)

@@ -21,8 +21,9 @@ from certsvc.errors import InvalidInput, NotFound
 from certsvc.service.accounts import Role, StaffAccount
 from certsvc.service.audit_keys import CheckpointKeyHolder, checkpoint_key
 from certsvc.service.auth import SessionDep, SettingsDep, require_roles
+from certsvc.service.routes.schemas import ROLE_GATED, answers
 
-router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
+router = APIRouter(prefix="/api/v1/audit", tags=["audit"], responses=ROLE_GATED)
 public_router = APIRouter(tags=["audit"])
 OfficerDep = Annotated[StaffAccount, Depends(require_roles(Role.SECURITY_OFFICER))]
 
@@ -112,7 +113,7 @@ def get_checkpoints(_: OfficerDep, db: SessionDep) -> list[CheckpointOut]:
     return [CheckpointOut(size=r.size, signed_at=r.signed_at, note=r.note) for r in rows]
 
 
-@router.post("/checkpoints", status_code=status.HTTP_201_CREATED)
+@router.post("/checkpoints", status_code=status.HTTP_201_CREATED, responses=answers(409, 423))
 def post_checkpoint(request: Request, _: OfficerDep, db: SessionDep) -> CheckpointOut:
     """Sign a checkpoint for the log as it is now."""
     holder: CheckpointKeyHolder = request.app.state.checkpoint_key
@@ -130,7 +131,7 @@ def get_key_usage(
     return [KeyUsageOut(**vars(usage)) for usage in key_usage(db, since, until)]
 
 
-@router.get("/export")
+@router.get("/export", responses=answers(409))
 def get_export(
     _: OfficerDep,
     db: SessionDep,
@@ -144,7 +145,11 @@ def get_export(
     return build_bundle(db, settings.audit_origin, certificate, start, end)
 
 
-@public_router.get("/.well-known/certsvc/audit-checkpoint", response_class=PlainTextResponse)
+@public_router.get(
+    "/.well-known/certsvc/audit-checkpoint",
+    response_class=PlainTextResponse,
+    responses=answers(404, 503),
+)
 def get_latest_checkpoint(db: SessionDep) -> PlainTextResponse:
     """The newest signed checkpoint note: keep copies, and a rewritten history shows."""
     latest = latest_checkpoint(db)

@@ -21,6 +21,7 @@ from certsvc.service.accounts import (
     issue_api_token,
 )
 from certsvc.service.auth import HasherDep, SessionDep, SettingsDep
+from certsvc.service.routes.schemas import answers
 from certsvc.service.settings import Settings
 from certsvc.verify.ratelimit import RateLimiter
 
@@ -43,10 +44,7 @@ class TokenResponse(BaseModel):
 @router.post(
     "/token",
     status_code=status.HTTP_201_CREATED,
-    responses={
-        401: {"description": "wrong username or password"},
-        429: {"description": "too many login attempts from this client"},
-    },
+    responses=answers(401, 413, 422, 429, 503),
 )
 async def create_token(
     body: TokenRequest,

@@ -9,15 +9,19 @@ from fastapi import APIRouter, Request, Response
 from certsvc.certify.certificate_pdf import certificate_pdf
 from certsvc.errors import Conflict
 from certsvc.service.routes.certify_common import CustodianDep, WorkstationDep, issuer_of
+from certsvc.service.routes.schemas import ROLE_GATED, answers
 from certsvc.service.routes.signer_context import actor_of, signing_sessions
 
-router = APIRouter(prefix="/api/v1/certificates", tags=["certify"])
+router = APIRouter(prefix="/api/v1/certificates", tags=["certify"], responses=ROLE_GATED)
 
 
 @router.get(
     "/{number}/pdf",
     response_class=Response,
-    responses={200: {"content": {"application/pdf": {}}, "description": "the signed PDF"}},
+    responses={
+        200: {"content": {"application/pdf": {}}, "description": "the signed PDF"},
+        **answers(404, 409),
+    },
 )
 def get_certificate_pdf(
     number: str, request: Request, account: CustodianDep, workstation: WorkstationDep

@@ -12,8 +12,9 @@ from pydantic import BaseModel, Field
 from certsvc.certify.announcements import findings
 from certsvc.service.accounts import Role, StaffAccount
 from certsvc.service.auth import SettingsDep, require_roles
+from certsvc.service.routes.schemas import ROLE_GATED
 
-router = APIRouter(prefix="/api/v1/certify", tags=["certify"])
+router = APIRouter(prefix="/api/v1/certify", tags=["certify"], responses=ROLE_GATED)
 WriterDep = Annotated[StaffAccount, Depends(require_roles(Role.REGISTRAR, Role.OFFICER))]
 
 

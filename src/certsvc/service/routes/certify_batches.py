@@ -25,10 +25,11 @@ from certsvc.service.routes.certify_common import (
     china_today,
     staff_hosts,
 )
+from certsvc.service.routes.schemas import ROLE_GATED, answers
 from certsvc.service.routes.signer_context import actor_of
 from certsvc.service.routes.vault import VaultDep
 
-router = APIRouter(prefix="/api/v1/certify", tags=["certify"])
+router = APIRouter(prefix="/api/v1/certify", tags=["certify"], responses=ROLE_GATED)
 
 
 class BatchIn(BaseModel):
@@ -150,7 +151,7 @@ def _announcement_out(row: Announcement) -> AnnouncementOut:
 TodayQuery = Annotated[date | None, Query(description="default: today in China")]
 
 
-@router.post("/batches", status_code=status.HTTP_201_CREATED)
+@router.post("/batches", status_code=status.HTTP_201_CREATED, responses=answers(409))
 def post_batch(
     body: BatchIn, account: OfficerDep, db: SessionDep, settings: SettingsDep
 ) -> BatchOut:
@@ -176,7 +177,7 @@ def list_batches(_: CaseReaderDep, db: SessionDep, today: TodayQuery = None) -> 
     return [_batch_out(db, b, day) for b in db.scalars(select(Batch).order_by(Batch.id.desc()))]
 
 
-@router.get("/batches/{batch_id}")
+@router.get("/batches/{batch_id}", responses=answers(404))
 def show_batch(
     batch_id: int, _: CaseReaderDep, db: SessionDep, today: TodayQuery = None
 ) -> BatchOut:
@@ -184,7 +185,9 @@ def show_batch(
     return _batch_out(db, get_batch(db, batch_id), today or china_today())
 
 
-@router.post("/batches/{batch_id}/slots", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/batches/{batch_id}/slots", status_code=status.HTTP_201_CREATED, responses=answers(404)
+)
 def post_slot(batch_id: int, body: SlotIn, account: OfficerDep, db: SessionDep) -> SlotOut:
     """A confirmation time slot with a capacity, inside the on-site confirmation period."""
     slot_id = add_slot(db, actor_of(account), batch_id, body.starts_at, body.capacity)
@@ -193,7 +196,7 @@ def post_slot(batch_id: int, body: SlotIn, account: OfficerDep, db: SessionDep) 
     return SlotOut(id=slot.id, starts_at=slot.starts_at, capacity=slot.capacity, booked=0)
 
 
-@router.get("/batches/{batch_id}/slots")
+@router.get("/batches/{batch_id}/slots", responses=answers(404))
 def list_slots(batch_id: int, _: ClerkDep, db: SessionDep) -> list[SlotOut]:
     """The batch's slots with how many places are booked."""
     get_batch(db, batch_id)
@@ -207,7 +210,11 @@ def list_slots(batch_id: int, _: ClerkDep, db: SessionDep) -> list[SlotOut]:
     ]
 
 
-@router.post("/batches/{batch_id}/announcements", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/batches/{batch_id}/announcements",
+    status_code=status.HTTP_201_CREATED,
+    responses=answers(404, 409),
+)
 def post_conclusions(
     batch_id: int,
     body: ConclusionsIn,
@@ -225,14 +232,14 @@ def post_conclusions(
     return _announcement_out(row)
 
 
-@router.get("/batches/{batch_id}/announcements")
+@router.get("/batches/{batch_id}/announcements", responses=answers(404))
 def list_announcements(batch_id: int, _: ClerkDep, db: SessionDep) -> list[AnnouncementOut]:
     """What was published for the batch."""
     get_batch(db, batch_id)
     return [_announcement_out(row) for row in announcements(db, batch_id)]
 
 
-@router.post("/announcements", status_code=status.HTTP_201_CREATED)
+@router.post("/announcements", status_code=status.HTTP_201_CREATED, responses=answers(404))
 def post_announcement(
     body: AnnouncementIn, request: Request, account: OfficerDep, db: SessionDep
 ) -> AnnouncementOut:

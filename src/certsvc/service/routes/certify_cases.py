@@ -30,11 +30,12 @@ from certsvc.certify.models import Applicant, Application, Certificate, Decision
 from certsvc.errors import InvalidInput
 from certsvc.service.auth import SessionDep
 from certsvc.service.routes.certify_common import CaseReaderDep, ClerkDep, OfficerDep, RegistrarDep
+from certsvc.service.routes.schemas import ROLE_GATED, answers
 from certsvc.service.routes.signer_context import actor_of
 from certsvc.service.routes.vault import VAULT_TOKEN_SHAPE, VaultDep
 from certsvc.vault.store import Vault
 
-router = APIRouter(prefix="/api/v1/certify", tags=["certify"])
+router = APIRouter(prefix="/api/v1/certify", tags=["certify"], responses=ROLE_GATED)
 TokenField = Annotated[str, Field(pattern=VAULT_TOKEN_SHAPE)]
 
 
@@ -167,7 +168,7 @@ def application_out(db: Session, vault: Vault, application: Application) -> Appl
     )
 
 
-@router.post("/applications", status_code=status.HTTP_201_CREATED)
+@router.post("/applications", status_code=status.HTTP_201_CREATED, responses=answers(404, 409))
 def post_application(
     body: ApplicationIn, account: RegistrarDep, db: SessionDep, vault: VaultDep
 ) -> ApplicationOut:
@@ -184,7 +185,7 @@ def post_application(
     return application_out(db, vault, application)
 
 
-@router.get("/applications/{application_id}")
+@router.get("/applications/{application_id}", responses=answers(404))
 def get_application_route(
     application_id: int, _: CaseReaderDep, db: SessionDep, vault: VaultDep
 ) -> ApplicationOut:
@@ -192,7 +193,7 @@ def get_application_route(
     return application_out(db, vault, get_application(db, application_id))
 
 
-@router.get("/batches/{batch_id}/applications")
+@router.get("/batches/{batch_id}/applications", responses=answers(404))
 def list_applications(
     batch_id: int, _: CaseReaderDep, db: SessionDep, vault: VaultDep
 ) -> list[ApplicationOut]:
@@ -204,7 +205,11 @@ def list_applications(
     return [application_out(db, vault, a) for a in rows]
 
 
-@router.post("/applications/{application_id}/booking", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/applications/{application_id}/booking",
+    status_code=status.HTTP_201_CREATED,
+    responses=answers(404, 409),
+)
 def post_booking(
     application_id: int, body: BookingIn, account: RegistrarDep, db: SessionDep
 ) -> BookingOut:
@@ -214,7 +219,11 @@ def post_booking(
     return BookingOut(application_id=application_id, slot_id=body.slot_id, queue_number=queue)
 
 
-@router.post("/applications/{application_id}/checks", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/applications/{application_id}/checks",
+    status_code=status.HTTP_201_CREATED,
+    responses=answers(404, 409),
+)
 def post_check(application_id: int, body: CheckIn, account: ClerkDep, db: SessionDep) -> CheckOut:
     """Record one attempt at a check (R1, R2): outcome, source system and reference — never a
     copy of a document. Registrars record every kind; officers the criminal-record check."""
@@ -241,7 +250,7 @@ def post_check(application_id: int, body: CheckIn, account: ClerkDep, db: Sessio
     )
 
 
-@router.get("/applications/{application_id}/checks")
+@router.get("/applications/{application_id}/checks", responses=answers(404))
 def list_checks(application_id: int, _: ClerkDep, db: SessionDep) -> list[CheckOut]:
     """Every attempt at every check of the case (the history)."""
     get_application(db, application_id)
@@ -259,7 +268,11 @@ def list_checks(application_id: int, _: ClerkDep, db: SessionDep) -> list[CheckO
     ]
 
 
-@router.post("/applications/{application_id}/decision", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/applications/{application_id}/decision",
+    status_code=status.HTTP_201_CREATED,
+    responses=answers(404, 409),
+)
 def post_decision(
     application_id: int, body: DecisionIn, account: OfficerDep, db: SessionDep
 ) -> DecisionOut:
@@ -273,7 +286,7 @@ def post_decision(
     return decision_out(decision)
 
 
-@router.post("/applications/{application_id}/deadline-override")
+@router.post("/applications/{application_id}/deadline-override", responses=answers(404, 409))
 def post_override(
     application_id: int, body: OverrideIn, account: OfficerDep, db: SessionDep, vault: VaultDep
 ) -> ApplicationOut:
@@ -283,7 +296,7 @@ def post_override(
     return application_out(db, vault, get_application(db, application_id))
 
 
-@router.get("/batches/{batch_id}/decisions")
+@router.get("/batches/{batch_id}/decisions", responses=answers(404))
 def list_decisions(
     batch_id: int,
     _: CaseReaderDep,

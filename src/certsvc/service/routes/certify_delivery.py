@@ -15,9 +15,10 @@ from certsvc.certify.models import Delivery
 from certsvc.errors import NotFound
 from certsvc.service.auth import SessionDep
 from certsvc.service.routes.certify_common import ClerkDep, RegistrarDep, staff_hosts
+from certsvc.service.routes.schemas import ROLE_GATED, answers
 from certsvc.service.routes.signer_context import actor_of
 
-router = APIRouter(prefix="/api/v1/certify", tags=["certify"])
+router = APIRouter(prefix="/api/v1/certify", tags=["certify"], responses=ROLE_GATED)
 
 
 class DeliveryIn(BaseModel):
@@ -54,7 +55,7 @@ def _out(number: str, delivery: Delivery) -> DeliveryOut:
     )
 
 
-@router.put("/certificates/{number}/delivery")
+@router.put("/certificates/{number}/delivery", responses=answers(404))
 def put_delivery(
     number: str, body: DeliveryIn, request: Request, account: RegistrarDep, db: SessionDep
 ) -> DeliveryOut:
@@ -71,7 +72,7 @@ def put_delivery(
     return _out(number, delivery)
 
 
-@router.get("/certificates/{number}/delivery")
+@router.get("/certificates/{number}/delivery", responses=answers(404))
 def get_delivery(number: str, _: ClerkDep, db: SessionDep) -> DeliveryOut:
     """The delivery on record and the notice sent."""
     delivery = delivery_of(db, number)

@@ -13,8 +13,9 @@ from certsvc.certify.cases import get_batch
 from certsvc.certify.reports import overdue, stage_counts
 from certsvc.service.auth import SessionDep
 from certsvc.service.routes.certify_common import ReportDep, china_today
+from certsvc.service.routes.schemas import ROLE_GATED, answers
 
-router = APIRouter(prefix="/api/v1/certify/reports", tags=["certify"])
+router = APIRouter(prefix="/api/v1/certify/reports", tags=["certify"], responses=ROLE_GATED)
 BatchQuery = Annotated[int | None, Query(description="one batch; default: all")]
 
 
@@ -40,7 +41,7 @@ class OverdueReportOut(BaseModel):
     by_deadline: dict[str, int]
 
 
-@router.get("/stages")
+@router.get("/stages", responses=answers(404))
 def get_stages(_: ReportDep, db: SessionDep, batch_id: BatchQuery = None) -> StagesOut:
     """How many cases are at each stage."""
     if batch_id is not None:
@@ -49,7 +50,7 @@ def get_stages(_: ReportDep, db: SessionDep, batch_id: BatchQuery = None) -> Sta
     return StagesOut(batch_id=batch_id, total=sum(stages.values()), stages=stages)
 
 
-@router.get("/overdue")
+@router.get("/overdue", responses=answers(404))
 def get_overdue(
     _: ReportDep,
     db: SessionDep,

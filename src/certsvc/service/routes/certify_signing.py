@@ -35,11 +35,12 @@ from certsvc.service.routes.certify_common import (
     issuer_of,
 )
 from certsvc.service.routes.documents import BatchOut, report_out
+from certsvc.service.routes.schemas import ROLE_GATED, answers
 from certsvc.service.routes.signer_context import actor_of, document_signer
 from certsvc.signer.custody import approvals_for
 from certsvc.verify.codes import REVOCATION_CATEGORIES
 
-router = APIRouter(prefix="/api/v1/certify", tags=["certify"])
+router = APIRouter(prefix="/api/v1/certify", tags=["certify"], responses=ROLE_GATED)
 IDS_MAX = 1000
 
 
@@ -133,7 +134,7 @@ def _revocation_out(db: Session, revocation: Revocation) -> RevocationOut:
     )
 
 
-@router.post("/batches/{batch_id}/decisions/sign")
+@router.post("/batches/{batch_id}/decisions/sign", responses=answers(404, 409))
 def post_sign_decisions(
     batch_id: int, request: Request, account: CustodianDep, workstation: WorkstationDep
 ) -> BatchOut:
@@ -148,7 +149,7 @@ def post_sign_decisions(
     return report_out(report)
 
 
-@router.post("/batches/{batch_id}/certificates")
+@router.post("/batches/{batch_id}/certificates", responses=answers(404, 409))
 def post_issue(
     batch_id: int,
     body: IssueIn,
@@ -179,7 +180,7 @@ def post_issue(
     )
 
 
-@router.get("/batches/{batch_id}/certificates")
+@router.get("/batches/{batch_id}/certificates", responses=answers(404))
 def list_certificates(
     batch_id: int, request: Request, _: CaseReaderDep, db: SessionDep
 ) -> list[CertificateOut]:
@@ -194,7 +195,7 @@ def list_certificates(
     return [certificate_out(db, request, c) for c in rows]
 
 
-@router.get("/certificates/{number}")
+@router.get("/certificates/{number}", responses=answers(404))
 def get_certificate(
     number: str, request: Request, _: CaseReaderDep, db: SessionDep
 ) -> CertificateOut:
@@ -202,7 +203,11 @@ def get_certificate(
     return certificate_out(db, request, _certificate(db, number))
 
 
-@router.post("/certificates/{number}/revocations", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/certificates/{number}/revocations",
+    status_code=status.HTTP_201_CREATED,
+    responses=answers(404),
+)
 def post_revocation(
     number: str, body: RevocationIn, account: OfficerDep, db: SessionDep
 ) -> RevocationOut:
@@ -212,7 +217,7 @@ def post_revocation(
     return _revocation_out(db, revocation)
 
 
-@router.get("/revocations/{revocation_id}")
+@router.get("/revocations/{revocation_id}", responses=answers(404))
 def get_revocation(revocation_id: int, _: CaseReaderDep, db: SessionDep) -> RevocationOut:
     """A revocation with the officers who approved it and, once signed, its date."""
     revocation = db.get(Revocation, revocation_id)
@@ -221,7 +226,11 @@ def get_revocation(revocation_id: int, _: CaseReaderDep, db: SessionDep) -> Revo
     return _revocation_out(db, revocation)
 
 
-@router.post("/revocations/{revocation_id}/approvals", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/revocations/{revocation_id}/approvals",
+    status_code=status.HTTP_201_CREATED,
+    responses=answers(404, 409),
+)
 def post_revocation_approval(
     revocation_id: int, body: ApprovalIn, account: OfficerDep, db: SessionDep
 ) -> RevocationOut:
@@ -231,7 +240,7 @@ def post_revocation_approval(
     return _revocation_out(db, db.get_one(Revocation, revocation_id))
 
 
-@router.post("/revocations/sign")
+@router.post("/revocations/sign", responses=answers(404, 409))
 def post_sign_revocations(
     body: RevocationsIn, request: Request, account: CustodianDep, workstation: WorkstationDep
 ) -> BatchOut:

@@ -9,9 +9,10 @@ from pydantic import BaseModel
 
 from certsvc.service.accounts import Role, StaffAccount
 from certsvc.service.auth import require_roles, require_workstation
+from certsvc.service.routes.schemas import ROLE_GATED
 from certsvc.service.workstations import Workstation
 
-router = APIRouter(prefix="/api/v1/custodian", tags=["custodian"])
+router = APIRouter(prefix="/api/v1/custodian", tags=["custodian"], responses=ROLE_GATED)
 
 
 class WorkstationProbe(BaseModel):

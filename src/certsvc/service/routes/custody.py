@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from certsvc.service.accounts import Role, StaffAccount, get_account
 from certsvc.service.auth import SessionDep, require_roles, require_workstation
+from certsvc.service.routes.schemas import ROLE_GATED, answers
 from certsvc.service.routes.signer_context import actor_of, signing_sessions
 from certsvc.service.workstations import Workstation
 from certsvc.signer.custody import (
@@ -23,7 +24,7 @@ from certsvc.signer.custody import (
 )
 from certsvc.signer.models import TokenHandover
 
-router = APIRouter(prefix="/api/v1/custody", tags=["custody"])
+router = APIRouter(prefix="/api/v1/custody", tags=["custody"], responses=ROLE_GATED)
 CustodianDep = Annotated[StaffAccount, Depends(require_roles(Role.CUSTODIAN))]
 WorkstationDep = Annotated[Workstation, Depends(require_workstation)]
 ReaderDep = Annotated[
@@ -70,7 +71,7 @@ def get_handovers(_: ReaderDep, db: SessionDep) -> list[HandoverOut]:
     return [_out(db, handover) for handover in list_handovers(db)]
 
 
-@router.post("/handovers", status_code=status.HTTP_201_CREATED)
+@router.post("/handovers", status_code=status.HTTP_201_CREATED, responses=answers(404, 409))
 def post_handover(
     body: HandoverOffer, account: CustodianDep, workstation: WorkstationDep, db: SessionDep
 ) -> HandoverOut:
@@ -83,7 +84,7 @@ def post_handover(
     return _out(db, handover)
 
 
-@router.post("/handovers/{handover_id}/accept")
+@router.post("/handovers/{handover_id}/accept", responses=answers(404, 409))
 def post_accept(
     handover_id: int,
     request: Request,
@@ -98,7 +99,7 @@ def post_accept(
     return _out(db, handover)
 
 
-@router.post("/handovers/{handover_id}/cancel")
+@router.post("/handovers/{handover_id}/cancel", responses=answers(404, 409))
 def post_cancel(
     handover_id: int, account: CustodianDep, workstation: WorkstationDep, db: SessionDep
 ) -> HandoverOut:

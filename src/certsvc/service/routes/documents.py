@@ -13,12 +13,13 @@ from pydantic import BaseModel, Field
 
 from certsvc.service.accounts import Role, StaffAccount
 from certsvc.service.auth import SessionDep, require_roles, require_workstation
+from certsvc.service.routes.schemas import ROLE_GATED, answers
 from certsvc.service.routes.signer_context import actor_of, document_signer
 from certsvc.service.workstations import Workstation
 from certsvc.signer.custody import approve_revocation, get_key
 from certsvc.signer.documents import BatchReport, Document, signed_document
 
-router = APIRouter(prefix="/api/v1/signing", tags=["signing"])
+router = APIRouter(prefix="/api/v1/signing", tags=["signing"], responses=ROLE_GATED)
 CustodianDep = Annotated[StaffAccount, Depends(require_roles(Role.CUSTODIAN))]
 OfficerDep = Annotated[StaffAccount, Depends(require_roles(Role.OFFICER))]
 ReaderDep = Annotated[
@@ -83,7 +84,7 @@ class SignedDocumentOut(BaseModel):
     signed_at: datetime
 
 
-@router.post("/approvals", status_code=status.HTTP_201_CREATED)
+@router.post("/approvals", status_code=status.HTTP_201_CREATED, responses=answers(409))
 def post_approval(body: ApprovalIn, account: OfficerDep, db: SessionDep) -> ApprovalOut:
     """Approve a revocation; two different officers must before it can be signed."""
     approval = approve_revocation(db, actor_of(account), body.document_id, body.reason)
@@ -95,7 +96,7 @@ def post_approval(body: ApprovalIn, account: OfficerDep, db: SessionDep) -> Appr
     )
 
 
-@router.post("/batches")
+@router.post("/batches", responses=answers(404))
 def post_batch(
     body: BatchIn, request: Request, account: CustodianDep, workstation: WorkstationDep
 ) -> BatchOut:
@@ -108,7 +109,7 @@ def post_batch(
     return report_out(report)
 
 
-@router.get("/documents/{kind}/{document_id}")
+@router.get("/documents/{kind}/{document_id}", responses=answers(404))
 def get_document(kind: str, document_id: str, _: ReaderDep, db: SessionDep) -> SignedDocumentOut:
     """A signed document with its signature, certificate and audit reference."""
     row = signed_document(db, kind, document_id)

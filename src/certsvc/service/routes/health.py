@@ -26,7 +26,10 @@ class Health(BaseModel):
     tokens_locked: int
 
 
-@router.get("/healthz")
+@router.get(
+    "/healthz",
+    responses={503: {"model": Health, "description": "the database or the token module fails"}},
+)
 def healthz(request: Request, response: Response) -> Health:
     """200 when the database and the token module answer; 503, saying which does not, else."""
     registered: set[str] = set()
@@ -64,7 +67,10 @@ class PublicHealth(BaseModel):
     database: Literal["ok", "unavailable"]
 
 
-@public_router.get("/healthz")
+@public_router.get(
+    "/healthz",
+    responses={503: {"model": PublicHealth, "description": "the database fails"}},
+)
 def public_healthz(request: Request, response: Response) -> PublicHealth:
     """A public node has no tokens: only its database (the public register) matters."""
     try:

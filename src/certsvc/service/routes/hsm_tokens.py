@@ -14,6 +14,7 @@ from sqlalchemy import select
 from certsvc.errors import InvalidInput
 from certsvc.service.accounts import Role, StaffAccount
 from certsvc.service.auth import SessionDep, require_roles
+from certsvc.service.routes.schemas import ROLE_GATED, answers
 from certsvc.service.routes.signer_context import actor_of, signing_sessions
 from certsvc.service.workstations import get_workstation
 from certsvc.signer.custody import (
@@ -25,7 +26,7 @@ from certsvc.signer.custody import (
 )
 from certsvc.signer.models import KeyPurpose, KeyStatus, SigningKey, TokenWorkstation
 
-router = APIRouter(prefix="/api/v1/hsm", tags=["hsm"])
+router = APIRouter(prefix="/api/v1/hsm", tags=["hsm"], responses=ROLE_GATED)
 ReaderDep = Annotated[
     StaffAccount,
     Depends(require_roles(Role.ADMIN, Role.SECURITY_OFFICER, Role.CUSTODIAN)),
@@ -104,7 +105,11 @@ def get_tokens(request: Request, _: ReaderDep, db: SessionDep) -> list[UsbKeyOut
     ]
 
 
-@router.post("/tokens/{serial}/workstations", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/tokens/{serial}/workstations",
+    status_code=status.HTTP_201_CREATED,
+    responses=answers(404, 409),
+)
 def post_token_workstation(
     serial: str, body: WorkstationForToken, account: AdminDep, db: SessionDep
 ) -> dict[str, str]:
@@ -119,14 +124,18 @@ def post_token_workstation(
     return {"token_serial": serial, "workstation": workstation.name}
 
 
-@router.delete("/tokens/{serial}/workstations/{name}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/tokens/{serial}/workstations/{name}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=answers(404),
+)
 def delete_token_workstation(serial: str, name: str, account: AdminDep, db: SessionDep) -> None:
     """The token may no longer be used on that workstation."""
     unregister_token_workstation(db, actor_of(account), serial, name)
     db.commit()
 
 
-@router.post("/keys/{key_id}/retire")
+@router.post("/keys/{key_id}/retire", responses=answers(404, 409))
 def post_retire(
     key_id: int, body: KeyAct, request: Request, account: RetireDep, db: SessionDep
 ) -> SigningKeyOut:
@@ -137,7 +146,7 @@ def post_retire(
     return _key_out(key)
 
 
-@router.post("/keys/{key_id}/revoke-certificate")
+@router.post("/keys/{key_id}/revoke-certificate", responses=answers(404, 409))
 def post_revoke(
     key_id: int, body: KeyAct, request: Request, account: SecurityDep, db: SessionDep
 ) -> SigningKeyOut:

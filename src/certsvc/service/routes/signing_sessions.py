@@ -12,13 +12,14 @@ from pydantic import BaseModel, Field
 from certsvc.errors import CertsvcError
 from certsvc.service.accounts import Role, StaffAccount
 from certsvc.service.auth import SessionDep, require_roles, require_workstation
+from certsvc.service.routes.schemas import ROLE_GATED, answers
 from certsvc.service.routes.signer_context import actor_of, signing_sessions
 from certsvc.service.workstations import Workstation
 from certsvc.signer.audit_trail import record
 from certsvc.signer.custody import authorise_session
 from certsvc.signer.sessions import SigningSession
 
-router = APIRouter(prefix="/api/v1/signing/sessions", tags=["signing"])
+router = APIRouter(prefix="/api/v1/signing/sessions", tags=["signing"], responses=ROLE_GATED)
 CustodianDep = Annotated[StaffAccount, Depends(require_roles(Role.CUSTODIAN))]
 WorkstationDep = Annotated[Workstation, Depends(require_workstation)]
 
@@ -56,7 +57,7 @@ def _out(session: SigningSession) -> SessionOut:
     )
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, responses=answers(404, 409, 423))
 def open_session(
     body: SessionOpen,
     request: Request,
@@ -101,7 +102,7 @@ def get_sessions(request: Request, account: CustodianDep) -> list[SessionOut]:
     return [_out(s) for s in signing_sessions(request).held_by(account.username)]
 
 
-@router.delete("/{token_serial}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{token_serial}", status_code=status.HTTP_204_NO_CONTENT, responses=answers(409))
 def close_session(
     token_serial: str,
     request: Request,

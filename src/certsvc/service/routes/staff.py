@@ -10,9 +10,9 @@ from pydantic import BaseModel, ConfigDict
 from certsvc.service.accounts import list_api_tokens, revoke_api_token
 from certsvc.service.audit_trail import record
 from certsvc.service.auth import SessionDep, StaffDep
-from certsvc.service.routes.schemas import StaffOut
+from certsvc.service.routes.schemas import SIGNED_IN, StaffOut, answers
 
-router = APIRouter(prefix="/api/v1/staff", tags=["staff"])
+router = APIRouter(prefix="/api/v1/staff", tags=["staff"], responses=SIGNED_IN)
 
 
 class ApiTokenOut(BaseModel):
@@ -39,7 +39,9 @@ def my_tokens(account: StaffDep, session: SessionDep) -> list[ApiTokenOut]:
     return [ApiTokenOut.model_validate(token) for token in list_api_tokens(session, account)]
 
 
-@router.delete("/me/tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/me/tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT, responses=answers(404)
+)
 def revoke_my_token(token_id: str, account: StaffDep, session: SessionDep) -> Response:
     """Revoke one of the account's own tokens (404 for any other)."""
     revoke_api_token(session, token_id, account=account)

@@ -24,6 +24,7 @@ from certsvc.audit.events import AuditEvent
 from certsvc.audit.log import append
 from certsvc.service.accounts import Role, StaffAccount
 from certsvc.service.auth import SessionDep, StaffDep, require_roles
+from certsvc.service.routes.schemas import ROLE_GATED, answers
 from certsvc.service.vault_setup import open_vault, reveal_limit
 from certsvc.vault.errors import InvalidValue, RevealRateLimited
 from certsvc.vault.kinds import Kind
@@ -31,7 +32,7 @@ from certsvc.vault.reveal import Revealer, record_refusal, reveal
 from certsvc.vault.store import Vault
 from certsvc.vault.validation import normalise, resident_id
 
-router = APIRouter(prefix="/api/v1/vault", tags=["vault"])
+router = APIRouter(prefix="/api/v1/vault", tags=["vault"], responses=ROLE_GATED)
 MAX_ITEMS = 1000
 MAX_REVEAL = 100
 VAULT_TOKEN_SHAPE = r"^tk_[a-z]{2}_[A-Za-z0-9_-]{16,40}$"  # noqa: S105 (a pattern)
@@ -217,7 +218,7 @@ def revealer(account: StaffDep, db: SessionDep) -> StaffAccount:
     return account
 
 
-@router.post("/reveal")
+@router.post("/reveal", responses=answers(404, 429))
 def reveal_values(
     body: RevealIn,
     response: Response,
