@@ -1,11 +1,13 @@
 """Bulk intake from a CSV file: validate each row, tokenise its identifiers, store the
 applicant with the facts its ID number states.
 
-Streamed: one pass hashes the file and settles its encoding, a second reads it row by row, so
-memory stays flat whatever the size. Each batch (applicants, vault entries, row errors and the
-resume point) is one transaction: a crash loses no committed row, and a re-run of the same file
-(recognised by its SHA-256) resumes after the last committed batch. The ID number's convergent
-token makes a person already on file a reported duplicate, never a second applicant.
+Streamed: one pass hashes the file and settles its encoding, a second checks that it reads as
+CSV (header, field sizes) so that a malformed file is refused before any row is stored, a third
+reads it row by row: memory stays flat whatever the size. Each batch (applicants, vault entries,
+row errors and the resume point) is one transaction: a crash loses no committed row, and a
+re-run of the same file (recognised by its SHA-256) resumes after the last committed batch. The
+ID number's convergent token makes a person already on file a reported duplicate, never a second
+applicant.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ READ_CHUNK = 1 << 16
 DUPLICATE = "an applicant with this ID number is already on file"
 
 Progress = Callable[[int, int], None]
+# (line number, row by lower-case column, "more" or "fewer" fields than the header, or None)
+Record = tuple[int, dict[str, str], str | None]
 
 
 @dataclass(frozen=True)
@@ -97,31 +101,47 @@ def inspect_file(path: Path, encoding: str | None = None) -> FileFacts:
     return FileFacts(digest.hexdigest(), "utf-8-sig" if chosen == "utf-8" else chosen, lines)
 
 
-def _records(path: Path, encoding: str) -> Iterator[tuple[int, dict[str, str | None]]]:
-    """(line number, row by lower-case column) for each data row; checks the header."""
+def _records(path: Path, encoding: str) -> Iterator[Record]:
+    """Each data row, skipping blank ones; checks the header. A row the csv module cannot read
+    (a field over its size limit) refuses the file, naming the line."""
     with path.open(encoding=encoding, newline="") as text:
+        if text.read(1) != "\ufeff":  # utf-8-sig drops a BOM; GB18030 reads it as a character
+            text.seek(0)
         reader = csv.reader(text)
-        header = next(reader, None)
-        if header is None:
-            raise InvalidInput("file: empty, a header row is needed")
-        names = [name.strip().lstrip("\ufeff").lower() for name in header]
-        missing = [column for column in COLUMNS if column not in names]
-        if missing:
-            raise InvalidInput(f"header: missing column(s) {', '.join(missing)}")
-        for fields in reader:
-            if not any(field.strip() for field in fields):
-                continue
-            row: dict[str, str | None] = dict(zip(names, fields, strict=False))
-            if len(fields) != len(names):
-                row["__shape__"] = "more" if len(fields) > len(names) else "fewer"
-            yield reader.line_num, row
+        try:
+            header = next(reader, None)
+            if header is None:
+                raise InvalidInput("file: empty, a header row is needed")
+            names = [name.strip().lstrip("\ufeff").lower() for name in header]
+            missing = [column for column in COLUMNS if column not in names]
+            if missing:
+                raise InvalidInput(f"header: missing column(s) {', '.join(missing)}")
+            twice = [column for column in COLUMNS if names.count(column) > 1]
+            if twice:
+                raise InvalidInput(f"header: column(s) named more than once: {', '.join(twice)}")
+            for fields in reader:
+                if not any(field.strip() for field in fields):
+                    continue
+                shape = None
+                if len(fields) != len(names):
+                    shape = "more" if len(fields) > len(names) else "fewer"
+                yield reader.line_num, dict(zip(names, fields, strict=False)), shape
+        except csv.Error as exc:
+            reason = (
+                f"a field is longer than {csv.field_size_limit()} characters"
+                if "field limit" in str(exc)
+                else "not readable as CSV"
+            )
+            raise InvalidInput(f"line {reader.line_num}: {reason}") from None
 
 
-def _check(line: int, record: dict[str, str | None], today: date) -> _Row | list[tuple[str, str]]:
+def _check(
+    line: int, record: dict[str, str], shape: str | None, today: date
+) -> _Row | list[tuple[str, str]]:
     """The row's normalised values, or its errors as (field, reason)."""
     errors: list[tuple[str, str]] = []
-    if "__shape__" in record:
-        errors.append(("row", f"has {record['__shape__']} fields than the header"))
+    if shape is not None:
+        errors.append(("row", f"has {shape} fields than the header"))
     person: ResidentId | None = None
     name = ""
     optional: dict[str, str | None] = {}
@@ -158,6 +178,8 @@ def import_applicants(
     """Import (or resume importing) `path`; writes the row errors to `errors_file`
     (default `<file>.errors.csv`) as `row,field,reason`."""
     facts = inspect_file(path, encoding)
+    for _record in _records(path, facts.encoding):
+        pass  # the whole file must read as CSV before a row of it is stored
     errors_file = errors_file or path.with_name(path.name + ".errors.csv")
     with sessions.begin() as db:
         job = db.scalar(select(ApplicantImport).where(ApplicantImport.file_sha256 == facts.sha256))
@@ -178,7 +200,7 @@ def import_applicants(
     total = max(facts.lines - 1, 0)
     today = date.today()
     if not finished:
-        batch: list[tuple[int, dict[str, str | None]]] = []
+        batch: list[Record] = []
         done = resumed_after
         progress(done, total)
         for index, record in enumerate(_records(path, facts.encoding), start=1):
@@ -202,14 +224,14 @@ def _commit_batch(
     sessions: sessionmaker[Session],
     vault: Vault,
     import_id: int,
-    batch: list[tuple[int, dict[str, str | None]]],
+    batch: list[Record],
     rows_done: int,
     today: date,
 ) -> None:
     good: list[_Row] = []
     errors: list[dict[str, object]] = []
-    for line, record in batch:
-        checked = _check(line, record, today)
+    for line, record, shape in batch:
+        checked = _check(line, record, shape, today)
         if isinstance(checked, _Row):
             good.append(checked)
         else:
