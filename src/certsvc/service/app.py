@@ -26,6 +26,7 @@ from certsvc.service.public_app import create_public_app
 from certsvc.service.routes import PUBLIC_ROUTERS, STAFF_ROUTERS
 from certsvc.service.settings import Settings, get_settings
 from certsvc.signer.chain import ChainInvalid
+from certsvc.signer.claims import SessionClaims, SessionElsewhere, TokenClaimedElsewhere
 from certsvc.signer.cose import CoseInvalid
 from certsvc.signer.documents import BatchInterrupted, DocumentSigner
 from certsvc.signer.errors import (
@@ -53,6 +54,8 @@ ERROR_STATUS: dict[type[CertsvcError], int] = {
     TokenLocked: status.HTTP_423_LOCKED,
     TokenAbsent: status.HTTP_409_CONFLICT,
     TokenBusy: status.HTTP_409_CONFLICT,
+    TokenClaimedElsewhere: status.HTTP_409_CONFLICT,
+    SessionElsewhere: status.HTTP_409_CONFLICT,
     SessionLost: status.HTTP_409_CONFLICT,
     KeyNotFound: status.HTTP_404_NOT_FOUND,
     TokenFault: status.HTTP_503_SERVICE_UNAVAILABLE,
@@ -117,7 +120,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine.dispose()
         raise
     signing_sessions = SigningSessions(
-        tokens, settings.signing_session_minutes * 60, settings.signing_idle_minutes * 60
+        tokens,
+        settings.signing_session_minutes * 60,
+        settings.signing_idle_minutes * 60,
+        claims=SessionClaims(settings.resolved_home / "signing-sessions"),
     )
 
     checkpoint_key = CheckpointKeyHolder(settings, tokens, sessions)

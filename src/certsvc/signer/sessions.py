@@ -3,7 +3,8 @@
 A session is a logged-in token session plus who opened it, where, and for which key; it ends on
 demand, after an absolute time, or when left unused. The PIN is passed to the token once and not
 kept. Sessions live in the process that opened them: with several service workers, a custodian's
-session is in the worker that served the opening request.
+session is in the worker that served the opening request, and `SessionClaims` keeps the other
+workers from opening a second session on the same USBKey or silently signing without one.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from certsvc.errors import CertsvcError
+from certsvc.signer.claims import SessionClaims, SessionElsewhere
 from certsvc.signer.errors import SessionLost
 from certsvc.signer.tokens import Pkcs11Tokens, TokenSession
 
@@ -50,8 +52,10 @@ class SigningSessions:
         absolute_seconds: float,
         idle_seconds: float,
         clock: Callable[[], float] = time.time,
+        claims: SessionClaims | None = None,
     ) -> None:
         self._tokens = tokens
+        self._claims = claims
         self._absolute = absolute_seconds
         self._idle = idle_seconds
         self._clock = clock
@@ -68,7 +72,13 @@ class SigningSessions:
     ) -> SigningSession:
         with self._lock:
             self._expire()
-            token = self._tokens.login(serial, pin)
+            claimed = self._claims is not None and self._claims.claim(serial)
+            try:
+                token = self._tokens.login(serial, pin)
+            except BaseException:
+                if claimed:  # never the claim of a session this process already has open
+                    self._release(serial)
+                raise
             now = self._clock()
             session = SigningSession(
                 token=token,
@@ -89,17 +99,22 @@ class SigningSessions:
             self._expire()
             session = self._open.get(serial)
             if session is None:
-                raise SessionLost(serial)
+                raise self._lost(serial)
             if session.custodian != custodian:
                 raise NotYourSession(f"token {serial}: the session is held by another custodian")
             session.last_used_at = self._clock()
             return session
 
     def current(self, serial: str) -> SigningSession | None:
-        """The live session on `serial`, whoever holds it; the signing policy judges the rest."""
+        """The live session on `serial`, whoever holds it; the signing policy judges the rest.
+        Raises `SessionElsewhere` when another worker holds it: refusing as if there were none
+        would tell the custodian to open one, which that worker's claim forbids."""
         with self._lock:
             self._expire()
-            return self._open.get(serial)
+            session = self._open.get(serial)
+            if session is None and self._claims is not None and self._claims.held_elsewhere(serial):
+                raise SessionElsewhere(serial)
+            return session
 
     def touch(self, session: SigningSession) -> None:
         """Restart the idle clock after a use."""
@@ -113,19 +128,17 @@ class SigningSessions:
             session = self._open.get(serial)
             if session is None or key_label not in (None, session.key_label):
                 return False
-            del self._open[serial]
-            session.token.close()
+            self._drop(serial, session)
             return True
 
     def close(self, serial: str, custodian: str) -> None:
         with self._lock:
             session = self._open.get(serial)
             if session is None:
-                raise SessionLost(serial)
+                raise self._lost(serial)
             if session.custodian != custodian:
                 raise NotYourSession(f"token {serial}: the session is held by another custodian")
-            del self._open[serial]
-            session.token.close()
+            self._drop(serial, session)
 
     def held_by(self, custodian: str) -> list[SigningSession]:
         with self._lock:
@@ -134,13 +147,25 @@ class SigningSessions:
 
     def close_all(self) -> None:
         with self._lock:
-            for session in self._open.values():
-                session.token.close()
-            self._open.clear()
+            for serial, session in list(self._open.items()):
+                self._drop(serial, session)
 
     def _expire(self) -> None:
         now = self._clock()
         for serial, session in list(self._open.items()):
             if session.expired(now) or not session.is_open:
-                del self._open[serial]
-                session.token.close()
+                self._drop(serial, session)
+
+    def _drop(self, serial: str, session: SigningSession) -> None:
+        del self._open[serial]
+        session.token.close()
+        self._release(serial)
+
+    def _release(self, serial: str) -> None:
+        if self._claims is not None:
+            self._claims.release(serial)
+
+    def _lost(self, serial: str) -> SessionLost | SessionElsewhere:
+        if self._claims is not None and self._claims.held_elsewhere(serial):
+            return SessionElsewhere(serial)
+        return SessionLost(serial)

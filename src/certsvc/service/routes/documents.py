@@ -96,7 +96,7 @@ def post_approval(body: ApprovalIn, account: OfficerDep, db: SessionDep) -> Appr
     )
 
 
-@router.post("/batches", responses=answers(404))
+@router.post("/batches", responses=answers(404, 409))
 def post_batch(
     body: BatchIn, request: Request, account: CustodianDep, workstation: WorkstationDep
 ) -> BatchOut:

@@ -1,0 +1,70 @@
+"""`certsvc serve --workers 2`: a custodian's signing session lives in the worker that opened
+it. Requests that land on the other worker must neither open a second session on the same
+USBKey nor answer a batch as if no session were open (a 200 that signed nothing)."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from certsvc.service.bootstrap import initialise
+from certsvc.service.settings import Settings
+from certsvc.signer.models import SigningKey
+from server_support import serving
+from service_helpers import StaffMember, demo_member
+from signing_env import WORKSTATION
+
+SESSIONS = "/api/v1/signing/sessions"
+TRIES = 20
+
+
+def _post(
+    client: httpx.Client, path: str, body: dict[str, object], who: StaffMember
+) -> httpx.Response:
+    raw = json.dumps(body).encode()
+    headers = {**who.signed("POST", path, raw), "Content-Type": "application/json"}
+    return client.post(path, content=raw, headers=headers)
+
+
+def test_one_session_per_usbkey_across_workers(
+    settings: Settings, sessions: sessionmaker[Session]
+) -> None:
+    initialise(settings)
+    secrets = json.loads(settings.credentials_file.read_text())
+    custodian = demo_member(secrets, "custodian", WORKSTATION)
+    usbkey = secrets["tokens"]["USBKEY-01"]
+    opening = {
+        "token_serial": usbkey["serial"],
+        "key_label": "certificate-1",
+        "pin": usbkey["user_pin"],
+    }
+    with sessions() as db:
+        key_id = db.scalar(select(SigningKey.id).where(SigningKey.label == "certificate-1"))
+    batch = {
+        "key_id": key_id,
+        "documents": [{"kind": "certificate", "document_id": "W0001", "content": {"n": 1}}],
+    }
+    answers: list[tuple[str, int, str]] = []
+    with (
+        serving("--workers", "2") as server,
+        httpx.Client(base_url=server.base, timeout=30) as holder,
+    ):
+        assert _post(holder, SESSIONS, opening, custodian).status_code == 201
+        for _ in range(TRIES):
+            with httpx.Client(base_url=server.base, timeout=30) as fresh:
+                again = _post(fresh, SESSIONS, opening, custodian)
+                answers.append(("open", again.status_code, again.text))
+            with httpx.Client(base_url=server.base, timeout=30) as fresh:
+                signed = _post(fresh, "/api/v1/signing/batches", batch, custodian)
+                answers.append(("sign", signed.status_code, signed.text))
+    opened = [a for a in answers if a[0] == "open"]
+    assert [a for a in opened if a[1] != 409] == []
+    assert usbkey["user_pin"] not in server.output + "".join(text for *_, text in answers)
+    for _, code, text in (a for a in answers if a[0] == "sign"):
+        if code == 200:  # the worker holding the session signed it
+            assert json.loads(text)["stopped_by"] is None, text
+        else:  # the other worker says where the session is
+            assert code == 409 and "another worker process" in text, text
