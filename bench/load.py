@@ -13,8 +13,9 @@ database, loaded over loopback from a process of its own with a bounded mix of
 
 Signing sessions live in the worker process that opened them, so the custodian's client holds
 one keep-alive connection (one worker) for its session and the batches that use it. Before the
-load, a probe shows how sessions and workers meet: the session is looked up, and a decision
-batch sent, over fresh connections, and the answers say which landed on a worker without it.
+load, a probe checks how sessions and workers meet: over fresh connections the session is
+looked up; on a worker without it, a decision batch and a second opening must answer 409 (one
+session per USBKey across workers), never a 200 that signed nothing.
 
 Afterwards, from the database: applications, applicants, checks, decisions, signed documents
 and certificates are exactly those the answers reported, each signed once; every audit event
@@ -509,29 +510,23 @@ async def probe(base: str, client: httpx.AsyncClient, tally: Tally, desk: Desk) 
             if tally.probe["sign batches sent there"]:
                 continue
             tally.probe["sign batches sent there"] += 1
-            report = await sign_decisions(fresh, tally, desk, "probe")
-            if report is not None:
-                tally.probe[f"... answered 200, stopped_by={report['stopped_by']}"] += 1
-                tally.probe["... documents signed"] += len(report["signed"])
+            # The worker without the session must say where it is (409), not sign nothing.
+            path = f"{API}/batches/{desk.batch_id}/decisions/sign"
+            answer = await custodian_call(fresh, tally, desk, "probe", "POST", path, None, (409,))
+            if answer is not None:
+                tally.probe[f"... answered {answer.status_code}"] += 1
             await second_session(fresh, tally, desk)
 
 
 async def second_session(client: httpx.AsyncClient, tally: Tally, desk: Desk) -> None:
     """While the custodian's session is open in one worker, open another on the same USBKey
-    through the other worker (then close it): does the service allow two at once?"""
+    through the other worker: the service must refuse it (409), one session per USBKey."""
     body = {"token_serial": desk.usbkey_serial, "key_label": "decision-1", "pin": desk.usbkey_pin}
-    answer = await custodian_call(client, tally, desk, "probe", "POST", SESSIONS, body, (201, 409))
+    answer = await custodian_call(client, tally, desk, "probe", "POST", SESSIONS, body, (409,))
     if answer is None:
         return
     tally.probe[f"second session opened there: answered {answer.status_code}"] += 1
-    if answer.status_code != 201:
-        tally.events["signer.session.open", "refused"] += answer.status_code == 409
-        return
-    tally.events["signer.session.open", "ok"] += 1
-    path = f"{SESSIONS}/{desk.usbkey_serial}"
-    closed = await custodian_call(client, tally, desk, "probe", "DELETE", path, None, (204,))
-    if closed is not None and closed.status_code == 204:
-        tally.events["signer.session.close", "ok"] += 1
+    tally.events["signer.session.open", "refused"] += answer.status_code == 409
 
 
 # --- the load ----------------------------------------------------------------------------------

@@ -8,12 +8,12 @@ import sys
 from pathlib import Path
 
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from certsvc.audit.events import decode_leaf
 from certsvc.audit.models import AuditEventRow
-from certsvc.service.accounts import Role
+from certsvc.service.accounts import Role, StaffAccount
 from service_helpers import MakeStaff
 
 
@@ -89,3 +89,19 @@ def test_cli_actions_name_the_operator(settings: object, sessions: sessionmaker[
     assert done.returncode == 0, done.stderr
     [event] = _events(sessions, "service.account.create")
     assert str(event["actor"]).startswith("os:") and event["role"] == "system"
+
+
+def test_an_action_the_log_cannot_record_is_refused_with_503(
+    client: TestClient, make_staff: MakeStaff, sessions: sessionmaker[Session]
+) -> None:
+    admin = make_staff(Role.ADMIN)
+    with sessions.begin() as db:
+        db.execute(text("DELETE FROM audit_head"))
+    created = client.post(
+        "/api/v1/admin/accounts",
+        json={"username": "li.officer", "role": "officer", "display_name": "Li"},
+        headers=admin.auth,
+    )
+    assert created.status_code == 503, created.text
+    with sessions() as db:
+        assert db.scalar(select(StaffAccount).where(StaffAccount.username == "li.officer")) is None

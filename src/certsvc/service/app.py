@@ -12,10 +12,12 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError
 
 from certsvc import __version__
+from certsvc.audit.log import AuditUnavailable
+from certsvc.audit.publish import InconsistentLog
 from certsvc.certify.decisions import CaseRecords
 from certsvc.errors import CertsvcError, Conflict, InvalidInput, NotFound
 from certsvc.service.accounts import password_hasher
-from certsvc.service.audit_keys import CheckpointKeyHolder
+from certsvc.service.audit_keys import CheckpointKeyHolder, NoCheckpointKey
 from certsvc.service.checkpointer import Checkpointer
 from certsvc.service.db import make_engine, make_sessionmaker, require_current_schema
 from certsvc.service.db_outage import answer_database_outages
@@ -24,6 +26,7 @@ from certsvc.service.hsm import open_tokens
 from certsvc.service.log_redaction import install_log_redaction
 from certsvc.service.public_app import create_public_app
 from certsvc.service.routes import PUBLIC_ROUTERS, STAFF_ROUTERS
+from certsvc.service.service_pins import ServicePinMissing
 from certsvc.service.settings import Settings, get_settings
 from certsvc.signer.chain import ChainInvalid
 from certsvc.signer.claims import SessionClaims, SessionElsewhere, TokenClaimedElsewhere
@@ -66,6 +69,11 @@ ERROR_STATUS: dict[type[CertsvcError], int] = {
     CoseInvalid: status.HTTP_422_UNPROCESSABLE_CONTENT,
     ChainInvalid: status.HTTP_422_UNPROCESSABLE_CONTENT,
     VaultUnavailable: status.HTTP_503_SERVICE_UNAVAILABLE,
+    # The service's own faults: the request was fine, and nothing was done.
+    AuditUnavailable: status.HTTP_503_SERVICE_UNAVAILABLE,
+    InconsistentLog: status.HTTP_503_SERVICE_UNAVAILABLE,
+    NoCheckpointKey: status.HTTP_503_SERVICE_UNAVAILABLE,
+    ServicePinMissing: status.HTTP_503_SERVICE_UNAVAILABLE,
 }
 
 
