@@ -32,7 +32,7 @@ from certsvc.service.workstations import load_workstation_key
 from certsvc.signer.actor import Actor
 from certsvc.signer.cose import verify_sign1
 from certsvc.signer.custody import approve_revocation, certificate_of
-from certsvc.signer.documents import DocumentSigner
+from certsvc.signer.documents import Document, DocumentSigner
 from certsvc.signer.models import SignedDocumentRow, SigningKey
 from certsvc.signer.sessions import SigningSessions
 from certsvc.vault import synthetic
@@ -257,7 +257,10 @@ def test_serve_killed_mid_http_batch_then_restarted_signs_each_document_once(
             assert officer_id is not None
             actor = Actor(officer.username, officer_id, "officer", None)
             for n in range(DOCUMENTS):
-                approve_revocation(db, actor, f"R{n:04d}", "certificate obtained by fraud")
+                document = Document("revocation", f"R{n:04d}", {"n": n})
+                approve_revocation(
+                    db, actor, document.document_id, document.digest(), "obtained by fraud"
+                )
     batch = {
         "key_id": key_id,
         "documents": [

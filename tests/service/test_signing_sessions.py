@@ -188,7 +188,7 @@ def test_http_batch_refuses_by_rule_until_certify_supplies_case_gates(demo: Demo
 def test_http_revocation_with_dual_control_is_signed_and_readable(
     demo: Demo, make_staff: MakeStaff
 ) -> None:
-    approval = {"document_id": "R1", "reason": "certificate obtained by fraud"}
+    approval = {"document_id": "R1", "content": {"c": "C1"}, "reason": "obtained by fraud"}
     assert demo.post("/api/v1/signing/approvals", approval, demo.officer).status_code == 201
     again = demo.post("/api/v1/signing/approvals", approval, demo.officer)
     assert again.status_code == 409
@@ -203,6 +203,10 @@ def test_http_revocation_with_dual_control_is_signed_and_readable(
     assert first["refused"][0]["rule"] == "dual-control"
     second_officer = make_staff(Role.OFFICER)
     assert demo.post("/api/v1/signing/approvals", approval, second_officer).status_code == 201
+    # The approvals hold for the content the officers saw, not for the id alone.
+    altered = {**batch, "documents": [{**batch["documents"][0], "content": {"c": "C2"}}]}
+    refused = demo.post("/api/v1/signing/batches", altered, demo.custodian).json()
+    assert refused["signed"] == [] and refused["refused"][0]["rule"] == "dual-control"
     signed = demo.post("/api/v1/signing/batches", batch, demo.custodian).json()
     assert signed["signed"] == ["R1"]
     document = demo.client.get(

@@ -173,25 +173,30 @@ def test_a_session_for_another_key_does_not_sign(env: SigningEnv) -> None:
     assert refused.value.rule == "session"
 
 
-def test_revocation_needs_two_distinct_officers(env: SigningEnv) -> None:
+def test_revocation_needs_two_distinct_officers_approving_its_content(env: SigningEnv) -> None:
     env.open("revocation-1")
     key_id = env.key_id("revocation-1")
     revocation = Document("revocation", "R1", {"certificate": "C00001", "reason": "fraud"})
+    digest = revocation.digest()
     with pytest.raises(PolicyRefused, match="approved by 0 officer") as refused:
         env.signer.sign(env.custodian, key_id, revocation)
     assert refused.value.rule == "dual-control"
     first = env.account("officer")
     with env.sessions.begin() as db:
-        approve_revocation(db, first, "R1", "forged degree certificate")
+        approve_revocation(db, first, "R1", digest, "forged degree certificate")
     with env.sessions.begin() as db, pytest.raises(Conflict, match="second officer"):
-        approve_revocation(db, first, "R1", "again")
+        approve_revocation(db, first, "R1", digest, "again")
     with pytest.raises(PolicyRefused, match="approved by 1 officer"):
         env.signer.sign(env.custodian, key_id, revocation)
     with env.sessions.begin() as db, pytest.raises(Exception, match="only an officer"):
-        approve_revocation(db, env.account("registrar"), "R1", "me too")
+        approve_revocation(db, env.account("registrar"), "R1", digest, "me too")
     second = Actor("officer2", first.account_id, "officer", None)
     with env.sessions.begin() as db:
-        approve_revocation(db, second, "R1", "confirmed")
+        approve_revocation(db, second, "R1", digest, "confirmed")
+    # Two approvals of R1, but of other content: the custodian cannot change what is revoked.
+    altered = Document("revocation", "R1", {"certificate": "C00002", "reason": "fraud"})
+    with pytest.raises(PolicyRefused, match="approved by 0 officer"):
+        env.signer.sign(env.custodian, key_id, altered)
     row = env.signer.sign(env.custodian, key_id, revocation)
     assert row.kind == "revocation"
 

@@ -214,9 +214,8 @@ def revocation_document_id(revocation_id: int) -> str:
 
 def approve(db: Session, actor: Actor, revocation_id: int, reason: str) -> None:
     """One officer's approval, recorded by the signer (which counts distinct officers)."""
-    if db.get(Revocation, revocation_id) is None:
-        raise NotFound(f"revocation_id: no revocation {revocation_id}")
-    approve_revocation(db, actor, revocation_document_id(revocation_id), reason)
+    document = revocation_document(db, revocation_id)
+    approve_revocation(db, actor, document.document_id, document.digest(), reason)
 
 
 def sign_revocations(
@@ -226,7 +225,7 @@ def sign_revocations(
     and its public register entry in one transaction."""
     with issuer.sessions() as db:
         key = _key(db, issuer.body_code, KeyPurpose.REVOCATION)
-        documents = [_revocation_document(db, r) for r in revocation_ids]
+        documents = [revocation_document(db, r) for r in revocation_ids]
     report = issuer.signer.sign_batch(actor, key.id, documents)
     for document_id in report.signed + report.already_signed:
         with issuer.sessions.begin() as db:
@@ -234,7 +233,8 @@ def sign_revocations(
     return report
 
 
-def _revocation_document(db: Session, revocation_id: int) -> Document:
+def revocation_document(db: Session, revocation_id: int) -> Document:
+    """The revocation as it is approved and signed: its certificate and why."""
     revocation = db.get(Revocation, revocation_id)
     if revocation is None:
         raise NotFound(f"revocation_id: no revocation {revocation_id}")

@@ -343,9 +343,10 @@ def revoke_key_certificate(db: Session, actor: Actor, key_id: int, reason: str) 
 
 
 def approve_revocation(
-    db: Session, actor: Actor, document_id: str, reason: str
+    db: Session, actor: Actor, document_id: str, content_sha256: str, reason: str
 ) -> RevocationApproval:
-    """One officer's approval of a revocation; dual control counts distinct officers."""
+    """One officer's approval of a revocation, bound to the digest of the content that will be
+    signed: dual control counts distinct officers who approved exactly that content."""
     if actor.role != OFFICER_ROLE:
         raise NotCustodian("only an officer approves a revocation")
     exists = db.scalar(
@@ -360,19 +361,28 @@ def approve_revocation(
         )
     approval = RevocationApproval(
         document_id=document_id,
+        content_sha256=content_sha256,
         officer=actor.username,
         officer_role=actor.role,
         reason=_reason(reason, limit=500),
     )
     db.add(approval)
-    record(db, actor, "signer.revocation.approve", f"revocation:{document_id}")
+    record(
+        db,
+        actor,
+        "signer.revocation.approve",
+        f"revocation:{document_id}",
+        document_sha256=content_sha256,
+    )
     db.flush()
     return approval
 
 
-def approvals_for(db: Session, document_ids: list[str]) -> dict[str, list[tuple[str, str]]]:
-    """(officer, role) approvals per revocation document."""
-    found: dict[str, list[tuple[str, str]]] = {}
+def approvals_for(
+    db: Session, document_ids: list[str]
+) -> dict[str, list[tuple[str, str, str | None]]]:
+    """(officer, role, approved content digest) per revocation document."""
+    found: dict[str, list[tuple[str, str, str | None]]] = {}
     if not document_ids:
         return found
     rows = db.execute(
@@ -380,10 +390,11 @@ def approvals_for(db: Session, document_ids: list[str]) -> dict[str, list[tuple[
             RevocationApproval.document_id,
             RevocationApproval.officer,
             RevocationApproval.officer_role,
+            RevocationApproval.content_sha256,
         ).where(RevocationApproval.document_id.in_(document_ids))
     )
-    for document_id, officer, role in rows:
-        found.setdefault(document_id, []).append((officer, role))
+    for document_id, officer, role, digest in rows:
+        found.setdefault(document_id, []).append((officer, role, digest))
     return found
 
 

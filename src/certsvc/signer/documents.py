@@ -87,6 +87,14 @@ class Document:
                 f"content: document {self.document_id} holds a value CBOR cannot encode"
             ) from None
 
+    def digest(self) -> str:
+        """SHA-256 of the payload, hex: what an approval and an earlier signature are bound to."""
+        return payload_digest(self.payload())
+
+
+def payload_digest(payload: bytes) -> str:
+    return hashlib.sha256(payload).hexdigest()
+
 
 @dataclass(frozen=True)
 class _Prepared:
@@ -179,7 +187,7 @@ class DocumentSigner:
     ) -> BatchReport:
         """Sign every document not yet signed; re-running the same batch is safe."""
         unique = [
-            _Prepared(d, payload, hashlib.sha256(payload).hexdigest())
+            _Prepared(d, payload, payload_digest(payload))
             for d in {(d.kind, d.document_id): d for d in documents}.values()
             for payload in (d.payload(),)
         ]
@@ -268,7 +276,11 @@ class DocumentSigner:
                             document.document_id,
                             key,
                             gates,
-                            approvals.get(document.document_id, []),
+                            [
+                                (officer, role)
+                                for officer, role, digest in approvals.get(document.document_id, [])
+                                if digest == prepared.digest
+                            ],
                             now,
                         ),
                     )

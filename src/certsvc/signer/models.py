@@ -143,6 +143,8 @@ class RevocationApproval(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     document_id: Mapped[str] = mapped_column(String(128), index=True)
+    # Approvals made before digests were recorded have none, and count for no content.
+    content_sha256: Mapped[str | None] = mapped_column(String(64))
     officer: Mapped[str] = mapped_column(String(64))
     officer_role: Mapped[str] = mapped_column(String(32))
     reason: Mapped[str] = mapped_column(String(500))

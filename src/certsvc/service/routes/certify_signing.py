@@ -20,7 +20,7 @@ from certsvc.certify.issuance import (
     issuable,
     issue,
     request_revocation,
-    revocation_document_id,
+    revocation_document,
     sign_revocations,
 )
 from certsvc.certify.models import Application, Certificate, Revocation
@@ -120,16 +120,16 @@ def _certificate(db: Session, number: str) -> Certificate:
 
 
 def _revocation_out(db: Session, revocation: Revocation) -> RevocationOut:
-    document_id = revocation_document_id(revocation.id)
-    approvals = approvals_for(db, [document_id]).get(document_id, [])
+    document = revocation_document(db, revocation.id)
+    approvals = approvals_for(db, [document.document_id]).get(document.document_id, [])
     return RevocationOut(
         id=revocation.id,
-        document_id=document_id,
+        document_id=document.document_id,
         number=db.get_one(Certificate, revocation.certificate_id).number,
         category=revocation.category,
         reason=revocation.reason,
         requested_by=revocation.requested_by,
-        approved_by=sorted(officer for officer, _ in approvals),
+        approved_by=sorted(o for o, _, digest in approvals if digest == document.digest()),
         revoked_on=revocation.revoked_on,
     )
 

@@ -18,6 +18,7 @@ from certsvc.service.routes.signer_context import actor_of, document_signer
 from certsvc.service.workstations import Workstation
 from certsvc.signer.custody import approve_revocation, get_key
 from certsvc.signer.documents import BatchReport, Document, signed_document
+from certsvc.signer.models import KeyPurpose
 
 router = APIRouter(prefix="/api/v1/signing", tags=["signing"], responses=ROLE_GATED)
 CustodianDep = Annotated[StaffAccount, Depends(require_roles(Role.CUSTODIAN))]
@@ -31,11 +32,15 @@ BATCH_MAX = 1000
 
 class ApprovalIn(BaseModel):
     document_id: str = Field(min_length=1, max_length=100, description="the revocation's id")
+    content: dict[str, Any] = Field(
+        description="the revocation as it will be signed: the approval holds for this only"
+    )
     reason: str = Field(min_length=1, max_length=500)
 
 
 class ApprovalOut(BaseModel):
     document_id: str
+    content_sha256: str
     officer: str
     approved_at: datetime
 
@@ -87,10 +92,14 @@ class SignedDocumentOut(BaseModel):
 @router.post("/approvals", status_code=status.HTTP_201_CREATED, responses=answers(409))
 def post_approval(body: ApprovalIn, account: OfficerDep, db: SessionDep) -> ApprovalOut:
     """Approve a revocation; two different officers must before it can be signed."""
-    approval = approve_revocation(db, actor_of(account), body.document_id, body.reason)
+    document = Document(KeyPurpose.REVOCATION.value, body.document_id, body.content)
+    approval = approve_revocation(
+        db, actor_of(account), document.document_id, document.digest(), body.reason
+    )
     db.commit()
     return ApprovalOut(
         document_id=approval.document_id,
+        content_sha256=document.digest(),
         officer=approval.officer,
         approved_at=approval.approved_at,
     )
