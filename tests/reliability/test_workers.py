@@ -1,18 +1,24 @@
-"""`certsvc serve --workers 2`: a custodian's signing session lives in the worker that opened
+"""`certsvc serve --workers 2`. A custodian's signing session lives in the worker that opened
 it. Requests that land on the other worker must neither open a second session on the same
 USBKey nor answer a batch as if no session were open (a 200 that signed nothing)."""
 
 from __future__ import annotations
 
 import json
+import random
+import threading
+import time
+from collections import Counter
 
 import httpx
+import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from certsvc.service.bootstrap import initialise
 from certsvc.service.settings import Settings
 from certsvc.signer.models import SigningKey
+from certsvc.vault import synthetic
 from server_support import serving
 from service_helpers import StaffMember, demo_member
 from signing_env import WORKSTATION
@@ -68,3 +74,36 @@ def test_one_session_per_usbkey_across_workers(
             assert json.loads(text)["stopped_by"] is None, text
         else:  # the other worker says where the session is
             assert code == 409 and "another worker process" in text, text
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_concurrent_staff_writes_on_sqlite_all_succeed(settings: Settings) -> None:
+    """Twelve registrars at once on the embedded SQLite default, over two workers: each
+    request that reads and then writes waits its turn for the write lock instead of failing
+    (deferred transactions answered more than half of them 503, SQLITE_BUSY_SNAPSHOT)."""
+    initialise(settings)
+    token = json.loads(settings.credentials_file.read_text())["accounts"]["registrar"]["api_token"]
+    statuses: list[int] = []
+    stop = threading.Event()
+
+    def registrar(seed: int) -> None:
+        rng = random.Random(seed)
+        with httpx.Client(timeout=60, headers={"Authorization": f"Bearer {token}"}) as client:
+            while not stop.is_set():
+                value = synthetic.id_number(rng)
+                answer = client.post(
+                    f"{server.base}/api/v1/vault/tokenise",
+                    json={"items": [{"kind": "id_number", "value": value}]},
+                )
+                statuses.append(answer.status_code)
+
+    with serving("--workers", "2") as server:
+        threads = [threading.Thread(target=registrar, args=(n,)) for n in range(12)]
+        for thread in threads:
+            thread.start()
+        time.sleep(8)
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=120)
+    assert len(statuses) > 100
+    assert Counter(statuses) == {200: len(statuses)}

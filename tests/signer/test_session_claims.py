@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from certsvc.errors import InvalidInput
 from certsvc.signer.claims import SessionClaims, SessionElsewhere, TokenClaimedElsewhere
 from certsvc.signer.errors import TokenBusy, WrongPin
 from certsvc.signer.sessions import SigningSessions
@@ -57,6 +58,7 @@ def test_a_wrong_pin_leaves_no_claim(env: SigningEnv, tmp_path: Path) -> None:
 CLAIM_AND_WAIT = """
 import sys, time
 from pathlib import Path
+from certsvc.errors import InvalidInput
 from certsvc.signer.claims import SessionClaims
 SessionClaims(Path(sys.argv[1])).claim("0123abcd")
 print("claimed", flush=True)
@@ -87,8 +89,10 @@ def test_a_claim_dies_with_its_process(tmp_path: Path) -> None:
 
 def test_serials_cannot_name_other_files(tmp_path: Path) -> None:
     for serial in ("../escape", "", ".hidden", "a/b"):
-        with pytest.raises(ValueError, match="serial"):
+        with pytest.raises(InvalidInput, match="token_serial"):
             SessionClaims(tmp_path).claim(serial)
+        assert not SessionClaims(tmp_path).held_elsewhere(serial)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_refused_second_opening_keeps_the_first_sessions_claim(

@@ -19,7 +19,12 @@ from certsvc.errors import CertsvcError, Conflict, InvalidInput, NotFound
 from certsvc.service.accounts import password_hasher
 from certsvc.service.audit_keys import CheckpointKeyHolder, NoCheckpointKey
 from certsvc.service.checkpointer import Checkpointer
-from certsvc.service.db import make_engine, make_sessionmaker, require_current_schema
+from certsvc.service.db import (
+    make_engine,
+    make_sessionmaker,
+    make_writer_sessionmaker,
+    require_current_schema,
+)
 from certsvc.service.db_outage import answer_database_outages
 from certsvc.service.hardening import Hardening
 from certsvc.service.hsm import open_tokens
@@ -161,6 +166,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = sessions
+    app.state.writer_sessions = make_writer_sessionmaker(engine)
     app.state.password_hasher = password_hasher(settings)
     app.state.tokens = tokens
     app.state.signing_sessions = signing_sessions

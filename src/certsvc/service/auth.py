@@ -50,9 +50,15 @@ def get_password_hasher(request: Request) -> PasswordHasher:
     return hasher
 
 
+READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 def get_session(request: Request) -> Iterator[Session]:
-    """A session for one request; routes commit what they change, the rest is rolled back."""
-    with request.app.state.sessionmaker() as session:
+    """A session for one request; routes commit what they change, the rest is rolled back.
+    Requests that may write get a writer session (see `make_writer_sessionmaker`)."""
+    state = request.app.state
+    maker = state.sessionmaker if request.method in READ_ONLY_METHODS else state.writer_sessions
+    with maker() as session:
         yield session
 
 

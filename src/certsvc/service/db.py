@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from certsvc.errors import CertsvcError
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
+WRITER = "certsvc_writer"  # execution option: begin SQLite transactions with the write lock
 SUPPORTED = "use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB"
 
 
@@ -92,9 +93,14 @@ def _prepare_sqlite(engine: Engine, database: str | None) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
+        options = connection.get_execution_options()
         # Autocommit readers (the public lookups) run without a transaction at all.
-        if connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
-            connection.exec_driver_sql("BEGIN")
+        if options.get("isolation_level") == "AUTOCOMMIT":
+            return
+        # A deferred transaction that reads, then writes after another connection committed,
+        # fails at once (SQLITE_BUSY_SNAPSHOT: no busy timeout applies). Writers take the
+        # write lock when they begin and wait for it their turn instead.
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if options.get(WRITER) else "BEGIN")
 
 
 def make_engine(url: str) -> Engine:
@@ -127,6 +133,13 @@ def make_engine(url: str) -> Engine:
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     """Sessions whose objects stay readable after commit, so a route can commit then answer."""
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def make_writer_sessionmaker(engine: Engine) -> sessionmaker[Session]:
+    """Sessions for requests that change something: on SQLite each transaction begins with
+    the write lock (`BEGIN IMMEDIATE`). While such a session is in a transaction, the same
+    thread must not write through another session: it would wait on itself."""
+    return sessionmaker(engine.execution_options(**{WRITER: True}), expire_on_commit=False)
 
 
 def alembic_config(connection: Connection | None = None) -> Config:

@@ -13,7 +13,10 @@ import os
 import re
 from pathlib import Path
 
+from certsvc.errors import InvalidInput
 from certsvc.signer.errors import SignerError
+
+_SERIAL = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}")  # never a path, never hidden
 
 
 class TokenClaimedElsewhere(SignerError):
@@ -66,8 +69,8 @@ class SessionClaims:
 
     def held_elsewhere(self, serial: str) -> bool:
         """Whether another process holds `serial` (never true for this process's claims)."""
-        if serial in self._held:
-            return False
+        if serial in self._held or not _SERIAL.fullmatch(serial):
+            return False  # a name no token has cannot be claimed
         descriptor = self._open(serial)
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -78,7 +81,7 @@ class SessionClaims:
         return False
 
     def _open(self, serial: str) -> int:
-        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", serial) or serial.startswith("."):
-            raise ValueError("token serial: not a USBKey serial number")
+        if not _SERIAL.fullmatch(serial):
+            raise InvalidInput("token_serial: not a USBKey serial number")
         self._directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         return os.open(self._directory / f"{serial}.lock", os.O_RDWR | os.O_CREAT, 0o600)

@@ -71,6 +71,7 @@ def open_session(
     sessions = signing_sessions(request)
     try:
         key = authorise_session(db, actor, body.token_serial, body.key_label)
+        db.commit()  # logging in writes the PIN counter through another session
         session = sessions.open(
             body.token_serial, body.pin, account.username, workstation.name, key.label
         )
