@@ -4,11 +4,13 @@ in process, on both databases where a database is involved."""
 from __future__ import annotations
 
 import dataclasses
+import threading
 from datetime import UTC, date, datetime
 
 import pytest
 from sqlalchemy import func, select
 
+from certsvc.audit.models import AuditEventRow
 from certsvc.certify.announcements import findings
 from certsvc.certify.checks import CheckOutcome, record_check
 from certsvc.certify.decisions import decide, override_deadline, sign_decisions
@@ -19,6 +21,7 @@ from certsvc.certify.publication import ANNOUNCED_FIELDS, ConclusionRow, publish
 from certsvc.certify.reports import overdue, stage_counts
 from certsvc.certify.workdays import workdays_left
 from certsvc.errors import Conflict, InvalidInput, NotFound
+from certsvc.service.db import make_writer_sessionmaker
 from conftest import OFFICER, Body
 
 PICKUP = DeliveryPlan(
@@ -113,3 +116,40 @@ def test_delivery_announcement_and_reports(body: Body) -> None:
             (pending, "close", 2),
         ]
         assert not any(c.overridden for c in late)
+
+
+def test_two_clerks_recording_the_first_delivery_at_once_both_succeed(body: Body) -> None:
+    batch_id = body.batch()
+    approved = body.case(batch_id, 31)
+    with body.sessions.begin() as db:
+        override_deadline(db, OFFICER, approved, "test signs long after 2020")
+        decide(db, OFFICER, approved, "approve", "all checks passed")
+    body.open("decision-1")
+    sign_decisions(body.sessions, body.issuer.signer, body.custodian, batch_id)
+    body.open("certificate-1")
+    number = issue(body.issuer, body.custodian, [approved], date(2020, 7, 20)).issued[0]
+    # As the HTTP route does it: each request in a writer session of its own.
+    writers = make_writer_sessionmaker(body.sessions.kw["bind"])
+    start = threading.Barrier(2)
+    failures: list[BaseException] = []
+
+    def clerk(plan: DeliveryPlan) -> None:
+        try:
+            with writers.begin() as db:
+                start.wait(timeout=30)
+                arrange_delivery(db, OFFICER, number, plan)
+        except BaseException as exc:
+            failures.append(exc)
+
+    clerks = [threading.Thread(target=clerk, args=(plan,)) for plan in (PICKUP, MAIL)]
+    for thread in clerks:
+        thread.start()
+    for thread in clerks:
+        thread.join(timeout=60)
+    assert failures == []
+    with body.sessions() as db:
+        assert db.scalar(select(func.count()).select_from(Delivery)) == 1
+        actions = db.scalars(
+            select(AuditEventRow.action).where(AuditEventRow.action == "certify.delivery.arrange")
+        )
+        assert len(list(actions)) == 2

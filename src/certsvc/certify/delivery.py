@@ -86,7 +86,11 @@ def arrange_delivery(
     """Record (or change) how an issued certificate reaches its holder, with the checked
     notice; a notice the checker refuses stores nothing."""
     _validated(plan)
-    certificate = db.scalar(select(Certificate).where(Certificate.number == number))
+    # Locked (PostgreSQL; SQLite writers hold the file's write lock): two clerks recording the
+    # first delivery at once would both insert it.
+    certificate = db.scalar(
+        select(Certificate).where(Certificate.number == number).with_for_update()
+    )
     if certificate is None or certificate.status != "issued":
         raise NotFound(f"number: no issued certificate {number}")
     notice = notice_text(number, plan)
