@@ -20,6 +20,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from certsvc._dbtypes import utcnow
+from certsvc.audit.events import decode_leaf
+from certsvc.audit.models import AuditEventRow
 from certsvc.errors import Conflict, InvalidInput, NotFound
 from certsvc.service.accounts import Role, get_account
 from certsvc.service.settings import Settings
@@ -96,7 +98,9 @@ def test_signed_message_is_the_documented_one(custodian: StaffMember) -> None:
     custodian.workstation_key.public_key().verify(signature, message)
 
 
-def test_wrong_key(client: TestClient, custodian: StaffMember) -> None:
+def test_wrong_key_is_refused_and_audited(
+    client: TestClient, custodian: StaffMember, sessions: sessionmaker[Session]
+) -> None:
     assert custodian.workstation is not None
     headers = {
         **custodian.auth,
@@ -114,6 +118,18 @@ def test_wrong_key(client: TestClient, custodian: StaffMember) -> None:
     assert detail == (
         f"Certsvc-Signature: does not verify with the key of workstation '{custodian.workstation}'"
     )
+    # A security officer sees the attempt: who, where to, and why it was refused.
+    with sessions() as db:
+        row = db.scalars(
+            select(AuditEventRow).where(AuditEventRow.action == "service.workstation_proof")
+        ).one()
+    event = decode_leaf(row.leaf)
+    assert (event["actor"], event["outcome"], event["object"]) == (
+        custodian.username,
+        "refused",
+        f"GET {PROBE}",
+    )
+    assert str(event["reason"]).startswith("Certsvc-Signature: does not verify")
 
 
 @pytest.mark.parametrize(

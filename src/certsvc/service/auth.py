@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from certsvc.service.accounts import Role, StaffAccount, resolve_api_token
+from certsvc.service.audit_trail import record
 from certsvc.service.log_redaction import TOKEN_QUERY_NAMES, TOKEN_TEXT_RE, redact
 from certsvc.service.settings import Settings
 from certsvc.service.workstations import (
@@ -175,8 +176,22 @@ async def require_workstation(
         session.commit()
         return verified
 
+    def refuse(reason: str) -> None:
+        # An attempt from an unknown or wrong computer is what a security officer looks for.
+        session.rollback()
+        record(
+            session,
+            account,
+            "service.workstation_proof",
+            f"{request.method} {request.url.path}",
+            outcome="refused",
+            reason=reason,
+        )
+        session.commit()
+
     try:
         return await run_in_threadpool(verify)
     except RequestSignatureError as exc:
         logger.warning("refused workstation proof from %s: %s", account.username, exc)
+        await run_in_threadpool(refuse, str(exc))
         raise _unauthorized(str(exc), challenge="Certsvc-Signature") from None
