@@ -9,17 +9,26 @@ from certsvc.verify.codes import QUALIFICATIONS, REVOCATION_CATEGORIES, SUBJECTS
 
 
 class RegisterEntry(Protocol):
-    """A register row, as an ORM object or a Core row: the fields a view may use."""
+    """A register row, as an ORM object or a Core or lookup row: the fields a view may use."""
 
-    status: str
-    number: str
-    qualification: str
-    subject: str
-    body_code: str
-    issue_date: date
-    masked_name: str
-    revoked_on: date | None
-    revocation_category: str | None
+    @property
+    def status(self) -> str: ...
+    @property
+    def number(self) -> str: ...
+    @property
+    def qualification(self) -> str: ...
+    @property
+    def subject(self) -> str: ...
+    @property
+    def body_code(self) -> str: ...
+    @property
+    def issue_date(self) -> date: ...
+    @property
+    def masked_name(self) -> str: ...
+    @property
+    def revoked_on(self) -> date | None: ...
+    @property
+    def revocation_category(self) -> str | None: ...
 
 
 def _named(table: dict[str, tuple[str, str]], code: str | None) -> dict[str, str] | None:

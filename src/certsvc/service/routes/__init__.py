@@ -27,8 +27,9 @@ from certsvc.service.routes import (
 )
 from certsvc.verify.routes import router as verify_router
 
-PUBLIC_NODE_ROUTERS: tuple[APIRouter, ...] = (health.public_router, verify_router)
-PUBLIC_ROUTERS: tuple[APIRouter, ...] = (health.router, audit.public_router, verify_router)
+# Verification first: it is the hot path of the public side, and routes are matched in order.
+PUBLIC_NODE_ROUTERS: tuple[APIRouter, ...] = (verify_router, health.public_router)
+PUBLIC_ROUTERS: tuple[APIRouter, ...] = (verify_router, health.router, audit.public_router)
 STAFF_ROUTERS: tuple[APIRouter, ...] = (
     auth.router,
     staff.router,
