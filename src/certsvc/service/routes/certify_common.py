@@ -35,9 +35,11 @@ def china_today() -> date:
 
 
 def issuer_of(request: Request) -> Issuer:
+    """The issuer for this request; its sessions are writer sessions (issuing reads, then
+    writes: on SQLite it must hold the write lock from the start)."""
     state = request.app.state
     return Issuer(
-        state.sessionmaker,
+        state.writer_sessions,
         document_signer(request),
         signing_sessions(request),
         vault_of(request),
