@@ -9,6 +9,7 @@ import typer
 from certsvc.errors import CertsvcError
 from certsvc.service.cli_audit import audit_app
 from certsvc.service.cli_backup import register as register_backup
+from certsvc.service.cli_custodian import custodian_app
 from certsvc.service.cli_demo import demo
 from certsvc.service.cli_hsm import hsm_app
 from certsvc.service.cli_import import import_app
@@ -35,6 +36,7 @@ app.add_typer(hsm_app, name="hsm")
 app.add_typer(vault_app, name="vault")
 app.add_typer(import_app, name="import")
 app.add_typer(audit_app, name="audit")
+app.add_typer(custodian_app, name="custodian")
 register_backup(app)
 
 
