@@ -19,13 +19,18 @@ from certsvc.signer.sessions import SigningSessions
 from signing_env import WORKSTATION, SigningEnv
 
 
+def two_workers(env: SigningEnv, claims: Path) -> tuple[SigningSessions, SigningSessions]:
+    """Two workers' signing sessions over one token module, claiming in one directory."""
+    first, second = (
+        SigningSessions(env.tokens, 3600, 600, claims=SessionClaims(claims)) for _ in range(2)
+    )
+    return first, second
+
+
 def test_a_second_worker_cannot_open_or_use_a_claimed_usbkey(
     env: SigningEnv, tmp_path: Path
 ) -> None:
-    # Two workers: each its own sessions and its own claims on the shared directory.
-    first, second = (
-        SigningSessions(env.tokens, 3600, 600, claims=SessionClaims(tmp_path)) for _ in range(2)
-    )
+    first, second = two_workers(env, tmp_path)
     serial, pin = env.usbkey["serial"], env.usbkey["user_pin"]
     first.open(serial, pin, "custodian", WORKSTATION, "certificate-1")
     try:
@@ -45,9 +50,7 @@ def test_a_second_worker_cannot_open_or_use_a_claimed_usbkey(
 
 
 def test_a_wrong_pin_leaves_no_claim(env: SigningEnv, tmp_path: Path) -> None:
-    first, second = (
-        SigningSessions(env.tokens, 3600, 600, claims=SessionClaims(tmp_path)) for _ in range(2)
-    )
+    first, second = two_workers(env, tmp_path)
     serial = env.usbkey["serial"]
     with pytest.raises(WrongPin):
         first.open(serial, "00000000", "custodian", WORKSTATION, "certificate-1")
@@ -98,9 +101,7 @@ def test_serials_cannot_name_other_files(tmp_path: Path) -> None:
 def test_a_refused_second_opening_keeps_the_first_sessions_claim(
     env: SigningEnv, tmp_path: Path
 ) -> None:
-    first, second = (
-        SigningSessions(env.tokens, 3600, 600, claims=SessionClaims(tmp_path)) for _ in range(2)
-    )
+    first, second = two_workers(env, tmp_path)
     serial, pin = env.usbkey["serial"], env.usbkey["user_pin"]
     first.open(serial, pin, "custodian", WORKSTATION, "certificate-1")
     with pytest.raises(TokenBusy):

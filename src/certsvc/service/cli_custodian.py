@@ -160,18 +160,32 @@ def _report(report: dict[str, Any], what: str) -> bool:
     return not report["refused"] and not report["stopped_by"] and not report["not_attempted"]
 
 
-@custodian_app.command("sign-decisions")
-def sign_decisions(
-    batch_id: Annotated[int, typer.Argument(help="certification batch id")],
-    usbkey: UsbKey,
+@custodian_app.callback()
+def where(
+    ctx: typer.Context,
     workstation: WorkstationName,
     workstation_key: WorkstationKey,
     server: Server = "http://127.0.0.1:8000",
+) -> None:
+    """The service, this workstation and its key: options or environment variables."""
+    ctx.obj = (server, workstation, workstation_key)
+
+
+def _station(ctx: typer.Context, usbkey: str) -> Station:
+    server, workstation, workstation_key = ctx.obj
+    return Station(server, workstation, workstation_key, usbkey)
+
+
+@custodian_app.command("sign-decisions")
+def sign_decisions(
+    ctx: typer.Context,
+    batch_id: Annotated[int, typer.Argument(help="certification batch id")],
+    usbkey: UsbKey,
     key_label: Annotated[str, typer.Option(help="the decision key on the USBKey")] = "decision-1",
 ) -> None:
     """Sign every decision of the batch not yet signed (R2, R3 checked by the service);
     exit 1 if any is refused."""
-    station = Station(server, workstation, workstation_key, usbkey)
+    station = _station(ctx, usbkey)
     path = f"{CERTIFY}/batches/{batch_id}/decisions/sign"
     report = station.with_session(key_label, "signing decisions", "POST", path, None)
     if not _report(report, f"batch {batch_id} decisions"):
@@ -180,18 +194,16 @@ def sign_decisions(
 
 @custodian_app.command("issue")
 def issue(
+    ctx: typer.Context,
     batch_id: Annotated[int, typer.Argument(help="certification batch id")],
     usbkey: UsbKey,
-    workstation: WorkstationName,
-    workstation_key: WorkstationKey,
-    server: Server = "http://127.0.0.1:8000",
     key_label: Annotated[
         str, typer.Option(help="the certificate key on the USBKey")
     ] = "certificate-1",
 ) -> None:
     """Issue a certificate for every signed approval of the batch that has none; prints the
     numbers issued."""
-    station = Station(server, workstation, workstation_key, usbkey)
+    station = _station(ctx, usbkey)
     path = f"{CERTIFY}/batches/{batch_id}/certificates"
     answer = station.with_session(key_label, "issuing certificates", "POST", path, {})
     for number in answer["issued"]:
@@ -204,18 +216,16 @@ def issue(
 
 @custodian_app.command("sign-revocations")
 def sign_revocations(
+    ctx: typer.Context,
     revocation_ids: Annotated[list[int], typer.Argument(help="revocation ids")],
     usbkey: UsbKey,
-    workstation: WorkstationName,
-    workstation_key: WorkstationKey,
-    server: Server = "http://127.0.0.1:8000",
     key_label: Annotated[
         str, typer.Option(help="the revocation key on the USBKey")
     ] = "revocation-1",
 ) -> None:
     """Sign revocations approved by two officers; each one signed revokes its certificate at
     once (R10). Exit 1 if any is refused."""
-    station = Station(server, workstation, workstation_key, usbkey)
+    station = _station(ctx, usbkey)
     body = {"revocation_ids": revocation_ids}
     path = f"{CERTIFY}/revocations/sign"
     report = station.with_session(key_label, "signing revocations", "POST", path, body)
@@ -225,19 +235,17 @@ def sign_revocations(
 
 @custodian_app.command("pdf")
 def pdf(
+    ctx: typer.Context,
     number: Annotated[str, typer.Argument(help="certificate number")],
     out: Annotated[Path, typer.Option(dir_okay=False, help="where to write the signed PDF")],
     usbkey: UsbKey,
-    workstation: WorkstationName,
-    workstation_key: WorkstationKey,
-    server: Server = "http://127.0.0.1:8000",
     key_label: Annotated[
         str, typer.Option(help="the certificate key on the USBKey")
     ] = "certificate-1",
 ) -> None:
     """Write the certificate as a PDF signed on the USBKey (the holder's name it shows is
     opened from the vault: an audited reveal)."""
-    station = Station(server, workstation, workstation_key, usbkey)
+    station = _station(ctx, usbkey)
     path = f"/api/v1/certificates/{number}/pdf"
     document = station.with_session(key_label, "signing the PDF", "GET", path, None)
     out.write_bytes(document)
