@@ -6,7 +6,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -28,7 +29,13 @@ PURPOSES = (VALUES_PURPOSE, *(index_purpose(kind) for kind in Kind))
 def value_aad(kind: Kind, token: str, version: int) -> bytes:
     """Associated data binding a ciphertext to its kind, token and key version: a ciphertext
     copied to another row, kind or version no longer decrypts."""
-    return b"|".join((AAD_PREFIX, kind.value.encode(), token.encode(), str(version).encode()))
+    head, tail = _value_aad_around_token(kind, version)
+    return head + token.encode() + tail
+
+
+def _value_aad_around_token(kind: Kind, version: int) -> tuple[bytes, bytes]:
+    """`prefix|kind|` and `|version`: the value AAD is these around the token."""
+    return b"|".join((AAD_PREFIX, kind.value.encode(), b"")), b"|" + str(version).encode()
 
 
 def key_aad(version: int, purpose: str) -> bytes:
@@ -49,6 +56,14 @@ class KeySet:
     version: int
     values: AESGCM
     index_keys: dict[Kind, bytes]
+    # HMAC state with each index key already absorbed; copied per value.
+    _index_macs: dict[Kind, hmac.HMAC] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        macs = {
+            kind: hmac.new(key, digestmod=hashlib.sha256) for kind, key in self.index_keys.items()
+        }
+        object.__setattr__(self, "_index_macs", macs)
 
     @classmethod
     def from_material(cls, version: int, material: dict[str, bytes]) -> KeySet:
@@ -59,13 +74,26 @@ class KeySet:
         )
 
     def blind_index(self, kind: Kind, value: str) -> bytes:
-        return hmac.digest(self.index_keys[kind], value.encode(), hashlib.sha256)
+        mac = self._index_macs[kind].copy()
+        mac.update(value.encode())
+        return mac.digest()
 
     def seal(self, kind: Kind, token: str, value: str) -> bytes:
         """nonce ‖ ciphertext ‖ tag."""
-        nonce = secrets.token_bytes(NONCE_BYTES)
-        aad = value_aad(kind, token, self.version)
-        return nonce + self.values.encrypt(nonce, value.encode(), aad)
+        return self.seal_many(kind, [token], [value])[0]
+
+    def seal_many(self, kind: Kind, tokens: Sequence[str], values: Sequence[str]) -> list[bytes]:
+        """`seal` of each (token, value) pair; the nonces come from one draw of the CSPRNG."""
+        nonces = secrets.token_bytes(NONCE_BYTES * len(values))
+        head, tail = _value_aad_around_token(kind, self.version)
+        encrypt = self.values.encrypt
+        sealed = []
+        for start, token, value in zip(
+            range(0, len(nonces), NONCE_BYTES), tokens, values, strict=True
+        ):
+            nonce = nonces[start : start + NONCE_BYTES]
+            sealed.append(nonce + encrypt(nonce, value.encode(), head + token.encode() + tail))
+        return sealed
 
     def open(self, kind: Kind, token: str, sealed: bytes) -> str:
         aad = value_aad(kind, token, self.version)

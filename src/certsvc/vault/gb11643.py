@@ -8,6 +8,7 @@ refused because a table is old.
 
 from __future__ import annotations
 
+import operator
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -15,6 +16,7 @@ from datetime import date
 WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 CHECK_CHARACTERS = "10X98765432"
 EARLIEST_BIRTH = date(1900, 1, 1)
+_DIGIT_OFFSET = ord("0") * sum(WEIGHTS)
 
 # First two digits: provinces, autonomous regions, municipalities (GB/T 2260), plus 71 (Taiwan)
 # and 81/82/83 (residence permits of Hong Kong, Macao and Taiwan residents).
@@ -58,7 +60,9 @@ def check_character(first17: str) -> str:
 
 
 def _check(first17: str) -> str:
-    return CHECK_CHARACTERS[sum(map(int.__mul__, map(int, first17), WEIGHTS)) % 11]
+    # ASCII digits only (callers check): the code points less 48 times the weights' sum.
+    weighted = sum(map(operator.mul, first17.encode("ascii"), WEIGHTS)) - _DIGIT_OFFSET
+    return CHECK_CHARACTERS[weighted % 11]
 
 
 def age_on(birth: date, day: date) -> int:
@@ -68,6 +72,23 @@ def age_on(birth: date, day: date) -> int:
 
 def parse(number: str, today: date) -> ResidentId:
     """Check an already normalised (upper-case, no spaces) number and read its facts."""
+    birth = _checked_birth_date(number, today)
+    return ResidentId(
+        number=number,
+        region_code=number[:6],
+        birth_date=birth,
+        sex="M" if int(number[16]) % 2 else "F",
+    )
+
+
+def check(number: str, today: date) -> str:
+    """`number` itself when `parse` would accept it: the same checks, none of the facts (the
+    vault's bulk path needs only the verdict)."""
+    _checked_birth_date(number, today)
+    return number
+
+
+def _checked_birth_date(number: str, today: date) -> date:
     if len(number) != 18:
         raise IdNumberError("must be 18 characters")
     if not _SHAPE.fullmatch(number):
@@ -84,9 +105,4 @@ def parse(number: str, today: date) -> ResidentId:
         raise IdNumberError("birth date: before 1900")
     if _check(number[:17]) != number[17]:
         raise IdNumberError("check character does not match")
-    return ResidentId(
-        number=number,
-        region_code=number[:6],
-        birth_date=birth,
-        sex="M" if int(number[16]) % 2 else "F",
-    )
+    return birth
