@@ -14,7 +14,12 @@ from rich.table import Table
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from certsvc.service.db import make_engine, make_sessionmaker, require_current_schema
+from certsvc.service.db import (
+    make_engine,
+    make_sessionmaker,
+    make_writer_sessionmaker,
+    require_current_schema,
+)
 from certsvc.service.hsm import open_tokens
 from certsvc.service.settings import get_settings
 from certsvc.service.vault_setup import open_vault
@@ -33,14 +38,16 @@ def operator() -> str:
 
 @contextmanager
 def vault_and_sessions() -> Iterator[tuple[Vault, sessionmaker[Session]]]:
-    """The vault and database sessions for one command, on an initialised database."""
+    """The vault and database sessions for one command, on an initialised database. The
+    sessions are writer sessions: a bulk import or a rotation reads, then writes, while the
+    service may be writing too (on SQLite it must hold the write lock from the start)."""
     settings = get_settings()
     engine = make_engine(settings.resolved_database_url)
     try:
         require_current_schema(engine)
         sessions = make_sessionmaker(engine)
         tokens = open_tokens(settings, sessions)
-        yield open_vault(settings, sessions, tokens), sessions
+        yield open_vault(settings, sessions, tokens), make_writer_sessionmaker(engine)
     finally:
         engine.dispose()
 
