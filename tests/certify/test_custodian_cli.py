@@ -72,3 +72,18 @@ def test_custodian_signs_issues_and_prints_from_the_workstation(body: Body, tmp_
         certificate = db.scalar(select(Certificate).where(Certificate.number == number))
     assert len(decisions) == 2
     assert certificate is not None and certificate.status == "issued"
+
+
+def test_custodian_commands_say_what_is_missing() -> None:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("CERTSVC_WORKSTATION", "CERTSVC_API"))
+    }
+    helped = subprocess.run(
+        [CERTSVC, "custodian", "issue", "--help"], env=env, capture_output=True, text=True
+    )
+    assert helped.returncode == 0 and "--usbkey" in helped.stdout
+    missing = _custodian("issue", "1", "--usbkey", "0123abcd", env=env, pin="")
+    assert missing.returncode == 1
+    assert "--workstation NAME --workstation-key PATH" in missing.stderr

@@ -96,10 +96,11 @@ def _detail(answer: httpx.Response) -> str:
 
 Server = Annotated[str, typer.Option(envvar="CERTSVC_SERVER", help="the service's staff address")]
 WorkstationName = Annotated[
-    str, typer.Option(envvar="CERTSVC_WORKSTATION", help="this workstation's registered name")
+    str | None,
+    typer.Option(envvar="CERTSVC_WORKSTATION", help="this workstation's registered name"),
 ]
 WorkstationKey = Annotated[
-    Path,
+    Path | None,
     typer.Option(
         envvar="CERTSVC_WORKSTATION_KEY",
         exists=True,
@@ -163,8 +164,8 @@ def _report(report: dict[str, Any], what: str) -> bool:
 @custodian_app.callback()
 def where(
     ctx: typer.Context,
-    workstation: WorkstationName,
-    workstation_key: WorkstationKey,
+    workstation: WorkstationName = None,
+    workstation_key: WorkstationKey = None,
     server: Server = "http://127.0.0.1:8000",
 ) -> None:
     """The service, this workstation and its key: options or environment variables."""
@@ -172,7 +173,13 @@ def where(
 
 
 def _station(ctx: typer.Context, usbkey: str) -> Station:
+    """Checked here, not as required options, so that every command's --help still works."""
     server, workstation, workstation_key = ctx.obj
+    if workstation is None or workstation_key is None:
+        raise ServiceRefused(
+            "say which workstation this is: --workstation NAME --workstation-key PATH before "
+            "the command (or CERTSVC_WORKSTATION and CERTSVC_WORKSTATION_KEY)"
+        )
     return Station(server, workstation, workstation_key, usbkey)
 
 
