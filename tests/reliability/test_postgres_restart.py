@@ -165,6 +165,15 @@ def test_restart_under_load_fails_cleanly_and_recovers(cluster: Cluster, tmp_pat
     assert any(crashed_at < at < restarted_at and code == 503 for at, code, _ in load.answers)
     assert any(at > restarted_at and code == 200 for at, code, _ in load.answers), "no recovery"
     assert health.status_code == 200 and health.json()["database"] == "ok"
+    # The outage is logged, but not a line per failed request.
+    outage_lines = [
+        json.loads(line)
+        for line in server.output.splitlines()
+        if "service.database_unavailable" in line
+    ]
+    unavailable = sum(code == 503 for _, code, _ in load.answers)
+    assert 1 <= len(outage_lines) < unavailable
+    assert sum(1 + line["unlogged"] for line in outage_lines) <= unavailable
 
     stored = {token for _, code, token in load.answers if code == 200}
     with engine.connect() as db:
