@@ -192,7 +192,8 @@ def main() -> None:
     for name, result in (("public node", ours), ("bare endpoint", bare)):
         print(
             f"{name}: {result['rps']:,.0f} req/s, p50 {result['p50']:.1f} ms, "
-            f"p99 {result['p99']:.1f} ms, errors {result['errors']:.0f}"
+            f"p99 {result['p99']:.1f} ms, non-2xx or failed {result['errors']:.0f} "
+            "(the ids include unknown ones on purpose: their 404s count here)"
         )
     print(f"RESULT verify ratio={ours['rps'] / bare['rps']:.2f} target=>={TARGET}")
 
