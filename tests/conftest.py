@@ -161,7 +161,7 @@ def client(app: FastAPI) -> Iterator[TestClient]:
 @pytest.fixture
 def make_staff(settings: Settings, sessions: sessionmaker[Session]) -> MakeStaff:
     """`make_staff(role, username=None, workstation=False)`: an account with an API token and,
-    for a custodian on request, a registered workstation named `ws-<username>`."""
+    for a custodian or a revealer on request, a registered workstation named `ws-<username>`."""
     serial = itertools.count(1)
 
     def make(role: Role, username: str | None = None, workstation: bool = False) -> StaffMember:

@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 
 from certsvc.certify.models import Application, Batch, Certificate, Revocation
 from certsvc.service.app import create_app
-from certsvc.service.bootstrap import DEMO_CUSTODIAN, DEMO_WORKSTATION, initialise
+from certsvc.service.bootstrap import DEMO_WORKSTATIONS, initialise
 from certsvc.service.cli_demo import demo
 from certsvc.service.db import make_engine
 from certsvc.service.settings import Settings
@@ -196,10 +196,8 @@ def test_staff_routes_keep_to_their_document(settings: Settings, tmp_path: Path)
     initialise(settings)
     demo(out=tmp_path / "demo")
     secrets = json.loads(settings.credentials_file.read_text())
-    members = {
-        role: demo_member(secrets, role, DEMO_WORKSTATION if role == DEMO_CUSTODIAN else None)
-        for role in ROLES
-    }
+    workstation_of = {owner: name for name, owner in DEMO_WORKSTATIONS.items()}
+    members = {role: demo_member(secrets, role, workstation_of.get(role)) for role in ROLES}
     path, certificate_key = _known(settings.resolved_database_url)
     app = create_app(settings)
     probe = Probe(members)

@@ -196,7 +196,7 @@ def test_admin_registers_and_disables_workstations(
         json={"name": "ws-1", "custodian": officer.username, "public_key_pem": pem},
     )
     assert refused.status_code == 422
-    assert "does not have the custodian role" in refused.json()["detail"]
+    assert "must have the custodian or vault_revealer role" in refused.json()["detail"]
 
     created = client.post(
         url,

@@ -150,7 +150,7 @@ def test_workstation_add_refusals_leave_no_key(
         main(["workstation", "add", "ws-02", "--custodian", "wu.gang", "--key-out", str(key_path)])
     assert exit_info.value.code == 1
     assert capsys.readouterr().err == (
-        "certsvc: error: custodian: 'wu.gang' does not have the custodian role\n"
+        "certsvc: error: custodian: 'wu.gang' must have the custodian or vault_revealer role\n"
     )
     assert not key_path.exists()
 

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from certsvc.service.accounts import Role, StaffAccount
 from certsvc.service.auth import require_roles
+from certsvc.service.workstations import WORKSTATION_ROLES
 from service_helpers import MakeStaff, StaffMember
 
 ANY_ROLE = frozenset(Role)
@@ -127,7 +128,8 @@ def test_every_api_route_has_an_entry(app: FastAPI) -> None:
 
 def call(client: TestClient, method: str, template: str, staff: StaffMember | None) -> int:
     """One request with placeholder path parameters and an empty JSON object as body; a
-    custodian's request is signed by their workstation, so only the role decides."""
+    custodian's or a revealer's request is signed by their workstation, so only the role
+    decides."""
     path = re.sub(r"\{[^}]+\}", "unknown0000000000", template)
     body = b"{}" if method in {"POST", "PUT", "PATCH"} else b""
     headers = {"Content-Type": "application/json"} if body else {}
@@ -137,7 +139,7 @@ def call(client: TestClient, method: str, template: str, staff: StaffMember | No
 
 
 def test_role_matrix(client: TestClient, make_staff: MakeStaff) -> None:
-    staff = {role: make_staff(role, workstation=role is Role.CUSTODIAN) for role in Role}
+    staff = {role: make_staff(role, workstation=role in WORKSTATION_ROLES) for role in Role}
     wrong: list[str] = []
     for (method, path), allowed in sorted(EXPECTED_ROLES.items()):
         anonymous = call(client, method, path, None)

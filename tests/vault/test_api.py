@@ -15,7 +15,9 @@ from sqlalchemy import select
 from certsvc.audit.events import decode_leaf
 from certsvc.audit.models import AuditEventRow
 from certsvc.service.app import create_app
+from certsvc.service.bootstrap import DEMO_REVEALER_WORKSTATION, DEMO_WORKSTATIONS
 from certsvc.service.settings import Settings, get_settings, reset_settings
+from service_helpers import StaffMember, demo_member
 from vault.conftest import VaultEnv
 
 ID = "11010519491231002X"
@@ -25,10 +27,17 @@ ID = "11010519491231002X"
 class Api:
     client: TestClient
     env: VaultEnv
-    auth: dict[str, dict[str, str]]
+    members: dict[str, StaffMember]
 
-    def post(self, path: str, who: str, body: dict[str, Any]) -> Any:
-        return self.client.post(f"/api/v1/vault/{path}", json=body, headers=self.auth[who])
+    def post(self, path: str, who: str, body: dict[str, Any], signed: bool = True) -> Any:
+        """POST as `who`, from their registered workstation when they have one."""
+        member, target, raw = self.members[who], f"/api/v1/vault/{path}", json.dumps(body)
+        headers = member.auth
+        if signed and member.workstation is not None:
+            headers = member.signed("POST", target, raw.encode())
+        return self.client.post(
+            target, content=raw, headers={**headers, "Content-Type": "application/json"}
+        )
 
     def events(self, action: str) -> list[dict[str, object]]:
         with self.env.sessions() as db:
@@ -45,11 +54,14 @@ def api(vault_env: VaultEnv, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
     monkeypatch.setenv("CERTSVC_VAULT_REVEAL_LIMIT", "3")
     reset_settings()
     settings: Settings = get_settings()
-    accounts = json.loads(settings.credentials_file.read_text())["accounts"]
-    auth = {name: {"Authorization": f"Bearer {a['api_token']}"} for name, a in accounts.items()}
+    secrets = json.loads(settings.credentials_file.read_text())
+    workstation_of = {owner: name for name, owner in DEMO_WORKSTATIONS.items()}
+    members = {
+        name: demo_member(secrets, name, workstation_of.get(name)) for name in secrets["accounts"]
+    }
     app = create_app(settings)
     with TestClient(app) as client:
-        yield Api(client, vault_env, auth)
+        yield Api(client, vault_env, members)
     app.state.engine.dispose()
 
 
@@ -121,12 +133,23 @@ def test_reveal_is_audited_per_value(api: Api) -> None:
         ("name", "张三"),
     ]
     events = api.events("vault.reveal")
-    assert [(e["object"], e["outcome"], e["actor"]) for e in events] == [
-        (id_token, "ok", "vault_revealer"),
-        (name_token, "ok", "vault_revealer"),
+    assert [(e["object"], e["outcome"], e["actor"], e["ws"]) for e in events] == [
+        (id_token, "ok", "vault_revealer", DEMO_REVEALER_WORKSTATION),
+        (name_token, "ok", "vault_revealer", DEMO_REVEALER_WORKSTATION),
     ]
     assert events[0]["reason"] == "复核申请人身份（案件 2026-001）"
     assert ID not in json.dumps(events, ensure_ascii=False, default=str)
+
+
+def test_reveal_needs_the_revealers_registered_workstation(api: Api) -> None:
+    token = tokenise(api, ("id_number", ID))[0]["token"]
+    body = {"tokens": [token], "purpose": "复核申请人身份"}
+    # The API token alone (stolen, say) reveals nothing, and the attempt is on record.
+    bare = api.post("reveal", "vault_revealer", body, signed=False)
+    assert bare.status_code == 401 and ID not in bare.text
+    assert api.events("vault.reveal") == []
+    [attempt] = api.events("service.workstation_proof")
+    assert (attempt["actor"], attempt["outcome"]) == ("vault_revealer", "refused")
 
 
 @pytest.mark.parametrize("who", ["admin", "security_officer", "registrar", "officer"])

@@ -16,6 +16,8 @@ from sqlalchemy import make_url
 
 from certsvc.certify.applicant_import import import_applicants
 from certsvc.service.app import create_app
+from certsvc.service.bootstrap import DEMO_REVEALER_WORKSTATION
+from service_helpers import demo_member
 from vault.conftest import VaultEnv
 
 VALUES = {
@@ -54,9 +56,9 @@ def test_raw_values_are_nowhere(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     settings = vault_env.settings
-    accounts = json.loads(settings.credentials_file.read_text())["accounts"]
-    registrar = {"Authorization": f"Bearer {accounts['registrar']['api_token']}"}
-    revealer = {"Authorization": f"Bearer {accounts['vault_revealer']['api_token']}"}
+    secrets = json.loads(settings.credentials_file.read_text())
+    registrar = {"Authorization": f"Bearer {secrets['accounts']['registrar']['api_token']}"}
+    revealer = demo_member(secrets, "vault_revealer", DEMO_REVEALER_WORKSTATION)
     app = create_app(settings)
     with TestClient(app) as client:
         items = [{"kind": kind, "value": value} for kind, value in VALUES.items()]
@@ -69,10 +71,14 @@ def test_raw_values_are_nowhere(
             headers=registrar,
         )
         assert bad.status_code == 422 and VALUES["id_number"][:-1] not in bad.text
+        asked = json.dumps({"tokens": listed, "purpose": "scan test: reveal is audited"}).encode()
         revealed = client.post(
             "/api/v1/vault/reveal",
-            json={"tokens": listed, "purpose": "scan test: reveal is audited"},
-            headers=revealer,
+            content=asked,
+            headers={
+                **revealer.signed("POST", "/api/v1/vault/reveal", asked),
+                "Content-Type": "application/json",
+            },
         )
         assert revealed.status_code == 200
     app.state.engine.dispose()

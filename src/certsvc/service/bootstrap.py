@@ -57,6 +57,8 @@ from certsvc.signer.x509 import Issuer, issue_key_certificate, issue_root_certif
 
 DEMO_CUSTODIAN = "custodian"
 DEMO_WORKSTATION = "ws-custodian-01"
+DEMO_REVEALER_WORKSTATION = "ws-revealer-01"
+DEMO_WORKSTATIONS = {DEMO_WORKSTATION: DEMO_CUSTODIAN, DEMO_REVEALER_WORKSTATION: "vault_revealer"}
 ROOT_USBKEY = "CERTSVC-ROOT"
 ROOT_KEY = "root"
 INIT_ACTOR = Actor(username="certsvc-init", account_id=0, role="admin")
@@ -123,7 +125,7 @@ def initialise(settings: Settings, progress: Callable[[str], None] = lambda _: N
         report = InitReport(credentials_file=settings.credentials_file)
         credentials = Credentials(settings.credentials_file)
         _accounts(settings, sessions, credentials, report, progress)
-        _workstation(settings, sessions, credentials, report, progress)
+        _workstations(settings, sessions, credentials, report, progress)
         if settings.hsm_simulation:
             tokens = open_tokens(settings, sessions)
             try:
@@ -168,29 +170,30 @@ def _accounts(
         report.created.append(f"account {username}")
 
 
-def _workstation(
+def _workstations(
     settings: Settings,
     sessions: sessionmaker[Session],
     credentials: Credentials,
     report: InitReport,
     progress: Callable[[str], None],
 ) -> None:
-    with sessions.begin() as db:
-        if db.scalar(select(Workstation.id).where(Workstation.name == DEMO_WORKSTATION)):
-            return
-        progress(f"workstation {DEMO_WORKSTATION}")
-        key_dir = settings.resolved_home / "workstations"
-        key_dir.mkdir(exist_ok=True, mode=0o700)
-        key_path = key_dir / f"{DEMO_WORKSTATION}.pem"
-        public_key = generate_workstation_key(key_path)
-        register_workstation(db, DEMO_WORKSTATION, DEMO_CUSTODIAN, public_key)
-        _audit(db, "service.workstation.register", DEMO_WORKSTATION, custodian=DEMO_CUSTODIAN)
-        credentials.data["workstations"][DEMO_WORKSTATION] = {
-            "custodian": DEMO_CUSTODIAN,
-            "private_key": str(key_path),
-        }
-        credentials.save()
-    report.created.append(f"workstation {DEMO_WORKSTATION}")
+    for name, owner in DEMO_WORKSTATIONS.items():
+        with sessions.begin() as db:
+            if db.scalar(select(Workstation.id).where(Workstation.name == name)):
+                continue
+            progress(f"workstation {name}")
+            key_dir = settings.resolved_home / "workstations"
+            key_dir.mkdir(exist_ok=True, mode=0o700)
+            key_path = key_dir / f"{name}.pem"
+            public_key = generate_workstation_key(key_path)
+            register_workstation(db, name, owner, public_key)
+            _audit(db, "service.workstation.register", name, custodian=owner)
+            credentials.data["workstations"][name] = {
+                "custodian": owner,
+                "private_key": str(key_path),
+            }
+            credentials.save()
+        report.created.append(f"workstation {name}")
 
 
 def _tokens(

@@ -33,7 +33,8 @@ from certsvc.service.workstations import (
 
 staff_app = typer.Typer(help="Staff accounts and their API tokens.", no_args_is_help=True)
 workstation_app = typer.Typer(
-    help="Workstations: designated computers, each with a custodian.", no_args_is_help=True
+    help="Workstations: designated computers, each with the person answering for it.",
+    no_args_is_help=True,
 )
 
 
@@ -135,7 +136,9 @@ def staff_revoke_token(token_id: str) -> None:
 @workstation_app.command("add")
 def workstation_add(
     name: str,
-    custodian: Annotated[str, typer.Option(help="username of the custodian answering for it")],
+    custodian: Annotated[
+        str, typer.Option(help="the custodian (or vault revealer) answering for it")
+    ],
     key_out: Annotated[Path, typer.Option(help="where to write the private key (mode 0600)")],
 ) -> None:
     """Generate a workstation key pair, write the private key, register the public key."""

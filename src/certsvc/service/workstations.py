@@ -52,6 +52,8 @@ from certsvc.errors import CertsvcError, Conflict, InvalidInput, NotFound
 from certsvc.service.accounts import Role, StaffAccount, get_account
 
 SIGNATURE_CONTEXT = "certsvc-request-v1"
+# Whose requests must come from a registered computer: those who sign, and those who reveal.
+WORKSTATION_ROLES = frozenset({Role.CUSTODIAN, Role.VAULT_REVEALER})
 HEADER_WORKSTATION = "Certsvc-Workstation"
 HEADER_TIMESTAMP = "Certsvc-Timestamp"
 HEADER_NONCE = "Certsvc-Nonce"
@@ -152,12 +154,14 @@ def register_workstation(
     custodian_username: str,
     public_key: Ed25519PublicKey | str | bytes,
 ) -> Workstation:
-    """Register a computer and the custodian answering for it, who must hold the custodian
-    role."""
+    """Register a computer and the person answering for it: a custodian (tokens are used
+    there) or a vault revealer (personal values are revealed there)."""
     validate_name(name)
     custodian = get_account(session, custodian_username)
-    if custodian.role is not Role.CUSTODIAN:
-        raise InvalidInput(f"custodian: {custodian_username!r} does not have the custodian role")
+    if custodian.role not in WORKSTATION_ROLES:
+        raise InvalidInput(
+            f"custodian: {custodian_username!r} must have the custodian or vault_revealer role"
+        )
     if not custodian.active:
         raise InvalidInput(f"custodian: {custodian_username!r} is disabled")
     key = public_key if isinstance(public_key, Ed25519PublicKey) else parse_public_key(public_key)

@@ -23,9 +23,10 @@ from pydantic import BaseModel, Field
 from certsvc.audit.events import AuditEvent
 from certsvc.audit.log import append
 from certsvc.service.accounts import Role, StaffAccount
-from certsvc.service.auth import SessionDep, StaffDep, require_roles
+from certsvc.service.auth import SessionDep, StaffDep, require_roles, require_workstation
 from certsvc.service.routes.schemas import ROLE_GATED, answers
 from certsvc.service.vault_setup import open_vault, reveal_limit
+from certsvc.service.workstations import Workstation
 from certsvc.vault.errors import InvalidValue, RevealRateLimited
 from certsvc.vault.kinds import Kind
 from certsvc.vault.reveal import Revealer, record_refusal, reveal
@@ -223,14 +224,16 @@ def reveal_values(
     body: RevealIn,
     response: Response,
     account: Annotated[StaffAccount, Depends(revealer)],
+    workstation: Annotated[Workstation, Depends(require_workstation)],
     db: SessionDep,
     request: Request,
     vault: VaultDep,
 ) -> list[RevealedOut]:
-    """The values behind tokens, for a stated purpose: one audit event per value, committed
-    before anything is returned; at most `CERTSVC_VAULT_REVEAL_LIMIT` values per person per
-    `CERTSVC_VAULT_REVEAL_WINDOW_MINUTES`."""
-    who = Revealer(account.username, account.role.value)
+    """The values behind tokens, for a stated purpose, from the revealer's registered
+    workstation (a stolen API token alone reveals nothing): one audit event per value, naming
+    the workstation, committed before anything is returned; at most
+    `CERTSVC_VAULT_REVEAL_LIMIT` values per person per `CERTSVC_VAULT_REVEAL_WINDOW_MINUTES`."""
+    who = Revealer(account.username, account.role.value, workstation.name)
     try:
         values = reveal(
             db, vault, who, body.tokens, body.purpose, reveal_limit(request.app.state.settings)
