@@ -136,7 +136,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         tokens,
         settings.signing_session_minutes * 60,
         settings.signing_idle_minutes * 60,
-        claims=SessionClaims(settings.resolved_home / "signing-sessions"),
+        claims=SessionClaims(settings.signing_claims_dir),
     )
 
     checkpoint_key = CheckpointKeyHolder(settings, tokens, sessions)

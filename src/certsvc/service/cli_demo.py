@@ -38,6 +38,7 @@ from certsvc.service.hsm import open_tokens
 from certsvc.service.settings import Settings, get_settings
 from certsvc.service.vault_setup import open_vault
 from certsvc.signer.actor import Actor
+from certsvc.signer.claims import SessionClaims
 from certsvc.signer.documents import DocumentSigner
 from certsvc.signer.sessions import SigningSessions
 from certsvc.vault import synthetic
@@ -107,7 +108,8 @@ def open_issuer(settings: Settings, sessions: sessionmaker[Session]) -> Issuer:
     """Everything issuing needs, outside a web app: token access, signing sessions held by this
     process, the signer with the case gates, the vault."""
     tokens = open_tokens(settings, sessions)
-    signing = SigningSessions(tokens, 3600, 600)
+    claims = SessionClaims(settings.signing_claims_dir)
+    signing = SigningSessions(tokens, 3600, 600, claims=claims)
     return Issuer(
         sessions,
         DocumentSigner(sessions, signing, CaseRecords()),

@@ -111,6 +111,11 @@ class Settings(BaseSettings):
         return self.resolved_home / "hsm"
 
     @property
+    def signing_claims_dir(self) -> Path:
+        """Which process holds each USBKey's signing session (`certsvc.signer.claims`)."""
+        return self.resolved_home / "signing-sessions"
+
+    @property
     def audit_origin(self) -> str:
         """The audit log's name in its checkpoints (a schema-less URL, C2SP style)."""
         host = urlsplit(self.public_base_url).netloc or "certsvc.invalid"
