@@ -15,6 +15,7 @@ from certsvc.service.hsm import open_tokens
 from certsvc.service.settings import Settings
 from certsvc.service.vault_setup import VAULT_TOKEN, open_vault
 from certsvc.signer.tokens import Pkcs11Tokens
+from certsvc.vault.rotation import rotate
 from certsvc.vault.store import Vault
 
 
@@ -26,6 +27,18 @@ class VaultEnv:
     vault: Vault
     kek_serial: str
     bay: UsbKeyBay
+
+
+def interrupt_rotation(env: VaultEnv, batch_size: int) -> None:
+    """Start a key rotation and stop it after its first batch of moved values, as a crash
+    would: both key versions are then in use."""
+
+    def crash(done: int, _total: int) -> None:
+        if done:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        rotate(env.sessions, env.vault.keyring, "cli:test", batch_size, 0, crash)
 
 
 @pytest.fixture

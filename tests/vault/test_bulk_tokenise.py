@@ -22,7 +22,7 @@ from certsvc.vault.kinds import TOKEN_PREFIX, Kind
 from certsvc.vault.models import VaultEntry, VaultKeyVersion
 from certsvc.vault.rotation import rotate
 from certsvc.vault.store import INSERT_FIRST, Tokenised, new_tokens
-from vault.conftest import VaultEnv
+from vault.conftest import VaultEnv, interrupt_rotation
 
 SIZES = [pytest.param(3, id="looks-first"), pytest.param(INSERT_FIRST + 36, id="inserts-first")]
 
@@ -135,13 +135,7 @@ def test_bulk_call_during_a_rotation_finds_values_under_the_old_version(
     vault = vault_env.vault
     held = ids(INSERT_FIRST + 10, 5)
     tokens = [item.token for item in tokenise(vault_env, held)]
-
-    def crash(done: int, _total: int) -> None:
-        if done:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        rotate(vault_env.sessions, vault.keyring, "cli:test", 10, 0, crash)
+    interrupt_rotation(vault_env, 10)
     with vault_env.sessions() as db:
         assert sorted(db.scalars(select(VaultKeyVersion.version))) == [1, 2]
         versions = list(db.scalars(select(VaultEntry.key_version)))

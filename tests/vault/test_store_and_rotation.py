@@ -18,7 +18,7 @@ from certsvc.vault.errors import InvalidValue, VaultUnavailable
 from certsvc.vault.kinds import TOKEN_PREFIX, Kind
 from certsvc.vault.models import VaultEntry, VaultKey, VaultKeyVersion
 from certsvc.vault.rotation import rotate
-from vault.conftest import VaultEnv
+from vault.conftest import VaultEnv, interrupt_rotation
 
 TOKEN_RE = re.compile(r"tk_(id|ph|em|nm|ad)_[A-Za-z0-9_-]{22}")
 
@@ -165,13 +165,7 @@ def test_interrupted_rotation_is_finished_by_the_next_run(vault_env: VaultEnv) -
     vault = vault_env.vault
     with vault_env.sessions.begin() as db:
         tokens = [t.token for t in vault.tokenise(db, Kind.PHONE, ["13800138000", "13900139000"])]
-
-    def crash(done: int, _total: int) -> None:
-        if done:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        rotate(vault_env.sessions, vault.keyring, "cli:test", 1, 0, crash)
+    interrupt_rotation(vault_env, 1)
     with vault_env.sessions() as db:
         assert sorted(db.scalars(select(VaultKeyVersion.version))) == [1, 2]
         assert sorted(db.scalars(select(VaultEntry.key_version))) == [1, 2]

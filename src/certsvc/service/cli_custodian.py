@@ -41,7 +41,7 @@ class ServiceRefused(CertsvcError):
 
 
 @dataclass
-class Workstation:
+class WorkstationClient:
     """The custodian's connection to the service, signing each request as this workstation."""
 
     client: httpx.Client
@@ -134,7 +134,7 @@ class Station:
         pin = _read_pin(self.usbkey)
         opening = {"token_serial": self.usbkey, "key_label": key_label, "pin": pin}
         with httpx.Client(base_url=self.server, timeout=600) as client:
-            station = Workstation(
+            station = WorkstationClient(
                 client, f"Bearer {token}", self.name, load_workstation_key(self.key_path)
             )
             station.call("POST", SESSIONS, opening, 201)
