@@ -15,9 +15,9 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from certsvc.audit.events import AuditEvent
-from certsvc.audit.log import append, consistency_proof, inclusion_proof
-from certsvc.service.db import make_engine, make_sessionmaker, upgrade_database
+from audit.events import AuditEvent
+from audit.log import append, consistency_proof, inclusion_proof
+from certsvc.db import make_engine, make_sessionmaker, upgrade_database
 
 TARGET = 3.0
 SMALL = 1_000

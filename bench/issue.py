@@ -20,17 +20,17 @@ from pkcs11 import Mechanism, ObjectClass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from certsvc.hsm_sim import UsbKeyBay
-from certsvc.service.accounts import StaffAccount
-from certsvc.service.bootstrap import initialise
-from certsvc.service.db import make_engine, make_sessionmaker
-from certsvc.service.hsm import open_tokens
-from certsvc.service.settings import Settings
-from certsvc.signer.actor import Actor
-from certsvc.signer.documents import Document, DocumentSigner
-from certsvc.signer.models import SigningKey
-from certsvc.signer.policy import CaseGates
-from certsvc.signer.sessions import SigningSessions
+from certsvc.accounts import StaffAccount
+from certsvc.bootstrap import initialise
+from certsvc.db import make_engine, make_sessionmaker
+from certsvc.hsm import open_tokens
+from certsvc.settings import Settings
+from hsm_sim import UsbKeyBay
+from signer.actor import Actor
+from signer.documents import Document, DocumentSigner
+from signer.models import SigningKey
+from signer.policy import CaseGates
+from signer.sessions import SigningSessions
 
 TARGET = 0.5
 KEY = "certificate-1"

@@ -54,13 +54,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine, create_engine, func, make_url, select, text
 from sqlalchemy.pool import NullPool
 
-from certsvc.audit.models import AuditEventRow
-from certsvc.certify.models import Applicant, Application, CaseCheck, Certificate, Decision
-from certsvc.service.workstations import load_workstation_key, sign_request
-from certsvc.signer.models import SignedDocumentRow
-from certsvc.vault import synthetic
-from certsvc.vault.models import VaultEntry
-from certsvc.verify.models import PublicCertificate
+from audit.models import AuditEventRow
+from certify.models import Applicant, Application, CaseCheck, Certificate, Decision
+from certsvc.workstations import load_workstation_key, sign_request
+from signer.models import SignedDocumentRow
+from vault import synthetic
+from vault.models import VaultEntry
+from verify.models import PublicCertificate
 
 POSTGRES = os.environ.get(
     "CERTSVC_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

@@ -16,10 +16,10 @@ from pathlib import Path
 import pkcs11
 from pkcs11 import Mechanism, ObjectClass
 
-from certsvc.hsm_sim import init_token, open_simulated_library
-from certsvc.service.settings import Settings
-from certsvc.signer.ecdsa import sign_p256
-from certsvc.signer.tokens import Pkcs11Tokens
+from certsvc.settings import Settings
+from hsm_sim import init_token, open_simulated_library
+from signer.ecdsa import sign_p256
+from signer.tokens import Pkcs11Tokens
 
 # Every signature is verified before it leaves the signer (a token that signs wrongly must not
 # be trusted), and a P-256 verify in process costs about what the token's sign does: the

@@ -34,15 +34,15 @@ from pathlib import Path
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy.orm import Session, sessionmaker
 
-from certsvc.certify.applicant_import import COLUMNS, import_applicants
-from certsvc.service.bootstrap import initialise
-from certsvc.service.db import make_engine, make_sessionmaker
-from certsvc.service.hsm import open_tokens
-from certsvc.service.settings import get_settings, reset_settings
-from certsvc.service.vault_setup import open_vault
-from certsvc.vault import synthetic
-from certsvc.vault.kinds import Kind
-from certsvc.vault.store import Vault
+from certify.applicant_import import COLUMNS, import_applicants
+from certsvc.bootstrap import initialise
+from certsvc.db import make_engine, make_sessionmaker
+from certsvc.hsm import open_tokens
+from certsvc.settings import get_settings, reset_settings
+from certsvc.vault_setup import open_vault
+from vault import synthetic
+from vault.kinds import Kind
+from vault.store import Vault
 
 TARGET = 0.3
 RUNS = 3

@@ -55,12 +55,12 @@ def public_register(tmp: Path) -> tuple[str, list[str]]:
     from sqlalchemy import create_engine
     from sqlalchemy.orm import Session
 
-    from certsvc._db import Base
-    from certsvc.service.models_registry import import_all_models
-    from certsvc.service.public_app import PUBLIC_TABLES
-    from certsvc.verify.models import SignedTrustList, TrustedBody
-    from certsvc.verify.payload import Claims, new_verification_id, sign_claims
-    from certsvc.verify.register import PublicFields, publish_certificate, revoke_certificate
+    from certsvc.models_registry import import_all_models
+    from certsvc.public_app import PUBLIC_TABLES
+    from common.db import Base
+    from verify.models import SignedTrustList, TrustedBody
+    from verify.payload import Claims, new_verification_id, sign_claims
+    from verify.register import PublicFields, publish_certificate, revoke_certificate
 
     import_all_models()
     url = f"sqlite:///{tmp / 'public.db'}"
@@ -80,7 +80,7 @@ def public_register(tmp: Path) -> tuple[str, list[str]]:
                 version=1,
                 document="{}",
                 signature=b"",
-                signed_at=__import__("certsvc._dbtypes", fromlist=["utcnow"]).utcnow(),
+                signed_at=__import__("common.dbtypes", fromlist=["utcnow"]).utcnow(),
             )
         )
         for n in range(200):

@@ -24,11 +24,11 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
-from certsvc.service.accounts import Role, create_account, issue_api_token, password_hasher
-from certsvc.service.app import create_app
-from certsvc.service.db import make_engine, make_sessionmaker, safe_url, upgrade_database
-from certsvc.service.settings import Settings, get_settings, reset_settings
-from certsvc.service.workstations import register_workstation
+from certsvc.accounts import Role, create_account, issue_api_token, password_hasher
+from certsvc.app import create_app
+from certsvc.db import make_engine, make_sessionmaker, safe_url, upgrade_database
+from certsvc.settings import Settings, get_settings, reset_settings
+from certsvc.workstations import register_workstation
 from service_helpers import MakeStaff, StaffMember
 
 POSTGRES_URL = os.environ.get(

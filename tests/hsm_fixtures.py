@@ -14,9 +14,9 @@ from pathlib import Path
 import pkcs11
 import pytest
 
-from certsvc.hsm_sim import SimulatedLibrary, UsbKeyBay, init_token, open_simulated_library
-from certsvc.service.settings import Settings
-from certsvc.signer.tokens import Pkcs11Tokens
+from certsvc.settings import Settings
+from hsm_sim import SimulatedLibrary, UsbKeyBay, init_token, open_simulated_library
+from signer.tokens import Pkcs11Tokens
 
 MAX_TRIES = 3
 

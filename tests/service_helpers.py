@@ -8,8 +8,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from certsvc.service.accounts import Role
-from certsvc.service.workstations import load_workstation_key, sign_request
+from certsvc.accounts import Role
+from certsvc.workstations import load_workstation_key, sign_request
 
 
 @dataclass(frozen=True)

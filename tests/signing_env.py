@@ -13,18 +13,18 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from certsvc.hsm_sim import UsbKeyBay
-from certsvc.service.accounts import StaffAccount
-from certsvc.service.bootstrap import initialise
-from certsvc.service.db import make_engine, make_sessionmaker
-from certsvc.service.hsm import open_tokens
-from certsvc.service.settings import Settings
-from certsvc.signer.actor import Actor
-from certsvc.signer.documents import Document, DocumentSigner
-from certsvc.signer.models import SigningKey
-from certsvc.signer.policy import CaseGates
-from certsvc.signer.sessions import SigningSession, SigningSessions
-from certsvc.signer.tokens import Pkcs11Tokens
+from certsvc.accounts import StaffAccount
+from certsvc.bootstrap import initialise
+from certsvc.db import make_engine, make_sessionmaker
+from certsvc.hsm import open_tokens
+from certsvc.settings import Settings
+from hsm_sim import UsbKeyBay
+from signer.actor import Actor
+from signer.documents import Document, DocumentSigner
+from signer.models import SigningKey
+from signer.policy import CaseGates
+from signer.sessions import SigningSession, SigningSessions
+from signer.tokens import Pkcs11Tokens
 
 WORKSTATION = "ws-custodian-01"
 

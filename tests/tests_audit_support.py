@@ -27,9 +27,9 @@ def self_signed(key: ec.EllipticCurvePrivateKey) -> x509.Certificate:
 
 def append_events(url: str, worker: int, count: int) -> None:
     """A separate process appending `count` events, one transaction each, as a worker would."""
-    from certsvc.audit.events import AuditEvent
-    from certsvc.audit.log import append
-    from certsvc.service.db import make_engine, make_sessionmaker
+    from audit.events import AuditEvent
+    from audit.log import append
+    from certsvc.db import make_engine, make_sessionmaker
 
     engine = make_engine(url)
     sessions = make_sessionmaker(engine)

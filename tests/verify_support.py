@@ -15,17 +15,17 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, inspect, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from certsvc._db import Base
-from certsvc.service.app import create_app
-from certsvc.service.bootstrap import initialise
-from certsvc.service.public_app import PUBLIC_TABLES
-from certsvc.service.settings import Settings
-from certsvc.signer.cose import kid_of
-from certsvc.signer.custody import active_key, certificate_of
-from certsvc.signer.ecdsa import sign_p256
-from certsvc.signer.models import KeyPurpose
-from certsvc.verify.payload import Claims, new_verification_id, qr_text, sign_claims
-from certsvc.verify.register import PublicFields, publish_certificate
+from certsvc.app import create_app
+from certsvc.bootstrap import initialise
+from certsvc.public_app import PUBLIC_TABLES
+from certsvc.settings import Settings
+from common.db import Base
+from signer.cose import kid_of
+from signer.custody import active_key, certificate_of
+from signer.ecdsa import sign_p256
+from signer.models import KeyPurpose
+from verify.payload import Claims, new_verification_id, qr_text, sign_claims
+from verify.register import PublicFields, publish_certificate
 
 # What the holder's private record says; none of it may ever appear on the public side.
 PRIVATE = {

@@ -11,10 +11,10 @@ from pathlib import Path
 from sqlalchemy import func, make_url, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from certsvc.audit.models import AuditCheckpoint, AuditEventRow, AuditNode
-from certsvc.service.accounts import StaffAccount
-from certsvc.service.bootstrap import initialise
-from certsvc.service.settings import Settings
+from audit.models import AuditCheckpoint, AuditEventRow, AuditNode
+from certsvc.accounts import StaffAccount
+from certsvc.bootstrap import initialise
+from certsvc.settings import Settings
 
 CERTSVC = str(Path(sys.executable).parent / "certsvc")
 

@@ -21,24 +21,24 @@ import httpx
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from certsvc.certify.models import Applicant
-from certsvc.hsm_sim import UsbKeyBay
-from certsvc.service.accounts import Role, StaffAccount
-from certsvc.service.bootstrap import initialise
-from certsvc.service.db import make_engine, make_sessionmaker
-from certsvc.service.hsm import open_tokens
-from certsvc.service.settings import Settings
-from certsvc.service.workstations import load_workstation_key
-from certsvc.signer.actor import Actor
-from certsvc.signer.cose import verify_sign1
-from certsvc.signer.custody import approve_revocation, certificate_of
-from certsvc.signer.documents import Document, DocumentSigner
-from certsvc.signer.models import SignedDocumentRow, SigningKey
-from certsvc.signer.sessions import SigningSessions
-from certsvc.vault import synthetic
+from certify.models import Applicant
+from certsvc.accounts import Role, StaffAccount
+from certsvc.bootstrap import initialise
+from certsvc.db import make_engine, make_sessionmaker
+from certsvc.hsm import open_tokens
+from certsvc.settings import Settings
+from certsvc.workstations import load_workstation_key
+from hsm_sim import UsbKeyBay
 from server_support import free_port, serving
 from service_helpers import MakeStaff, StaffMember
+from signer.actor import Actor
+from signer.cose import verify_sign1
+from signer.custody import approve_revocation, certificate_of
+from signer.documents import Document, DocumentSigner
+from signer.models import SignedDocumentRow, SigningKey
+from signer.sessions import SigningSessions
 from signing_env import WORKSTATION, Gates, SigningEnv, certificates
+from vault import synthetic
 
 CERTSVC = str(Path(sys.executable).parent / "certsvc")
 ROWS = 3000

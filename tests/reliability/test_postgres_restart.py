@@ -26,10 +26,10 @@ import pytest
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.pool import NullPool
 
-from certsvc.audit.models import AuditEventRow
-from certsvc.vault import synthetic
-from certsvc.vault.models import VaultEntry
+from audit.models import AuditEventRow
 from server_support import CERTSVC, free_port, serving
+from vault import synthetic
+from vault.models import VaultEntry
 
 
 def _postgres_bin() -> Path:

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from certsvc.service.accounts import Role
-from certsvc.service.bootstrap import initialise
-from certsvc.signer.models import SigningKey
-from certsvc.verify.offline import verify_offline
+from certsvc.accounts import Role
+from certsvc.bootstrap import initialise
 from service_helpers import MakeStaff
+from signer.models import SigningKey
+from verify.offline import verify_offline
 from verify_support import Demo
 
 

@@ -15,13 +15,13 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from certsvc.service.bootstrap import initialise
-from certsvc.service.settings import Settings
-from certsvc.signer.models import SigningKey
-from certsvc.vault import synthetic
+from certsvc.bootstrap import initialise
+from certsvc.settings import Settings
 from server_support import serving
 from service_helpers import StaffMember, demo_member
+from signer.models import SigningKey
 from signing_env import WORKSTATION
+from vault import synthetic
 
 SESSIONS = "/api/v1/signing/sessions"
 TRIES = 20

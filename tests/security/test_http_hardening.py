@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from certsvc.service.accounts import Role
-from certsvc.service.hardening import MAX_BODY_BYTES, MAX_JSON_DEPTH, json_depth
+from certsvc.accounts import Role
+from certsvc.hardening import MAX_BODY_BYTES, MAX_JSON_DEPTH, json_depth
 from service_helpers import MakeStaff
 
 
@@ -64,8 +64,8 @@ def test_deeply_nested_json_is_refused(client: TestClient) -> None:
 def test_login_attempts_are_limited_and_audited(client: TestClient, make_staff: MakeStaff) -> None:
     from sqlalchemy import select
 
-    from certsvc.audit.events import decode_leaf
-    from certsvc.audit.models import AuditEventRow
+    from audit.events import decode_leaf
+    from audit.models import AuditEventRow
 
     member = make_staff(Role.REGISTRAR)
     limit = client.app.state.settings.login_attempts_per_minute  # type: ignore[attr-defined]

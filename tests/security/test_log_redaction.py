@@ -11,10 +11,10 @@ from datetime import datetime
 import httpx
 import pytest
 
-from certsvc.service.bootstrap import initialise
-from certsvc.service.log_config import JsonFormatter
-from certsvc.service.log_redaction import install_log_redaction
-from certsvc.service.settings import Settings
+from certsvc.bootstrap import initialise
+from certsvc.log_config import JsonFormatter
+from certsvc.log_redaction import install_log_redaction
+from certsvc.settings import Settings
 from server_support import serving
 
 SECRETS = {

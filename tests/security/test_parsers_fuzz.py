@@ -17,14 +17,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from certsvc.audit.checkpoints import InvalidNote, open_note, parse_checkpoint
-from certsvc.vault import gb11643, synthetic, validation
-from certsvc.vault.errors import InvalidValue
-from certsvc.vault.kinds import Kind
-from certsvc.vault.validation import normalise
-from certsvc.verify.offline import verify_offline
-from certsvc.verify.payload import PREFIX, MalformedQr, parse_qr_text
-from certsvc.verify.trust import TrustListInvalid, open_trust_list
+from audit.checkpoints import InvalidNote, open_note, parse_checkpoint
+from vault import gb11643, synthetic, validation
+from vault.errors import InvalidValue
+from vault.kinds import Kind
+from vault.validation import normalise
+from verify.offline import verify_offline
+from verify.payload import PREFIX, MalformedQr, parse_qr_text
+from verify.trust import TrustListInvalid, open_trust_list
 
 KEY = ec.generate_private_key(ec.SECP256R1()).public_key()
 QR_LIKE = st.one_of(

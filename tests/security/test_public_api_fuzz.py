@@ -14,14 +14,14 @@ from hypothesis import settings as hypothesis_settings
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
-from certsvc._db import Base
-from certsvc._dbtypes import utcnow
-from certsvc.service.app import create_app
-from certsvc.service.models_registry import import_all_models
-from certsvc.service.public_app import PUBLIC_TABLES
-from certsvc.service.settings import Settings
-from certsvc.verify.models import SignedTrustList
-from certsvc.verify.trust import FORMAT
+from certsvc.app import create_app
+from certsvc.models_registry import import_all_models
+from certsvc.public_app import PUBLIC_TABLES
+from certsvc.settings import Settings
+from common.db import Base
+from common.dbtypes import utcnow
+from verify.models import SignedTrustList
+from verify.trust import FORMAT
 
 PRIVATE_SHAPES = re.compile(r"\d{17}[\dXx]|(?<!\d)1[3-9]\d{9}(?!\d)|[\w.+-]+@[\w-]+\.[\w.]+")
 

@@ -32,15 +32,15 @@ from schemathesis.core.failures import FailureGroup
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from certsvc.certify.models import Application, Batch, Certificate, Revocation
-from certsvc.service.app import create_app
-from certsvc.service.bootstrap import DEMO_WORKSTATIONS, initialise
-from certsvc.service.cli_demo import demo
-from certsvc.service.db import make_engine
-from certsvc.service.settings import Settings
-from certsvc.signer.models import KeyPurpose, KeyStatus, SignedDocumentRow, SigningKey
-from certsvc.verify.models import PublicCertificate
+from certify.models import Application, Batch, Certificate, Revocation
+from certsvc.app import create_app
+from certsvc.bootstrap import DEMO_WORKSTATIONS, initialise
+from certsvc.cli_demo import demo
+from certsvc.db import make_engine
+from certsvc.settings import Settings
 from service_helpers import StaffMember, demo_member
+from signer.models import KeyPurpose, KeyStatus, SignedDocumentRow, SigningKey
+from verify.models import PublicCertificate
 
 # The demo accounts, named after their roles; the custodian signs from the demo workstation.
 ROLES = ("admin", "registrar", "officer", "security_officer", "vault_revealer", "custodian")

@@ -1,0 +1,109 @@
+"""What security officers ask of the log: filtered pages of events, and per-key usage."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from audit.events import decode_leaf
+from audit.models import AuditEventRow
+
+MAX_PAGE = 500
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    actor: str | None = None
+    action: str | None = None
+    object: str | None = None
+    outcome: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def query_events(
+    db: Session, where: EventFilter, after: int = -1, limit: int = 100
+) -> list[AuditEventRow]:
+    """Events matching `where`, in log order, starting after index `after` (keyset paging).
+
+    `object` matches exactly or as a prefix up to a '/' (a token serial finds its keys)."""
+    query = select(AuditEventRow).where(AuditEventRow.idx > after)
+    if where.actor:
+        query = query.where(AuditEventRow.actor == where.actor)
+    if where.action:
+        query = query.where(
+            or_(
+                AuditEventRow.action == where.action,
+                AuditEventRow.action.startswith(where.action + ".", autoescape=True),
+            )
+        )
+    if where.object:
+        query = query.where(
+            or_(
+                AuditEventRow.object == where.object,
+                AuditEventRow.object.startswith(where.object + "/", autoescape=True),
+            )
+        )
+    if where.outcome:
+        query = query.where(AuditEventRow.outcome == where.outcome)
+    if where.since:
+        query = query.where(AuditEventRow.occurred_at >= where.since)
+    if where.until:
+        query = query.where(AuditEventRow.occurred_at < where.until)
+    limit = max(1, min(limit, MAX_PAGE))
+    return list(db.scalars(query.order_by(AuditEventRow.idx).limit(limit)))
+
+
+def event_range(db: Session, since: datetime | None, until: datetime | None) -> tuple[int, int]:
+    """The index range [start, end) of the events in a time range."""
+    first = select(func.min(AuditEventRow.idx))
+    last = select(func.max(AuditEventRow.idx))
+    if since:
+        first = first.where(AuditEventRow.occurred_at >= since)
+        last = last.where(AuditEventRow.occurred_at >= since)
+    if until:
+        first = first.where(AuditEventRow.occurred_at < until)
+        last = last.where(AuditEventRow.occurred_at < until)
+    start, end = db.scalar(first), db.scalar(last)
+    if start is None or end is None:
+        return 0, 0
+    return int(start), int(end) + 1
+
+
+@dataclass
+class KeyUsage:
+    object: str
+    signatures_per_day: dict[str, int] = field(default_factory=dict)
+    refused: int = 0
+    sessions: int = 0
+    pin_failures: int = 0
+
+
+def key_usage(db: Session, since: datetime | None, until: datetime | None) -> list[KeyUsage]:
+    """Per key (signing events) and per token (session events): signatures per day, refused
+    attempts, sessions opened, wrong PINs."""
+    query = select(AuditEventRow).where(AuditEventRow.action.startswith("signer."))
+    if since:
+        query = query.where(AuditEventRow.occurred_at >= since)
+    if until:
+        query = query.where(AuditEventRow.occurred_at < until)
+    report: dict[str, KeyUsage] = {}
+    per_day: dict[str, Counter[str]] = defaultdict(Counter)
+    for row in db.scalars(query.order_by(AuditEventRow.idx).execution_options(yield_per=1000)):
+        usage = report.setdefault(row.object, KeyUsage(row.object))
+        if row.outcome == "refused":
+            usage.refused += 1
+            reason = str(decode_leaf(row.leaf).get("reason", ""))
+            if "pin" in reason.lower():
+                usage.pin_failures += 1
+        elif row.action.startswith("signer.session.open"):
+            usage.sessions += 1
+        elif row.action.startswith("signer.sign"):
+            per_day[row.object][row.occurred_at.date().isoformat()] += 1
+    for name, days in per_day.items():
+        report[name].signatures_per_day = dict(sorted(days.items()))
+    return [report[name] for name in sorted(report)]

@@ -1,0 +1,217 @@
+"""Applicants as the case database holds them: tokens and the facts derived at intake (birth
+date, sex, issuing region), never a raw identifier. Plus the bookkeeping that makes a bulk
+import resumable and its row errors reportable."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import Date, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from common.db import Base
+from common.dbtypes import UTCDateTime, utcnow
+
+
+class Applicant(Base):
+    __tablename__ = "applicants"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # One applicant per person: the ID number's token is convergent.
+    id_number_token: Mapped[str] = mapped_column(String(40), unique=True)
+    name_token: Mapped[str] = mapped_column(String(40))
+    phone_token: Mapped[str | None] = mapped_column(String(40))
+    email_token: Mapped[str | None] = mapped_column(String(40))
+    address_token: Mapped[str | None] = mapped_column(String(40))
+    birth_date: Mapped[date] = mapped_column(Date)
+    sex: Mapped[str] = mapped_column(String(1))
+    region_code: Mapped[str] = mapped_column(String(6))
+    import_id: Mapped[int | None] = mapped_column(ForeignKey("applicant_imports.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ApplicantImport(Base):
+    """One CSV file's import, recognised again by its SHA-256 so that a re-run resumes."""
+
+    __tablename__ = "applicant_imports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    file_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    file_name: Mapped[str] = mapped_column(String(255))
+    encoding: Mapped[str] = mapped_column(String(16))
+    # Data rows handled and committed so far: a re-run starts after them.
+    rows_done: Mapped[int] = mapped_column(Integer, default=0)
+    imported: Mapped[int] = mapped_column(Integer, default=0)
+    duplicates: Mapped[int] = mapped_column(Integer, default=0)
+    invalid: Mapped[int] = mapped_column(Integer, default=0)
+    started_by: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ApplicantImportError(Base):
+    """Why a row was not imported: field and rule, never the value."""
+
+    __tablename__ = "applicant_import_errors"
+
+    import_id: Mapped[int] = mapped_column(
+        ForeignKey("applicant_imports.id", ondelete="CASCADE"), primary_key=True
+    )
+    row: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    field: Mapped[str] = mapped_column(String(32), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(255))
+
+
+class Batch(Base):
+    """One certification round of a body ("2020 first half"), with its R3 dates; the decision
+    deadline is computed in Chinese working days when the batch is created."""
+
+    __tablename__ = "certify_batches"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    body_code: Mapped[str] = mapped_column(String(6))
+    registration_opens: Mapped[date] = mapped_column(Date)
+    registration_closes: Mapped[date] = mapped_column(Date)
+    confirmation_starts: Mapped[date] = mapped_column(Date)
+    confirmation_ends: Mapped[date] = mapped_column(Date)
+    decision_deadline: Mapped[date] = mapped_column(Date)
+    closes_on: Mapped[date] = mapped_column(Date)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ConfirmationSlot(Base):
+    """A time slot for on-site confirmation with a capacity: appointments spread the crowd."""
+
+    __tablename__ = "certify_slots"
+    __table_args__ = (UniqueConstraint("batch_id", "starts_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("certify_batches.id"))
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    capacity: Mapped[int] = mapped_column(Integer)
+    booked: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Application(Base):
+    """An applicant's case in a batch: by applicant id only (tokens live on the applicant)."""
+
+    __tablename__ = "certify_applications"
+    __table_args__ = (UniqueConstraint("batch_id", "applicant_id", "qualification"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("certify_batches.id"), index=True)
+    applicant_id: Mapped[int] = mapped_column(ForeignKey("applicants.id"))
+    qualification: Mapped[str] = mapped_column(String(2))
+    subject: Mapped[str] = mapped_column(String(2))
+    slot_id: Mapped[int | None] = mapped_column(ForeignKey("certify_slots.id"))
+    queue_number: Mapped[int | None] = mapped_column(Integer)
+    override_by: Mapped[str | None] = mapped_column(String(64))
+    override_reason: Mapped[str | None] = mapped_column(String(500))
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CaseCheck(Base):
+    """One attempt at one check (R1, R2): the outcome, its source and who recorded it — never
+    a copy of a document. Attempts are kept: the latest one counts."""
+
+    __tablename__ = "certify_checks"
+    __table_args__ = (UniqueConstraint("application_id", "kind", "attempt"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    application_id: Mapped[int] = mapped_column(ForeignKey("certify_applications.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    attempt: Mapped[int] = mapped_column(Integer)
+    result: Mapped[str] = mapped_column(String(16))
+    source_system: Mapped[str] = mapped_column(String(64))
+    reference: Mapped[str] = mapped_column(String(64))
+    checked_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    recorded_by: Mapped[str] = mapped_column(String(64))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Decision(Base):
+    """An officer's conclusion; signed by the custodian with a decision key."""
+
+    __tablename__ = "certify_decisions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    application_id: Mapped[int] = mapped_column(ForeignKey("certify_applications.id"), unique=True)
+    outcome: Mapped[str] = mapped_column(String(8))
+    reasons: Mapped[str] = mapped_column(String(500))
+    decided_by: Mapped[str] = mapped_column(String(64))
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    signed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class CertificateSequence(Base):
+    """The last sequence number used per (year, body): one row-locked counter."""
+
+    __tablename__ = "certify_certificate_sequences"
+
+    year: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    body_code: Mapped[str] = mapped_column(String(6), primary_key=True)
+    last: Mapped[int] = mapped_column(Integer)
+
+
+class Certificate(Base):
+    """A certificate: reserved (pending) with its number and verification id, then signed and
+    published (issued), perhaps later revoked."""
+
+    __tablename__ = "certify_certificates"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    application_id: Mapped[int] = mapped_column(ForeignKey("certify_applications.id"), index=True)
+    number: Mapped[str] = mapped_column(String(17), unique=True)
+    verification_id: Mapped[str] = mapped_column(String(32), unique=True)
+    masked_name: Mapped[str] = mapped_column(String(32))
+    issue_date: Mapped[date] = mapped_column(Date)
+    issued_at: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(8))
+    qr_text: Mapped[str | None] = mapped_column(String(2000))
+    issued_by: Mapped[str | None] = mapped_column(String(64))
+
+
+class Delivery(Base):
+    """How the holder gets the printed certificate (R4), and the notice they were sent."""
+
+    __tablename__ = "certify_deliveries"
+
+    certificate_id: Mapped[int] = mapped_column(
+        ForeignKey("certify_certificates.id"), primary_key=True
+    )
+    method: Mapped[str] = mapped_column(String(8))
+    pickup_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    pickup_place: Mapped[str | None] = mapped_column(String(100))
+    tracking_number: Mapped[str | None] = mapped_column(String(40))
+    notice: Mapped[str] = mapped_column(String(500))
+    notified_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    recorded_by: Mapped[str] = mapped_column(String(64))
+
+
+class Revocation(Base):
+    """R10: a revocation request, approved by two officers, signed, then applied."""
+
+    __tablename__ = "certify_revocations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    certificate_id: Mapped[int] = mapped_column(ForeignKey("certify_certificates.id"))
+    category: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(500))
+    requested_by: Mapped[str] = mapped_column(String(64))
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_on: Mapped[date | None] = mapped_column(Date)
+
+
+class Announcement(Base):
+    """A published text (R5, R8), stored only after the checker passed it."""
+
+    __tablename__ = "certify_announcements"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("certify_batches.id"))
+    text: Mapped[str] = mapped_column(Text)
+    published_by: Mapped[str] = mapped_column(String(64))
+    published_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

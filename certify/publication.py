@@ -1,0 +1,117 @@
+"""Publishing conclusions (R5, R8): a batch's announcement is built from an allow-list of
+fields — masked name, qualification type, subject, result — of its signed decisions, and every
+published text (generated or written by hand) passes the checker before it is stored."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from certify.announcements import ensure_publishable
+from certify.cases import get_batch
+from certify.decisions import APPROVE
+from certify.models import Announcement, Applicant, Application, Decision
+from certify.trail import audit
+from common.errors import Conflict, InvalidInput
+from signer.actor import Actor
+from vault.store import Vault
+from verify.codes import QUALIFICATIONS, SUBJECTS
+
+# The only fields a published conclusion shows (R8).
+ANNOUNCED_FIELDS = ("masked_name", "qualification", "subject", "result")
+RESULTS = {APPROVE: "认定通过", "refuse": "不予认定"}
+PREFACE_MAX = 1000
+
+
+@dataclass(frozen=True)
+class ConclusionRow:
+    masked_name: str
+    qualification: str
+    subject: str
+    result: str
+
+
+def conclusion_rows(db: Session, vault: Vault, batch_id: int) -> list[ConclusionRow]:
+    """The allow-listed fields of each signed decision of the batch, in decision order."""
+    get_batch(db, batch_id)
+    rows = db.execute(
+        select(Decision.outcome, Application.qualification, Application.subject, Applicant)
+        .join(Application, Application.id == Decision.application_id)
+        .join(Applicant, Applicant.id == Application.applicant_id)
+        .where(Application.batch_id == batch_id, Decision.signed_at.is_not(None))
+        .order_by(Decision.id)
+    ).all()
+    masked = vault.masked(db, [applicant.name_token for *_, applicant in rows])
+    return [
+        ConclusionRow(
+            masked_name=masked[applicant.name_token][1],
+            qualification=QUALIFICATIONS[qualification][0],
+            subject=SUBJECTS[subject][0],
+            result=RESULTS[outcome],
+        )
+        for outcome, qualification, subject, applicant in rows
+    ]
+
+
+def conclusions_text(batch_name: str, rows: list[ConclusionRow], preface: str = "") -> str:
+    lines = [f"{batch_name} 教师资格认定结论公示"]
+    if preface.strip():
+        lines.append(preface.strip())
+    lines.append("姓名　资格种类　任教学科　认定结论")
+    lines += [f"{r.masked_name}　{r.qualification}　{r.subject}　{r.result}" for r in rows]
+    return "\n".join(lines)
+
+
+def publish_conclusions(
+    db: Session,
+    actor: Actor,
+    vault: Vault,
+    batch_id: int,
+    preface: str = "",
+    staff_hosts: tuple[str, ...] = (),
+) -> Announcement:
+    """Build, check and store the batch's list of conclusions."""
+    if len(preface) > PREFACE_MAX:
+        raise InvalidInput(f"preface: at most {PREFACE_MAX} characters")
+    batch = get_batch(db, batch_id)
+    rows = conclusion_rows(db, vault, batch_id)
+    if not rows:
+        raise Conflict(f"batch_id: batch {batch_id} has no signed conclusion to announce")
+    return _store(db, actor, batch_id, conclusions_text(batch.name, rows, preface), staff_hosts)
+
+
+def publish_text(
+    db: Session, actor: Actor, batch_id: int | None, text: str, staff_hosts: tuple[str, ...] = ()
+) -> Announcement:
+    """A hand-written announcement, stored only if the checker passes it."""
+    if batch_id is not None:
+        get_batch(db, batch_id)
+    if not text.strip():
+        raise InvalidInput("text: empty")
+    return _store(db, actor, batch_id, text.strip(), staff_hosts)
+
+
+def _store(
+    db: Session, actor: Actor, batch_id: int | None, text: str, staff_hosts: tuple[str, ...]
+) -> Announcement:
+    ensure_publishable(text, staff_hosts)
+    announcement = Announcement(batch_id=batch_id, text=text, published_by=actor.username)
+    db.add(announcement)
+    db.flush()
+    audit(
+        db,
+        actor,
+        "certify.announcement.publish",
+        f"announcement:{announcement.id}",
+        batch=batch_id,
+    )
+    return announcement
+
+
+def announcements(db: Session, batch_id: int | None = None) -> list[Announcement]:
+    query = select(Announcement).order_by(Announcement.id)
+    if batch_id is not None:
+        query = query.where(Announcement.batch_id == batch_id)
+    return list(db.scalars(query))

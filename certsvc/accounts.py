@@ -1,0 +1,300 @@
+"""Staff accounts, their passwords and their API tokens.
+
+One role per account: a person with two duties holds two accounts, so that every action names
+the duty it was done under (separation of duties, R9 of the design).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import enum
+import hashlib
+import re
+import secrets
+from datetime import datetime, timedelta
+from typing import Literal
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from argon2.profiles import RFC_9106_LOW_MEMORY
+from sqlalchemy import Boolean, Enum, ForeignKey, Integer, String, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+
+from certsvc.settings import Settings, get_settings
+from common.db import Base
+from common.dbtypes import UTCDateTime, utcnow
+from common.errors import Conflict, InvalidInput, NotFound
+
+
+class Role(enum.StrEnum):
+    """A staff duty. Admins provision but never sign or reveal; security officers only audit."""
+
+    REGISTRAR = "registrar"
+    OFFICER = "officer"
+    CUSTODIAN = "custodian"
+    SECURITY_OFFICER = "security_officer"
+    VAULT_REVEALER = "vault_revealer"
+    ADMIN = "admin"
+
+
+USERNAME_RE = re.compile(r"[a-z0-9._-]{3,32}")
+USERNAME_RULE = "username: 3–32 characters of a-z, 0-9, . _ -"
+DISPLAY_NAME_MAX = 100
+PASSWORD_MIN = 12
+PASSWORD_MAX = 1024
+TOKEN_PREFIX = "cst"  # noqa: S105 (a public marker, not a secret)
+TOKEN_ID_RE = re.compile(r"[0-9a-f]{16}")
+TOKEN_MAX_DAYS = 366
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+TEST_ARGON2 = dataclasses.replace(RFC_9106_LOW_MEMORY, time_cost=1, memory_cost=256, parallelism=1)
+
+
+class StaffAccount(Base):
+    __tablename__ = "staff_accounts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(32), unique=True)
+    display_name: Mapped[str] = mapped_column(String(DISPLAY_NAME_MAX))
+    role: Mapped[Role] = mapped_column(
+        Enum(
+            Role,
+            name="staff_role",
+            native_enum=False,
+            create_constraint=True,
+            length=32,
+            values_callable=lambda roles: [role.value for role in roles],
+        )
+    )
+    password_hash: Mapped[str] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    tokens: Mapped[list[ApiToken]] = relationship(back_populates="account")
+
+
+class ApiToken(Base):
+    """A bearer token, stored only as the SHA-256 of its text.
+
+    A token carries 256 random bits, so a fast unsalted hash is enough to make a stolen table
+    useless: nobody can search a 2^256 space. A slow password hash would only slow every request.
+    """
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("staff_accounts.id"), index=True)
+    token_id: Mapped[str] = mapped_column(String(16), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    account: Mapped[StaffAccount] = relationship(back_populates="tokens")
+
+    def usable(self, now: datetime) -> bool:
+        """Neither revoked nor expired (the account's own state is checked apart)."""
+        return self.revoked_at is None and now < self.expires_at
+
+
+_hashers: dict[Literal["production", "test"], PasswordHasher] = {
+    "production": PasswordHasher.from_parameters(RFC_9106_LOW_MEMORY),
+    "test": PasswordHasher.from_parameters(TEST_ARGON2),
+}
+
+
+def password_hasher(settings: Settings | None = None) -> PasswordHasher:
+    """The Argon2id hasher for the configured profile (RFC 9106 low-memory in production)."""
+    profile = (settings or get_settings()).password_hash_profile
+    return _hashers[profile]
+
+
+_dummy_hashes: dict[tuple[int, int, int], str] = {}
+
+
+def _dummy_hash(hasher: PasswordHasher) -> str:
+    """A hash to verify against when the user is unknown, so that both cases take as long."""
+    key = (hasher.time_cost, hasher.memory_cost, hasher.parallelism)
+    if key not in _dummy_hashes:
+        _dummy_hashes[key] = hasher.hash(secrets.token_urlsafe(16))
+    return _dummy_hashes[key]
+
+
+def validate_username(username: str) -> str:
+    """`username` if it is well formed; it ends up in logs and audit records, so keep it plain."""
+    if not USERNAME_RE.fullmatch(username):
+        raise InvalidInput(USERNAME_RULE)
+    return username
+
+
+def _validate_display_name(display_name: str) -> str:
+    cleaned = display_name.strip()
+    if not 1 <= len(cleaned) <= DISPLAY_NAME_MAX or not cleaned.isprintable():
+        raise InvalidInput(f"display_name: 1–{DISPLAY_NAME_MAX} printable characters")
+    return cleaned
+
+
+def _validate_password(password: str) -> None:
+    if len(password) < PASSWORD_MIN:
+        raise InvalidInput(f"password: at least {PASSWORD_MIN} characters")
+    if len(password) > PASSWORD_MAX:
+        raise InvalidInput(f"password: at most {PASSWORD_MAX} characters")
+
+
+def create_account(
+    session: Session,
+    username: str,
+    role: Role | str,
+    password: str,
+    display_name: str | None = None,
+    *,
+    hasher: PasswordHasher | None = None,
+) -> StaffAccount:
+    """Add an active account; the password is kept only as its Argon2id hash."""
+    validate_username(username)
+    name = _validate_display_name(display_name if display_name is not None else username)
+    try:
+        role = Role(role)
+    except ValueError:
+        raise InvalidInput(f"role: one of {', '.join(r.value for r in Role)}") from None
+    _validate_password(password)
+    if account_exists(session, username):
+        raise Conflict(f"username: {username!r} is already taken")
+    account = StaffAccount(
+        username=username,
+        display_name=name,
+        role=role,
+        password_hash=(hasher or password_hasher()).hash(password),
+        active=True,
+    )
+    try:
+        with session.begin_nested():
+            session.add(account)
+    except IntegrityError:
+        raise Conflict(f"username: {username!r} is already taken") from None
+    return account
+
+
+def get_account(session: Session, username: str) -> StaffAccount:
+    """The account named `username`, active or not; `NotFound` otherwise."""
+    validate_username(username)
+    account = session.scalar(select(StaffAccount).where(StaffAccount.username == username))
+    if account is None:
+        raise NotFound(f"username: no account {username!r}")
+    return account
+
+
+def account_exists(session: Session, username: str) -> bool:
+    """Whether `username` names an account (so that it may be logged: it is no typo'd secret)."""
+    query = select(StaffAccount.id).where(StaffAccount.username == username)
+    return session.scalar(query) is not None
+
+
+def list_accounts(session: Session) -> list[StaffAccount]:
+    """Every account, disabled ones included, by username."""
+    return list(session.scalars(select(StaffAccount).order_by(StaffAccount.username)))
+
+
+def authenticate(
+    session: Session, username: str, password: str, *, hasher: PasswordHasher | None = None
+) -> StaffAccount | None:
+    """The active account with this username and password, or None.
+
+    An unknown or disabled user costs one Argon2 verification all the same, so timing does not
+    tell which usernames exist. A hash made with older parameters is replaced on success.
+    """
+    hasher = hasher or password_hasher()
+    account = session.scalar(select(StaffAccount).where(StaffAccount.username == username))
+    if account is None or not account.active:
+        with contextlib.suppress(VerificationError):
+            hasher.verify(_dummy_hash(hasher), password)
+        return None
+    try:
+        hasher.verify(account.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return None
+    if hasher.check_needs_rehash(account.password_hash):
+        account.password_hash = hasher.hash(password)
+    return account
+
+
+def disable_account(session: Session, username: str) -> StaffAccount:
+    """Disable the account and revoke its tokens, so re-enabling could never revive them."""
+    account = get_account(session, username)
+    account.active = False
+    now = utcnow()
+    for token in account.tokens:
+        if token.revoked_at is None:
+            token.revoked_at = now
+    return account
+
+
+def _hash_token(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def issue_api_token(session: Session, account: StaffAccount, days: int) -> tuple[str, ApiToken]:
+    """A new token for `account`: its text (show it once, it is stored nowhere) and its record."""
+    if not 1 <= days <= TOKEN_MAX_DAYS:
+        raise InvalidInput(f"days: 1–{TOKEN_MAX_DAYS}")
+    if not account.active:
+        raise Conflict(f"username: account {account.username!r} is disabled")
+    token_id = secrets.token_hex(8)
+    text = f"{TOKEN_PREFIX}_{token_id}_{secrets.token_urlsafe(32)}"
+    now = utcnow()
+    record = ApiToken(
+        account=account,
+        token_id=token_id,
+        token_hash=_hash_token(text),
+        created_at=now,
+        expires_at=now + timedelta(days=days),
+    )
+    session.add(record)
+    session.flush()
+    return text, record
+
+
+def resolve_api_token(
+    session: Session, text: str, *, now: datetime | None = None
+) -> StaffAccount | None:
+    """The active account holding this unexpired, unrevoked token, or None."""
+    prefix, _, rest = text.partition("_")
+    token_id, _, secret = rest.partition("_")
+    if prefix != TOKEN_PREFIX or not TOKEN_ID_RE.fullmatch(token_id) or not secret:
+        return None
+    record = session.scalar(select(ApiToken).where(ApiToken.token_hash == _hash_token(text)))
+    now = now or utcnow()
+    if record is None or record.token_id != token_id or not record.usable(now):
+        return None
+    if not record.account.active:
+        return None
+    if record.last_used_at is None or now - record.last_used_at >= LAST_USED_RESOLUTION:
+        record.last_used_at = now
+    return record.account
+
+
+def list_api_tokens(session: Session, account: StaffAccount) -> list[ApiToken]:
+    """The account's token records, oldest first, revoked and expired ones included."""
+    return list(
+        session.scalars(
+            select(ApiToken).where(ApiToken.account_id == account.id).order_by(ApiToken.id)
+        )
+    )
+
+
+def revoke_api_token(
+    session: Session, token_id: str, *, account: StaffAccount | None = None
+) -> ApiToken:
+    """Revoke a token by its public id; with `account`, only one of that account's own."""
+    query = select(ApiToken).where(ApiToken.token_id == token_id)
+    if account is not None:
+        query = query.where(ApiToken.account_id == account.id)
+    record = session.scalar(query)
+    if record is None:
+        raise NotFound("token_id: no such token")
+    if record.revoked_at is None:
+        record.revoked_at = utcnow()
+    return record

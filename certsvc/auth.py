@@ -1,0 +1,197 @@
+"""FastAPI dependencies: the database session, the staff member behind a request, their role,
+and the workstation the request comes from.
+
+Declare `require_roles(...)` before `require_workstation` in a route's parameters: FastAPI
+resolves dependencies in order, so a wrong role is refused (403) before any workstation check.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from typing import Annotated
+
+from argon2 import PasswordHasher
+from fastapi import Depends, Header, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from certsvc.accounts import Role, StaffAccount, resolve_api_token
+from certsvc.audit_trail import record
+from certsvc.log_redaction import TOKEN_QUERY_NAMES, TOKEN_TEXT_RE, redact
+from certsvc.settings import Settings
+from certsvc.workstations import (
+    HEADER_NONCE,
+    HEADER_SIGNATURE,
+    HEADER_TIMESTAMP,
+    HEADER_WORKSTATION,
+    RequestSignatureError,
+    Workstation,
+    verify_request,
+)
+
+logger = logging.getLogger(__name__)
+
+bearer_scheme = HTTPBearer(
+    auto_error=False,
+    description="An API token (`cst_…`) from `POST /api/v1/auth/token` or `certsvc staff token`.",
+)
+
+
+def get_settings_dep(request: Request) -> Settings:
+    """The settings the app was created with."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_password_hasher(request: Request) -> PasswordHasher:
+    """The Argon2 hasher for the app's settings."""
+    hasher: PasswordHasher = request.app.state.password_hasher
+    return hasher
+
+
+READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """A session for one request; routes commit what they change, the rest is rolled back.
+    Requests that may write get a writer session (see `make_writer_sessionmaker`)."""
+    state = request.app.state
+    maker = state.sessionmaker if request.method in READ_ONLY_METHODS else state.writer_sessions
+    with maker() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+HasherDep = Annotated[PasswordHasher, Depends(get_password_hasher)]
+
+
+def _unauthorized(detail: str, challenge: str = "Bearer") -> HTTPException:
+    return HTTPException(
+        status.HTTP_401_UNAUTHORIZED, detail=detail, headers={"WWW-Authenticate": challenge}
+    )
+
+
+def _token_in_query(request: Request) -> bool:
+    return any(
+        name.lower() in TOKEN_QUERY_NAMES or TOKEN_TEXT_RE.search(value)
+        for name, value in request.query_params.multi_items()
+    )
+
+
+def current_staff(
+    request: Request,
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+) -> StaffAccount:
+    """The active staff member whose bearer token is in the Authorization header.
+
+    A token anywhere in the URL is refused outright (400): URLs end up in proxy logs, browser
+    history and Referer headers, so such a token must be considered leaked.
+    """
+    if _token_in_query(request):
+        logger.warning(
+            "refused %s %s: API token in the query string", request.method, redact(request.url.path)
+        )
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST,
+            detail="API tokens are accepted only in the Authorization header, never in the URL;"
+            " revoke the token you sent",
+        )
+    if credentials is None:
+        raise _unauthorized("missing bearer token in the Authorization header")
+    account = resolve_api_token(session, credentials.credentials)
+    if account is None:
+        logger.info(
+            "refused %s %s: invalid, expired or revoked API token",
+            request.method,
+            redact(request.url.path),
+        )
+        raise _unauthorized("invalid, expired or revoked API token")
+    session.commit()
+    return account
+
+
+StaffDep = Annotated[StaffAccount, Depends(current_staff)]
+
+
+def require_roles(*roles: Role) -> Callable[[StaffAccount], StaffAccount]:
+    """A dependency giving the current staff member if their role is one of `roles`, else 403."""
+    allowed = frozenset(roles)
+    names = ", ".join(role.value for role in roles)
+    needed = f"the role: {names}" if len(roles) == 1 else f"one of the roles: {names}"
+
+    def dependency(account: StaffDep) -> StaffAccount:
+        if account.role not in allowed:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"this action needs {needed}")
+        return account
+
+    return dependency
+
+
+def _path_with_query(request: Request) -> str:
+    raw_path: bytes | None = request.scope.get("raw_path")
+    path = raw_path.decode("latin-1") if raw_path else request.url.path
+    query: bytes = request.scope.get("query_string", b"")
+    return f"{path}?{query.decode('latin-1')}" if query else path
+
+
+async def require_workstation(
+    request: Request,
+    account: StaffDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    workstation: Annotated[str | None, Header(alias=HEADER_WORKSTATION)] = None,
+    timestamp: Annotated[str | None, Header(alias=HEADER_TIMESTAMP)] = None,
+    nonce: Annotated[str | None, Header(alias=HEADER_NONCE)] = None,
+    signature: Annotated[str | None, Header(alias=HEADER_SIGNATURE)] = None,
+) -> Workstation:
+    """The registered workstation, in the current staff member's custody, that signed this
+    request (see `certsvc.workstations`); 401 naming what is wrong otherwise."""
+    headers = {
+        name: value
+        for name, value in (
+            (HEADER_WORKSTATION, workstation),
+            (HEADER_TIMESTAMP, timestamp),
+            (HEADER_NONCE, nonce),
+            (HEADER_SIGNATURE, signature),
+        )
+        if value is not None
+    }
+    body = await request.body()
+
+    def verify() -> Workstation:
+        verified = verify_request(
+            session,
+            account=account,
+            method=request.method,
+            path=_path_with_query(request),
+            body=body,
+            authorization=request.headers.get("authorization", ""),
+            headers=headers,
+            max_skew_seconds=settings.request_max_skew_seconds,
+        )
+        session.commit()
+        return verified
+
+    def refuse(reason: str) -> None:
+        # An attempt from an unknown or wrong computer is what a security officer looks for.
+        session.rollback()
+        record(
+            session,
+            account,
+            "service.workstation_proof",
+            f"{request.method} {request.url.path}",
+            outcome="refused",
+            reason=reason,
+        )
+        session.commit()
+
+    try:
+        return await run_in_threadpool(verify)
+    except RequestSignatureError as exc:
+        logger.warning("refused workstation proof from %s: %s", account.username, exc)
+        await run_in_threadpool(refuse, str(exc))
+        raise _unauthorized(str(exc), challenge="Certsvc-Signature") from None

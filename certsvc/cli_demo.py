@@ -1,0 +1,268 @@
+"""`certsvc demo --out DIR`: a full certification round on synthetic applicants — intake,
+checks, decisions, signing, issue, one revocation — on the demo body that `certsvc init`
+provisions, writing `DIR/manifest.json` and one QR PNG per certificate.
+
+The batch has fixed dates in 2026 (the holiday calendar must cover the deadline's year), so
+its decision deadline has passed: the officer overrides it for each case, with a reason, as R3
+allows, and the audit log shows it. Each run makes a new batch and new applicants.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import secrets
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import Progress
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from certify.cases import BatchPlan, add_slot, book_slot, create_application, create_batch
+from certify.certificate_pdf import certificate_pdf
+from certify.checks import RESULTS, CheckOutcome, record_check
+from certify.decisions import CaseRecords, decide, override_deadline, sign_decisions
+from certify.issuance import Issuer, approve, issue, request_revocation, sign_revocations
+from certify.models import Applicant, Certificate
+from certsvc.accounts import Role, StaffAccount, create_account, password_hasher
+from certsvc.bootstrap import initialise
+from certsvc.cli_vault import console
+from certsvc.db import make_engine, make_sessionmaker
+from certsvc.hsm import open_tokens
+from certsvc.settings import Settings, get_settings
+from certsvc.vault_setup import open_vault
+from signer.actor import Actor
+from signer.claims import SessionClaims
+from signer.documents import DocumentSigner
+from signer.sessions import SigningSessions
+from vault import synthetic
+from vault.kinds import Kind
+from verify.qrimage import write_png
+
+WORKSTATION = "ws-custodian-01"
+APPLICANTS = 4
+SECOND_OFFICER = "officer-2"
+SUBJECTS = ("01", "02", "03", "08")
+
+
+def demo(
+    out: Annotated[Path, typer.Option(help="directory for manifest.json and the QR images")],
+) -> None:
+    """Run a certification round on synthetic applicants and write what it issued."""
+    settings = get_settings()
+    initialise(settings)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "qr").mkdir(exist_ok=True)
+    with _issuer(settings) as (issuer, signing, usbkey):
+        manifest = _round(settings, issuer, signing, usbkey, out)
+    (out / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2))
+    revoked = sum(1 for m in manifest if m["status"] == "revoked")
+    console.print(f"{len(manifest)} certificates ({revoked} revoked): {out / 'manifest.json'}")
+
+
+@contextmanager
+def _issuer(settings: Settings) -> Iterator[tuple[Issuer, SigningSessions, dict[str, str]]]:
+    engine = make_engine(settings.resolved_database_url)
+    sessions = make_sessionmaker(engine)
+    issuer = open_issuer(settings, sessions)
+    signing = issuer.signing_sessions
+    usbkey = json.loads(settings.credentials_file.read_text())["tokens"]["USBKEY-01"]
+    try:
+        yield issuer, signing, usbkey
+    finally:
+        signing.close_all()
+        engine.dispose()
+
+
+def _actors(settings: Settings, sessions: sessionmaker[Session]) -> dict[str, Actor]:
+    """The demo's staff; a second officer is made on first use (dual control needs two)."""
+    with sessions.begin() as db:
+        if db.scalar(select(StaffAccount).where(StaffAccount.username == SECOND_OFFICER)) is None:
+            create_account(
+                db,
+                SECOND_OFFICER,
+                Role.OFFICER,
+                secrets.token_urlsafe(24),
+                hasher=password_hasher(settings),
+            )
+        accounts = db.scalars(select(StaffAccount)).all()
+        by_name = {a.username: a for a in accounts}
+    return {
+        name: Actor(name, by_name[name].id, by_name[name].role.value, workstation)
+        for name, workstation in (
+            ("registrar", None),
+            ("officer", None),
+            (SECOND_OFFICER, None),
+            ("custodian", WORKSTATION),
+        )
+    }
+
+
+def open_issuer(settings: Settings, sessions: sessionmaker[Session]) -> Issuer:
+    """Everything issuing needs, outside a web app: token access, signing sessions held by this
+    process, the signer with the case gates, the vault."""
+    tokens = open_tokens(settings, sessions)
+    claims = SessionClaims(settings.signing_claims_dir)
+    signing = SigningSessions(tokens, 3600, 600, claims=claims)
+    return Issuer(
+        sessions,
+        DocumentSigner(sessions, signing, CaseRecords()),
+        signing,
+        open_vault(settings, sessions, tokens),
+        settings.body_code,
+        settings.public_base_url,
+    )
+
+
+def _round(
+    settings: Settings,
+    issuer: Issuer,
+    signing: SigningSessions,
+    usbkey: dict[str, str],
+    out: Path,
+) -> list[dict[str, Any]]:
+    sessions = issuer.sessions
+    actors = _actors(settings, sessions)
+    registrar, officer = actors["registrar"], actors["officer"]
+    tag = uuid.uuid4().hex[:8]
+    plan = BatchPlan(
+        name=f"2026下半年（演示 {tag}）",
+        body_code=settings.body_code,
+        registration_opens=date(2026, 9, 1),
+        registration_closes=date(2026, 9, 10),
+        confirmation_starts=date(2026, 9, 14),
+        confirmation_ends=date(2026, 9, 18),
+        closes_on=date(2026, 11, 30),
+    )
+    today = datetime.now(UTC).date()
+    with sessions.begin() as db:
+        batch = create_batch(db, officer, plan)
+        slot = add_slot(
+            db, officer, batch.id, datetime(2026, 9, 14, 1, tzinfo=UTC), capacity=APPLICANTS
+        )
+        applications = []
+        for n, applicant_id in enumerate(_applicants(issuer, db)):
+            application = create_application(
+                db, registrar, batch.id, applicant_id, "SS", SUBJECTS[n % len(SUBJECTS)]
+            )
+            book_slot(db, registrar, application.id, slot)
+            for kind, (_, good) in RESULTS.items():
+                checked = datetime(2026, 9, 14, 2, tzinfo=UTC) + timedelta(minutes=n)
+                outcome = CheckOutcome(kind, good, "jszg.edu.cn", f"demo-{tag}-{n}-{kind}", checked)
+                record_check(db, registrar, application.id, outcome)
+            if today > batch.decision_deadline:
+                override_deadline(db, officer, application.id, "演示：批次日期固定在过去")
+            decide(db, officer, application.id, "approve", "各项核查均通过")
+            applications.append(application.id)
+        batch_id = batch.id
+    _session(signing, usbkey, "decision-1")
+    sign_decisions(sessions, issuer.signer, actors["custodian"], batch_id)
+    _session(signing, usbkey, "certificate-1")
+    numbers = issue(issuer, actors["custodian"], applications, today).issued
+    pdfs = _print(settings, issuer, signing, usbkey, actors["custodian"], numbers, out)
+    with sessions.begin() as db:
+        revocation = request_revocation(db, officer, numbers[-1], "error", "演示：更正认定结论")
+        approve(db, officer, revocation.id, "核对无误")
+        approve(db, actors[SECOND_OFFICER], revocation.id, "复核无误")
+        revocation_id = revocation.id
+    _session(signing, usbkey, "revocation-1")
+    sign_revocations(issuer, actors["custodian"], [revocation_id], today)
+    signing.end(usbkey["serial"])
+    return _manifest(settings, sessions, numbers, pdfs, out)
+
+
+def _applicants(issuer: Issuer, db: Session) -> list[int]:
+    """Synthetic applicants not yet on file (each run draws new people)."""
+    rng = random.Random(secrets.randbits(64))  # noqa: S311 (synthetic people, not secrets)
+    made: list[int] = []
+    while len(made) < APPLICANTS:
+        number = synthetic.id_number(rng)
+        token = issuer.vault.tokenise(db, Kind.ID_NUMBER, [number])[0]
+        if db.scalar(select(Applicant.id).where(Applicant.id_number_token == token.token)):
+            continue
+        name = issuer.vault.tokenise(db, Kind.NAME, [synthetic.name(rng)])[0].token
+        phone = issuer.vault.tokenise(db, Kind.PHONE, [synthetic.phone(rng)])[0].token
+        birth = date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
+        sex = "M" if int(number[16]) % 2 else "F"
+        applicant = Applicant(
+            id_number_token=token.token,
+            name_token=name,
+            phone_token=phone,
+            birth_date=birth,
+            sex=sex,
+            region_code=number[:6],
+        )
+        db.add(applicant)
+        db.flush()
+        made.append(applicant.id)
+    return made
+
+
+def _session(signing: SigningSessions, usbkey: dict[str, str], key_label: str) -> None:
+    """The custodian inserts the USBKey and opens a session for the next key."""
+    signing.end(usbkey["serial"])
+    signing.open(usbkey["serial"], usbkey["user_pin"], "custodian", WORKSTATION, key_label)
+
+
+def _print(
+    settings: Settings,
+    issuer: Issuer,
+    signing: SigningSessions,
+    usbkey: dict[str, str],
+    custodian: Actor,
+    numbers: list[str],
+    out: Path,
+) -> dict[str, Path]:
+    """Render and PAdES-sign each certificate in the open certificate-key session."""
+    folder = out.resolve() / "pdf"
+    folder.mkdir(exist_ok=True)
+    session = signing.current(usbkey["serial"])
+    assert session is not None
+    paths: dict[str, Path] = {}
+    with Progress(console=console) as progress:
+        task = progress.add_task("printing and signing certificates", total=len(numbers))
+        for number in numbers:
+            with issuer.sessions.begin() as db:
+                pdf = certificate_pdf(
+                    db, issuer.vault, custodian, session, settings.body_code, number
+                )
+            paths[number] = folder / f"{number}.pdf"
+            paths[number].write_bytes(pdf)
+            progress.advance(task)
+    return paths
+
+
+def _manifest(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    numbers: list[str],
+    pdfs: dict[str, Path],
+    out: Path,
+) -> list[dict[str, Any]]:
+    manifest: list[dict[str, Any]] = []
+    with sessions() as db:
+        for number in numbers:
+            certificate = db.scalar(select(Certificate).where(Certificate.number == number))
+            assert certificate is not None and certificate.qr_text is not None
+            png = out.resolve() / "qr" / f"{number}.png"
+            version = write_png(certificate.qr_text, png)
+            manifest.append(
+                {
+                    "number": number,
+                    "status": "revoked" if certificate.status == "revoked" else "valid",
+                    # The canonical form; the QR carries the upper-case one (alphanumeric mode).
+                    "verification_url": (
+                        f"{settings.public_base_url.rstrip('/')}/v/{certificate.verification_id}"
+                    ),
+                    "pdf": str(pdfs[number]),
+                    "qr_png": str(png),
+                    "qr_version": version,
+                }
+            )
+    return manifest

@@ -1,0 +1,167 @@
+"""The security officer's view of the audit log, and its newest checkpoint for everyone."""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from audit.bundle import build_bundle
+from audit.events import decode_leaf
+from audit.log import consistency_proof, inclusion_proof, size
+from audit.models import AuditCheckpoint
+from audit.publish import latest_checkpoint, publish_checkpoint
+from audit.query import EventFilter, event_range, key_usage, query_events
+from certsvc.accounts import Role, StaffAccount
+from certsvc.audit_keys import CheckpointKeyHolder, checkpoint_key
+from certsvc.auth import SessionDep, SettingsDep, require_roles
+from certsvc.routes.schemas import ROLE_GATED, answers
+from common.errors import InvalidInput, NotFound
+
+router = APIRouter(prefix="/api/v1/audit", tags=["audit"], responses=ROLE_GATED)
+public_router = APIRouter(tags=["audit"])
+OfficerDep = Annotated[StaffAccount, Depends(require_roles(Role.SECURITY_OFFICER))]
+
+
+class EventOut(BaseModel):
+    index: int
+    occurred_at: datetime
+    event: dict[str, Any]
+
+
+class EventPage(BaseModel):
+    events: list[EventOut]
+    next_after: int | None
+
+
+class CheckpointOut(BaseModel):
+    size: int
+    signed_at: datetime
+    note: str
+
+
+class ProofOut(BaseModel):
+    index: int | None = None
+    old_size: int | None = None
+    tree_size: int
+    hashes: list[str]
+
+
+class KeyUsageOut(BaseModel):
+    object: str
+    signatures_per_day: dict[str, int]
+    refused: int
+    sessions: int
+    pin_failures: int
+
+
+@router.get("/events")
+def get_events(
+    _: OfficerDep,
+    db: SessionDep,
+    actor: str | None = None,
+    action: str | None = None,
+    object: str | None = Query(default=None, description="key or token; a token finds its keys"),
+    outcome: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    after: int = Query(default=-1, ge=-1, description="index of the last event already seen"),
+    limit: int = Query(default=100, ge=1, le=500),
+) -> EventPage:
+    """Events in log order, filtered, a page at a time."""
+    where = EventFilter(actor, action, object, outcome, since, until)
+    rows = query_events(db, where, after, limit)
+    return EventPage(
+        events=[
+            EventOut(index=r.idx, occurred_at=r.occurred_at, event=decode_leaf(r.leaf))
+            for r in rows
+        ],
+        next_after=rows[-1].idx if len(rows) == limit else None,
+    )
+
+
+@router.get("/events/{index}/proof")
+def get_inclusion_proof(
+    index: int, _: OfficerDep, db: SessionDep, tree_size: int | None = None
+) -> ProofOut:
+    """Inclusion proof of one event in the tree of `tree_size` (default: newest checkpoint)."""
+    target = tree_size if tree_size is not None else _checkpointed_size(db)
+    if not 0 <= index < target <= size(db):
+        raise InvalidInput("index: must be inside the tree of tree_size events")
+    hashes = inclusion_proof(db, index, target)
+    return ProofOut(index=index, tree_size=target, hashes=[_b64(h) for h in hashes])
+
+
+@router.get("/consistency")
+def get_consistency_proof(old_size: int, tree_size: int, _: OfficerDep, db: SessionDep) -> ProofOut:
+    """Proof that the tree of `old_size` is a prefix of the tree of `tree_size`."""
+    if not 0 < old_size <= tree_size <= size(db):
+        raise InvalidInput("old_size: need 0 < old_size <= tree_size <= log size")
+    hashes = consistency_proof(db, old_size, tree_size)
+    return ProofOut(old_size=old_size, tree_size=tree_size, hashes=[_b64(h) for h in hashes])
+
+
+@router.get("/checkpoints")
+def get_checkpoints(_: OfficerDep, db: SessionDep) -> list[CheckpointOut]:
+    """The newest signed checkpoints, newest first."""
+    rows = db.scalars(select(AuditCheckpoint).order_by(AuditCheckpoint.size.desc()).limit(100))
+    return [CheckpointOut(size=r.size, signed_at=r.signed_at, note=r.note) for r in rows]
+
+
+@router.post("/checkpoints", status_code=status.HTTP_201_CREATED, responses=answers(409, 423))
+def post_checkpoint(request: Request, _: OfficerDep, db: SessionDep) -> CheckpointOut:
+    """Sign a checkpoint for the log as it is now."""
+    holder: CheckpointKeyHolder = request.app.state.checkpoint_key
+    signer = holder.signer()
+    signed = publish_checkpoint(db, signer)
+    db.commit()
+    return CheckpointOut(size=signed.size, signed_at=signed.signed_at, note=signed.note)
+
+
+@router.get("/report/keys")
+def get_key_usage(
+    _: OfficerDep, db: SessionDep, since: datetime | None = None, until: datetime | None = None
+) -> list[KeyUsageOut]:
+    """Per key and token: signatures per day, refused attempts, sessions, wrong PINs."""
+    return [KeyUsageOut(**vars(usage)) for usage in key_usage(db, since, until)]
+
+
+@router.get("/export", responses=answers(409))
+def get_export(
+    _: OfficerDep,
+    db: SessionDep,
+    settings: SettingsDep,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> dict[str, Any]:
+    """A self-contained bundle for an outside auditor (`certsvc audit verify-bundle`)."""
+    start, end = event_range(db, since, until)
+    certificate = checkpoint_key(db, settings)[1]
+    return build_bundle(db, settings.audit_origin, certificate, start, end)
+
+
+@public_router.get(
+    "/.well-known/certsvc/audit-checkpoint",
+    response_class=PlainTextResponse,
+    responses=answers(404, 503),
+)
+def get_latest_checkpoint(db: SessionDep) -> PlainTextResponse:
+    """The newest signed checkpoint note: keep copies, and a rewritten history shows."""
+    latest = latest_checkpoint(db)
+    if latest is None:
+        raise NotFound("no checkpoint has been signed yet")
+    return PlainTextResponse(latest.note, media_type="text/plain; charset=utf-8")
+
+
+def _checkpointed_size(db: SessionDep) -> int:
+    latest = latest_checkpoint(db)
+    return latest.size if latest is not None else size(db)
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()

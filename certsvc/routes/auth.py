@@ -1,0 +1,115 @@
+"""Log in: username and password in, a new API token out (shown once)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Literal
+
+from argon2 import PasswordHasher
+from fastapi import APIRouter, HTTPException, Request, status
+from pydantic import BaseModel, Field, SecretStr
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from audit.events import AuditEvent
+from audit.log import append
+from certsvc.accounts import (
+    PASSWORD_MAX,
+    account_exists,
+    authenticate,
+    issue_api_token,
+)
+from certsvc.auth import HasherDep, SessionDep, SettingsDep
+from certsvc.routes.schemas import answers
+from certsvc.settings import Settings
+from verify.ratelimit import RateLimiter
+
+logger = logging.getLogger(__name__)
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+
+
+class TokenRequest(BaseModel):
+    username: str = Field(max_length=64)
+    password: SecretStr = Field(max_length=PASSWORD_MAX)
+
+
+class TokenResponse(BaseModel):
+    token: str = Field(description="send as `Authorization: Bearer <token>`; shown only now")
+    token_id: str = Field(description="public id, to list or revoke the token")
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 (the OAuth 2 token type)
+    expires_at: datetime
+
+
+@router.post(
+    "/token",
+    status_code=status.HTTP_201_CREATED,
+    responses=answers(401, 413, 422, 429, 503),
+)
+async def create_token(
+    body: TokenRequest,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    hasher: HasherDep,
+) -> TokenResponse:
+    """Exchange a username and password for a new API token. Attempts are limited per client
+    (guessing passwords is slow), and a refused attempt is audited like a failed one."""
+    limiter: RateLimiter = request.app.state.login_limiter
+    retry = await limiter.hit(request.client.host if request.client else "unknown")
+    if retry is not None:
+        await run_in_threadpool(_refuse, session, body.username, "too many login attempts")
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            detail="too many login attempts: wait and try again",
+            headers={"Retry-After": str(int(retry) + 1)},
+        )
+    return await run_in_threadpool(_login, body, session, settings, hasher)
+
+
+def _refuse(session: Session, username: str, reason: str) -> None:
+    """Audit a refused login; the typed name only if it is an account (it may be a password)."""
+    known = account_exists(session, username)
+    fields = {"event": "service.login", "outcome": "refused", "reason": reason}
+    if known:
+        logger.warning("login failed for %s: %s", username, reason, extra=fields)
+    else:
+        logger.warning("login failed for an unknown username: %s", reason, extra=fields)
+    append(
+        session,
+        AuditEvent(
+            username if known else "unknown",
+            "staff",
+            "service.login",
+            "api",
+            "refused",
+            reason=reason,
+        ),
+    )
+    session.commit()
+
+
+def _login(
+    body: TokenRequest, session: Session, settings: Settings, hasher: PasswordHasher
+) -> TokenResponse:
+    account = authenticate(
+        session,
+        body.username,
+        body.password.get_secret_value(),
+        hasher=hasher,
+    )
+    if account is None:
+        _refuse(session, body.username, "wrong username or password")
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            detail="wrong username or password",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    text, record = issue_api_token(session, account, settings.api_token_days)
+    append(
+        session,
+        AuditEvent(account.username, account.role.value, "service.login", record.token_id, "ok"),
+    )
+    session.commit()
+    logger.info("login: %s received token %s", account.username, record.token_id)
+    return TokenResponse(token=text, token_id=record.token_id, expires_at=record.expires_at)

@@ -1,0 +1,250 @@
+"""Certification batches over HTTP: officers create batches (R3 dates checked, the decision
+deadline computed in Chinese working days) and their on-site confirmation slots; case staff
+read them with the working days left to each deadline; officers publish the batch's
+conclusions (allow-listed fields, checked before storing) and hand-written announcements."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, status
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+
+from certify.cases import BatchPlan, add_slot, create_batch, get_batch
+from certify.models import Announcement, Application, Batch, ConfirmationSlot
+from certify.publication import announcements, publish_conclusions, publish_text
+from certify.workdays import workdays_between, workdays_left
+from certsvc.auth import SessionDep, SettingsDep
+from certsvc.routes.certify_common import (
+    CaseReaderDep,
+    ClerkDep,
+    OfficerDep,
+    china_today,
+    staff_hosts,
+)
+from certsvc.routes.schemas import ROLE_GATED, answers
+from certsvc.routes.signer_context import actor_of
+from certsvc.routes.vault import VaultDep
+from common.errors import CertsvcError
+
+router = APIRouter(prefix="/api/v1/certify", tags=["certify"], responses=ROLE_GATED)
+
+
+class BatchIn(BaseModel):
+    name: str = Field(min_length=1, max_length=64, description='e.g. "2020年上半年"')
+    registration_opens: date
+    registration_closes: date
+    confirmation_starts: date
+    confirmation_ends: date
+    closes_on: date
+
+
+class DeadlineOut(BaseModel):
+    name: str
+    due: date
+    working_days_left: int | None = Field(
+        description="working days after `today` up to the date; negative: overdue by that "
+        "many; null: the holiday calendar does not cover the span yet"
+    )
+
+
+class BatchOut(BaseModel):
+    id: int
+    name: str
+    body_code: str
+    registration_opens: date
+    registration_closes: date
+    confirmation_starts: date
+    confirmation_ends: date
+    confirmation_working_days: int | None
+    decision_deadline: date
+    closes_on: date
+    created_by: str
+    applications: int
+    today: date
+    deadlines: list[DeadlineOut]
+
+
+class SlotIn(BaseModel):
+    starts_at: datetime = Field(description="with a time zone, e.g. 2020-07-06T09:00:00+08:00")
+    capacity: int = Field(ge=1, le=10000)
+
+
+class SlotOut(BaseModel):
+    id: int
+    starts_at: datetime
+    capacity: int
+    booked: int
+
+
+class ConclusionsIn(BaseModel):
+    preface: str = Field(default="", max_length=1000, description="checked with the list")
+
+
+class AnnouncementIn(BaseModel):
+    batch_id: int | None = None
+    text: str = Field(min_length=1, max_length=20000)
+
+
+class AnnouncementOut(BaseModel):
+    id: int
+    batch_id: int | None
+    text: str
+    published_by: str
+    published_at: datetime
+
+
+def _left(today: date, due: date) -> int | None:
+    try:
+        return workdays_left(today, due)
+    except CertsvcError:
+        return None
+
+
+def _batch_out(db: SessionDep, batch: Batch, today: date) -> BatchOut:
+    try:
+        confirmation: int | None = workdays_between(
+            batch.confirmation_starts, batch.confirmation_ends
+        )
+    except CertsvcError:
+        confirmation = None
+    count = len(db.scalars(select(Application.id).where(Application.batch_id == batch.id)).all())
+    dates = {
+        "registration_closes": batch.registration_closes,
+        "confirmation_ends": batch.confirmation_ends,
+        "decision_deadline": batch.decision_deadline,
+        "closes_on": batch.closes_on,
+    }
+    return BatchOut(
+        id=batch.id,
+        name=batch.name,
+        body_code=batch.body_code,
+        registration_opens=batch.registration_opens,
+        registration_closes=batch.registration_closes,
+        confirmation_starts=batch.confirmation_starts,
+        confirmation_ends=batch.confirmation_ends,
+        confirmation_working_days=confirmation,
+        decision_deadline=batch.decision_deadline,
+        closes_on=batch.closes_on,
+        created_by=batch.created_by,
+        applications=count,
+        today=today,
+        deadlines=[
+            DeadlineOut(name=name, due=due, working_days_left=_left(today, due))
+            for name, due in dates.items()
+        ],
+    )
+
+
+def _announcement_out(row: Announcement) -> AnnouncementOut:
+    return AnnouncementOut(
+        id=row.id,
+        batch_id=row.batch_id,
+        text=row.text,
+        published_by=row.published_by,
+        published_at=row.published_at,
+    )
+
+
+TodayQuery = Annotated[date | None, Query(description="default: today in China")]
+
+
+@router.post("/batches", status_code=status.HTTP_201_CREATED, responses=answers(409))
+def post_batch(
+    body: BatchIn, account: OfficerDep, db: SessionDep, settings: SettingsDep
+) -> BatchOut:
+    """A batch of the body; refused if on-site confirmation is under 5 working days."""
+    plan = BatchPlan(
+        name=body.name,
+        body_code=settings.body_code,
+        registration_opens=body.registration_opens,
+        registration_closes=body.registration_closes,
+        confirmation_starts=body.confirmation_starts,
+        confirmation_ends=body.confirmation_ends,
+        closes_on=body.closes_on,
+    )
+    batch = create_batch(db, actor_of(account), plan)
+    db.commit()
+    return _batch_out(db, batch, china_today())
+
+
+@router.get("/batches")
+def list_batches(_: CaseReaderDep, db: SessionDep, today: TodayQuery = None) -> list[BatchOut]:
+    """Every batch, newest first, with the working days left to each deadline."""
+    day = today or china_today()
+    return [_batch_out(db, b, day) for b in db.scalars(select(Batch).order_by(Batch.id.desc()))]
+
+
+@router.get("/batches/{batch_id}", responses=answers(404))
+def show_batch(
+    batch_id: int, _: CaseReaderDep, db: SessionDep, today: TodayQuery = None
+) -> BatchOut:
+    """One batch with its deadlines in working days from `today`."""
+    return _batch_out(db, get_batch(db, batch_id), today or china_today())
+
+
+@router.post(
+    "/batches/{batch_id}/slots", status_code=status.HTTP_201_CREATED, responses=answers(404)
+)
+def post_slot(batch_id: int, body: SlotIn, account: OfficerDep, db: SessionDep) -> SlotOut:
+    """A confirmation time slot with a capacity, inside the on-site confirmation period."""
+    slot_id = add_slot(db, actor_of(account), batch_id, body.starts_at, body.capacity)
+    db.commit()
+    slot = db.get_one(ConfirmationSlot, slot_id)
+    return SlotOut(id=slot.id, starts_at=slot.starts_at, capacity=slot.capacity, booked=0)
+
+
+@router.get("/batches/{batch_id}/slots", responses=answers(404))
+def list_slots(batch_id: int, _: ClerkDep, db: SessionDep) -> list[SlotOut]:
+    """The batch's slots with how many places are booked."""
+    get_batch(db, batch_id)
+    slots = db.scalars(
+        select(ConfirmationSlot)
+        .where(ConfirmationSlot.batch_id == batch_id)
+        .order_by(ConfirmationSlot.starts_at)
+    )
+    return [
+        SlotOut(id=s.id, starts_at=s.starts_at, capacity=s.capacity, booked=s.booked) for s in slots
+    ]
+
+
+@router.post(
+    "/batches/{batch_id}/announcements",
+    status_code=status.HTTP_201_CREATED,
+    responses=answers(404, 409),
+)
+def post_conclusions(
+    batch_id: int,
+    body: ConclusionsIn,
+    request: Request,
+    account: OfficerDep,
+    db: SessionDep,
+    vault: VaultDep,
+) -> AnnouncementOut:
+    """Publish the batch's signed conclusions: masked name, qualification type, subject and
+    result only; the text passes the announcement checker before it is stored."""
+    row = publish_conclusions(
+        db, actor_of(account), vault, batch_id, body.preface, staff_hosts(request)
+    )
+    db.commit()
+    return _announcement_out(row)
+
+
+@router.get("/batches/{batch_id}/announcements", responses=answers(404))
+def list_announcements(batch_id: int, _: ClerkDep, db: SessionDep) -> list[AnnouncementOut]:
+    """What was published for the batch."""
+    get_batch(db, batch_id)
+    return [_announcement_out(row) for row in announcements(db, batch_id)]
+
+
+@router.post("/announcements", status_code=status.HTTP_201_CREATED, responses=answers(404))
+def post_announcement(
+    body: AnnouncementIn, request: Request, account: OfficerDep, db: SessionDep
+) -> AnnouncementOut:
+    """Publish a hand-written announcement; refused (422, naming the kinds of item found) if
+    the checker finds personal data or a link to the staff system or a login page."""
+    row = publish_text(db, actor_of(account), body.batch_id, body.text, staff_hosts(request))
+    db.commit()
+    return _announcement_out(row)

@@ -1,0 +1,56 @@
+"""What the certify routers share: role dependencies, the issuer built from the app's signing
+objects, the staff hosts the announcement checker refuses links to, and today's date in China.
+Not a router."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from fastapi import Depends, Request
+
+from certify.decisions import CHINA
+from certify.issuance import Issuer
+from certsvc.accounts import Role, StaffAccount
+from certsvc.auth import require_roles, require_workstation
+from certsvc.routes.signer_context import document_signer, signing_sessions
+from certsvc.routes.vault import vault_of
+from certsvc.workstations import Workstation
+
+RegistrarDep = Annotated[StaffAccount, Depends(require_roles(Role.REGISTRAR))]
+OfficerDep = Annotated[StaffAccount, Depends(require_roles(Role.OFFICER))]
+CustodianDep = Annotated[StaffAccount, Depends(require_roles(Role.CUSTODIAN))]
+WorkstationDep = Annotated[Workstation, Depends(require_workstation)]
+ClerkDep = Annotated[StaffAccount, Depends(require_roles(Role.REGISTRAR, Role.OFFICER))]
+# Those who work on cases read them: registrars, officers, and custodians who sign them.
+CaseReaderDep = Annotated[
+    StaffAccount, Depends(require_roles(Role.REGISTRAR, Role.OFFICER, Role.CUSTODIAN))
+]
+ReportDep = Annotated[StaffAccount, Depends(require_roles(Role.OFFICER, Role.SECURITY_OFFICER))]
+
+
+def china_today() -> date:
+    return datetime.now(CHINA).date()
+
+
+def issuer_of(request: Request) -> Issuer:
+    """The issuer for this request; its sessions are writer sessions (issuing reads, then
+    writes: on SQLite it must hold the write lock from the start)."""
+    state = request.app.state
+    return Issuer(
+        state.writer_sessions,
+        document_signer(request),
+        signing_sessions(request),
+        vault_of(request),
+        state.settings.body_code,
+        state.settings.public_base_url,
+    )
+
+
+def staff_hosts(request: Request) -> tuple[str, ...]:
+    """The staff system's own address (the host this request reached), unless the public
+    verification side shares it: published texts may not link to it (R5)."""
+    public_host = urlsplit(request.app.state.settings.public_base_url).netloc
+    own = request.url.netloc
+    return (own,) if own and own != public_host else ()

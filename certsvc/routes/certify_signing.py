@@ -1,0 +1,253 @@
+"""Signing, issuing and revoking over HTTP. The custodian, from a registered workstation and
+through the signing session opened on their USBKey (`/api/v1/signing/sessions`, one key per
+session), signs a batch's decisions, issues its certificates (written to the public register)
+and signs approved revocations; the case gates (R2, R3) and dual control (R10) come from the
+records on file, never the request. Officers file revocations and approve them (two officers)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from fastapi import APIRouter, Request, status
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from certify.cases import get_batch
+from certify.decisions import sign_decisions
+from certify.issuance import (
+    approve,
+    issuable,
+    issue,
+    request_revocation,
+    revocation_document,
+    sign_revocations,
+)
+from certify.models import Application, Certificate, Revocation
+from certsvc.auth import SessionDep
+from certsvc.routes.certify_common import (
+    CaseReaderDep,
+    CustodianDep,
+    OfficerDep,
+    WorkstationDep,
+    china_today,
+    issuer_of,
+)
+from certsvc.routes.documents import BatchOut, report_out
+from certsvc.routes.schemas import ROLE_GATED, answers
+from certsvc.routes.signer_context import actor_of, document_signer
+from common.errors import NotFound
+from signer.custody import approvals_for
+from verify.codes import REVOCATION_CATEGORIES
+
+router = APIRouter(prefix="/api/v1/certify", tags=["certify"], responses=ROLE_GATED)
+IDS_MAX = 1000
+
+
+class IssueIn(BaseModel):
+    application_ids: list[int] | None = Field(
+        default=None,
+        max_length=IDS_MAX,
+        description="default: every signed approval of the batch without a certificate",
+    )
+
+
+class IssueOut(BaseModel):
+    issued: list[str] = Field(description="certificate numbers issued by this request")
+    signing: BatchOut | None
+
+
+class CertificateOut(BaseModel):
+    number: str
+    application_id: int
+    status: str = Field(description="pending, issued or revoked")
+    masked_name: str
+    qualification: str
+    subject: str
+    issue_date: date
+    verification_url: str | None
+    qr_text: str | None
+    issued_by: str | None
+
+
+class RevocationIn(BaseModel):
+    category: str = Field(description=", ".join(REVOCATION_CATEGORIES))
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class ApprovalIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class RevocationOut(BaseModel):
+    id: int
+    document_id: str
+    number: str
+    category: str
+    reason: str
+    requested_by: str
+    approved_by: list[str]
+    revoked_on: date | None
+
+
+class RevocationsIn(BaseModel):
+    revocation_ids: list[int] = Field(min_length=1, max_length=IDS_MAX)
+
+
+def certificate_out(db: Session, request: Request, certificate: Certificate) -> CertificateOut:
+    application = db.get_one(Application, certificate.application_id)
+    base = request.app.state.settings.public_base_url.rstrip("/")
+    shown = certificate.status != "pending"
+    return CertificateOut(
+        number=certificate.number,
+        application_id=certificate.application_id,
+        status=certificate.status,
+        masked_name=certificate.masked_name,
+        qualification=application.qualification,
+        subject=application.subject,
+        issue_date=certificate.issue_date,
+        verification_url=f"{base}/v/{certificate.verification_id}" if shown else None,
+        qr_text=certificate.qr_text,
+        issued_by=certificate.issued_by,
+    )
+
+
+def _certificate(db: Session, number: str) -> Certificate:
+    certificate = db.scalar(select(Certificate).where(Certificate.number == number))
+    if certificate is None:
+        raise NotFound(f"number: no certificate {number}")
+    return certificate
+
+
+def _revocation_out(db: Session, revocation: Revocation) -> RevocationOut:
+    document = revocation_document(db, revocation.id)
+    approvals = approvals_for(db, [document.document_id]).get(document.document_id, [])
+    return RevocationOut(
+        id=revocation.id,
+        document_id=document.document_id,
+        number=db.get_one(Certificate, revocation.certificate_id).number,
+        category=revocation.category,
+        reason=revocation.reason,
+        requested_by=revocation.requested_by,
+        approved_by=sorted(o for o, _, digest in approvals if digest == document.digest()),
+        revoked_on=revocation.revoked_on,
+    )
+
+
+@router.post("/batches/{batch_id}/decisions/sign", responses=answers(404, 409))
+def post_sign_decisions(
+    batch_id: int, request: Request, account: CustodianDep, workstation: WorkstationDep
+) -> BatchOut:
+    """Sign every unsigned decision of the batch with the body's decision key, through the
+    caller's open session for it; refusals (R2, R3) are listed by rule. Safe to repeat."""
+    sessions = request.app.state.sessionmaker
+    with sessions() as db:
+        get_batch(db, batch_id)
+    report = sign_decisions(
+        sessions, document_signer(request), actor_of(account, workstation), batch_id
+    )
+    return report_out(report)
+
+
+@router.post("/batches/{batch_id}/certificates", responses=answers(404, 409))
+def post_issue(
+    batch_id: int,
+    body: IssueIn,
+    request: Request,
+    account: CustodianDep,
+    workstation: WorkstationDep,
+) -> IssueOut:
+    """Issue certificates from the batch's signed approvals with the certificate key: number,
+    verification id, signed document, signed QR payload, public register entry. Safe to
+    repeat: a certificate left pending by a fault is finished with the same number."""
+    issuer = issuer_of(request)
+    with issuer.sessions() as db:
+        get_batch(db, batch_id)
+        ids = body.application_ids
+        if ids is None:
+            ids = issuable(db, batch_id)
+        else:
+            for application_id in ids:
+                application = db.get(Application, application_id)
+                if application is None or application.batch_id != batch_id:
+                    raise NotFound(f"application_ids: no application {application_id} here")
+    if not ids:
+        return IssueOut(issued=[], signing=None)
+    report = issue(issuer, actor_of(account, workstation), ids, china_today())
+    return IssueOut(
+        issued=report.issued,
+        signing=report_out(report.signing) if report.signing is not None else None,
+    )
+
+
+@router.get("/batches/{batch_id}/certificates", responses=answers(404))
+def list_certificates(
+    batch_id: int, request: Request, _: CaseReaderDep, db: SessionDep
+) -> list[CertificateOut]:
+    """The batch's certificates, pending, issued and revoked."""
+    get_batch(db, batch_id)
+    rows = db.scalars(
+        select(Certificate)
+        .join(Application, Application.id == Certificate.application_id)
+        .where(Application.batch_id == batch_id)
+        .order_by(Certificate.id)
+    )
+    return [certificate_out(db, request, c) for c in rows]
+
+
+@router.get("/certificates/{number}", responses=answers(404))
+def get_certificate(
+    number: str, request: Request, _: CaseReaderDep, db: SessionDep
+) -> CertificateOut:
+    """One certificate with its verification URL and QR text."""
+    return certificate_out(db, request, _certificate(db, number))
+
+
+@router.post(
+    "/certificates/{number}/revocations",
+    status_code=status.HTTP_201_CREATED,
+    responses=answers(404),
+)
+def post_revocation(
+    number: str, body: RevocationIn, account: OfficerDep, db: SessionDep
+) -> RevocationOut:
+    """File a revocation (R10); two officers must approve it before the custodian signs."""
+    revocation = request_revocation(db, actor_of(account), number, body.category, body.reason)
+    db.commit()
+    return _revocation_out(db, revocation)
+
+
+@router.get("/revocations/{revocation_id}", responses=answers(404))
+def get_revocation(revocation_id: int, _: CaseReaderDep, db: SessionDep) -> RevocationOut:
+    """A revocation with the officers who approved it and, once signed, its date."""
+    revocation = db.get(Revocation, revocation_id)
+    if revocation is None:
+        raise NotFound(f"revocation_id: no revocation {revocation_id}")
+    return _revocation_out(db, revocation)
+
+
+@router.post(
+    "/revocations/{revocation_id}/approvals",
+    status_code=status.HTTP_201_CREATED,
+    responses=answers(404, 409),
+)
+def post_revocation_approval(
+    revocation_id: int, body: ApprovalIn, account: OfficerDep, db: SessionDep
+) -> RevocationOut:
+    """One officer's approval; a second, different officer must approve too."""
+    approve(db, actor_of(account), revocation_id, body.reason)
+    db.commit()
+    return _revocation_out(db, db.get_one(Revocation, revocation_id))
+
+
+@router.post("/revocations/sign", responses=answers(404, 409))
+def post_sign_revocations(
+    body: RevocationsIn, request: Request, account: CustodianDep, workstation: WorkstationDep
+) -> BatchOut:
+    """Sign approved revocations with the revocation key; each one signed revokes its
+    certificate and its public register entry in one transaction. Without two officers'
+    approvals a revocation is refused (rule `dual-control`)."""
+    report = sign_revocations(
+        issuer_of(request), actor_of(account, workstation), body.revocation_ids, china_today()
+    )
+    return report_out(report)

@@ -1,0 +1,117 @@
+"""Custodians open and close signing sessions on their own USBKeys, for one key, from a
+workstation registered for the token; every opening, refused or not, is audited."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, status
+from pydantic import BaseModel, Field
+
+from certsvc.accounts import Role, StaffAccount
+from certsvc.auth import SessionDep, require_roles, require_workstation
+from certsvc.routes.schemas import ROLE_GATED, answers
+from certsvc.routes.signer_context import actor_of, signing_sessions
+from certsvc.workstations import Workstation
+from common.errors import CertsvcError
+from signer.audit_trail import record
+from signer.custody import authorise_session
+from signer.sessions import SigningSession
+
+router = APIRouter(prefix="/api/v1/signing/sessions", tags=["signing"], responses=ROLE_GATED)
+CustodianDep = Annotated[StaffAccount, Depends(require_roles(Role.CUSTODIAN))]
+WorkstationDep = Annotated[Workstation, Depends(require_workstation)]
+
+
+class SessionOpen(BaseModel):
+    token_serial: str = Field(min_length=1, max_length=32, pattern=r"^[0-9A-Za-z]+$")
+    key_label: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[0-9A-Za-z._-]+$",
+        description="the one key on the token this session signs with",
+    )
+    pin: str = Field(min_length=4, max_length=64, description="the USBKey's user PIN; kept nowhere")
+
+
+class SessionOut(BaseModel):
+    token_serial: str
+    token_label: str
+    key_label: str | None
+    workstation: str
+    opened_at: datetime
+    expires_at: datetime
+    idle_timeout_seconds: float
+
+
+def _out(session: SigningSession) -> SessionOut:
+    return SessionOut(
+        token_serial=session.token.serial,
+        token_label=session.token.label,
+        key_label=session.key_label,
+        workstation=session.workstation,
+        opened_at=datetime.fromtimestamp(session.opened_at, UTC),
+        expires_at=datetime.fromtimestamp(session.expires_at, UTC),
+        idle_timeout_seconds=session.idle_seconds,
+    )
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, responses=answers(404, 409, 423))
+def open_session(
+    body: SessionOpen,
+    request: Request,
+    account: CustodianDep,
+    workstation: WorkstationDep,
+    db: SessionDep,
+) -> SessionOut:
+    """Insert and unlock: log in to a token in the caller's custody with its PIN, for one key."""
+    actor = actor_of(account, workstation)
+    target = f"token:{body.token_serial}"
+    sessions = signing_sessions(request)
+    try:
+        key = authorise_session(db, actor, body.token_serial, body.key_label)
+        db.commit()  # logging in writes the PIN counter through another session
+        session = sessions.open(
+            body.token_serial, body.pin, account.username, workstation.name, key.label
+        )
+    except CertsvcError as exc:
+        db.rollback()
+        record(
+            db,
+            actor,
+            "signer.session.open",
+            target,
+            outcome="refused",
+            reason=type(exc).__name__,
+            details={"key": body.key_label},
+        )
+        db.commit()
+        raise
+    try:
+        record(db, actor, "signer.session.open", target, details={"key": key.label})
+        db.commit()
+    except Exception:
+        sessions.end(body.token_serial)
+        raise
+    return _out(session)
+
+
+@router.get("")
+def get_sessions(request: Request, account: CustodianDep) -> list[SessionOut]:
+    """The caller's open signing sessions."""
+    return [_out(s) for s in signing_sessions(request).held_by(account.username)]
+
+
+@router.delete("/{token_serial}", status_code=status.HTTP_204_NO_CONTENT, responses=answers(409))
+def close_session(
+    token_serial: str,
+    request: Request,
+    account: CustodianDep,
+    workstation: WorkstationDep,
+    db: SessionDep,
+) -> None:
+    """Lock the USBKey again: log out and close the session."""
+    signing_sessions(request).close(token_serial, account.username)
+    record(db, actor_of(account, workstation), "signer.session.close", f"token:{token_serial}")
+    db.commit()

@@ -1,0 +1,249 @@
+"""The vault over HTTP, staff only: tokenise, look up by value, mask, and the audited reveal.
+
+Values travel only in request and response bodies (never in a URL), and every error names the
+item and the rule broken, never the value. Who may do what:
+
+- tokenise: registrar (intake);
+- look up by value: registrar, officer;
+- mask: registrar, officer, security officer, vault revealer;
+- reveal: vault revealer only, with a purpose, rate-limited; every attempt is audited,
+  including one refused for the caller's role.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+from pydantic import BaseModel, Field
+
+from audit.events import AuditEvent
+from audit.log import append
+from certsvc.accounts import Role, StaffAccount
+from certsvc.auth import SessionDep, StaffDep, require_roles, require_workstation
+from certsvc.routes.schemas import ROLE_GATED, answers
+from certsvc.vault_setup import open_vault, reveal_limit
+from certsvc.workstations import Workstation
+from vault.errors import InvalidValue, RevealRateLimited
+from vault.kinds import Kind
+from vault.reveal import Revealer, record_refusal, reveal
+from vault.store import Vault
+from vault.validation import normalise, resident_id
+
+router = APIRouter(prefix="/api/v1/vault", tags=["vault"], responses=ROLE_GATED)
+MAX_ITEMS = 1000
+MAX_REVEAL = 100
+VAULT_TOKEN_SHAPE = r"^tk_[a-z]{2}_[A-Za-z0-9_-]{16,40}$"  # noqa: S105 (a pattern)
+_vault_lock = threading.Lock()
+
+TokeniserDep = Annotated[StaffAccount, Depends(require_roles(Role.REGISTRAR))]
+LookupDep = Annotated[StaffAccount, Depends(require_roles(Role.REGISTRAR, Role.OFFICER))]
+MaskDep = Annotated[
+    StaffAccount,
+    Depends(
+        require_roles(Role.REGISTRAR, Role.OFFICER, Role.SECURITY_OFFICER, Role.VAULT_REVEALER)
+    ),
+]
+
+
+class Item(BaseModel):
+    kind: Kind
+    value: str = Field(min_length=1, max_length=400, description="never echoed back")
+
+
+class Items(BaseModel):
+    items: list[Item] = Field(min_length=1, max_length=MAX_ITEMS)
+
+
+class Facts(BaseModel):
+    """What an ID number states, for case fields that must never need a reveal."""
+
+    birth_date: date
+    sex: str = Field(description="M or F")
+    region_code: str
+
+
+class TokenOut(BaseModel):
+    kind: Kind
+    token: str
+    created: bool
+    facts: Facts | None = None
+
+
+class TokensOut(BaseModel):
+    tokens: list[TokenOut]
+
+
+class LookupOut(BaseModel):
+    tokens: list[str | None] = Field(description="the token per item, null when not held")
+
+
+class Tokens(BaseModel):
+    tokens: list[Annotated[str, Field(pattern=VAULT_TOKEN_SHAPE)]] = Field(
+        min_length=1, max_length=MAX_REVEAL
+    )
+
+
+class RevealIn(Tokens):
+    purpose: str = Field(
+        min_length=10, max_length=500, description="why, recorded in the audit log"
+    )
+
+
+class MaskedOut(BaseModel):
+    token: str
+    kind: Kind
+    masked: str
+
+
+class RevealedOut(BaseModel):
+    token: str
+    kind: Kind
+    value: str
+
+
+def vault_of(request: Request) -> Vault:
+    """The app's vault, made on first use: its keys are unwrapped only when needed."""
+    state = request.app.state
+    with _vault_lock:
+        vault: Vault | None = getattr(state, "vault", None)
+        if vault is None:
+            vault = open_vault(state.settings, state.sessionmaker, state.tokens)
+            state.vault = vault
+    return vault
+
+
+VaultDep = Annotated[Vault, Depends(vault_of)]
+
+
+def _checked(items: list[Item]) -> dict[Kind, list[int]]:
+    """Item positions by kind; 422 listing every bad item (field and rule, no value)."""
+    errors = []
+    by_kind: dict[Kind, list[int]] = defaultdict(list)
+    for index, item in enumerate(items):
+        try:
+            normalise(item.kind, item.value, f"items[{index}].value")
+        except InvalidValue as exc:
+            errors.append(
+                {
+                    "loc": ["body", "items", index, "value"],
+                    "msg": f"{item.kind.value}: {exc.reason}",
+                    "type": "value_error",
+                }
+            )
+        by_kind[item.kind].append(index)
+    if errors:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=errors)
+    return by_kind
+
+
+def _audit(db: SessionDep, account: StaffAccount, action: str, details: dict[str, int]) -> None:
+    append(
+        db,
+        AuditEvent(
+            actor=account.username,
+            role=account.role.value,
+            action=action,
+            object="vault",
+            outcome="ok",
+            details=details,
+        ),
+    )
+
+
+@router.post("/tokenise")
+def tokenise(body: Items, account: TokeniserDep, db: SessionDep, vault: VaultDep) -> TokensOut:
+    """A token per value: the existing one if the vault already holds the value. ID numbers
+    also return the facts they state."""
+    by_kind = _checked(body.items)
+    out: list[TokenOut | None] = [None] * len(body.items)
+    created = 0
+    for kind, positions in by_kind.items():
+        values = [body.items[i].value for i in positions]
+        fields = [f"items[{i}].value" for i in positions]
+        for i, tokenised in zip(positions, vault.tokenise(db, kind, values, fields), strict=True):
+            facts = None
+            if kind is Kind.ID_NUMBER:
+                person = resident_id(body.items[i].value)
+                facts = Facts(
+                    birth_date=person.birth_date, sex=person.sex, region_code=person.region_code
+                )
+            out[i] = TokenOut(
+                kind=kind, token=tokenised.token, created=tokenised.created, facts=facts
+            )
+            created += tokenised.created
+    _audit(db, account, "vault.tokenise", {"values": len(body.items), "created": created})
+    db.commit()
+    return TokensOut(tokens=[item for item in out if item is not None])
+
+
+@router.post("/lookup")
+def lookup(body: Items, account: LookupDep, db: SessionDep, vault: VaultDep) -> LookupOut:
+    """The token of each value the vault holds, found through the blind index without
+    decrypting anything; null for a value it does not hold."""
+    by_kind = _checked(body.items)
+    found: list[str | None] = [None] * len(body.items)
+    for kind, positions in by_kind.items():
+        values = [body.items[i].value for i in positions]
+        for i, token in zip(positions, vault.lookup(db, kind, values), strict=True):
+            found[i] = token
+    hits = sum(token is not None for token in found)
+    _audit(db, account, "vault.lookup", {"values": len(found), "found": hits})
+    db.commit()
+    return LookupOut(tokens=found)
+
+
+@router.post("/mask")
+def mask(body: Tokens, _: MaskDep, db: SessionDep, vault: VaultDep) -> list[MaskedOut]:
+    """Masked display (`张*明`, `138****5678`, …) of known tokens; unknown ones are left out."""
+    masked = vault.masked(db, body.tokens)
+    return [
+        MaskedOut(token=token, kind=masked[token][0], masked=masked[token][1])
+        for token in body.tokens
+        if token in masked
+    ]
+
+
+def revealer(account: StaffDep, db: SessionDep) -> StaffAccount:
+    """The caller if they hold the reveal role; otherwise the refusal is audited, then 403."""
+    if account.role is not Role.VAULT_REVEALER:
+        who = Revealer(account.username, account.role.value)
+        record_refusal(db, who, [], f"role {account.role.value} may not reveal")
+        db.commit()
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, detail="this action needs the role: vault_revealer"
+        )
+    return account
+
+
+@router.post("/reveal", responses=answers(404, 429))
+def reveal_values(
+    body: RevealIn,
+    response: Response,
+    account: Annotated[StaffAccount, Depends(revealer)],
+    workstation: Annotated[Workstation, Depends(require_workstation)],
+    db: SessionDep,
+    request: Request,
+    vault: VaultDep,
+) -> list[RevealedOut]:
+    """The values behind tokens, for a stated purpose, from the revealer's registered
+    workstation (a stolen API token alone reveals nothing): one audit event per value, naming
+    the workstation, committed before anything is returned; at most
+    `CERTSVC_VAULT_REVEAL_LIMIT` values per person per `CERTSVC_VAULT_REVEAL_WINDOW_MINUTES`."""
+    who = Revealer(account.username, account.role.value, workstation.name)
+    try:
+        values = reveal(
+            db, vault, who, body.tokens, body.purpose, reveal_limit(request.app.state.settings)
+        )
+    except RevealRateLimited as exc:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            detail=str(exc),
+            headers={"Retry-After": str(exc.retry_after_seconds)},
+        ) from None
+    db.commit()
+    response.headers["Cache-Control"] = "no-store"
+    return [RevealedOut(token=t, kind=values[t].kind, value=values[t].value) for t in body.tokens]

@@ -1,0 +1,149 @@
+"""Settings from `CERTSVC_*` environment variables, with defaults that run on one laptop."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from certsvc.log_config import LogFormat, LogLevel
+
+SOFTHSM_MODULE_PATHS = (
+    "/usr/lib/softhsm/libsofthsm2.so",
+    "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+    "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
+    "/usr/local/lib/softhsm/libsofthsm2.so",
+)
+
+
+def _default_softhsm_module() -> str:
+    for candidate in SOFTHSM_MODULE_PATHS:
+        if Path(candidate).exists():
+            return candidate
+    return SOFTHSM_MODULE_PATHS[0]
+
+
+class Settings(BaseSettings):
+    """Everything configurable; read once per process through `get_settings`."""
+
+    model_config = SettingsConfigDict(env_prefix="CERTSVC_", extra="ignore")
+
+    home: Path = Field(default=Path("./var"), description="where the embedded default writes")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default a SQLite file in home"
+    )
+    pkcs11_module: str = Field(
+        default_factory=_default_softhsm_module, description="path of the PKCS#11 module"
+    )
+    hsm_simulation: bool = Field(
+        default=True,
+        description="wrap the module in hsm_sim (USBKey behaviour over SoftHSM); off in production",
+    )
+    pin_max_tries: int = Field(default=6, ge=1, le=15, description="wrong PINs before lockout")
+    hsm_latency_ms: float = Field(default=0.0, ge=0, description="simulated per-operation latency")
+    public_base_url: str = "http://127.0.0.1:8000"
+    service_pins_path: Path | None = Field(
+        default=None, description="JSON file {token label: PIN} for the service's own tokens"
+    )
+    audit_checkpoint_events: int = Field(
+        default=1000, ge=1, description="sign a checkpoint at least every this many events"
+    )
+    audit_checkpoint_seconds: float = Field(
+        default=60, gt=0, description="…and at least this often while events arrive"
+    )
+    login_attempts_per_minute: int = Field(
+        default=10, ge=1, description="login attempts per client per minute"
+    )
+    verify_rate_per_minute: int = Field(
+        default=120, ge=1, description="public verification requests per client per minute"
+    )
+    redis_url: str | None = Field(
+        default=None, description="Redis for rate limits shared by several workers"
+    )
+    public_only: bool = Field(
+        default=False, description="serve only the public side (what `serve --public` sets)"
+    )
+    log_format: LogFormat = Field(
+        default="json", description="server log lines: one JSON object each, or plain text"
+    )
+    log_level: LogLevel = "info"
+    body_code: str = Field(
+        default="410000", pattern=r"^[0-9]{6}$", description="certifying body's 6-digit code"
+    )
+    body_name: str = Field(default="河南省教育厅（演示）", min_length=2, max_length=64)
+    api_token_days: int = Field(default=90, ge=1, le=366)
+    request_max_skew_seconds: int = Field(default=300, ge=10, le=3600)
+    signing_session_minutes: float = Field(
+        default=480, gt=0, le=1440, description="absolute life of a signing session"
+    )
+    signing_idle_minutes: float = Field(
+        default=15, gt=0, le=480, description="a signing session unused this long closes"
+    )
+    vault_key_cache_seconds: float = Field(
+        default=300, ge=0, description="unwrapped vault data keys are fetched again this often"
+    )
+    vault_reveal_limit: int = Field(
+        default=20, ge=1, le=10000, description="values one person may reveal per window"
+    )
+    vault_reveal_window_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
+    vault_rotation_grace_seconds: float = Field(
+        default=10, ge=0, description="pause before values move to a new key version"
+    )
+    password_hash_profile: Literal["production", "test"] = Field(
+        default="production",
+        description="Argon2id cost: RFC 9106 low-memory; 'test' is cheap, for the test suite only",
+    )
+
+    @property
+    def resolved_home(self) -> Path:
+        return self.home.expanduser().resolve()
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.resolved_home / 'certsvc.db'}"
+
+    @property
+    def hsm_dir(self) -> Path:
+        """SoftHSM config, token directory and the USBKey simulation state."""
+        return self.resolved_home / "hsm"
+
+    @property
+    def signing_claims_dir(self) -> Path:
+        """Which process holds each USBKey's signing session (`signer.claims`)."""
+        return self.resolved_home / "signing-sessions"
+
+    @property
+    def audit_origin(self) -> str:
+        """The audit log's name in its checkpoints (a schema-less URL, C2SP style)."""
+        host = urlsplit(self.public_base_url).netloc or "certsvc.invalid"
+        return f"{host}/certsvc/{self.body_code}/audit"
+
+    @property
+    def service_pins_file(self) -> Path:
+        """PINs of the tokens the service itself logs in to, unattended (audit checkpoints,
+        vault keys) — never a custodian's. Owner-only; in production, a secret mount."""
+        return self.service_pins_path or self.resolved_home / "service-pins.json"
+
+    @property
+    def credentials_file(self) -> Path:
+        """Demo credentials written by `certsvc init`, readable only by its owner."""
+        return self.resolved_home / "credentials.json"
+
+
+_settings: Settings | None = None
+
+
+def get_settings() -> Settings:
+    global _settings
+    if _settings is None:
+        _settings = Settings()
+    return _settings
+
+
+def reset_settings() -> None:
+    """Forget the cached settings; tests change the environment between cases."""
+    global _settings
+    _settings = None

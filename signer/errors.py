@@ -1,0 +1,77 @@
+"""Errors a custodian or operator can act on.
+
+Each message says what happened and what to do, names the token by label and serial, and never
+carries a PIN, key material or the data being signed.
+"""
+
+from __future__ import annotations
+
+from common.errors import CertsvcError
+
+
+class SignerError(CertsvcError):
+    """Base class; `str(error)` is safe to show to the person at the workstation."""
+
+
+class TokenAbsent(SignerError):
+    def __init__(self, token: str) -> None:
+        super().__init__(f"USBKey {token} is not inserted: insert it and try again")
+
+
+class WrongPin(SignerError):
+    def __init__(self, token: str, tries_left: int | None) -> None:
+        self.tries_left = tries_left
+        if tries_left is None:
+            detail = "the key locks after too many wrong PINs in a row"
+        elif tries_left == 1:
+            detail = "1 try left before the key locks"
+        else:
+            detail = f"{tries_left} tries left before the key locks"
+        super().__init__(f"wrong PIN for USBKey {token}: {detail}")
+
+
+class TokenLocked(SignerError):
+    def __init__(self, token: str) -> None:
+        super().__init__(
+            f"USBKey {token} is locked after too many wrong PINs: the security officer unblocks "
+            f"it with the SO PIN (`certsvc hsm unblock`) and sets a new user PIN"
+        )
+
+
+class TokenBusy(SignerError):
+    def __init__(self, token: str) -> None:
+        super().__init__(
+            f"USBKey {token} already has an open session in this service: close it first"
+        )
+
+
+class TokenFault(SignerError):
+    def __init__(self, token: str) -> None:
+        super().__init__(
+            f"USBKey {token} stopped answering (removed or reset): re-insert it and open a new "
+            f"session; nothing was signed by the failed operation"
+        )
+
+
+class SessionLost(SignerError):
+    def __init__(self, token: str) -> None:
+        super().__init__(f"the session on USBKey {token} is closed: open a new one with the PIN")
+
+
+class KeyNotFound(SignerError):
+    def __init__(self, token: str, label: str) -> None:
+        super().__init__(f"USBKey {token} holds no private key labelled {label!r}")
+
+
+class SignatureInvalid(SignerError):
+    """The token returned a signature that does not verify; it is never handed out."""
+
+    def __init__(self, token: str, label: str) -> None:
+        super().__init__(
+            f"USBKey {token} produced a signature with key {label!r} that does not verify: "
+            f"it was discarded; report the token to the security officer"
+        )
+
+
+class NotCustodian(SignerError):
+    """The caller does not hold the token (or is not the party) a custody act needs."""

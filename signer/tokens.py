@@ -1,0 +1,459 @@
+"""The process's one door to the PKCS#11 module: list tokens, log in, recover from removal.
+
+python-pkcs11 allows one loaded module per process and PKCS#11 keeps login state per
+application and token, so this object is a process-wide singleton holding at most one logged-in
+session per token. Recovery after a token is pulled and re-inserted re-initialises the module
+(old handles stay invalid until then, on SoftHSM and on real USB tokens alike) and asks for the
+PIN again: the PIN is never kept.
+
+python-pkcs11 calls `C_Initialize(NULL)`, which promises the module that no two threads call it
+at once; SoftHSM then drops its own locking (concurrent signing crashed the process here). So
+every call into the module goes through one process-wide lock.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from asn1crypto import core as asn1_core
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from pkcs11 import Attribute, GCMParams, KeyType, Mechanism, ObjectClass, TokenFlag
+from pkcs11 import exceptions as p11e
+from pkcs11.util.ec import encode_ec_public_key, encode_named_curve_parameters
+
+from signer.errors import (
+    KeyNotFound,
+    SessionLost,
+    SignerError,
+    TokenAbsent,
+    TokenBusy,
+    TokenFault,
+    TokenLocked,
+    WrongPin,
+)
+
+T = TypeVar("T")
+
+# What a module answers when the device went away, was reset, or the module must be
+# initialised again.
+FAULT_ERRORS: tuple[type[Exception], ...] = (
+    p11e.DeviceRemoved,
+    p11e.DeviceError,
+    p11e.DeviceMemory,
+    p11e.SessionHandleInvalid,
+    p11e.SessionClosed,
+    p11e.TokenNotPresent,
+    p11e.TokenNotRecognised,
+    p11e.FunctionFailed,
+    p11e.GeneralError,
+)
+
+# A module that must be initialised again, or a login left by a session we no longer hold.
+STALE_ERRORS: tuple[type[Exception], ...] = (p11e.UserAlreadyLoggedIn, *FAULT_ERRORS)
+
+P256_CURVE_NAME = "secp256r1"
+
+_MODULE_LOCK = threading.RLock()
+
+
+class PinCounter(Protocol):
+    """Consecutive wrong PINs per token, shared by every process, for 'tries left' messages."""
+
+    def failed(self, serial: str) -> int | None:
+        """Count one more wrong PIN; the new count, or None for a token it does not know."""
+
+    def succeeded(self, serial: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class TokenStatus:
+    serial: str
+    label: str
+    model: str
+    manufacturer: str
+    pin_locked: bool
+    pin_count_low: bool
+    pin_final_try: bool
+
+
+def _serial(token: Any) -> str:
+    return bytes(token.serial).decode("ascii").strip()
+
+
+class Pkcs11Tokens:
+    """Tokens of one PKCS#11 module (a vendor's, or SoftHSM wrapped by `hsm_sim`)."""
+
+    def __init__(
+        self, library: Any, pin_max_tries: int, pin_counter: PinCounter | None = None
+    ) -> None:
+        self._lib = library
+        self._max_tries = pin_max_tries
+        self._counter = pin_counter
+        self.lock = _MODULE_LOCK
+        self._sessions: dict[str, TokenSession] = {}
+        self.epoch = 0
+
+    def statuses(self) -> list[TokenStatus]:
+        """Every initialised token present now; an empty list when none is inserted."""
+        with self.lock:
+            return self._with_recovery(
+                lambda: [
+                    self._status(t)
+                    for t in self._lib.get_tokens()
+                    if TokenFlag(t.flags) & TokenFlag.TOKEN_INITIALIZED
+                ]
+            )
+
+    def status(self, serial: str) -> TokenStatus:
+        with self.lock:
+            return self._with_recovery(lambda: self._status(self._token(serial)))
+
+    def login(self, serial: str, pin: str, rw: bool = False) -> TokenSession:
+        """Log in to a token with the user PIN; at most one session per token."""
+        with self.lock:
+            for attempt in (1, 2):
+                token = self._token(serial)
+                name = f"{token.label} ({serial})"
+                live = self._sessions.get(serial)
+                if live is not None and live.is_open and live.alive():
+                    raise TokenBusy(name)
+                try:
+                    raw = token.open(rw=rw, user_pin=pin)
+                except p11e.PinIncorrect:
+                    raise self._wrong_pin(serial, name) from None
+                except p11e.PinLocked:
+                    raise TokenLocked(name) from None
+                except STALE_ERRORS as exc:
+                    # Re-initialise once, as after a re-plug.
+                    if attempt == 2:
+                        raise TokenFault(name) from exc
+                    self.reset()
+                    continue
+                if self._counter is not None:
+                    self._counter.succeeded(serial)
+                session = TokenSession(self, serial, str(token.label), raw)
+                self._sessions[serial] = session
+                return session
+            raise AssertionError("unreachable")
+
+    def unblock_pin(self, serial: str, so_pin: str, new_pin: str) -> None:
+        """Set a new user PIN with the SO PIN (C_InitPIN): how a locked USBKey is unblocked.
+
+        Re-initialises the module first: an SO login is refused while any read-only session of
+        this application is open on the token, and failed logins can leave such sessions behind.
+        """
+        with self.lock:
+            self.reset()
+            token = self._token(serial)
+            name = f"{token.label} ({serial})"
+            try:
+                with token.open(rw=True, so_pin=so_pin) as so_session:
+                    so_session.init_pin(new_pin)
+            except p11e.PinIncorrect:
+                raise SignerError(f"wrong SO PIN for USBKey {name}") from None
+            except (p11e.PinLenRange, p11e.PinInvalid):
+                raise SignerError("new PIN: length or characters refused by the token") from None
+            except FAULT_ERRORS as exc:
+                raise TokenFault(name) from exc
+            if self._counter is not None:
+                self._counter.succeeded(serial)
+
+    def change_pin(self, serial: str, old_pin: str, new_pin: str) -> None:
+        """The custodian replaces their user PIN (C_SetPIN), e.g. after an SO unblock."""
+        with self.login(serial, old_pin, rw=True) as session:
+            session.set_pin(old_pin, new_pin)
+
+    def reset(self) -> None:
+        """Re-initialise the module; every session this process held is gone."""
+        with self.lock:
+            self.epoch += 1
+            self._sessions.clear()
+            self._lib.reinitialize()
+
+    def forget(self, session: TokenSession) -> None:
+        with self.lock:
+            if self._sessions.get(session.serial) is session:
+                del self._sessions[session.serial]
+
+    def _token(self, serial: str) -> Any:
+        try:
+            return self._lib.get_token(token_serial=serial.encode("ascii"))
+        except (p11e.NoSuchToken, p11e.TokenNotPresent):
+            stale = self._sessions.pop(serial, None)
+            if stale is not None:
+                stale.close()
+            raise TokenAbsent(serial) from None
+
+    def _status(self, token: Any) -> TokenStatus:
+        flags = TokenFlag(token.flags)
+        return TokenStatus(
+            serial=_serial(token),
+            label=str(token.label),
+            model=str(token.model),
+            manufacturer=str(token.manufacturer_id),
+            pin_locked=bool(flags & TokenFlag.USER_PIN_LOCKED),
+            pin_count_low=bool(flags & TokenFlag.USER_PIN_COUNT_LOW),
+            pin_final_try=bool(flags & TokenFlag.USER_PIN_FINAL_TRY),
+        )
+
+    def _wrong_pin(self, serial: str, name: str) -> SignerError:
+        status = self._status(self._token(serial))
+        if status.pin_locked:
+            return TokenLocked(name)
+        if status.pin_final_try:
+            return WrongPin(name, 1)
+        if self._counter is None:
+            return WrongPin(name, None)
+        failures = self._counter.failed(serial)
+        left = None if failures is None else self._max_tries - failures
+        return WrongPin(name, left if left is not None and left > 0 else None)
+
+    def _with_recovery(self, read: Callable[[], T]) -> T:
+        try:
+            return read()
+        except FAULT_ERRORS:
+            self.reset()
+            return read()
+
+
+class TokenSession:
+    """A logged-in session on one token: the USBKey inserted and unlocked."""
+
+    def __init__(self, tokens: Pkcs11Tokens, serial: str, label: str, raw: Any) -> None:
+        self._tokens = tokens
+        self._raw = raw
+        self._epoch = tokens.epoch
+        self._closed = False
+        self._public_keys: dict[str, ec.EllipticCurvePublicKey] = {}
+        # Object handles live as long as the session: look each key up once.
+        self._private_keys: dict[str, Any] = {}
+        self.serial = serial
+        self.label = label
+
+    @property
+    def name(self) -> str:
+        return f"{self.label} ({self.serial})"
+
+    @property
+    def is_open(self) -> bool:
+        return not self._closed and self._epoch == self._tokens.epoch
+
+    def alive(self) -> bool:
+        """Whether the token still answers on this session; a dead session is closed."""
+        try:
+            with self._faults():
+                list(self._raw.get_objects({Attribute.CLASS: ObjectClass.DATA}))
+        except SignerError:
+            return False
+        return True
+
+    def generate_ec_p256(self, label: str, key_id: bytes) -> ec.EllipticCurvePublicKey:
+        """A P-256 key pair made on the token: private half sensitive and never extractable."""
+        with self._faults():
+            params = self._raw.create_domain_parameters(
+                KeyType.EC,
+                {Attribute.EC_PARAMS: encode_named_curve_parameters(P256_CURVE_NAME)},
+                local=True,
+            )
+            public, _private = params.generate_keypair(
+                store=True,
+                label=label,
+                id=key_id,
+                public_template={Attribute.VERIFY: True},
+                private_template={
+                    Attribute.SENSITIVE: True,
+                    Attribute.EXTRACTABLE: False,
+                    Attribute.SIGN: True,
+                    Attribute.PRIVATE: True,
+                },
+            )
+            return self._load_public(public)
+
+    def has_private_key(self, label: str) -> bool:
+        with self._faults():
+            found = self._raw.get_objects(
+                {Attribute.CLASS: ObjectClass.PRIVATE_KEY, Attribute.LABEL: label}
+            )
+            return any(True for _ in found)
+
+    def private_key_attributes(self, label: str) -> dict[str, bool]:
+        """The protection attributes of a private key, read back from the token."""
+        names = ("SENSITIVE", "EXTRACTABLE", "ALWAYS_SENSITIVE", "NEVER_EXTRACTABLE", "TOKEN")
+        with self._faults():
+            key = self._private(label)
+            return {n: bool(key[getattr(Attribute, n)]) for n in names}
+
+    def public_key(self, label: str) -> ec.EllipticCurvePublicKey:
+        cached = self._public_keys.get(label)
+        if cached is not None:
+            return cached
+        with self._faults():
+            try:
+                raw = self._raw.get_key(object_class=ObjectClass.PUBLIC_KEY, label=label)
+            except p11e.NoSuchKey:
+                raise KeyNotFound(self.name, label) from None
+            key = self._load_public(raw)
+        self._public_keys[label] = key
+        return key
+
+    def sign_digest(self, label: str, digest: bytes) -> bytes:
+        """Raw CKM_ECDSA over a digest computed outside (SoftHSM has no ECDSA_SHA256): r‖s."""
+        with self._faults():
+            return bytes(self._private(label).sign(digest, mechanism=Mechanism.ECDSA))
+
+    def set_pin(self, old_pin: str, new_pin: str) -> None:
+        with self._faults():
+            try:
+                self._raw.set_pin(old_pin, new_pin)
+            except (p11e.PinLenRange, p11e.PinInvalid):
+                raise SignerError("new PIN: length or characters refused by the token") from None
+
+    def store_certificate(self, label: str, key_id: bytes, certificate: x509.Certificate) -> None:
+        """Put the key's X.509 certificate on the token beside it, as PDF signers expect,
+        replacing any certificate stored under the same label."""
+        der = certificate.public_bytes(serialization.Encoding.DER)
+        with self._faults():
+            stale = self._raw.get_objects(
+                {Attribute.CLASS: ObjectClass.CERTIFICATE, Attribute.LABEL: label}
+            )
+            for old in list(stale):
+                old.destroy()
+            self._raw.create_object(
+                {
+                    Attribute.CLASS: ObjectClass.CERTIFICATE,
+                    Attribute.CERTIFICATE_TYPE: 0,  # CKC_X_509
+                    Attribute.TOKEN: True,
+                    Attribute.LABEL: label,
+                    Attribute.ID: key_id,
+                    Attribute.SUBJECT: certificate.subject.public_bytes(),
+                    Attribute.ISSUER: certificate.issuer.public_bytes(),
+                    Attribute.SERIAL_NUMBER: asn1_core.Integer(certificate.serial_number).dump(),
+                    Attribute.VALUE: der,
+                }
+            )
+
+    def close(self) -> None:
+        """Log out and close; a token already gone is closed all the same."""
+        if self._closed:
+            return
+        self._closed = True
+        self._tokens.forget(self)
+        if self._epoch == self._tokens.epoch:
+            with self._tokens.lock, suppress(p11e.PKCS11Error):
+                self._raw.close()
+
+    def __enter__(self) -> TokenSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _private(self, label: str) -> Any:
+        cached = self._private_keys.get(label)
+        if cached is not None:
+            return cached
+        try:
+            key = self._raw.get_key(object_class=ObjectClass.PRIVATE_KEY, label=label)
+        except p11e.NoSuchKey:
+            raise KeyNotFound(self.name, label) from None
+        self._private_keys[label] = key
+        return key
+
+    @staticmethod
+    def _load_public(raw: Any) -> ec.EllipticCurvePublicKey:
+        key = serialization.load_der_public_key(encode_ec_public_key(raw))
+        if not isinstance(key, ec.EllipticCurvePublicKey):
+            raise TypeError("not an EC public key")
+        return key
+
+    @contextmanager
+    def _faults(self) -> Iterator[None]:
+        """Turn module faults into errors a custodian can act on; a faulted session is dead."""
+        if not self.is_open:
+            raise SessionLost(self.name)
+        try:
+            with self._tokens.lock:
+                yield
+        except p11e.PinLocked:
+            self.close()
+            raise TokenLocked(self.name) from None
+        except p11e.UserNotLoggedIn:
+            self.close()
+            raise SessionLost(self.name) from None
+        except FAULT_ERRORS as exc:
+            self.close()
+            raise TokenFault(self.name) from exc
+
+    # Secret keys: a key-encryption key that never leaves the token and encrypts (wraps) data
+    # keys with AES-GCM. python-pkcs11's C_WrapKey needs key objects of its own on both sides;
+    # C_Encrypt over the data key's bytes gives the same protection and works through hsm_sim.
+
+    def generate_aes_key(self, label: str) -> None:
+        """An AES-256 key made on the token: sensitive, never extractable, encrypt/decrypt only."""
+        with self._faults():
+            self._raw.generate_key(
+                KeyType.AES,
+                256,
+                label=label,
+                store=True,
+                template={
+                    Attribute.SENSITIVE: True,
+                    Attribute.EXTRACTABLE: False,
+                    Attribute.PRIVATE: True,
+                    Attribute.ENCRYPT: True,
+                    Attribute.DECRYPT: True,
+                    Attribute.WRAP: False,
+                    Attribute.UNWRAP: False,
+                    Attribute.SIGN: False,
+                    Attribute.VERIFY: False,
+                },
+            )
+
+    def secret_key_labels(self) -> list[str]:
+        with self._faults():
+            found = self._raw.get_objects({Attribute.CLASS: ObjectClass.SECRET_KEY})
+            return sorted(str(key[Attribute.LABEL]) for key in found)
+
+    def secret_key_attributes(self, label: str) -> dict[str, bool]:
+        """The protection attributes of a secret key, read back from the token."""
+        names = ("SENSITIVE", "EXTRACTABLE", "ALWAYS_SENSITIVE", "NEVER_EXTRACTABLE", "TOKEN")
+        with self._faults():
+            key = self._secret(label)
+            return {n: bool(key[getattr(Attribute, n)]) for n in names}
+
+    def aes_gcm_encrypt(self, label: str, nonce: bytes, aad: bytes, data: bytes) -> bytes:
+        """AES-GCM on the token with a secret key: ciphertext ‖ 16-byte tag."""
+        with self._faults():
+            params = GCMParams(nonce, aad)
+            key = self._secret(label)
+            return bytes(key.encrypt(data, mechanism=Mechanism.AES_GCM, mechanism_param=params))
+
+    def aes_gcm_decrypt(self, label: str, nonce: bytes, aad: bytes, data: bytes) -> bytes:
+        """The inverse of `aes_gcm_encrypt`; a wrong tag is a token error (SoftHSM reports it
+        as a general error), so callers treat a failure as the key being unusable."""
+        with self._faults():
+            params = GCMParams(nonce, aad)
+            key = self._secret(label)
+            return bytes(key.decrypt(data, mechanism=Mechanism.AES_GCM, mechanism_param=params))
+
+    def destroy_secret_key(self, label: str) -> None:
+        """Delete a secret key from the token: what it encrypted can never be decrypted again."""
+        with self._faults():
+            for key in list(
+                self._raw.get_objects(
+                    {Attribute.CLASS: ObjectClass.SECRET_KEY, Attribute.LABEL: label}
+                )
+            ):
+                key.destroy()
+
+    def _secret(self, label: str) -> Any:
+        try:
+            return self._raw.get_key(object_class=ObjectClass.SECRET_KEY, label=label)
+        except p11e.NoSuchKey:
+            raise KeyNotFound(self.name, label) from None

@@ -1,0 +1,144 @@
+"""The audit log as operators and security officers use it: CLI, routes, published checkpoint,
+with the checkpoint key on its (simulated) USBKey."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+from sqlalchemy.orm import Session, sessionmaker
+
+from audit.bundle import verify_bundle
+from audit.checkpoints import open_note, parse_checkpoint
+from audit.events import AuditEvent
+from audit.log import append, size
+from audit.merkle import leaf_hash, verify_inclusion
+from audit.publish import latest_checkpoint
+from certsvc.accounts import Role
+from certsvc.app import create_app
+from certsvc.audit_keys import checkpoint_public_key
+from certsvc.bootstrap import initialise
+from certsvc.settings import Settings
+from service_helpers import MakeStaff
+
+CERTSVC = str(Path(sys.executable).parent / "certsvc")
+
+
+@pytest.fixture
+def provisioned(settings: Settings) -> Settings:
+    initialise(settings)
+    return settings
+
+
+@pytest.fixture
+def client(provisioned: Settings) -> Iterator[TestClient]:
+    app = create_app(provisioned)
+    with TestClient(app) as test_client:
+        yield test_client
+    app.state.engine.dispose()
+
+
+def _certsvc(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [CERTSVC, *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+        env=dict(os.environ),
+    )
+
+
+def _events(sessions: sessionmaker[Session], count: int) -> None:
+    with sessions.begin() as db:
+        for n in range(count):
+            append(db, AuditEvent("custodian", "custodian", "signer.sign", f"K/key-{n % 2}", "ok"))
+
+
+def test_init_is_audited_and_checkpointed_by_the_audit_token(
+    provisioned: Settings, sessions: sessionmaker[Session]
+) -> None:
+    with sessions() as db:
+        logged = size(db)
+        latest = latest_checkpoint(db)
+        public = checkpoint_public_key(db, provisioned)
+    assert logged >= 10  # accounts, workstation, tokens, keys
+    assert latest is not None and latest.size == logged
+    checkpoint = parse_checkpoint(open_note(latest.note, provisioned.audit_origin, public))
+    assert checkpoint.size == logged
+
+
+def test_cli_verify_passes_then_names_the_changed_entry(
+    provisioned: Settings, sessions: sessionmaker[Session]
+) -> None:
+    _events(sessions, 5)
+    signed = _certsvc("audit", "checkpoint")
+    assert signed.returncode == 0, signed.stderr
+    ok = _certsvc("audit", "verify")
+    assert ok.returncode == 0, ok.stderr
+    assert "intact" in ok.stdout
+    with sessions.begin() as db:
+        db.execute(text("UPDATE audit_events SET object = 'K/key-9' WHERE idx = 4"))
+    bad = _certsvc("audit", "verify")
+    assert bad.returncode == 1
+    assert "entry 4 was changed" in bad.stderr
+
+
+def test_officer_queries_pages_and_proves(
+    client: TestClient, make_staff: MakeStaff, sessions: sessionmaker[Session]
+) -> None:
+    officer = make_staff(Role.SECURITY_OFFICER)
+    _events(sessions, 7)
+    assert client.post("/api/v1/audit/checkpoints", headers=officer.auth).status_code == 201
+    first = client.get(
+        "/api/v1/audit/events",
+        params={"action": "signer.sign", "object": "K", "limit": 4},
+        headers=officer.auth,
+    ).json()
+    assert len(first["events"]) == 4 and first["next_after"] is not None
+    rest = client.get(
+        "/api/v1/audit/events",
+        params={"action": "signer", "object": "K", "after": first["next_after"]},
+        headers=officer.auth,
+    ).json()
+    assert len(rest["events"]) == 3 and rest["next_after"] is None
+    only_key = client.get(
+        "/api/v1/audit/events", params={"object": "K/key-1"}, headers=officer.auth
+    ).json()
+    assert {e["event"]["object"] for e in only_key["events"]} == {"K/key-1"}
+
+    note = client.get("/.well-known/certsvc/audit-checkpoint").text
+    with sessions() as db:
+        public = checkpoint_public_key(db, client.app.state.settings)  # type: ignore[attr-defined]
+    checkpoint = parse_checkpoint(open_note(note, client.app.state.settings.audit_origin, public))  # type: ignore[attr-defined]
+    event = first["events"][0]
+    proof = client.get(f"/api/v1/audit/events/{event['index']}/proof", headers=officer.auth).json()
+    with sessions() as db:
+        leaf = db.execute(
+            text("SELECT leaf FROM audit_events WHERE idx = :i"), {"i": event["index"]}
+        ).scalar_one()
+    assert verify_inclusion(
+        leaf_hash(bytes(leaf)),
+        event["index"],
+        checkpoint.size,
+        [base64.b64decode(h) for h in proof["hashes"]],
+        checkpoint.root_hash,
+    )
+    report = client.get("/api/v1/audit/report/keys", headers=officer.auth).json()
+    assert {r["object"]: sum(r["signatures_per_day"].values()) for r in report}["K/key-0"] == 4
+    bundle = client.get("/api/v1/audit/export", headers=officer.auth).json()
+    assert verify_bundle(json.loads(json.dumps(bundle))).ok
+
+
+def test_only_security_officers_read_the_log(client: TestClient, make_staff: MakeStaff) -> None:
+    for role in (Role.ADMIN, Role.CUSTODIAN, Role.OFFICER):
+        member = make_staff(role)
+        assert client.get("/api/v1/audit/events", headers=member.auth).status_code == 403

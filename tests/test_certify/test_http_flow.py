@@ -1,0 +1,320 @@
+"""The whole case over HTTP once, on both databases: intake from vault tokens, booking,
+checks, decisions with deadline overrides, signing and issue by the custodian from the
+registered workstation through the open USBKey session, delivery with a checked notice, the
+batch's announcement, reports, and a dual-controlled revocation that verification shows at
+once. Along the way, the refusals each step owes."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from certsvc.accounts import Role
+from certsvc.app import create_app
+from certsvc.bootstrap import initialise
+from certsvc.settings import Settings
+from service_helpers import MakeStaff, StaffMember, demo_member
+from vault import synthetic
+
+API = "/api/v1/certify"
+BATCH = {
+    "name": "2020年上半年",
+    "registration_opens": "2020-06-08",
+    "registration_closes": "2020-06-30",
+    "confirmation_starts": "2020-07-06",
+    "confirmation_ends": "2020-07-10",
+    "closes_on": "2020-10-09",
+}
+OVERRIDE = "2020 batch decided in a test run years later"
+
+
+@dataclass
+class Desk:
+    client: TestClient
+    registrar: StaffMember
+    officer: StaffMember
+    officer_2: StaffMember
+    custodian: StaffMember
+    security_officer: StaffMember
+    usbkey: dict[str, str]
+
+    def call(self, method: str, path: str, who: StaffMember, body: Any = None) -> Any:
+        raw = json.dumps(body).encode() if body is not None else b""
+        headers = who.signed(method, path, raw) if who.workstation else dict(who.auth)
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        return self.client.request(method, path, content=raw, headers=headers)
+
+    def ok(self, method: str, path: str, who: StaffMember, body: Any = None) -> Any:
+        answer = self.call(method, path, who, body)
+        assert answer.status_code in (200, 201), answer.text
+        return answer.json()
+
+    def session(self, key_label: str) -> None:
+        serial = self.usbkey["serial"]
+        self.client.delete(
+            f"/api/v1/signing/sessions/{serial}",
+            headers=self.custodian.signed("DELETE", f"/api/v1/signing/sessions/{serial}"),
+        )
+        body = {"token_serial": serial, "key_label": key_label, "pin": self.usbkey["user_pin"]}
+        self.ok("POST", "/api/v1/signing/sessions", self.custodian, body)
+
+
+@pytest.fixture
+def desk(settings: Settings, make_staff: MakeStaff) -> Iterator[Desk]:
+    initialise(settings)
+    secrets = json.loads(settings.credentials_file.read_text())
+
+    def member(username: str, workstation: str | None = None) -> StaffMember:
+        return demo_member(secrets, username, workstation)
+
+    app = create_app(settings)
+    with TestClient(app) as client:
+        yield Desk(
+            client=client,
+            registrar=member("registrar"),
+            officer=member("officer"),
+            officer_2=make_staff(Role.OFFICER),
+            custodian=member("custodian", "ws-custodian-01"),
+            security_officer=member("security_officer"),
+            usbkey=secrets["tokens"]["USBKEY-01"],
+        )
+    app.state.engine.dispose()
+
+
+def _person(seed: int) -> dict[str, str]:
+    rng = random.Random(seed)
+    return {
+        "id_number": synthetic.id_number(rng),
+        "name": synthetic.name(rng),
+        "phone": synthetic.phone(rng),
+    }
+
+
+def _intake(desk: Desk, batch_id: int, person: dict[str, str], subject: str) -> dict[str, Any]:
+    items = [{"kind": kind, "value": value} for kind, value in person.items()]
+    tokens = desk.ok("POST", "/api/v1/vault/tokenise", desk.registrar, {"items": items})["tokens"]
+    applicant = {f"{t['kind']}_token": t["token"] for t in tokens}
+    body = {"batch_id": batch_id, "applicant": applicant, "qualification": "SS", "subject": subject}
+    answer = desk.call("POST", f"{API}/applications", desk.registrar, body)
+    assert answer.status_code == 201, answer.text
+    assert not any(value in answer.text for value in person.values())
+    application: dict[str, Any] = answer.json()
+    return application
+
+
+def _checks(desk: Desk, application_id: int) -> None:
+    path = f"{API}/applications/{application_id}/checks"
+    for kind, result in (
+        ("identity", "match"),
+        ("degree", "match"),
+        ("mandarin", "match"),
+        ("exam", "match"),
+        ("physical", "pass"),
+    ):
+        body = {
+            "kind": kind,
+            "result": result,
+            "source_system": "chsi.com.cn" if kind == "degree" else "jszg.edu.cn",
+            "reference": f"ref-{application_id}-{kind}",
+            "checked_at": "2020-07-06T10:00:00+08:00",
+        }
+        desk.ok("POST", path, desk.registrar, body)
+    criminal = {
+        "kind": "criminal_record",
+        "result": "clear",
+        "source_system": "gongan",
+        "reference": f"q-{application_id}",
+        "checked_at": "2020-07-08T10:00:00+08:00",
+    }
+    desk.ok("POST", path, desk.officer, criminal)  # officers may record this one
+
+
+def test_whole_case_over_http(desk: Desk) -> None:
+    short = {**BATCH, "name": "too short", "confirmation_ends": "2020-07-09"}
+    refused = desk.call("POST", f"{API}/batches", desk.officer, short)
+    assert refused.status_code == 422 and "confirmation" in refused.json()["detail"]
+    assert desk.call("POST", f"{API}/batches", desk.registrar, BATCH).status_code == 403
+    batch = desk.ok("POST", f"{API}/batches", desk.officer, BATCH)
+    batch_id = batch["id"]
+    assert batch["decision_deadline"] == "2020-08-21"
+    assert batch["confirmation_working_days"] == 5
+    shown = desk.ok("GET", f"{API}/batches/{batch_id}?today=2020-09-30", desk.custodian)
+    left = {d["name"]: d["working_days_left"] for d in shown["deadlines"]}
+    assert left["closes_on"] == 1  # National Day (10-01 to 10-08) does not count
+
+    slot = {"starts_at": "2020-07-06T09:00:00+08:00", "capacity": 2}
+    slot_id = desk.ok("POST", f"{API}/batches/{batch_id}/slots", desk.officer, slot)["id"]
+    people = [_person(seed) for seed in (11, 12, 13)]
+    cases = [_intake(desk, batch_id, p, s) for p, s in zip(people, ("02", "01", "03"), strict=True)]
+    ids = [case["id"] for case in cases]
+    assert all("*" in (case["masked_name"] or "") for case in cases)
+    unknown = {"id_number_token": "tk_id_" + "A" * 22, "name_token": "tk_nm_" + "B" * 22}
+    body = {"batch_id": batch_id, "applicant": unknown, "qualification": "SS", "subject": "02"}
+    again = desk.call("POST", f"{API}/applications", desk.registrar, body)
+    assert again.status_code == 404 and "id_number_token" in again.json()["detail"]
+    for n, application_id in enumerate(ids[:2], start=1):
+        booking = f"{API}/applications/{application_id}/booking"
+        booked = desk.ok("POST", booking, desk.registrar, {"slot_id": slot_id})
+        assert booked["queue_number"] == n
+    full = desk.call(
+        "POST", f"{API}/applications/{ids[2]}/booking", desk.registrar, {"slot_id": slot_id}
+    )
+    assert full.status_code == 409  # capacity 2
+
+    approved, refused_id, idle = ids
+    identity = {
+        "kind": "identity",
+        "result": "match",
+        "source_system": "x",
+        "reference": "y",
+        "checked_at": "2020-07-06T10:00:00+08:00",
+    }
+    path = f"{API}/applications/{approved}/checks"
+    assert desk.call("POST", path, desk.officer, identity).status_code == 403
+    early = {"outcome": "approve", "reasons": "ok"}
+    r2 = desk.call("POST", f"{API}/applications/{approved}/decision", desk.officer, early)
+    assert r2.status_code == 422 and "R2" in r2.json()["detail"]
+    for application_id in (approved, refused_id):
+        _checks(desk, application_id)
+    history = desk.ok("GET", path, desk.registrar)
+    assert len(history) == 6
+
+    decisions = {
+        approved: {"outcome": "approve", "reasons": "all checks passed"},
+        refused_id: {"outcome": "refuse", "reasons": "applicant withdrew"},
+    }
+    assert (
+        desk.call(
+            "POST", f"{API}/applications/{approved}/decision", desk.registrar, decisions[approved]
+        ).status_code
+        == 403
+    )
+    desk.ok("POST", f"{API}/applications/{approved}/decision", desk.officer, decisions[approved])
+    desk.ok(
+        "POST",
+        f"{API}/applications/{refused_id}/decision",
+        desk.officer,
+        {**decisions[refused_id], "deadline_override_reason": OVERRIDE},
+    )
+
+    # The custodian signs from the workstation, through the USBKey session for the key.
+    sign = f"{API}/batches/{batch_id}/decisions/sign"
+    unsigned = desk.client.post(sign, headers=desk.custodian.auth)
+    assert unsigned.status_code == 401  # no workstation proof
+    desk.session("decision-1")
+    report = desk.ok("POST", sign, desk.custodian)
+    assert len(report["signed"]) == 1
+    assert [r["rule"] for r in report["refused"]] == ["deadline"]  # no override on `approved`
+    desk.ok(
+        "POST",
+        f"{API}/applications/{approved}/deadline-override",
+        desk.officer,
+        {"reason": OVERRIDE},
+    )
+    assert len(desk.ok("POST", sign, desk.custodian)["signed"]) == 1
+    listed = desk.ok("GET", f"{API}/batches/{batch_id}/decisions?signed=true", desk.registrar)
+    assert len(listed) == 2
+
+    desk.session("certificate-1")
+    issued = desk.ok("POST", f"{API}/batches/{batch_id}/certificates", desk.custodian, {})
+    assert len(issued["issued"]) == 1
+    number = issued["issued"][0]
+    assert desk.ok("POST", f"{API}/batches/{batch_id}/certificates", desk.custodian, {}) == {
+        "issued": [],
+        "signing": None,
+    }
+    certificate = desk.ok("GET", f"{API}/certificates/{number}", desk.registrar)
+    verification_id = certificate["verification_url"].rsplit("/", 1)[1]
+    assert desk.client.get(f"/api/v1/verify/{verification_id}").json()["status"] == "valid"
+
+    # The printable certificate, signed in the open certificate-key session.
+    pdf_path = f"/api/v1/certificates/{number}/pdf"
+    printed = desk.call("GET", pdf_path, desk.custodian)
+    assert printed.status_code == 200 and printed.headers["content-type"] == "application/pdf"
+    assert printed.content.startswith(b"%PDF-") and b"/ByteRange" in printed.content
+    assert printed.headers["cache-control"] == "no-store"
+    assert desk.call("GET", pdf_path, desk.registrar).status_code == 403
+
+    # Delivery: the notice is built, checked, stored.
+    delivery = f"{API}/certificates/{number}/delivery"
+    leaky = {"method": "mail", "tracking_number": "SF1234567890123", "note": "咨询 13812345678"}
+    bad = desk.call("PUT", delivery, desk.registrar, leaky)
+    assert bad.status_code == 422 and "phone" in bad.json()["detail"]
+    assert "13812345678" not in bad.text
+    staff_link = {**leaky, "note": "进度见 http://testserver/cases"}
+    bad = desk.call("PUT", delivery, desk.registrar, staff_link)
+    assert bad.status_code == 422 and "login_link" in bad.json()["detail"]
+    assert desk.call("GET", delivery, desk.registrar).status_code == 404  # nothing stored
+    pickup = {
+        "method": "pickup",
+        "pickup_at": "2020-10-12T09:00:00+08:00",
+        "pickup_place": "市政务服务中心教师资格窗口",
+    }
+    notice = desk.ok("PUT", delivery, desk.registrar, pickup)["notice"]
+    assert number in notice and "2020年10月12日 09:00" in notice
+    mailed = desk.ok("PUT", delivery, desk.registrar, {**leaky, "note": "请本人签收。"})
+    assert mailed["method"] == "mail" and "SF1234567890123" in mailed["notice"]
+    assert desk.ok("GET", delivery, desk.officer)["notice"] == mailed["notice"]
+
+    # The batch's conclusions: allow-listed fields, checked before they are stored.
+    announce = f"{API}/batches/{batch_id}/announcements"
+    bad = desk.call("POST", announce, desk.officer, {"preface": "咨询 admin@example.com"})
+    assert bad.status_code == 422 and "email" in bad.json()["detail"]
+    text = desk.ok("POST", announce, desk.officer, {"preface": "公示期五个工作日。"})["text"]
+    assert "认定通过" in text and "不予认定" in text and "高级中学教师资格" in text
+    for person in people:
+        assert not any(value in text for value in person.values())
+    assert len(desk.ok("GET", announce, desk.registrar)) == 1
+    login = {"text": "请登录 https://jszg.example.cn/login 查询"}
+    assert desk.call("POST", f"{API}/announcements", desk.officer, login).status_code == 422
+
+    # Reports.
+    stages = desk.ok("GET", f"{API}/reports/stages?batch_id={batch_id}", desk.security_officer)[
+        "stages"
+    ]
+    assert (stages["delivered"], stages["refused"], stages["applied"]) == (1, 1, 1)
+    july = desk.ok(
+        "GET", f"{API}/reports/overdue?batch_id={batch_id}&today=2020-07-17", desk.officer
+    )
+    assert [(c["application_id"], c["deadline"]) for c in july["cases"]] == [(idle, "confirmation")]
+    assert july["cases"][0]["working_days_overdue"] == 5
+    october = desk.ok(
+        "GET", f"{API}/reports/overdue?batch_id={batch_id}&today=2020-10-12", desk.officer
+    )
+    late = {c["deadline"]: c["working_days_overdue"] for c in october["cases"]}
+    assert set(late) == {"confirmation", "decision", "close"}
+    assert late["close"] == 2  # 10-10, an adjusted Saturday workday, and Monday 10-12
+    assert desk.call("GET", f"{API}/reports/overdue", desk.registrar).status_code == 403
+
+    # Revocation: an officer files, two approve, the custodian signs; verification at once.
+    filed = desk.ok(
+        "POST",
+        f"{API}/certificates/{number}/revocations",
+        desk.officer,
+        {"category": "error", "reason": "conclusion corrected"},
+    )
+    revocation = filed["id"]
+    approval = f"{API}/revocations/{revocation}/approvals"
+    desk.ok("POST", approval, desk.officer, {"reason": "checked the file"})
+    twice = desk.call("POST", approval, desk.officer, {"reason": "again"})
+    assert twice.status_code == 409
+    desk.session("revocation-1")
+    sign_revocations = f"{API}/revocations/sign"
+    one = desk.ok("POST", sign_revocations, desk.custodian, {"revocation_ids": [revocation]})
+    assert [r["rule"] for r in one["refused"]] == ["dual-control"]
+    assert desk.client.get(f"/api/v1/verify/{verification_id}").json()["status"] == "valid"
+    shown_revocation = desk.ok("POST", approval, desk.officer_2, {"reason": "second check"})
+    assert len(shown_revocation["approved_by"]) == 2
+    two = desk.ok("POST", sign_revocations, desk.custodian, {"revocation_ids": [revocation]})
+    assert two["signed"] == [f"REV-{revocation}"]
+    assert desk.client.get(f"/api/v1/verify/{verification_id}").json()["status"] == "revoked"
+    assert desk.ok("GET", f"{API}/revocations/{revocation}", desk.custodian)["revoked_on"]
+    stages = desk.ok("GET", f"{API}/reports/stages?batch_id={batch_id}", desk.officer)
+    assert stages["stages"]["revoked"] == 1

@@ -1,0 +1,239 @@
+"""The staff API over HTTP: logging in, bearer tokens, admin provisioning."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi.testclient import TestClient
+
+from certsvc.accounts import Role
+from certsvc.app import create_app
+from certsvc.db import DatabaseNotInitialisedError
+from certsvc.settings import Settings
+from service_helpers import MakeStaff
+
+ME = "/api/v1/staff/me"
+
+
+def login(client: TestClient, username: str, password: str) -> tuple[int, dict[str, object]]:
+    response = client.post("/api/v1/auth/token", json={"username": username, "password": password})
+    return response.status_code, response.json()
+
+
+def test_login_gives_a_working_token(client: TestClient, make_staff: MakeStaff) -> None:
+    staff = make_staff(Role.REGISTRAR)
+    status, body = login(client, staff.username, staff.password)
+    assert status == 201
+    assert body["token_type"] == "bearer"
+    me = client.get(ME, headers={"Authorization": f"Bearer {body['token']}"})
+    assert me.status_code == 200
+    assert me.json()["username"] == staff.username
+    assert me.json()["role"] == "registrar"
+    assert "password_hash" not in me.json()
+
+
+def test_wrong_credentials_get_one_generic_answer(
+    client: TestClient, make_staff: MakeStaff
+) -> None:
+    staff = make_staff(Role.OFFICER)
+    disabled = make_staff(Role.OFFICER)
+    client.post(
+        f"/api/v1/admin/accounts/{disabled.username}/disable",
+        headers=make_staff(Role.ADMIN).auth,
+    )
+    answers = [
+        login(client, staff.username, staff.password + "x"),
+        login(client, "nobody", staff.password),
+        login(client, disabled.username, disabled.password),
+    ]
+    assert answers == [(401, {"detail": "wrong username or password"})] * 3
+
+
+def test_validation_error_never_echoes_the_password(client: TestClient) -> None:
+    password = "P" * 1100
+    response = client.post("/api/v1/auth/token", json={"username": "x" * 70, "password": password})
+    assert response.status_code == 422
+    assert password not in response.text and "x" * 70 not in response.text
+    assert {tuple(e["loc"]) for e in response.json()["detail"]} == {
+        ("body", "username"),
+        ("body", "password"),
+    }
+
+
+@pytest.mark.parametrize(
+    ("headers", "detail"),
+    [
+        ({}, "missing bearer token in the Authorization header"),
+        ({"Authorization": "Basic dXNlcjpwdw=="}, "missing bearer token"),
+        ({"Authorization": "Bearer cst_0123456789abcdef_nope"}, "invalid, expired or revoked"),
+        ({"Authorization": "Bearer "}, "missing bearer token in the Authorization header"),
+    ],
+)
+def test_missing_or_bad_token_is_401(
+    client: TestClient, headers: dict[str, str], detail: str
+) -> None:
+    response = client.get(ME, headers=headers)
+    assert response.status_code == 401
+    assert response.json()["detail"].startswith(detail)
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+
+
+@pytest.mark.parametrize("query", ["access_token={token}", "token={token}", "x={token}", "Token=1"])
+def test_token_in_query_string_is_refused(
+    client: TestClient, make_staff: MakeStaff, query: str
+) -> None:
+    staff = make_staff(Role.OFFICER)
+    for headers in ({}, staff.auth):
+        response = client.get(f"{ME}?{query.format(token=staff.token)}", headers=headers)
+        assert response.status_code == 400
+        assert "only in the Authorization header" in response.json()["detail"]
+        assert staff.token not in response.text
+
+
+def test_list_and_revoke_own_tokens(client: TestClient, make_staff: MakeStaff) -> None:
+    staff = make_staff(Role.CUSTODIAN)
+    other = make_staff(Role.CUSTODIAN)
+    _, second = login(client, staff.username, staff.password)
+    tokens = client.get(f"{ME}/tokens", headers=staff.auth).json()
+    assert [t["token_id"] for t in tokens] == [staff.token_id, second["token_id"]]
+    assert all(
+        set(t) == {"token_id", "created_at", "expires_at", "revoked_at", "last_used_at"}
+        for t in tokens
+    )
+    assert client.delete(f"{ME}/tokens/{other.token_id}", headers=staff.auth).status_code == 404
+    assert client.get(ME, headers=other.auth).status_code == 200
+    assert client.delete(f"{ME}/tokens/{second['token_id']}", headers=staff.auth).status_code == 204
+    assert client.get(ME, headers={"Authorization": f"Bearer {second['token']}"}).status_code == 401
+    assert client.get(ME, headers=staff.auth).status_code == 200
+
+
+def test_admin_creates_accounts(client: TestClient, make_staff: MakeStaff) -> None:
+    admin = make_staff(Role.ADMIN)
+    created = client.post(
+        "/api/v1/admin/accounts",
+        headers=admin.auth,
+        json={"username": "new.officer", "display_name": "新 官员", "role": "officer"},
+    )
+    assert created.status_code == 201
+    initial = created.json()["initial_password"]
+    assert created.json()["account"]["role"] == "officer"
+    assert login(client, "new.officer", initial)[0] == 201
+
+    chosen = client.post(
+        "/api/v1/admin/accounts",
+        headers=admin.auth,
+        json={
+            "username": "new.registrar",
+            "display_name": "R",
+            "role": "registrar",
+            "password": "a long enough password",
+        },
+    )
+    assert chosen.status_code == 201 and chosen.json()["initial_password"] is None
+    assert login(client, "new.registrar", "a long enough password")[0] == 201
+
+    names = [a["username"] for a in client.get("/api/v1/admin/accounts", headers=admin.auth).json()]
+    assert {"new.officer", "new.registrar", admin.username} <= set(names)
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "detail"),
+    [
+        ({"username": "A B", "display_name": "x", "role": "officer"}, 422, "username: 3–32"),
+        (
+            {"username": "abc", "display_name": "x", "role": "officer", "password": "tiny-secret"},
+            422,
+            "password: at least 12 characters",
+        ),
+        ({"username": "admin1", "display_name": "x", "role": "officer"}, 409, "username: 'admin1'"),
+    ],
+)
+def test_admin_account_errors(
+    client: TestClient, make_staff: MakeStaff, body: dict[str, str], status: int, detail: str
+) -> None:
+    admin = make_staff(Role.ADMIN, username="admin1")
+    response = client.post("/api/v1/admin/accounts", headers=admin.auth, json=body)
+    assert response.status_code == status
+    assert response.json()["detail"].startswith(detail)
+    assert "tiny-secret" not in response.text
+
+
+def test_admin_disables_accounts_but_not_their_own(
+    client: TestClient, make_staff: MakeStaff
+) -> None:
+    admin = make_staff(Role.ADMIN)
+    officer = make_staff(Role.OFFICER)
+    own = client.post(f"/api/v1/admin/accounts/{admin.username}/disable", headers=admin.auth)
+    assert own.status_code == 409
+    response = client.post(f"/api/v1/admin/accounts/{officer.username}/disable", headers=admin.auth)
+    assert response.status_code == 200 and response.json()["active"] is False
+    assert client.get(ME, headers=officer.auth).status_code == 401
+    missing = client.post("/api/v1/admin/accounts/nobody/disable", headers=admin.auth)
+    assert missing.status_code == 404
+
+
+def test_admin_registers_and_disables_workstations(
+    client: TestClient, make_staff: MakeStaff
+) -> None:
+    admin = make_staff(Role.ADMIN)
+    custodian = make_staff(Role.CUSTODIAN)
+    officer = make_staff(Role.OFFICER)
+    key = Ed25519PrivateKey.generate()
+    pem = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    url = "/api/v1/admin/workstations"
+
+    refused = client.post(
+        url,
+        headers=admin.auth,
+        json={"name": "ws-1", "custodian": officer.username, "public_key_pem": pem},
+    )
+    assert refused.status_code == 422
+    assert "must have the custodian or vault_revealer role" in refused.json()["detail"]
+
+    created = client.post(
+        url,
+        headers=admin.auth,
+        json={"name": "ws-1", "custodian": custodian.username, "public_key_pem": pem},
+    )
+    assert created.status_code == 201
+    assert created.json()["custodian"] == custodian.username
+    assert client.get(url, headers=admin.auth).json() == [created.json()]
+
+    probe = "/api/v1/custodian/workstation"
+    signed = dataclasses.replace(custodian, workstation="ws-1", workstation_key=key)
+    assert client.get(probe, headers=signed.signed("GET", probe)).status_code == 200
+    disabled = client.post(f"{url}/ws-1/disable", headers=admin.auth)
+    assert disabled.status_code == 200 and disabled.json()["active"] is False
+    assert client.get(probe, headers=signed.signed("GET", probe)).status_code == 401
+
+
+def test_openapi_documents_the_models(client: TestClient) -> None:
+    document = client.get("/openapi.json").json()
+    schemas = document["components"]["schemas"]
+    for name in (
+        "TokenRequest",
+        "TokenResponse",
+        "StaffOut",
+        "ApiTokenOut",
+        "AccountCreate",
+        "WorkstationCreate",
+        "WorkstationOut",
+        "WorkstationProbe",
+    ):
+        assert name in schemas
+    assert schemas["TokenRequest"]["properties"]["password"]["format"] == "password"
+    assert "HTTPBearer" in document["components"]["securitySchemes"]
+
+
+def test_app_refuses_a_database_without_schema(empty_db_url: str, tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path, database_url=empty_db_url)
+    with pytest.raises(DatabaseNotInitialisedError, match="run `certsvc init`"):
+        create_app(settings)

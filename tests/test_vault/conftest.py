@@ -1,0 +1,57 @@
+"""A provisioned service (database, demo tokens, the vault's key token and keys) per test."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from certsvc.bootstrap import initialise
+from certsvc.hsm import open_tokens
+from certsvc.settings import Settings
+from certsvc.vault_setup import VAULT_TOKEN, open_vault
+from hsm_sim import UsbKeyBay
+from signer.tokens import Pkcs11Tokens
+from vault.rotation import rotate
+from vault.store import Vault
+
+
+@dataclass
+class VaultEnv:
+    settings: Settings
+    sessions: sessionmaker[Session]
+    tokens: Pkcs11Tokens
+    vault: Vault
+    kek_serial: str
+    bay: UsbKeyBay
+
+
+def interrupt_rotation(env: VaultEnv, batch_size: int) -> None:
+    """Start a key rotation and stop it after its first batch of moved values, as a crash
+    would: both key versions are then in use."""
+
+    def crash(done: int, _total: int) -> None:
+        if done:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        rotate(env.sessions, env.vault.keyring, "cli:test", batch_size, 0, crash)
+
+
+@pytest.fixture
+def vault_env(settings: Settings, sessions: sessionmaker[Session]) -> Iterator[VaultEnv]:
+    initialise(settings)
+    credentials = json.loads(settings.credentials_file.read_text())
+    tokens = open_tokens(settings, sessions)
+    yield VaultEnv(
+        settings=settings,
+        sessions=sessions,
+        tokens=tokens,
+        vault=open_vault(settings, sessions, tokens),
+        kek_serial=credentials["tokens"][VAULT_TOKEN]["serial"],
+        bay=UsbKeyBay(settings.hsm_dir),
+    )
+    tokens.reset()

@@ -1,0 +1,29 @@
+"""Errors the vault reports; messages name the field and the reason, never the value."""
+
+from __future__ import annotations
+
+from common.errors import CertsvcError, InvalidInput
+
+
+class InvalidValue(InvalidInput):
+    """A personal identifier fails its kind's rules; `field` is where it came from."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        self.field = field
+        self.reason = reason
+        super().__init__(f"{field}: {reason}")
+
+
+class VaultUnavailable(CertsvcError):
+    """The vault's key token cannot be used now, so nothing is stored or revealed."""
+
+
+class RevealRateLimited(CertsvcError):
+    """The person has revealed as many values as the window allows."""
+
+    def __init__(self, limit: int, window_minutes: int, retry_after_seconds: int) -> None:
+        self.retry_after_seconds = retry_after_seconds
+        super().__init__(
+            f"reveal limit reached: at most {limit} values per {window_minutes} minutes; "
+            f"try again in {retry_after_seconds} s"
+        )

@@ -1,0 +1,141 @@
+"""Reveal (detokenise): the only way back to a value, for the `vault_revealer` role, with a
+stated purpose, one audit event per value and a per-person rate limit.
+
+Events are written in the caller's transaction: the reveal is allowed only if its events
+commit. A refused reveal commits its events, then refuses (`refuse`).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from audit.events import AuditEvent
+from audit.log import append
+from common.dbtypes import utcnow
+from common.errors import NotFound
+from vault.errors import InvalidValue, RevealRateLimited
+from vault.models import VaultReveal
+from vault.store import Opened, Vault
+
+ACTION = "vault.reveal"
+PURPOSE_MIN = 10
+PURPOSE_MAX = 500
+
+
+@dataclass(frozen=True)
+class Revealer:
+    """Who asks: their account, duty and workstation (if any), as the audit log names them."""
+
+    actor: str
+    role: str
+    workstation: str | None = None
+
+
+@dataclass(frozen=True)
+class RevealLimit:
+    values: int
+    window: timedelta
+
+
+# The purpose is kept in the audit log, which must never hold a personal value: a purpose that
+# quotes an ID number, a phone number or an e-mail address is refused.
+_PERSONAL_IN_TEXT = re.compile(r"\d{17}[\dXx]|(?<!\d)1[3-9]\d{9}(?!\d)|[\w.+-]+@[\w-]+\.[\w.]+")
+
+
+def check_purpose(purpose: str) -> str:
+    text = " ".join(purpose.split())
+    if not PURPOSE_MIN <= len(text) <= PURPOSE_MAX:
+        raise InvalidValue("purpose", f"state why, in {PURPOSE_MIN}–{PURPOSE_MAX} characters")
+    # Full-width digits and spaces must not hide a number from the check.
+    if _PERSONAL_IN_TEXT.search("".join(unicodedata.normalize("NFKC", text).split())):
+        raise InvalidValue("purpose", "must not quote an ID number, phone number or e-mail")
+    return text
+
+
+def record_refusal(db: Session, who: Revealer, tokens: Sequence[str], reason: str) -> None:
+    """One refused event per token asked for (one without object when none is known yet)."""
+    for token in tokens or [""]:
+        append(
+            db,
+            AuditEvent(
+                actor=who.actor,
+                role=who.role,
+                workstation=who.workstation,
+                action=ACTION,
+                object=token[:128],
+                outcome="refused",
+                reason=reason[:500],
+            ),
+        )
+
+
+def reveal(
+    db: Session,
+    vault: Vault,
+    who: Revealer,
+    tokens: Sequence[str],
+    purpose: str,
+    limit: RevealLimit,
+) -> dict[str, Opened]:
+    """token → kind and value. Raises after committing a refusal event when over the limit or when a
+    token is unknown; otherwise leaves the events and the values' release for the caller to
+    commit together."""
+    purpose = check_purpose(purpose)
+    now = utcnow()
+    used, oldest = _recent(db, who.actor, now - limit.window)
+    if used + len(tokens) > limit.values:
+        retry = _retry_after(oldest, limit.window, now)
+        reason = f"rate limit: {limit.values} values per {_minutes(limit.window)} minutes"
+        record_refusal(db, who, tokens, reason)
+        db.commit()
+        raise RevealRateLimited(limit.values, _minutes(limit.window), retry)
+    opened = vault.open(db, tokens)
+    unknown = [i for i, token in enumerate(tokens) if token not in opened]
+    if unknown:
+        record_refusal(db, who, [tokens[i] for i in unknown], "unknown token")
+        db.commit()
+        raise NotFound(f"tokens[{unknown[0]}]: no such token in the vault")
+    for token in tokens:
+        append(
+            db,
+            AuditEvent(
+                actor=who.actor,
+                role=who.role,
+                workstation=who.workstation,
+                action=ACTION,
+                object=token,
+                outcome="ok",
+                reason=purpose,
+                details={"kind": opened[token].kind.value},
+            ),
+        )
+        db.add(VaultReveal(actor=who.actor, token=token, revealed_at=now))
+    db.flush()
+    return {token: opened[token] for token in tokens}
+
+
+def _recent(db: Session, actor: str, since: datetime) -> tuple[int, datetime | None]:
+    count, oldest = db.execute(
+        select(func.count(), func.min(VaultReveal.revealed_at)).where(
+            VaultReveal.actor == actor, VaultReveal.revealed_at > since
+        )
+    ).one()
+    return int(count), oldest
+
+
+def _retry_after(oldest: datetime | None, window: timedelta, now: datetime) -> int:
+    if oldest is None:
+        return math.ceil(window.total_seconds())
+    return max(1, math.ceil((oldest + window - now).total_seconds()))
+
+
+def _minutes(window: timedelta) -> int:
+    return max(1, round(window.total_seconds() / 60))

@@ -1,0 +1,219 @@
+"""The public routes. No login; every answer comes from the public register and the trust
+list. Unknown and malformed ids get the same 404; each client is rate limited; no id or
+client address is logged."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request, status
+from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from verify.lookup import RegisterLookup
+from verify.models import PublicCertificate
+from verify.offline import verify_offline
+from verify.page import CONTENT_SECURITY_POLICY, certificate_page, not_found_page
+from verify.payload import MAX_QR_TEXT, is_verification_id
+from verify.ratelimit import RateLimiter
+from verify.trust import latest_trust_list, published, revocation_list
+from verify.views import public_view
+
+router = APIRouter(tags=["verify"])
+CACHE = "public, max-age=30"  # a revocation shows everywhere within a minute
+HEADERS = {"Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff"}
+NOT_FOUND = {"detail": "no such certificate"}
+_PADDING_ID = "A" * 26
+_LIMITED: dict[int | str, dict[str, Any]] = {
+    429: {"description": "too many requests from this client; see Retry-After"},
+}
+_LOOKUP_ANSWERS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "unknown or malformed id (one answer for both)"},
+    **_LIMITED,
+}
+_UNPUBLISHED: dict[int | str, dict[str, Any]] = {
+    404: {"description": "no trust list published yet"}
+}  # looked up for malformed ids, so they cost what unknown ones do
+
+
+class Named(BaseModel):
+    code: str
+    zh: str
+    en: str
+
+
+class Body(BaseModel):
+    code: str
+    name: str
+
+
+class CertificateView(BaseModel):
+    """Everything public about a certificate: the allow-list of the design, nothing more."""
+
+    status: str
+    number: str
+    qualification: Named
+    subject: Named
+    issuing_body: Body
+    issue_date: str
+    holder: str
+    revoked_on: str | None
+    revocation_category: Named | None
+
+
+class OfflineAnswer(BaseModel):
+    signature_valid: bool
+    reason: str
+    key_valid_at_issue: bool | None
+    signed: dict[str, Any] | None
+    online: CertificateView | None
+
+
+def _db(request: Request) -> Any:
+    return request.app.state.sessionmaker()
+
+
+async def rate_limited(request: Request) -> None:
+    """429 with Retry-After past the client's budget (called inline: cheaper than a
+    dependency on the hottest path)."""
+    limiter: RateLimiter = request.app.state.rate_limiter
+    address = request.client.host if request.client else "unknown"
+    retry = await limiter.hit(address)
+    if retry is not None:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            detail="too many requests",
+            headers={"Retry-After": str(max(1, int(retry) + 1)), **HEADERS},
+        )
+
+
+def _lookup(request: Request) -> RegisterLookup:
+    """The app's register lookup, made once from its engine."""
+    state = request.app.state
+    lookup: RegisterLookup | None = getattr(state, "register_lookup", None)
+    if lookup is None:
+        lookup = state.register_lookup = RegisterLookup(state.engine)
+    return lookup
+
+
+def _view_of(request: Request, verification_id: str) -> dict[str, Any] | None:
+    """The public view, or None for an unknown or malformed id (both cost one lookup).
+
+    Called on the event loop, not in a worker thread: the read is one primary-key lookup
+    (tens of microseconds on SQLite, one round trip on PostgreSQL), cheaper than the hop."""
+    wanted = verification_id.upper()
+    if not is_verification_id(wanted):
+        wanted = _PADDING_ID
+    row = _lookup(request).find(wanted)
+    if row is None:
+        return None
+    return public_view(row, row.body_name or row.body_code)
+
+
+# The JSON API first: the hottest route, matched before the others (each costs a regex).
+@router.get(
+    "/api/v1/verify/{verification_id}",
+    response_model=CertificateView,
+    responses=_LOOKUP_ANSWERS,
+)
+async def verify_online(verification_id: str, request: Request) -> JSONResponse:
+    """The certificate's public fields and its current status."""
+    await rate_limited(request)
+    view = _view_of(request, verification_id)
+    if view is None:
+        return JSONResponse(NOT_FOUND, status.HTTP_404_NOT_FOUND, headers=HEADERS)
+    return JSONResponse(view, headers={**HEADERS, "Cache-Control": CACHE})
+
+
+@router.get("/v/{verification_id}", response_class=HTMLResponse, responses=_LOOKUP_ANSWERS)
+@router.get(
+    "/V/{verification_id}",
+    response_class=HTMLResponse,
+    include_in_schema=False,
+)
+async def verification_page(verification_id: str, request: Request) -> HTMLResponse:
+    """The page a phone camera opens: green for valid, red for revoked or unknown."""
+    await rate_limited(request)
+    view = _view_of(request, verification_id)
+    headers = {**HEADERS, "Content-Security-Policy": CONTENT_SECURITY_POLICY}
+    if view is None:
+        return HTMLResponse(not_found_page(), status.HTTP_404_NOT_FOUND, headers=headers)
+    return HTMLResponse(certificate_page(view), headers={**headers, "Cache-Control": CACHE})
+
+
+@router.post(
+    "/api/v1/verify/offline",
+    response_model=OfflineAnswer,
+    responses={
+        413: {"description": "longer than any certificate QR"},
+        422: {"description": "not UTF-8 text"},
+        503: {"description": "no trust list published yet"},
+        **_LIMITED,
+    },
+)
+async def verify_scanned(request: Request) -> JSONResponse:
+    """Check a scanned QR (the whole text, or a bare `TC1:` payload) against the trust list,
+    and report the certificate's current status."""
+    await rate_limited(request)
+    raw = await request.body()
+    if len(raw) > MAX_QR_TEXT:
+        return JSONResponse({"detail": "body: longer than any certificate QR"}, 413)
+    try:
+        text = raw.decode()
+    except UnicodeDecodeError:
+        return JSONResponse({"detail": "body: not UTF-8 text"}, 422)
+    with _db(request) as db:
+        signed = latest_trust_list(db)
+        if signed is None:
+            return JSONResponse({"detail": "no trust list published yet"}, 503)
+        trust = published(signed)["trust_list"]
+
+        def id_for_number(number: str) -> str | None:
+            found: str | None = db.scalar(
+                select(PublicCertificate.verification_id).where(PublicCertificate.number == number)
+            )
+            return found
+
+        verdict = verify_offline(text, trust, id_for_number)
+    online = _view_of(request, verdict.verification_id) if verdict.verification_id else None
+    answer = OfflineAnswer(
+        signature_valid=verdict.valid,
+        reason=verdict.reason,
+        key_valid_at_issue=verdict.key_valid_at_issue,
+        signed=(
+            {
+                "number": verdict.claims.number,
+                "body": verdict.claims.body,
+                "qualification": verdict.claims.qualification,
+                "subject": verdict.claims.subject,
+                "holder": verdict.claims.masked_name,
+                "issue_date": verdict.claims.issue_date.isoformat(),
+            }
+            if verdict.valid and verdict.claims
+            else None
+        ),
+        online=CertificateView.model_validate(online) if online and verdict.valid else None,
+    )
+    return JSONResponse(answer.model_dump(mode="json"), headers=HEADERS)
+
+
+@router.get("/.well-known/certsvc/trust-list.json", responses=_UNPUBLISHED)
+def trust_list(request: Request) -> JSONResponse:
+    """Issuing bodies, roots, keys and code tables, signed by the body's root key."""
+    with _db(request) as db:
+        signed = latest_trust_list(db)
+    if signed is None:
+        return JSONResponse({"detail": "no trust list published yet"}, 404, headers=HEADERS)
+    return JSONResponse(published(signed), headers={**HEADERS, "Cache-Control": CACHE})
+
+
+@router.get("/.well-known/certsvc/revocations.json", responses=_UNPUBLISHED)
+def revocations(request: Request) -> JSONResponse:
+    """Revoked verification ids as truncated keyed hashes, for offline verifiers."""
+    with _db(request) as db:
+        signed = latest_trust_list(db)
+        if signed is None:
+            return JSONResponse({"detail": "no trust list published yet"}, 404, headers=HEADERS)
+        listing = revocation_list(db, published(signed)["trust_list"])
+    return JSONResponse(listing, headers={**HEADERS, "Cache-Control": CACHE})
