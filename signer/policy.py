@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -96,10 +96,16 @@ class DocumentContext:
     now: datetime
 
 
+C = TypeVar("C")
+
+
 @dataclass(frozen=True)
-class Rule:
+class Rule(Generic[C]):
+    """A named check on one kind of context: a `Rule[KeyContext]` cannot sit in a list of
+    `Rule[DocumentContext]` (mypy refuses it), so no rule is silently skipped or misapplied."""
+
     name: str
-    check: Callable[..., str | None]
+    check: Callable[[C], str | None]
 
 
 def _role(c: KeyContext) -> str | None:
@@ -244,7 +250,7 @@ def _dual_control(d: DocumentContext) -> str | None:
     )
 
 
-KEY_RULES = (
+KEY_RULES: tuple[Rule[KeyContext], ...] = (
     Rule("role", _role),
     Rule("key-retired", _not_retired),
     Rule("key-certificate-revoked", _certificate_not_revoked),
@@ -254,7 +260,7 @@ KEY_RULES = (
     Rule("workstation", _workstation),
     Rule("session", _session),
 )
-DOCUMENT_RULES = (
+DOCUMENT_RULES: tuple[Rule[DocumentContext], ...] = (
     Rule("purpose", _purpose),
     Rule("criminal-record", _criminal_record),
     Rule("deadline", _deadline),
@@ -262,7 +268,7 @@ DOCUMENT_RULES = (
 )
 
 
-def first_refusal(rules: Sequence[Rule], context: KeyContext | DocumentContext) -> Refusal | None:
+def first_refusal(rules: Sequence[Rule[C]], context: C) -> Refusal | None:
     """The first rule in `rules` that refuses `context`, or None when all allow it."""
     for rule in rules:
         message = rule.check(context)
