@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from audit.checkpoints import Checkpoint, open_note, parse_checkpoint, sign_note
-from audit.log import AuditUnavailable, consistency_proof, tree_root
+from audit.log import AuditUnavailable, consistency_proof, size, tree_root
 from audit.merkle import verify_consistency
 from audit.models import AuditCheckpoint, AuditHead
 from common.dbtypes import utcnow
@@ -24,11 +24,14 @@ class InconsistentLog(CertsvcError):
 
 @dataclass(frozen=True)
 class CheckpointSigner:
-    """The log's identity (origin, also the note key name) and its checkpoint key."""
+    """The log's identity (origin, also the note key name) and its checkpoint key. `open` is
+    called once per checkpoint, before the tree head is read: it may append the signature's own
+    audit event (which the checkpoint then covers), and returns the function that signs the
+    note — ASN.1 DER ECDSA-SHA256 over the bytes it is given."""
 
     origin: str
     public_key: ec.EllipticCurvePublicKey
-    sign_der: Callable[[bytes], bytes]
+    open: Callable[[], Callable[[bytes], bytes]]
 
 
 def latest_checkpoint(db: Session) -> AuditCheckpoint | None:
@@ -49,6 +52,8 @@ def publish_checkpoint(db: Session, signer: CheckpointSigner) -> AuditCheckpoint
     latest = latest_checkpoint(db)
     if latest is not None and latest.size == tree_size:
         return latest
+    sign_der = signer.open()
+    tree_size = size(db)  # with the signature's own event, if `open` recorded one
     root = tree_root(db, tree_size)
     if latest is not None:
         previous = parse_checkpoint(open_note(latest.note, signer.origin, signer.public_key))
@@ -65,7 +70,7 @@ def publish_checkpoint(db: Session, signer: CheckpointSigner) -> AuditCheckpoint
         Checkpoint(signer.origin, tree_size, root).text(),
         signer.origin,
         signer.public_key,
-        signer.sign_der,
+        sign_der,
     )
     checkpoint = AuditCheckpoint(size=tree_size, root_hash=root, note=note, signed_at=utcnow())
     db.add(checkpoint)

@@ -1,6 +1,6 @@
-"""Issuing certificates end to end through the signer (policy, sign on the USBKey, verify,
-COSE, store, audit) against a raw python-pkcs11 sign loop on the same token key, in the same
-run; then the time per certificate with a real USBKey's latency.
+"""Issuing certificates end to end through the signer (policy through the signing gate, sign on
+the USBKey, verify, COSE, store, audit) against a raw python-pkcs11 sign loop on the same token
+key, in the same run; then the time per certificate with a real USBKey's latency.
 
     python bench/issue.py [--quick] [--count N]
 """
@@ -28,6 +28,7 @@ from certsvc.settings import Settings
 from hsm_sim import UsbKeyBay
 from signer.actor import Actor
 from signer.documents import Document, DocumentSigner
+from signer.gate import SigningGate
 from signer.models import SigningKey
 from signer.policy import CaseGates
 from signer.sessions import SigningSessions
@@ -83,7 +84,7 @@ def main() -> None:
         sessions = make_sessionmaker(engine)
         tokens = open_tokens(settings, sessions)
         signing = SigningSessions(tokens, 3600, 600)
-        signer = DocumentSigner(sessions, signing, ClearCases())
+        signer = DocumentSigner(sessions, SigningGate(signing), ClearCases())
         with sessions() as db:
             account = db.scalars(
                 select(StaffAccount).where(StaffAccount.username == "custodian")

@@ -51,10 +51,10 @@ from typing import Any
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import Engine, create_engine, func, make_url, select, text
+from sqlalchemy import Connection, Engine, create_engine, func, make_url, select, text
 from sqlalchemy.pool import NullPool
 
-from audit.models import AuditEventRow
+from audit.models import AuditCheckpoint, AuditEventRow
 from certify.models import Applicant, Application, CaseCheck, Certificate, Decision
 from certsvc.workstations import load_workstation_key, sign_request
 from signer.models import SignedDocumentRow
@@ -70,6 +70,7 @@ TARGET = 1.0
 CERTSVC = str(Path(sys.executable).parent / "certsvc")
 API = "/api/v1/certify"
 SESSIONS = "/api/v1/signing/sessions"
+CHECKPOINT_SIGNATURES = "signer.sign (audit checkpoints)"
 WORKSTATION = "ws-custodian-01"
 USBKEY = "USBKEY-01"
 # Fixed dates the holiday calendar covers (as `certsvc demo` does): the decision deadline has
@@ -450,6 +451,7 @@ async def issue_certificates(
         account_signing(tally, result["signing"], tally.signed_certificates)
     tally.issued.extend(result["issued"])
     tally.events["certify.certificate.issue", "ok"] += len(result["issued"])
+    tally.events["signer.sign", "ok"] += len(result["issued"])  # each one's QR payload
     return result
 
 
@@ -606,6 +608,7 @@ class Before:
     audit_size: int
     applicant_max: int
     vault_entries: int
+    checkpoints: int
 
 
 def snapshot(engine: Engine) -> Before:
@@ -614,7 +617,12 @@ def snapshot(engine: Engine) -> Before:
             audit_size=int(db.scalar(select(func.count()).select_from(AuditEventRow)) or 0),
             applicant_max=int(db.scalar(select(func.max(Applicant.id))) or 0),
             vault_entries=int(db.scalar(select(func.count()).select_from(VaultEntry)) or 0),
+            checkpoints=_checkpoints(db),
         )
+
+
+def _checkpoints(db: Connection) -> int:
+    return int(db.scalar(select(func.count()).select_from(AuditCheckpoint)) or 0)
 
 
 def reconcile(engine: Engine, tally: Tally, desk: Desk, before: Before) -> list[str]:
@@ -681,14 +689,16 @@ def reconcile(engine: Engine, tally: Tally, desk: Desk, before: Before) -> list[
                 )
             )
         }
+        # The service's own checkpoints are signed through the gate too: one event each.
         events = Counter(
-            (action, outcome)
-            for action, outcome in db.execute(
-                select(AuditEventRow.action, AuditEventRow.outcome).where(
+            (CHECKPOINT_SIGNATURES if obj.startswith("audit-checkpoint:") else action, outcome)
+            for action, obj, outcome in db.execute(
+                select(AuditEventRow.action, AuditEventRow.object, AuditEventRow.outcome).where(
                     AuditEventRow.idx >= before.audit_size
                 )
             )
         )
+        tally.events[CHECKPOINT_SIGNATURES, "ok"] = _checkpoints(db) - before.checkpoints
         vault_entries = int(db.scalar(select(func.count()).select_from(VaultEntry)) or 0)
 
     same("applications in the batch (ids)", applications, set(tally.applications))

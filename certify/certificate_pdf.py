@@ -1,5 +1,6 @@
 """The printed certificate: rendered with the holder's full name and the QR, then PAdES-signed
-with the certificate key inside the custodian's open signing session.
+through the signing gate with the body's certificate key, inside the custodian's open session on
+that key's token (custodian rules, counted, one audit event).
 
 The PDF is the holder's own document, so it carries the full name: the name is opened from the
 vault only into the PDF, and that opening is an audited reveal (`vault.reveal`, purpose
@@ -9,7 +10,6 @@ vault only into the PDF, and that opening is an audited reveal (`vault.reveal`, 
 from __future__ import annotations
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from audit.events import AuditEvent
 from audit.log import append
@@ -19,24 +19,26 @@ from common.errors import Conflict, NotFound
 from printing.render import CertificateSheet, render_certificate_pdf
 from signer.actor import Actor
 from signer.custody import active_key
+from signer.gate import GateTransaction, SigningGate, SignRequest, Subject
 from signer.models import KeyPurpose
 from signer.pades import sign_pdf, signer_for_key
-from signer.sessions import SigningSession
+from signer.policy import SignPurpose
 from vault.store import Vault
 from verify.codes import QUALIFICATIONS, SUBJECTS
 from verify.models import TrustedBody
 
 
 def certificate_pdf(
-    db: Session,
+    unit: GateTransaction,
     vault: Vault,
+    gate: SigningGate,
     actor: Actor,
-    session: SigningSession,
     body_code: str,
     number: str,
 ) -> bytes:
-    """The signed PDF of an issued certificate; the holder-name reveal is audited in `db`'s
-    transaction (commit it with the PDF's release)."""
+    """The signed PDF of an issued certificate; the holder-name reveal and the signature are
+    audited in `unit`'s transaction (commit it with the PDF's release)."""
+    db = unit.db
     row = db.execute(
         select(Certificate, Application, Applicant)
         .join(Application, Application.id == Certificate.application_id)
@@ -49,8 +51,8 @@ def certificate_pdf(
     if certificate.status == PENDING or certificate.qr_text is None:
         raise Conflict(f"number: certificate {number} is not issued yet")
     key = active_key(db, body_code, KeyPurpose.CERTIFICATE)
-    if key is None or session.key_label != key.label:
-        raise Conflict("session: open a signing session for the certificate key first")
+    if key is None:
+        raise Conflict("key: the body has no active certificate key")
     name = vault.open(db, [applicant.name_token])[applicant.name_token].value
     append(
         db,
@@ -78,5 +80,12 @@ def certificate_pdf(
         issue_date=certificate.issue_date,
         qr_text=certificate.qr_text,
     )
-    signer = signer_for_key(db, session.token, key)
+    pdf = Subject(f"certificate-pdf:{number}")
+    signer = signer_for_key(
+        db,
+        key,
+        lambda data: (
+            gate.sign(unit, actor, key.id, SignRequest(SignPurpose.CERTIFICATE_PDF, pdf, data)).der
+        ),
+    )
     return sign_pdf(render_certificate_pdf(sheet), signer, reason=f"教师资格证书 {number}")

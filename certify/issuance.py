@@ -1,10 +1,11 @@
 """Issue certificates from signed approvals, and revoke them (R10).
 
 Issue: reserve a number and a verification id (committed, so the signer's case gates can find
-the certificate), sign the certificate document under the policy, then — in one transaction —
-sign the QR claims with the same open session, publish the public fields to the register and
-mark the certificate issued. A fault anywhere leaves a reserved certificate that the next run
-finishes with the same number (the signer returns the earlier signature for the same content).
+the certificate), sign the certificate document under the policy, then — in one transaction with
+its gate event — sign the QR claims through the gate in the same open session, publish the
+public fields to the register and mark the certificate issued. A fault anywhere leaves a
+reserved certificate that the next run finishes with the same number (the signer returns the
+earlier signature for the same content).
 
 Revoke: an officer files it, two officers approve it (the signer's dual control), the
 custodian signs it with the revocation key, and the register changes in the same transaction
@@ -30,10 +31,9 @@ from signer.actor import Actor
 from signer.cose import kid_of
 from signer.custody import active_key, approve_revocation, certificate_of
 from signer.documents import BatchReport, Document, DocumentSigner
-from signer.ecdsa import sign_p256
-from signer.errors import SessionLost
+from signer.gate import GateTransaction, SigningGate, SignRequest, Subject, signing_transaction
 from signer.models import KeyPurpose, SigningKey
-from signer.sessions import SigningSessions
+from signer.policy import SignPurpose
 from vault.store import Vault
 from verify.codes import REVOCATION_CATEGORIES
 from verify.payload import Claims, new_verification_id, qr_text, sign_claims
@@ -49,7 +49,7 @@ class Issuer:
 
     sessions: sessionmaker[Session]
     signer: DocumentSigner
-    signing_sessions: SigningSessions
+    gate: SigningGate
     vault: Vault
     body_code: str
     public_base_url: str
@@ -73,8 +73,8 @@ def issue(issuer: Issuer, actor: Actor, application_ids: list[int], today: date)
     report.signing = issuer.signer.sign_batch(actor, key.id, documents)
     for document_id in report.signing.signed + report.signing.already_signed:
         number = document_id.removeprefix(CERTIFICATE_PREFIX)
-        with issuer.sessions.begin() as db:
-            if _publish(db, issuer, actor, key, number):
+        with signing_transaction(issuer.sessions) as unit:
+            if _publish(unit, issuer, actor, key, number):
                 report.issued.append(number)
     return report
 
@@ -136,19 +136,18 @@ def _certificate_document(db: Session, certificate: Certificate) -> Document:
     )
 
 
-def _publish(db: Session, issuer: Issuer, actor: Actor, key: SigningKey, number: str) -> bool:
-    """Sign the QR claims, publish, mark issued — one transaction; False if done before."""
+def _publish(
+    unit: GateTransaction, issuer: Issuer, actor: Actor, key: SigningKey, number: str
+) -> bool:
+    """Sign the QR claims through the gate (the certificate key's custodian rules, counted,
+    one event), publish, mark issued — one transaction; False if done before."""
+    db = unit.db
     certificate = db.scalar(
         select(Certificate).where(Certificate.number == number).with_for_update()
     )
     if certificate is None or certificate.status != PENDING:
         return False
     application = db.get_one(Application, certificate.application_id)
-    session = issuer.signing_sessions.current(key.token_serial)
-    if session is None:
-        raise SessionLost(key.token_serial)
-    x509_certificate = certificate_of(key)
-    public_key = x509_certificate.public_key()
     claims = Claims(
         body=issuer.body_code,
         number=number,
@@ -158,11 +157,16 @@ def _publish(db: Session, issuer: Issuer, actor: Actor, key: SigningKey, number:
         issue_date=certificate.issue_date,
         issued_at=certificate.issued_at,
     )
+    qr = Subject(f"certificate-qr:{number}")
     cose = sign_claims(
         claims,
         certificate.verification_id,
-        kid_of(x509_certificate),
-        lambda tbs: sign_p256(session.token, key.label, tbs, public_key).raw,  # type: ignore[arg-type]
+        kid_of(certificate_of(key)),
+        lambda tbs: (
+            issuer.gate.sign(
+                unit, actor, key.id, SignRequest(SignPurpose.CERTIFICATE_QR, qr, tbs)
+            ).raw
+        ),
     )
     publish_certificate(
         db,

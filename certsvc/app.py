@@ -48,6 +48,7 @@ from signer.errors import (
     TokenLocked,
     WrongPin,
 )
+from signer.gate import SigningGate
 from signer.policy import PolicyRefused
 from signer.sessions import NotYourSession, SigningSessions
 from vault.errors import VaultUnavailable
@@ -170,7 +171,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.password_hasher = password_hasher(settings)
     app.state.tokens = tokens
     app.state.signing_sessions = signing_sessions
-    app.state.document_signer = DocumentSigner(sessions, signing_sessions, CaseRecords())
+    app.state.signing_gate = SigningGate(signing_sessions)
+    app.state.document_signer = DocumentSigner(sessions, app.state.signing_gate, CaseRecords())
     app.state.checkpoint_key = checkpoint_key
     app.state.rate_limiter = make_rate_limiter(settings.verify_rate_per_minute, settings.redis_url)
     app.state.login_limiter = make_rate_limiter(

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -30,6 +29,7 @@ from certsvc.accounts import (
     password_hasher,
 )
 from certsvc.audit_keys import CheckpointKeyHolder
+from certsvc.audit_trail import SYSTEM_ROLE
 from certsvc.db import make_engine, make_sessionmaker, upgrade_database
 from certsvc.hsm import open_tokens
 from certsvc.service_pins import store_service_pin
@@ -51,9 +51,18 @@ from signer.custody import (
     register_token_workstation,
     token_workstations,
 )
+from signer.gate import (
+    GateTransaction,
+    SignRequest,
+    Subject,
+    sign_as_service,
+    sign_root_enrolment,
+    signing_transaction,
+)
 from signer.models import HsmToken, KeyPurpose, SigningKey
+from signer.policy import SignPurpose
 from signer.tokens import Pkcs11Tokens, TokenSession
-from signer.x509 import Issuer, issue_key_certificate, issue_root_certificate
+from signer.x509 import issue_key_certificate, issue_root_certificate
 
 DEMO_CUSTODIAN = "custodian"
 DEMO_WORKSTATION = "ws-custodian-01"
@@ -62,6 +71,9 @@ DEMO_WORKSTATIONS = {DEMO_WORKSTATION: DEMO_CUSTODIAN, DEMO_REVEALER_WORKSTATION
 ROOT_USBKEY = "CERTSVC-ROOT"
 ROOT_KEY = "root"
 INIT_ACTOR = Actor(username="certsvc-init", account_id=0, role="admin")
+# Who asks the signing gate for what provisioning signs: key certificates, trust lists, the
+# first checkpoint.
+INIT_SIGNER = Actor(username="certsvc-init", account_id=0, role=SYSTEM_ROLE)
 
 
 @dataclass(frozen=True)
@@ -254,7 +266,7 @@ def _trust_list(
     """Publish the issuing keys and sign the trust list with the root key when they changed."""
     progress("trust list")
     with _login_root(tokens, credentials) as root:
-        if publish_trust_list(settings, sessions, root):
+        if publish_trust_list(settings, sessions, root, INIT_SIGNER):
             report.created.append("trust list")
 
 
@@ -271,9 +283,9 @@ def _first_checkpoint(
     progress("audit checkpoint")
     holder = CheckpointKeyHolder(settings, tokens, sessions)
     try:
-        signer = holder.signer()
-        with sessions.begin() as db:
-            publish_checkpoint(db, signer)
+        holder.unlock()
+        with signing_transaction(sessions) as unit:
+            publish_checkpoint(unit.db, holder.signer(unit, INIT_SIGNER))
     finally:
         holder.close()
 
@@ -329,36 +341,47 @@ def _provision_keys(
     serial: str,
     custodian_id: int | None,
 ) -> None:
-    """Generate each key on the token (unless a cut-short run did), certify it, register all."""
-    certificates: list[tuple[str, KeyPurpose, x509.Certificate]] = []
-    root_key: SigningKey | None = None
-    with sessions() as db:
-        root_key = db.scalar(select(SigningKey).where(SigningKey.purpose == KeyPurpose.ROOT))
-    for index, (label, purpose) in enumerate(demo.keys, start=1):
-        key_id = bytes([index])
-        public = (
+    """Generate each key on the token (unless a cut-short run did), then in one transaction
+    certify each (the root key signing through the gate), store the certificates on the token
+    and register token and keys with the signatures' events."""
+    publics = [
+        (
+            index,
+            label,
+            purpose,
             session.public_key(label)
             if session.has_private_key(label)
-            else session.generate_ec_p256(label, key_id)
+            else session.generate_ec_p256(label, bytes([index])),
         )
-        if purpose is KeyPurpose.ROOT:
-            certificate = issue_root_certificate(
-                session, label, settings.body_name, settings.body_code
-            )
-        else:
-            if root_key is None:
-                raise RuntimeError("the root key must be provisioned before other keys")
-            issuer = Issuer(root_session, ROOT_KEY, certificate_of(root_key))
-            common_name = f"{demo.label}/{label}"
-            certificate = issue_key_certificate(issuer, public, common_name, purpose.value)
-        session.store_certificate(label, key_id, certificate)
-        certificates.append((label, purpose, certificate))
+        for index, (label, purpose) in enumerate(demo.keys, start=1)
+    ]
     status = tokens.status(serial)
-    with sessions.begin() as db:
+    with signing_transaction(sessions) as unit:
+        db = unit.db
+        root_key = db.scalar(select(SigningKey).where(SigningKey.purpose == KeyPurpose.ROOT))
         register_token(db, serial, demo.label, status.model, status.manufacturer, custodian_id)
         _audit(db, "signer.token.register", serial, label=demo.label)
-        for label, purpose, certificate in certificates:
-            _audit(db, "signer.key.generate", f"{serial}/{label}", purpose=purpose.value)
+        for index, label, purpose, public in publics:
+            name = f"{serial}/{label}"
+            if purpose is KeyPurpose.ROOT:
+                certificate = issue_root_certificate(
+                    public,
+                    settings.body_name,
+                    settings.body_code,
+                    _root_enrols(unit, session, label, name),
+                )
+            else:
+                if root_key is None:
+                    raise RuntimeError("the root key must be provisioned before other keys")
+                certificate = issue_key_certificate(
+                    certificate_of(root_key),
+                    public,
+                    f"{demo.label}/{label}",
+                    purpose.value,
+                    _root_signs(unit, root_key, root_session, name),
+                )
+            session.store_certificate(label, bytes([index]), certificate)
+            _audit(db, "signer.key.generate", name, purpose=purpose.value)
             register_key(
                 db,
                 serial,
@@ -367,7 +390,34 @@ def _provision_keys(
                 settings.body_code,
                 certificate,
                 issuer_key_id=None if root_key is None else root_key.id,
+                # The root's self-signature, made through the gate before it was registered.
+                usage_count=1 if purpose is KeyPurpose.ROOT else 0,
             )
+
+
+def _root_enrols(
+    unit: GateTransaction, session: TokenSession, label: str, name: str
+) -> Callable[[bytes], bytes]:
+    """The root key `name` signing its own certificate through the gate, once, at enrolment."""
+    subject = Subject(f"root-certificate:{name}")
+
+    def sign_der(tbs: bytes) -> bytes:
+        return sign_root_enrolment(unit, INIT_SIGNER, session, label, subject, tbs).der
+
+    return sign_der
+
+
+def _root_signs(
+    unit: GateTransaction, root_key: SigningKey, root_session: TokenSession, name: str
+) -> Callable[[bytes], bytes]:
+    """The root key signing the certificate of key `name` through the gate."""
+    subject = Subject(f"key-certificate:{name}")
+
+    def sign_der(tbs: bytes) -> bytes:
+        request = SignRequest(SignPurpose.KEY_CERTIFICATE, subject, tbs)
+        return sign_as_service(unit, INIT_SIGNER, root_key.id, root_session, request).der
+
+    return sign_der
 
 
 def _audit(db: Session, action: str, subject: str, **details: str) -> None:

@@ -1,5 +1,6 @@
 """Signs audit checkpoints in the background: after N new events, or M seconds after the
-first unsigned one. Several workers may race; the checkpoint's size is its key, so one wins."""
+first unsigned one. Several workers may race; the checkpoint's size is its key, so one wins.
+Each checkpoint covers its own signature's audit event (the last it holds)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from audit.log import size
 from audit.publish import latest_checkpoint, publish_checkpoint
-from certsvc.audit_keys import CheckpointKeyHolder
+from certsvc.audit_keys import CHECKPOINTER, CheckpointKeyHolder
 from certsvc.settings import Settings
 from common.dbtypes import utcnow
 from common.errors import CertsvcError
+from signer.gate import signing_transaction
 
 logger = logging.getLogger(__name__)
 POLL_SECONDS = 5.0
@@ -45,9 +47,9 @@ class Checkpointer:
             with self._sessions() as db:
                 if not self.due(db):
                     return
-            signer = self._holder.signer()
-            with self._sessions.begin() as db:
-                publish_checkpoint(db, signer)
+            self._holder.unlock()
+            with signing_transaction(self._sessions) as unit:
+                publish_checkpoint(unit.db, self._holder.signer(unit, CHECKPOINTER))
         except IntegrityError:
             pass  # another worker signed the same size first
         except CertsvcError as exc:

@@ -16,6 +16,7 @@ from audit.publish import publish_checkpoint
 from audit.query import event_range
 from audit.verify import Verdict, verify_log
 from certsvc.audit_keys import CheckpointKeyHolder, checkpoint_key, checkpoint_public_key
+from certsvc.audit_trail import SYSTEM_ROLE, operator
 from certsvc.db import (
     database_session,
     make_engine,
@@ -24,6 +25,8 @@ from certsvc.db import (
 )
 from certsvc.hsm import open_tokens
 from certsvc.settings import get_settings
+from signer.actor import Actor
+from signer.gate import signing_transaction
 
 audit_app = typer.Typer(help="The audit log: verify, checkpoint, export.", no_args_is_help=True)
 console = Console()
@@ -65,9 +68,10 @@ def checkpoint() -> None:
         sessions = make_sessionmaker(engine)
         holder = CheckpointKeyHolder(settings, open_tokens(settings, sessions), sessions)
         try:
-            signer = holder.signer()
-            with sessions.begin() as db:
-                size = publish_checkpoint(db, signer).size
+            holder.unlock()
+            with signing_transaction(sessions) as unit:
+                signer = holder.signer(unit, Actor(operator(), 0, SYSTEM_ROLE))
+                size = publish_checkpoint(unit.db, signer).size
         finally:
             holder.close()
     finally:

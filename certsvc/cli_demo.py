@@ -40,6 +40,7 @@ from certsvc.vault_setup import open_vault
 from signer.actor import Actor
 from signer.claims import SessionClaims
 from signer.documents import DocumentSigner
+from signer.gate import SigningGate, signing_transaction
 from signer.sessions import SigningSessions
 from vault import synthetic
 from vault.kinds import Kind
@@ -71,7 +72,7 @@ def _issuer(settings: Settings) -> Iterator[tuple[Issuer, SigningSessions, dict[
     engine = make_engine(settings.resolved_database_url)
     sessions = make_sessionmaker(engine)
     issuer = open_issuer(settings, sessions)
-    signing = issuer.signing_sessions
+    signing = issuer.gate.signing_sessions
     usbkey = json.loads(settings.credentials_file.read_text())["tokens"]["USBKEY-01"]
     try:
         yield issuer, signing, usbkey
@@ -106,14 +107,14 @@ def _actors(settings: Settings, sessions: sessionmaker[Session]) -> dict[str, Ac
 
 def open_issuer(settings: Settings, sessions: sessionmaker[Session]) -> Issuer:
     """Everything issuing needs, outside a web app: token access, signing sessions held by this
-    process, the signer with the case gates, the vault."""
+    process, the signing gate, the signer with the case records, the vault."""
     tokens = open_tokens(settings, sessions)
     claims = SessionClaims(settings.signing_claims_dir)
-    signing = SigningSessions(tokens, 3600, 600, claims=claims)
+    gate = SigningGate(SigningSessions(tokens, 3600, 600, claims=claims))
     return Issuer(
         sessions,
-        DocumentSigner(sessions, signing, CaseRecords()),
-        signing,
+        DocumentSigner(sessions, gate, CaseRecords()),
+        gate,
         open_vault(settings, sessions, tokens),
         settings.body_code,
         settings.public_base_url,
@@ -165,7 +166,7 @@ def _round(
     sign_decisions(sessions, issuer.signer, actors["custodian"], batch_id)
     _session(signing, usbkey, "certificate-1")
     numbers = issue(issuer, actors["custodian"], applications, today).issued
-    pdfs = _print(settings, issuer, signing, usbkey, actors["custodian"], numbers, out)
+    pdfs = _print(settings, issuer, actors["custodian"], numbers, out)
     with sessions.begin() as db:
         revocation = request_revocation(db, officer, numbers[-1], "error", "演示：更正认定结论")
         approve(db, officer, revocation.id, "核对无误")
@@ -213,8 +214,6 @@ def _session(signing: SigningSessions, usbkey: dict[str, str], key_label: str) -
 def _print(
     settings: Settings,
     issuer: Issuer,
-    signing: SigningSessions,
-    usbkey: dict[str, str],
     custodian: Actor,
     numbers: list[str],
     out: Path,
@@ -222,15 +221,13 @@ def _print(
     """Render and PAdES-sign each certificate in the open certificate-key session."""
     folder = out.resolve() / "pdf"
     folder.mkdir(exist_ok=True)
-    session = signing.current(usbkey["serial"])
-    assert session is not None
     paths: dict[str, Path] = {}
     with Progress(console=console) as progress:
         task = progress.add_task("printing and signing certificates", total=len(numbers))
         for number in numbers:
-            with issuer.sessions.begin() as db:
+            with signing_transaction(issuer.sessions) as unit:
                 pdf = certificate_pdf(
-                    db, issuer.vault, custodian, session, settings.body_code, number
+                    unit, issuer.vault, issuer.gate, custodian, settings.body_code, number
                 )
             paths[number] = folder / f"{number}.pdf"
             paths[number].write_bytes(pdf)

@@ -3,13 +3,17 @@ the body's root key — at provisioning, and whenever the set of keys changes.""
 
 from __future__ import annotations
 
+import json
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from certsvc.settings import Settings
+from signer.actor import Actor
 from signer.custody import certificate_of
-from signer.ecdsa import sign_p256
+from signer.gate import SignRequest, Subject, sign_as_service, signing_transaction
 from signer.models import KeyPurpose, SigningKey
+from signer.policy import SignPurpose
 from signer.tokens import TokenSession
 from verify.models import TrustedKey
 from verify.register import publish_body, publish_key, retire_key
@@ -20,11 +24,13 @@ PUBLISHED_PURPOSES = (KeyPurpose.CERTIFICATE, KeyPurpose.REVOCATION)
 
 
 def publish_trust_list(
-    settings: Settings, sessions: sessionmaker[Session], root: TokenSession
+    settings: Settings, sessions: sessionmaker[Session], root: TokenSession, actor: Actor
 ) -> bool:
     """Bring the public trust list in line with the custody register; sign a new version with
-    the root key on `root` if anything changed. True when a new version was signed."""
-    with sessions.begin() as db:
+    the root key on `root` (through the gate: service rules, counted, one event in the same
+    transaction) if anything changed. True when a new version was signed."""
+    with signing_transaction(sessions) as unit:
+        db = unit.db
         keys = list(
             db.scalars(
                 select(SigningKey).where(
@@ -37,8 +43,7 @@ def publish_trust_list(
         if root_key is None:
             raise RuntimeError("the body has no root key: run `certsvc init`")
         before = {k.kid: k.retired_at for k in db.scalars(select(TrustedKey))}
-        root_certificate = certificate_of(root_key)
-        publish_body(db, settings.body_code, settings.body_name, root_certificate)
+        publish_body(db, settings.body_code, settings.body_name, certificate_of(root_key))
         for key in keys:
             if key.purpose is KeyPurpose.ROOT:
                 continue
@@ -48,9 +53,13 @@ def publish_trust_list(
         after = {k.kid: k.retired_at for k in db.scalars(select(TrustedKey))}
         if after == before and latest_trust_list(db) is not None:
             return False
-        public = root_certificate.public_key()
-        sign_trust_list(
-            db,
-            lambda data: sign_p256(root, root_key.label, data, public).der,  # type: ignore[arg-type]
-        )
+        root_key_id = root_key.id
+
+        def sign_der(document: bytes) -> bytes:
+            version = json.loads(document)["version"]
+            subject = Subject(f"trust-list:{settings.body_code}:{version}")
+            request = SignRequest(SignPurpose.TRUST_LIST, subject, document)
+            return sign_as_service(unit, actor, root_key_id, root, request).der
+
+        sign_trust_list(db, sign_der)
         return True

@@ -58,7 +58,10 @@ def register_key(
     certificate: x509.Certificate,
     issuer_key_id: int | None = None,
     usage_limit: int | None = None,
+    usage_count: int = 0,
 ) -> SigningKey:
+    """A key generated on a token, with its certificate; `usage_count` counts signatures it
+    made before it was registered (a root's self-signature)."""
     key = SigningKey(
         token_serial=token_serial,
         label=label,
@@ -69,7 +72,7 @@ def register_key(
         issuer_key_id=issuer_key_id,
         not_before=certificate.not_valid_before_utc,
         not_after=certificate.not_valid_after_utc,
-        usage_count=0,
+        usage_count=usage_count,
         usage_limit=usage_limit,
         status=KeyStatus.ACTIVE,
     )

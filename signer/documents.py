@@ -1,11 +1,12 @@
-"""Signing certificates, decisions and revocations: policy first, then the token, then the
-signed document and its audit event committed together.
+"""Signing certificates, decisions and revocations: policy and the token through the signing
+gate, then the signed documents and their audit events committed together.
 
-A batch is worked in chunks, each one database transaction that first takes the key's row (so
-two workers never sign with one key at once, and the usage count cannot be overrun), skips
-documents already signed, signs the rest on the token, and commits documents and events
-together. A token fault rolls its chunk back — those signatures are discarded, nothing is
-half-recorded — and re-running the same batch signs only what is still missing.
+A batch is worked in chunks, each one database transaction in which the gate takes the key's
+row (so two workers never sign with one key at once, and the usage count cannot be overrun) and
+checks the key's rules once; the chunk skips documents already signed, signs the rest, and
+commits documents and events together. A token fault rolls its chunk back — those signatures
+are discarded, nothing is half-recorded — and re-running the same batch signs only what is
+still missing.
 """
 
 from __future__ import annotations
@@ -15,51 +16,37 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import cbor2
-from cryptography.hazmat.primitives.asymmetric import ec
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from audit.log import append_many
-from common.dbtypes import utcnow
 from common.errors import InvalidInput, NotFound
 from signer.actor import Actor
-from signer.audit_trail import actor_event, record
 from signer.cose import encode_sign1, kid_of, protected_header, to_be_signed
-from signer.custody import approvals_for, certificate_of, token_workstations
-from signer.ecdsa import sign_p256
-from signer.errors import (
-    KeyNotFound,
-    SessionLost,
-    SignatureInvalid,
-    SignerError,
-    TokenAbsent,
-    TokenFault,
-    TokenLocked,
+from signer.custody import approvals_for, certificate_of
+from signer.errors import SignerError
+from signer.gate import (
+    TOKEN_ERRORS,
+    CaseFacts,
+    SigningChunk,
+    SigningGate,
+    SignRequest,
+    Subject,
+    signing_transaction,
 )
-from signer.models import HsmToken, KeyPurpose, SignedDocumentRow, SigningKey
+from signer.models import KeyPurpose, SignedDocumentRow
 from signer.policy import (
-    DOCUMENT_RULES,
     GATED_KINDS,
-    KEY_RULES,
     CaseGates,
     CaseGateSource,
-    DocumentContext,
-    KeyContext,
     PolicyRefused,
     Refusal,
-    first_refusal,
-    usage_refusal,
 )
-from signer.sessions import SigningSessions
 
-SIGN_ACTION = "signer.sign"
 DOCUMENT_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,99}")
-TOKEN_ERRORS = (TokenFault, TokenAbsent, SessionLost, TokenLocked, SignatureInvalid, KeyNotFound)
 Progress = Callable[[int, int], None]
 
 
@@ -94,13 +81,6 @@ class Document:
 
 def payload_digest(payload: bytes) -> str:
     return hashlib.sha256(payload).hexdigest()
-
-
-@dataclass(frozen=True)
-class _Prepared:
-    document: Document
-    payload: bytes
-    digest: str
 
 
 @dataclass(frozen=True)
@@ -144,25 +124,41 @@ class _Signed:
     document: Document
     payload_sha256: str
     cose: bytes
-    override: dict[str, str | int | bool | None]
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A document ready to sign: its payload and digest, its event's subject."""
+
+    document: Document
+    payload: bytes
+    digest: str
+    subject: Subject
+
+
+@dataclass
+class _ChunkResult:
+    position: int
+    signed: list[_Signed] = field(default_factory=list)
+    already: list[str] = field(default_factory=list)
+    refused: list[RefusedDocument] = field(default_factory=list)
 
 
 class DocumentSigner:
-    """Signs documents under the policy; one per process, shared by requests."""
+    """Signs documents under the policy, through the signing gate; one per process, shared by
+    requests."""
 
     def __init__(
         self,
         sessions: sessionmaker[Session],
-        signing_sessions: SigningSessions,
+        gate: SigningGate,
         gates: CaseGateSource,
-        clock: Callable[[], datetime] = utcnow,
         chunk_size: int = 200,
         chunk_seconds: float = 0.5,
     ) -> None:
         self._sessions = sessions
-        self._signing_sessions = signing_sessions
+        self._gate = gate
         self._gates = gates
-        self._clock = clock
         self._chunk_size = chunk_size
         self._chunk_seconds = chunk_seconds
 
@@ -186,11 +182,7 @@ class DocumentSigner:
         progress: Progress | None = None,
     ) -> BatchReport:
         """Sign every document not yet signed; re-running the same batch is safe."""
-        unique = [
-            _Prepared(d, payload, payload_digest(payload))
-            for d in {(d.kind, d.document_id): d for d in documents}.values()
-            for payload in (d.payload(),)
-        ]
+        unique = list({(d.kind, d.document_id): d for d in documents}.values())
         report = BatchReport(batch=batch or uuid.uuid4().hex, total=len(unique))
         position = 0
         while position < len(unique) and report.stopped is None:
@@ -203,127 +195,111 @@ class DocumentSigner:
         self,
         actor: Actor,
         key_id: int,
-        documents: Sequence[_Prepared],
+        documents: Sequence[Document],
         start: int,
         report: BatchReport,
     ) -> int:
-        signed: list[_Signed] = []
-        refused: list[tuple[_Prepared, Refusal]] = []
-        already: list[str] = []
-        current: _Prepared | None = None
-        position = start
+        """One transaction: the key's rules once, then documents until the chunk is full or
+        its time is up; the report grows only by what committed."""
         try:
-            with self._sessions.begin() as db:
-                # A write first: it takes the key's row lock (PostgreSQL) or the database's
-                # write lock (SQLite) before anything is read, serialising workers per key.
-                db.execute(
-                    update(SigningKey)
-                    .where(SigningKey.id == key_id)
-                    .values(usage_count=SigningKey.usage_count)
+            with signing_transaction(self._sessions) as unit:
+                remaining = documents[start:]
+                opened = self._gate.chunk(
+                    unit, actor, key_id, *self._run_subject(unit.db, remaining, report.batch)
                 )
-                key = db.get(SigningKey, key_id, populate_existing=True)
-                if key is None:
-                    raise NotFound(f"key_id: no signing key {key_id}")
-                token = db.get(HsmToken, key.token_serial)
-                assert token is not None
-                session = self._signing_sessions.current(token.serial)
-                now = self._clock()
-                stop = first_refusal(
-                    KEY_RULES,
-                    KeyContext(
-                        actor, key, token, token_workstations(db, token.serial), session, now
-                    ),
-                )
-                if stop is not None:
-                    report.stopped = stop
-                    self._record_stop(db, actor, key, documents[start:], stop, report.batch)
+                if isinstance(opened, Refusal):
+                    report.stopped = opened
                     return start
-                assert session is not None
-                chunk = documents[start : start + self._chunk_size]
-                earlier = self._earlier(db, chunk)
-                approvals = approvals_for(
-                    db,
-                    [
-                        p.document.document_id
-                        for p in chunk
-                        if p.document.kind == KeyPurpose.REVOCATION.value
-                    ],
+                result = self._sign_chunk(
+                    unit.db, opened, remaining[: self._chunk_size], start, report
                 )
-                certificate = certificate_of(key)
-                public_key = certificate.public_key()
-                if not isinstance(public_key, ec.EllipticCurvePublicKey):
-                    raise TypeError(f"key {key.label}: only ECDSA P-256 keys sign documents")
-                protected = protected_header(kid_of(certificate))
-                count = key.usage_count
-                deadline = time.monotonic() + self._chunk_seconds
-                for prepared in chunk:
-                    if signed and time.monotonic() > deadline:
-                        break
-                    position += 1
-                    document = prepared.document
-                    previous = earlier.get((document.kind, document.document_id))
-                    if previous == prepared.digest:
-                        already.append(document.document_id)
-                        continue
-                    if previous is not None:
-                        refused.append((prepared, _changed(document)))
-                        continue
-                    gates = self._gates_for(db, document)
-                    refusal = first_refusal(
-                        DOCUMENT_RULES,
-                        DocumentContext(
-                            document.kind,
-                            document.document_id,
-                            key,
-                            gates,
-                            [
-                                (officer, role)
-                                for officer, role, digest in approvals.get(document.document_id, [])
-                                if digest == prepared.digest
-                            ],
-                            now,
-                        ),
-                    )
-                    if refusal is None:
-                        refusal = usage_refusal(key, count)
-                        if refusal is not None:
-                            report.stopped = refusal
-                    if refusal is not None:
-                        refused.append((prepared, refusal))
-                        if report.stopped is not None:
-                            break
-                        continue
-                    current = prepared
-                    signature = sign_p256(
-                        session.token,
-                        key.label,
-                        to_be_signed(protected, prepared.payload),
-                        public_key,
-                    )
-                    signed.append(
-                        _Signed(
-                            document,
-                            prepared.digest,
-                            encode_sign1(protected, prepared.payload, signature.raw),
-                            _override_details(gates, now),
-                        )
-                    )
-                    count += 1
-                current = None
-                self._signing_sessions.touch(session)
-                self._store(db, actor, key, signed, report.batch)
-                self._record_refusals(db, actor, key, refused, report)
-                key.usage_count = count
+                self._store(unit.db, actor, opened, result.signed, report.batch)
         except TOKEN_ERRORS as exc:
-            if current is not None:
-                self._record_failure(actor, key_id, current, exc, report.batch)
             raise BatchInterrupted(report, exc) from exc
-        report.signed.extend(s.document.document_id for s in signed)
-        report.already_signed.extend(already)
-        return position
+        report.signed.extend(s.document.document_id for s in result.signed)
+        report.already_signed.extend(result.already)
+        report.refused.extend(result.refused)
+        return result.position
 
-    def _earlier(self, db: Session, chunk: Sequence[_Prepared]) -> dict[tuple[str, str], str]:
-        ids = [p.document.document_id for p in chunk]
+    def _sign_chunk(
+        self,
+        db: Session,
+        chunk: SigningChunk,
+        documents: Sequence[Document],
+        start: int,
+        report: BatchReport,
+    ) -> _ChunkResult:
+        """Documents until the chunk is full or its time is up: each skipped when signed before
+        with the same content, else signed through the gate."""
+        result = _ChunkResult(start)
+        earlier = self._earlier(db, documents)
+        approvals = approvals_for(
+            db, [d.document_id for d in documents if d.kind == KeyPurpose.REVOCATION.value]
+        )
+        protected = protected_header(kid_of(certificate_of(chunk.key)))
+        deadline = time.monotonic() + self._chunk_seconds
+        for ref in documents:
+            if result.signed and time.monotonic() > deadline:
+                break
+            result.position += 1
+            previous = earlier.get((ref.kind, ref.document_id))
+            prepared = _prepare(ref, previous, report.batch)
+            if isinstance(prepared, tuple):
+                chunk.refuse(ref.kind, *prepared)
+                result.refused.append(_refused(ref, prepared[1]))
+                continue
+            if previous == prepared.digest:
+                result.already.append(ref.document_id)
+                continue
+            signed = chunk.sign(self._request(db, prepared, approvals, protected, chunk))
+            if isinstance(signed, Refusal):
+                result.refused.append(_refused(ref, signed))
+                if chunk.stopped is not None:
+                    report.stopped = chunk.stopped
+                    break
+                continue
+            cose = encode_sign1(protected, prepared.payload, signed.raw)
+            result.signed.append(_Signed(prepared.document, prepared.digest, cose))
+        return result
+
+    def _request(
+        self,
+        db: Session,
+        prepared: _Prepared,
+        approvals: Mapping[str, list[tuple[str, str, str | None]]],
+        protected: bytes,
+        chunk: SigningChunk,
+    ) -> SignRequest:
+        """What the gate is asked to sign for a document: its Sig_structure, its case gates
+        and the officers who approved exactly its content."""
+        document = prepared.document
+        gates = self._gates_for(db, document.kind, document.document_id)
+        approved = [
+            (officer, role)
+            for officer, role, digest in approvals.get(document.document_id, [])
+            if digest == prepared.digest
+        ]
+        override = _override_details(gates, chunk)
+        return SignRequest(
+            document.kind,
+            replace(prepared.subject, details={**prepared.subject.details, **override}),
+            to_be_signed(protected, prepared.payload),
+            CaseFacts(document.document_id, gates, approved),
+        )
+
+    def _run_subject(
+        self, db: Session, remaining: Sequence[Document], batch: str
+    ) -> tuple[Subject, str | None]:
+        """What a refusal by the key's rules is about: the one document left, or the batch."""
+        if len(remaining) != 1:
+            return Subject(
+                f"batch:{batch}", details={"batch": batch, "documents": len(remaining)}
+            ), None
+        ref = remaining[0]
+        return Subject(f"{ref.kind}:{ref.document_id}", ref.digest(), {"batch": batch}), ref.kind
+
+    def _earlier(self, db: Session, chunk: Sequence[Document]) -> dict[tuple[str, str], str]:
+        ids = [d.document_id for d in chunk]
         rows = db.execute(
             select(
                 SignedDocumentRow.kind,
@@ -333,31 +309,19 @@ class DocumentSigner:
         )
         return {(kind, document_id): digest for kind, document_id, digest in rows}
 
-    def _gates_for(self, db: Session, document: Document) -> CaseGates | None:
-        if document.kind not in GATED_KINDS:
+    def _gates_for(self, db: Session, kind: str, document_id: str) -> CaseGates | None:
+        if kind not in GATED_KINDS:
             return None
-        return self._gates.gates_for(db, document.kind, document.document_id)
+        return self._gates.gates_for(db, kind, document_id)
 
     def _store(
-        self, db: Session, actor: Actor, key: SigningKey, signed: list[_Signed], batch: str
+        self, db: Session, actor: Actor, chunk: SigningChunk, signed: list[_Signed], batch: str
     ) -> None:
-        """The chunk's documents and their audit events, in one transaction and few statements."""
-        if not signed:
-            return
+        """The chunk's events (appended by the gate, in few statements) and its documents,
+        each naming its event, in the chunk's transaction."""
+        indexes = chunk.close()
+        key = chunk.key
         kid = kid_of(certificate_of(key))
-        events = [
-            actor_event(
-                actor,
-                SIGN_ACTION,
-                _object(item.document),
-                outcome="ok",
-                reason="allowed by policy",
-                document_sha256=item.payload_sha256,
-                details={**_key_details(key, batch), "kid": kid.hex(), **item.override},
-            )
-            for item in signed
-        ]
-        indexes = append_many(db, events)
         db.add_all(
             SignedDocumentRow(
                 kind=item.document.kind,
@@ -374,78 +338,6 @@ class DocumentSigner:
             for item, index in zip(signed, indexes, strict=True)
         )
 
-    def _record_refusals(
-        self,
-        db: Session,
-        actor: Actor,
-        key: SigningKey,
-        refused: list[tuple[_Prepared, Refusal]],
-        report: BatchReport,
-    ) -> None:
-        for prepared, refusal in refused:
-            document = prepared.document
-            record(
-                db,
-                actor,
-                SIGN_ACTION,
-                _object(document),
-                outcome="refused",
-                reason=refusal.rule,
-                document_sha256=prepared.digest,
-                details={**_key_details(key, report.batch), "detail": refusal.message[:400]},
-            )
-            report.refused.append(
-                RefusedDocument(document.document_id, refusal.rule, refusal.message)
-            )
-
-    def _record_stop(
-        self,
-        db: Session,
-        actor: Actor,
-        key: SigningKey,
-        remaining: Sequence[_Prepared],
-        refusal: Refusal,
-        batch: str,
-    ) -> None:
-        """A key or session rule refuses the rest of the batch: one event for it, naming the
-        document when only one was left."""
-        single = remaining[0] if len(remaining) == 1 else None
-        record(
-            db,
-            actor,
-            SIGN_ACTION,
-            _object(single.document) if single else f"batch:{batch}",
-            outcome="refused",
-            reason=refusal.rule,
-            document_sha256=single.digest if single else None,
-            details={
-                **_key_details(key, batch),
-                "documents": len(remaining),
-                "detail": refusal.message[:400],
-            },
-        )
-
-    def _record_failure(
-        self, actor: Actor, key_id: int, prepared: _Prepared, exc: Exception, batch: str
-    ) -> None:
-        """A token fault is an attempt too: recorded in its own transaction, after the
-        chunk's rollback."""
-        with self._sessions.begin() as db:
-            key = db.get(SigningKey, key_id)
-            record(
-                db,
-                actor,
-                SIGN_ACTION,
-                _object(prepared.document),
-                outcome="failed",
-                reason="token-fault",
-                document_sha256=prepared.digest,
-                details={
-                    **(_key_details(key, batch) if key else {}),
-                    "error": type(exc).__name__,
-                },
-            )
-
 
 def signed_document(db: Session, kind: str, document_id: str) -> SignedDocumentRow:
     row = db.scalar(
@@ -458,18 +350,12 @@ def signed_document(db: Session, kind: str, document_id: str) -> SignedDocumentR
     return row
 
 
-def _object(document: Document) -> str:
-    return f"{document.kind}:{document.document_id}"
-
-
-def _key_details(key: SigningKey, batch: str) -> dict[str, str | int | bool | None]:
-    return {"key_id": key.id, "key": key.label, "token": key.token_serial, "batch": batch}
-
-
-def _override_details(gates: CaseGates | None, now: datetime) -> dict[str, str | int | bool | None]:
+def _override_details(
+    gates: CaseGates | None, chunk: SigningChunk
+) -> dict[str, str | int | bool | None]:
     if gates is None or gates.override is None or gates.deadline is None:
         return {}
-    if now <= gates.deadline:
+    if chunk.now <= gates.deadline:
         return {}
     return {
         "deadline": gates.deadline.isoformat(),
@@ -478,9 +364,22 @@ def _override_details(gates: CaseGates | None, now: datetime) -> dict[str, str |
     }
 
 
-def _changed(document: Document) -> Refusal:
-    return Refusal(
-        "already-signed",
-        f"{document.kind} {document.document_id} is already signed with other content; a "
-        f"signed document is never replaced — revoke it and issue a new one",
-    )
+def _prepare(
+    document: Document, previous: str | None, batch: str
+) -> _Prepared | tuple[Subject, Refusal]:
+    """The document's payload and event subject, or, for one signed before with other
+    content, what its refusal is about and why."""
+    payload = document.payload()
+    digest = payload_digest(payload)
+    subject = Subject(f"{document.kind}:{document.document_id}", digest, {"batch": batch})
+    if previous is not None and previous != digest:
+        return subject, Refusal(
+            "already-signed",
+            f"{document.kind} {document.document_id} is already signed with other content; a "
+            f"signed document is never replaced — revoke it and issue a new one",
+        )
+    return _Prepared(document, payload, digest, subject)
+
+
+def _refused(ref: Document, refusal: Refusal) -> RefusedDocument:
+    return RefusedDocument(ref.document_id, refusal.rule, refusal.message)

@@ -4,28 +4,25 @@ PAdES B-B by default; B-T (a signature timestamp from an RFC 3161 authority) whe
 URL is given. The PDF is signed by pyHanko; the private key never leaves the token.
 
 Why a pyHanko `Signer` of our own rather than pyHanko's `PKCS11Signer`: `PKCS11Signer` drives a
-python-pkcs11 session directly, which would bypass `Pkcs11Tokens` — the process-wide module lock
-(SoftHSM is initialised without locking and crashes on concurrent calls), `hsm_sim`'s proxies
-(PIN lockout, unplug, fault injection), the translation of module faults into errors a custodian
-can act on, and the check of every signature before use. `TokenPdfSigner` gives pyHanko only
-`async_sign_raw`, answered by `signer.ecdsa.sign_p256` on an open `TokenSession`, so all
-token access stays in one place. The certificates (signer and chain up to the body's root) come
-from the custody register, not from the token.
-
-Policy and audit are the caller's: sign a certificate's PDF only inside the signing session and
-policy check that signed its document.
+python-pkcs11 session directly, which would bypass the signing gate (policy, usage count, audit
+event) and `Pkcs11Tokens` — the process-wide module lock (SoftHSM is initialised without locking
+and crashes on concurrent calls), `hsm_sim`'s proxies (PIN lockout, unplug, fault injection), the
+translation of module faults into errors a custodian can act on, and the check of every
+signature before use. `TokenPdfSigner` gives pyHanko only `async_sign_raw`, answered by a
+`sign_der` the caller binds to `signer.gate` (purpose `certificate-pdf`): pyHanko asks for the
+one signature once, so the PDF leaves one audit event. The certificates (signer and chain up to
+the body's root) come from the custody register, not from the token.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from asn1crypto import algos as asn1_algos
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.sign import fields, signers, timestamps
 from pyhanko.sign.signers.pdf_cms import Signer
@@ -33,9 +30,7 @@ from pyhanko_certvalidator.registry import SimpleCertificateStore
 from sqlalchemy.orm import Session
 
 from signer.custody import certificate_of, get_key
-from signer.ecdsa import sign_p256
 from signer.models import SigningKey
-from signer.tokens import TokenSession
 
 SIGNATURE_FIELD = "CertsvcSignature"
 DIGEST = "sha256"
@@ -44,21 +39,17 @@ P256_DER_MAX = 72
 
 
 class TokenPdfSigner(Signer):
-    """pyHanko's signer interface over a key on a logged-in token session."""
+    """pyHanko's signer interface over a token key, signing through the gate: `sign_der`
+    returns the DER ECDSA-SHA256 signature over the bytes it is given, verified against
+    `certificate`."""
 
     def __init__(
         self,
-        session: TokenSession,
-        key_label: str,
+        sign_der: Callable[[bytes], bytes],
         certificate: x509.Certificate,
         chain: Sequence[x509.Certificate],
     ) -> None:
-        public_key = certificate.public_key()
-        if not isinstance(public_key, ec.EllipticCurvePublicKey):
-            raise TypeError("PAdES signer: only EC keys are supported")
-        self._session = session
-        self._key_label = key_label
-        self._public_key = public_key
+        self._sign_der = sign_der
         super().__init__(
             signing_cert=_asn1(certificate),
             cert_registry=_registry(chain),
@@ -69,24 +60,27 @@ class TokenPdfSigner(Signer):
     async def async_sign_raw(
         self, data: bytes, digest_algorithm: str, dry_run: bool = False
     ) -> bytes:
-        """The DER ECDSA signature over `data` (pyHanko's signed attributes), from the token
-        and checked against the certificate; a dry run (size estimate) never touches it."""
+        """The DER ECDSA signature over `data` (pyHanko's signed attributes), from the gate;
+        a dry run (size estimate) never asks for one."""
         if digest_algorithm != DIGEST:
             raise ValueError(f"PAdES signer: digest {digest_algorithm} unsupported, only {DIGEST}")
         if dry_run:
             return bytes(P256_DER_MAX)
-        return sign_p256(self._session, self._key_label, data, self._public_key).der
+        return self._sign_der(data)
 
 
-def signer_for_key(db: Session, session: TokenSession, key: SigningKey) -> TokenPdfSigner:
-    """A PDF signer for a register key: its certificate and its issuers' up to the root."""
+def signer_for_key(
+    db: Session, key: SigningKey, sign_der: Callable[[bytes], bytes]
+) -> TokenPdfSigner:
+    """A PDF signer for a register key: its certificate and its issuers' up to the root, and
+    `sign_der` bound to the gate for this key."""
     chain: list[x509.Certificate] = []
     issuer_id = key.issuer_key_id
     while issuer_id is not None:
         issuer = get_key(db, issuer_id)
         chain.append(certificate_of(issuer))
         issuer_id = issuer.issuer_key_id
-    return TokenPdfSigner(session, key.label, certificate_of(key), chain)
+    return TokenPdfSigner(sign_der, certificate_of(key), chain)
 
 
 def sign_pdf(

@@ -1,11 +1,20 @@
-"""The signing policy: small named rules, each refusing with what to do, checked before every
-signature. Rules about the key and the session hold for a whole batch; rules about a document
-hold for that document. Nothing here touches a token or the database.
+"""The signing policy: small named rules, each refusing with what to do, checked by the signing
+gate (`signer.gate`) before every signature. Which rules apply depends on the key and on what
+the signature is for (its `SignPurpose`):
+
+- a custodian's key (certificate, decision, revocation) signs inside the custodian's session:
+  `KEY_RULES` (once per batch chunk), then per signature `DOCUMENT_RULES` for a document or
+  `CUSTODIAN_PURPOSE_RULES` for anything else (the certificate's QR payload and PDF);
+- a key the service holds itself (root, audit-checkpoint) signs under `SERVICE_RULES`;
+- a root key certifying itself, before it is in the register, under `ENROLMENT_RULES`.
+
+Nothing here touches a token or the database.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+import enum
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, Protocol, TypeVar
@@ -16,9 +25,40 @@ from signer.actor import CUSTODIAN_ROLE, OFFICER_ROLE, Actor
 from signer.errors import SignerError
 from signer.models import HsmToken, KeyPurpose, KeyStatus, SigningKey
 from signer.sessions import SigningSession
+from signer.tokens import TokenSession
 
+
+class SignPurpose(enum.StrEnum):
+    """What a signature is for; each is made by a key of one purpose (`KEY_PURPOSE_OF`)."""
+
+    DECISION = "decision"
+    CERTIFICATE = "certificate"
+    REVOCATION = "revocation"
+    CERTIFICATE_QR = "certificate-qr"
+    CERTIFICATE_PDF = "certificate-pdf"
+    REVOCATION_LIST = "revocation-list"
+    TRUST_LIST = "trust-list"
+    KEY_CERTIFICATE = "key-certificate"
+    ROOT_CERTIFICATE = "root-certificate"
+    AUDIT_CHECKPOINT = "audit-checkpoint"
+
+
+KEY_PURPOSE_OF: Mapping[SignPurpose, KeyPurpose] = {
+    SignPurpose.DECISION: KeyPurpose.DECISION,
+    SignPurpose.CERTIFICATE: KeyPurpose.CERTIFICATE,
+    SignPurpose.REVOCATION: KeyPurpose.REVOCATION,
+    SignPurpose.CERTIFICATE_QR: KeyPurpose.CERTIFICATE,
+    SignPurpose.CERTIFICATE_PDF: KeyPurpose.CERTIFICATE,
+    SignPurpose.REVOCATION_LIST: KeyPurpose.REVOCATION,
+    SignPurpose.TRUST_LIST: KeyPurpose.ROOT,
+    SignPurpose.KEY_CERTIFICATE: KeyPurpose.ROOT,
+    SignPurpose.ROOT_CERTIFICATE: KeyPurpose.ROOT,
+    SignPurpose.AUDIT_CHECKPOINT: KeyPurpose.AUDIT_CHECKPOINT,
+}
 DOCUMENT_KINDS = (KeyPurpose.CERTIFICATE, KeyPurpose.DECISION, KeyPurpose.REVOCATION)
 GATED_KINDS = (KeyPurpose.CERTIFICATE, KeyPurpose.DECISION)
+# Keys the service unlocks itself (service PINs, at provisioning): never in a custodian's session.
+SERVICE_KEYS = frozenset({KeyPurpose.ROOT, KeyPurpose.AUDIT_CHECKPOINT})
 SIGNER_ROLES = frozenset({CUSTODIAN_ROLE})
 APPROVALS_NEEDED = 2
 
@@ -96,6 +136,57 @@ class DocumentContext:
     now: datetime
 
 
+@dataclass(frozen=True)
+class PurposeContext:
+    """What a custodian's signature other than a document is for (the QR payload, the PDF)."""
+
+    purpose: str
+    key: SigningKey
+
+
+@dataclass(frozen=True)
+class ServiceContext:
+    """What the service-signing rules look at: a key the service holds, the session it holds
+    on that key's token, and what the signature is for."""
+
+    key: SigningKey
+    purpose: str
+    session: TokenSession | None
+    now: datetime
+
+    @property
+    def token_serial(self) -> str:
+        return self.key.token_serial
+
+
+@dataclass(frozen=True)
+class EnrolmentContext:
+    """A root key certifying itself: it is on a token, not yet in the register."""
+
+    token_serial: str
+    key_label: str
+    registered: bool
+    session: TokenSession | None
+
+
+class _KeyState(Protocol):
+    """A key at a moment: what the key's own rules look at, for custodian and service alike."""
+
+    @property
+    def key(self) -> SigningKey: ...
+
+    @property
+    def now(self) -> datetime: ...
+
+
+class _TokenHeld(Protocol):
+    @property
+    def token_serial(self) -> str: ...
+
+    @property
+    def session(self) -> TokenSession | None: ...
+
+
 C = TypeVar("C")
 
 
@@ -116,7 +207,7 @@ def _role(c: KeyContext) -> str | None:
     )
 
 
-def _not_retired(c: KeyContext) -> str | None:
+def _not_retired(c: _KeyState) -> str | None:
     if c.key.status is not KeyStatus.RETIRED:
         return None
     when = f" on {c.key.retired_at:%Y-%m-%d}" if c.key.retired_at else ""
@@ -126,7 +217,7 @@ def _not_retired(c: KeyContext) -> str | None:
     )
 
 
-def _certificate_not_revoked(c: KeyContext) -> str | None:
+def _certificate_not_revoked(c: _KeyState) -> str | None:
     if c.key.certificate_revoked_at is None:
         return None
     return (
@@ -135,7 +226,7 @@ def _certificate_not_revoked(c: KeyContext) -> str | None:
     )
 
 
-def _within_validity(c: KeyContext) -> str | None:
+def _within_validity(c: _KeyState) -> str | None:
     if c.key.not_before <= c.now <= c.key.not_after:
         return None
     return (
@@ -155,7 +246,7 @@ def usage_refusal(key: SigningKey, count: int) -> Refusal | None:
     )
 
 
-def _under_limit(c: KeyContext) -> str | None:
+def _under_limit(c: _KeyState) -> str | None:
     refusal = usage_refusal(c.key, c.key.usage_count)
     return refusal.message if refusal else None
 
@@ -250,6 +341,61 @@ def _dual_control(d: DocumentContext) -> str | None:
     )
 
 
+def _custodian_purpose(c: PurposeContext) -> str | None:
+    wanted = _key_purpose(c.purpose)
+    if wanted is None or c.purpose in {k.value for k in DOCUMENT_KINDS}:
+        return f"{c.purpose!r} is not a signature a custodian's key makes outside a document"
+    if wanted in SERVICE_KEYS:
+        return f"a {c.purpose} is signed by the service's {wanted.value} key, not in a session"
+    if c.key.purpose is not wanted:
+        return f"a {c.purpose} is signed by a {wanted.value} key, not by key {c.key.label}"
+    return None
+
+
+def _service_key(c: ServiceContext) -> str | None:
+    if c.key.purpose in SERVICE_KEYS:
+        return None
+    return (
+        f"key {c.key.label} is a custodian's {c.key.purpose.value} key: it signs only in its "
+        f"custodian's session, never unattended"
+    )
+
+
+def _service_purpose(c: ServiceContext) -> str | None:
+    wanted = _key_purpose(c.purpose)
+    if wanted is None:
+        return f"{c.purpose!r} is not something the service signs"
+    if c.key.purpose is not wanted:
+        return f"a {c.purpose} is signed by the {wanted.value} key, not by key {c.key.label}"
+    return None
+
+
+def _token_session(c: _TokenHeld) -> str | None:
+    if c.session is not None and c.session.is_open and c.session.serial == c.token_serial:
+        return None
+    return (
+        f"the service holds no logged-in session on token {c.token_serial}: unlock that token "
+        f"(its service PIN) before signing with its key"
+    )
+
+
+def _not_registered(c: EnrolmentContext) -> str | None:
+    if not c.registered:
+        return None
+    return (
+        f"key {c.key_label} on token {c.token_serial} is registered already: a root certifies "
+        f"itself once, when it is enrolled"
+    )
+
+
+def _key_purpose(purpose: str) -> KeyPurpose | None:
+    try:
+        return KEY_PURPOSE_OF[SignPurpose(purpose)]
+    except ValueError:
+        return None
+
+
+# A custodian's key, inside the custodian's session: checked once per batch chunk.
 KEY_RULES: tuple[Rule[KeyContext], ...] = (
     Rule("role", _role),
     Rule("key-retired", _not_retired),
@@ -260,11 +406,30 @@ KEY_RULES: tuple[Rule[KeyContext], ...] = (
     Rule("workstation", _workstation),
     Rule("session", _session),
 )
+# Each document a custodian signs (certificate, decision, revocation).
 DOCUMENT_RULES: tuple[Rule[DocumentContext], ...] = (
     Rule("purpose", _purpose),
     Rule("criminal-record", _criminal_record),
     Rule("deadline", _deadline),
     Rule("dual-control", _dual_control),
+)
+# Each other signature a custodian's key makes (the certificate's QR payload and PDF).
+CUSTODIAN_PURPOSE_RULES: tuple[Rule[PurposeContext], ...] = (Rule("purpose", _custodian_purpose),)
+# Keys the service holds and unlocks itself (root, audit-checkpoint): trust lists, key
+# certificates, audit checkpoints.
+SERVICE_RULES: tuple[Rule[ServiceContext], ...] = (
+    Rule("service-key", _service_key),
+    Rule("key-retired", _not_retired),
+    Rule("key-certificate-revoked", _certificate_not_revoked),
+    Rule("key-validity", _within_validity),
+    Rule("key-usage-limit", _under_limit),
+    Rule("purpose", _service_purpose),
+    Rule("token-session", _token_session),
+)
+# A root key's self-signed certificate, made once when the body's root is enrolled.
+ENROLMENT_RULES: tuple[Rule[EnrolmentContext], ...] = (
+    Rule("key-registered", _not_registered),
+    Rule("token-session", _token_session),
 )
 
 

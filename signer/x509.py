@@ -2,14 +2,16 @@
 certificate per signing key issued by that root.
 
 cryptography builds certificates only with a private key it holds, so we let it encode the
-TBSCertificate (signed by a throwaway key), sign those exact bytes with the root key on its
-token, and assemble the final certificate with asn1crypto.
+TBSCertificate (signed by a throwaway key), have those exact bytes signed by the root key on its
+token — through `signer.gate`: the caller passes `sign_der` bound to the gate (purpose
+`key-certificate`, or `root-certificate` for the root's own) — and assemble the final
+certificate with asn1crypto.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from collections.abc import Callable
 
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
@@ -17,20 +19,10 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from signer.ecdsa import sign_p256
-from signer.tokens import TokenSession
-
 ROOT_YEARS = 20
 KEY_YEARS = 5
-
-
-@dataclass(frozen=True)
-class Issuer:
-    """A body's root: the logged-in token holding its key, and its certificate."""
-
-    session: TokenSession
-    key_label: str
-    certificate: x509.Certificate
+# Returns the DER ECDSA-SHA256 signature, made on the token, over the bytes it is given.
+SignDer = Callable[[bytes], bytes]
 
 
 def body_name(name: str, body_code: str, unit: str | None = None) -> x509.Name:
@@ -45,15 +37,15 @@ def body_name(name: str, body_code: str, unit: str | None = None) -> x509.Name:
 
 
 def issue_root_certificate(
-    session: TokenSession,
-    key_label: str,
+    public_key: ec.EllipticCurvePublicKey,
     name: str,
     body_code: str,
+    sign_der: SignDer,
     now: dt.datetime | None = None,
 ) -> x509.Certificate:
-    """The body's self-signed trust anchor, signed by its own key on `session`'s token."""
+    """The body's self-signed trust anchor, signed by its own key (`public_key`'s private half,
+    on its token)."""
     now = now or dt.datetime.now(dt.UTC)
-    public_key = session.public_key(key_label)
     subject = body_name(name, body_code, "Root")
     subject = x509.Name([*subject, x509.NameAttribute(NameOID.COMMON_NAME, f"{name} Root")])
     builder = (
@@ -68,19 +60,20 @@ def issue_root_certificate(
         .add_extension(_key_usage(cert_sign=True), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
     )
-    return _sign_on_token(builder, session, key_label, public_key)
+    return _assemble(builder, sign_der)
 
 
 def issue_key_certificate(
-    issuer: Issuer,
+    root: x509.Certificate,
     subject_public_key: ec.EllipticCurvePublicKey,
     common_name: str,
     purpose: str,
+    sign_der: SignDer,
     now: dt.datetime | None = None,
 ) -> x509.Certificate:
-    """A signing key's certificate: digitalSignature + nonRepudiation, within the root's life."""
+    """A signing key's certificate: digitalSignature + nonRepudiation, within the root's life,
+    signed by the root key (`sign_der`)."""
     now = now or dt.datetime.now(dt.UTC)
-    root = issuer.certificate
     org = root.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)[0].value
     code = root.subject.get_attributes_for_oid(NameOID.ORGANIZATION_IDENTIFIER)[0].value
     subject = body_name(str(org), str(code), purpose)
@@ -104,7 +97,7 @@ def issue_key_certificate(
             critical=False,
         )
     )
-    return _sign_on_token(builder, issuer.session, issuer.key_label, root.public_key())
+    return _assemble(builder, sign_der)
 
 
 def _key_usage(cert_sign: bool) -> x509.KeyUsage:
@@ -121,22 +114,14 @@ def _key_usage(cert_sign: bool) -> x509.KeyUsage:
     )
 
 
-def _sign_on_token(
-    builder: x509.CertificateBuilder,
-    session: TokenSession,
-    key_label: str,
-    issuer_public_key: object,
-) -> x509.Certificate:
-    if not isinstance(issuer_public_key, ec.EllipticCurvePublicKey):
-        raise TypeError("issuer key: only EC P-256 roots are supported")
+def _assemble(builder: x509.CertificateBuilder, sign_der: SignDer) -> x509.Certificate:
     draft = builder.sign(ec.generate_private_key(ec.SECP256R1()), hashes.SHA256())
     tbs = draft.tbs_certificate_bytes
-    signature = sign_p256(session, key_label, tbs, issuer_public_key)
     assembled = asn1_x509.Certificate(
         {
             "tbs_certificate": asn1_x509.TbsCertificate.load(tbs),
             "signature_algorithm": {"algorithm": "sha256_ecdsa"},
-            "signature_value": signature.der,
+            "signature_value": sign_der(tbs),
         }
     )
     return x509.load_der_x509_certificate(assembled.dump())

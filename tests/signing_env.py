@@ -21,6 +21,7 @@ from certsvc.settings import Settings
 from hsm_sim import UsbKeyBay
 from signer.actor import Actor
 from signer.documents import Document, DocumentSigner
+from signer.gate import SigningGate
 from signer.models import SigningKey
 from signer.policy import CaseGates
 from signer.sessions import SigningSession, SigningSessions
@@ -54,6 +55,7 @@ class SigningEnv:
     sessions: sessionmaker[Session]
     tokens: Pkcs11Tokens
     signing: SigningSessions
+    gate: SigningGate
     signer: DocumentSigner
     gates: Gates
     clock: Clock
@@ -106,8 +108,9 @@ def env(settings: Settings) -> Iterator[SigningEnv]:
     tokens = open_tokens(settings, sessions)
     clock = Clock(datetime.now().timestamp())
     signing = SigningSessions(tokens, 3600, 600, clock=clock)
+    gate = SigningGate(signing)
     gates = Gates()
-    signer = DocumentSigner(sessions, signing, gates, chunk_size=16)
+    signer = DocumentSigner(sessions, gate, gates, chunk_size=16)
     with sessions() as db:
         account = db.scalar(select(StaffAccount).where(StaffAccount.username == "custodian"))
         assert account is not None
@@ -117,6 +120,7 @@ def env(settings: Settings) -> Iterator[SigningEnv]:
         sessions,
         tokens,
         signing,
+        gate,
         signer,
         gates,
         clock,
@@ -143,7 +147,7 @@ def sign_in_worker(
     sessions = make_sessionmaker(engine)
     tokens = open_tokens(settings, sessions)
     signing = SigningSessions(tokens, 3600, 600)
-    signer = DocumentSigner(sessions, signing, Gates(), chunk_size=chunk_size)
+    signer = DocumentSigner(sessions, SigningGate(signing), Gates(), chunk_size=chunk_size)
     try:
         with sessions() as db:
             account = db.scalar(select(StaffAccount).where(StaffAccount.username == "custodian"))

@@ -1,11 +1,13 @@
 """Verify tests' support: a provisioned body with certificates issued into the public register,
-signed on the demo USBKey — the way `certify` issues them — and a register-only copy."""
+their QR payloads signed on the demo USBKey through the signing gate in the custodian's session
+— the way `certify` issues them — and a register-only copy."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -15,17 +17,29 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, inspect, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from certsvc.accounts import StaffAccount
 from certsvc.app import create_app
 from certsvc.bootstrap import initialise
 from certsvc.public_app import PUBLIC_TABLES
 from certsvc.settings import Settings
 from common.db import Base
+from signer.actor import Actor
 from signer.cose import kid_of
 from signer.custody import active_key, certificate_of
-from signer.ecdsa import sign_p256
+from signer.gate import (
+    GateTransaction,
+    SigningGate,
+    SignRequest,
+    Subject,
+    signing_transaction,
+)
 from signer.models import KeyPurpose
+from signer.policy import SignPurpose
+from signer.sessions import SigningSessions
 from verify.payload import Claims, new_verification_id, qr_text, sign_claims
 from verify.register import PublicFields, publish_certificate
+
+WORKSTATION = "ws-custodian-01"
 
 # What the holder's private record says; none of it may ever appear on the public side.
 PRIVATE = {
@@ -44,15 +58,28 @@ class Issued:
     text: str
 
 
+# (the issuing transaction, certificate number, bytes to sign) -> r‖s
+SignRaw = Callable[[GateTransaction, str, bytes], bytes]
+
+
 @dataclass
 class Demo:
     settings: Settings
     sessions: sessionmaker[Session]
     client: TestClient
-    issue: object
+    issue: Callable[[str, str, int | None, SignRaw], Issued]
+    through_gate: SignRaw
+    with_the_token: SignRaw
 
     def certificate(self, number: str, masked: str = "欧阳**", when: int | None = None) -> Issued:
-        return self.issue(number, masked, when)  # type: ignore[operator,no-any-return]
+        """A certificate issued as `certify` issues it: its QR payload signed through the
+        gate, by the custodian in their session on the certificate key."""
+        return self.issue(number, masked, when, self.through_gate)
+
+    def forged(self, number: str, masked: str = "欧阳**", when: int | None = None) -> Issued:
+        """A payload made by whoever holds the USBKey and its PIN, outside the service: the
+        token signs whatever it is given (the service's gate is not on their desk)."""
+        return self.issue(number, masked, when, self.with_the_token)
 
 
 @pytest.fixture
@@ -61,14 +88,19 @@ def demo(settings: Settings, sessions: sessionmaker[Session]) -> Iterator[Demo]:
     secrets = json.loads(settings.credentials_file.read_text())
     usbkey = secrets["tokens"]["USBKEY-01"]
     app = create_app(settings)
-    tokens = app.state.tokens
     with sessions() as db:
         key = active_key(db, settings.body_code, KeyPurpose.CERTIFICATE)
         assert key is not None
         certificate = certificate_of(key)
-    session = tokens.login(usbkey["serial"], usbkey["user_pin"])
+        account = db.scalars(select(StaffAccount).where(StaffAccount.username == "custodian")).one()
+    custodian = Actor("custodian", account.id, "custodian", WORKSTATION)
+    signing = SigningSessions(app.state.tokens, 3600, 600)
+    gate = SigningGate(signing)
+    session = signing.open(
+        usbkey["serial"], usbkey["user_pin"], "custodian", WORKSTATION, key.label
+    )
 
-    def issue(number: str, masked: str, when: int | None) -> Issued:
+    def issue(number: str, masked: str, when: int | None, sign_raw: SignRaw) -> Issued:
         verification_id = new_verification_id()
         claims = Claims(
             body=settings.body_code,
@@ -79,24 +111,31 @@ def demo(settings: Settings, sessions: sessionmaker[Session]) -> Iterator[Demo]:
             issue_date=date(2020, 12, 31),
             issued_at=when if when is not None else int(time.time()),
         )
-        cose = sign_claims(
-            claims,
-            verification_id,
-            kid_of(certificate),
-            lambda tbs: sign_p256(session, key.label, tbs, certificate.public_key()).raw,  # type: ignore[arg-type]
-        )
         fields = PublicFields(
             verification_id, number, "SS", "02", settings.body_code, date(2020, 12, 31), masked
         )
-        with sessions.begin() as db:
-            publish_certificate(db, fields, cose)
+        with signing_transaction(sessions) as unit:
+            cose = sign_claims(
+                claims,
+                verification_id,
+                kid_of(certificate),
+                lambda tbs: sign_raw(unit, number, tbs),
+            )
+            publish_certificate(unit.db, fields, cose)
         return Issued(
             verification_id, number, qr_text(settings.public_base_url, verification_id, cose)
         )
 
+    def through_gate(unit: GateTransaction, number: str, tbs: bytes) -> bytes:
+        request = SignRequest(SignPurpose.CERTIFICATE_QR, Subject(f"certificate-qr:{number}"), tbs)
+        return gate.sign(unit, custodian, key.id, request).raw
+
+    def with_the_token(_unit: GateTransaction, _number: str, tbs: bytes) -> bytes:
+        return session.token.sign_digest(key.label, hashlib.sha256(tbs).digest())
+
     with TestClient(app) as client:
-        yield Demo(settings, sessions, client, issue)
-    session.close()
+        yield Demo(settings, sessions, client, issue, through_gate, with_the_token)
+    signing.close_all()
     app.state.engine.dispose()
 
 

@@ -21,7 +21,9 @@ from certsvc.accounts import Role, StaffAccount
 from certsvc.audit_keys import CheckpointKeyHolder, checkpoint_key
 from certsvc.auth import SessionDep, SettingsDep, require_roles
 from certsvc.routes.schemas import ROLE_GATED, answers
+from certsvc.routes.signer_context import actor_of
 from common.errors import InvalidInput, NotFound
+from signer.gate import signing_transaction
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"], responses=ROLE_GATED)
 public_router = APIRouter(tags=["audit"])
@@ -114,12 +116,13 @@ def get_checkpoints(_: OfficerDep, db: SessionDep) -> list[CheckpointOut]:
 
 
 @router.post("/checkpoints", status_code=status.HTTP_201_CREATED, responses=answers(409, 423))
-def post_checkpoint(request: Request, _: OfficerDep, db: SessionDep) -> CheckpointOut:
-    """Sign a checkpoint for the log as it is now."""
+def post_checkpoint(request: Request, account: OfficerDep) -> CheckpointOut:
+    """Sign a checkpoint for the log as it is now, through the signing gate (its event names
+    the security officer who asked)."""
     holder: CheckpointKeyHolder = request.app.state.checkpoint_key
-    signer = holder.signer()
-    signed = publish_checkpoint(db, signer)
-    db.commit()
+    holder.unlock()
+    with signing_transaction(request.app.state.writer_sessions) as unit:
+        signed = publish_checkpoint(unit.db, holder.signer(unit, actor_of(account)))
     return CheckpointOut(size=signed.size, signed_at=signed.signed_at, note=signed.note)
 
 

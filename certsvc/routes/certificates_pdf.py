@@ -1,6 +1,7 @@
 """The printable certificate for staff: rendered and PAdES-signed on request, by the custodian,
-in their open certificate-key session, from their registered workstation. Nothing of it is
-stored: the PDF carries the holder's full name, opened from the vault under audit."""
+in their open session on the certificate key's token (whatever other sessions they hold), from
+their registered workstation, through the signing gate. Nothing of it is stored: the PDF
+carries the holder's full name, opened from the vault under audit."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from fastapi import APIRouter, Request, Response
 from certify.certificate_pdf import certificate_pdf
 from certsvc.routes.certify_common import CustodianDep, WorkstationDep, issuer_of
 from certsvc.routes.schemas import ROLE_GATED, answers
-from certsvc.routes.signer_context import actor_of, signing_sessions
-from common.errors import Conflict
+from certsvc.routes.signer_context import actor_of
+from signer.gate import signing_transaction
 
 router = APIRouter(prefix="/api/v1/certificates", tags=["certify"], responses=ROLE_GATED)
 
@@ -26,17 +27,13 @@ router = APIRouter(prefix="/api/v1/certificates", tags=["certify"], responses=RO
 def get_certificate_pdf(
     number: str, request: Request, account: CustodianDep, workstation: WorkstationDep
 ) -> Response:
-    """The certificate as a PDF signed with the certificate key (PAdES); the holder-name
-    reveal it needs is an audit event."""
+    """The certificate as a PDF signed with the body's certificate key (PAdES), in the
+    caller's session on that key's token; the holder-name reveal and the signature are audit
+    events, a refusal (403) names the rule."""
     issuer = issuer_of(request)
-    held = signing_sessions(request).held_by(account.username)
-    session = next((s for s in held if s.key_label), None)
-    if session is None:
-        raise Conflict("session: open a signing session for the certificate key first")
-    with issuer.sessions.begin() as db:
-        pdf = certificate_pdf(
-            db, issuer.vault, actor_of(account, workstation), session, issuer.body_code, number
-        )
+    actor = actor_of(account, workstation)
+    with signing_transaction(issuer.sessions) as unit:
+        pdf = certificate_pdf(unit, issuer.vault, issuer.gate, actor, issuer.body_code, number)
     return Response(
         pdf,
         media_type="application/pdf",

@@ -14,7 +14,7 @@ from certify.decisions import CHINA
 from certify.issuance import Issuer
 from certsvc.accounts import Role, StaffAccount
 from certsvc.auth import require_roles, require_workstation
-from certsvc.routes.signer_context import document_signer, signing_sessions
+from certsvc.routes.signer_context import document_signer, signing_gate
 from certsvc.routes.vault import vault_of
 from certsvc.workstations import Workstation
 
@@ -41,7 +41,7 @@ def issuer_of(request: Request) -> Issuer:
     return Issuer(
         state.writer_sessions,
         document_signer(request),
-        signing_sessions(request),
+        signing_gate(request),
         vault_of(request),
         state.settings.body_code,
         state.settings.public_base_url,

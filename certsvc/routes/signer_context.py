@@ -9,6 +9,7 @@ from certsvc.accounts import StaffAccount
 from certsvc.workstations import Workstation
 from signer.actor import Actor
 from signer.documents import DocumentSigner
+from signer.gate import SigningGate
 from signer.sessions import SigningSessions
 
 
@@ -25,6 +26,11 @@ def actor_of(account: StaffAccount, workstation: Workstation | None = None) -> A
 def signing_sessions(request: Request) -> SigningSessions:
     sessions: SigningSessions = request.app.state.signing_sessions
     return sessions
+
+
+def signing_gate(request: Request) -> SigningGate:
+    gate: SigningGate = request.app.state.signing_gate
+    return gate
 
 
 def document_signer(request: Request) -> DocumentSigner:

@@ -35,6 +35,7 @@ from signer.actor import Actor
 from signer.cose import verify_sign1
 from signer.custody import approve_revocation, certificate_of
 from signer.documents import Document, DocumentSigner
+from signer.gate import SigningGate
 from signer.models import SignedDocumentRow, SigningKey
 from signer.sessions import SigningSessions
 from signing_env import WORKSTATION, Gates, SigningEnv, certificates
@@ -143,7 +144,7 @@ def _sign_until_killed(key_label: str, count: int, chunk_size: int) -> None:
     engine = make_engine(settings.resolved_database_url)
     sessions = make_sessionmaker(engine)
     signing = SigningSessions(open_tokens(settings, sessions), 3600, 600)
-    signer = DocumentSigner(sessions, signing, Gates(), chunk_size=chunk_size)
+    signer = DocumentSigner(sessions, SigningGate(signing), Gates(), chunk_size=chunk_size)
     with sessions() as db:
         account = db.scalar(select(StaffAccount).where(StaffAccount.username == "custodian"))
         key_id = db.scalar(select(SigningKey.id).where(SigningKey.label == key_label))

@@ -3,12 +3,14 @@ the trust list is published again, and a certificate it signed before still veri
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from certsvc.accounts import Role
 from certsvc.bootstrap import initialise
 from service_helpers import MakeStaff
 from signer.models import SigningKey
+from signer.policy import PolicyRefused
 from verify.offline import verify_offline
 from verify_support import Demo
 
@@ -33,8 +35,13 @@ def test_lost_usbkey_runbook_keeps_earlier_certificates_verifiable(
         revoked = db.get(SigningKey, key.id)
         assert revoked is not None and revoked.retired_at is not None
 
-    # The token itself still signs (it is lost, not destroyed): a "certificate" dated later.
-    forged = demo.certificate("20264100000000002", when=2_000_000_000)
+    # The service no longer signs with it: the gate refuses, and says so in the audit log.
+    with pytest.raises(PolicyRefused) as refused:
+        demo.certificate("20264100000000003")
+    assert refused.value.rule == "key-retired"
+    # But the token itself still signs (it is lost, not destroyed): a "certificate" made by
+    # whoever holds it, dated later.
+    forged = demo.forged("20264100000000002", when=2_000_000_000)
 
     # Step 4: publish the trust list again (what `certsvc init` does, idempotently).
     before = demo.client.get("/.well-known/certsvc/trust-list.json").json()["trust_list"]

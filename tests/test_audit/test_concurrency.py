@@ -36,7 +36,9 @@ def test_concurrent_appends_from_processes(
 
     key = ec.generate_private_key(ec.SECP256R1())
     signer = CheckpointSigner(
-        "certsvc.test/audit", key.public_key(), lambda d: key.sign(d, ec.ECDSA(hashes.SHA256()))
+        "certsvc.test/audit",
+        key.public_key(),
+        lambda: lambda d: key.sign(d, ec.ECDSA(hashes.SHA256())),
     )
     with sessions.begin() as db:
         publish_checkpoint(db, signer)

@@ -46,7 +46,7 @@ def key() -> ec.EllipticCurvePrivateKey:
 @pytest.fixture
 def signer(key: ec.EllipticCurvePrivateKey) -> CheckpointSigner:
     return CheckpointSigner(
-        ORIGIN, key.public_key(), lambda data: key.sign(data, ec.ECDSA(hashes.SHA256()))
+        ORIGIN, key.public_key(), lambda: lambda data: key.sign(data, ec.ECDSA(hashes.SHA256()))
     )
 
 

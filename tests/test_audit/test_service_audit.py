@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from audit.bundle import verify_bundle
@@ -21,6 +21,7 @@ from audit.checkpoints import open_note, parse_checkpoint
 from audit.events import AuditEvent
 from audit.log import append, size
 from audit.merkle import leaf_hash, verify_inclusion
+from audit.models import AuditEventRow
 from audit.publish import latest_checkpoint
 from certsvc.accounts import Role
 from certsvc.app import create_app
@@ -74,6 +75,14 @@ def test_init_is_audited_and_checkpointed_by_the_audit_token(
     assert latest is not None and latest.size == logged
     checkpoint = parse_checkpoint(open_note(latest.note, provisioned.audit_origin, public))
     assert checkpoint.size == logged
+    # The last event it covers is its own signature's, through the signing gate.
+    with sessions() as db:
+        own = db.scalars(select(AuditEventRow).where(AuditEventRow.idx == logged - 1)).one()
+    assert (own.action, own.object, own.outcome) == (
+        "signer.sign",
+        f"audit-checkpoint:{latest.size}",
+        "ok",
+    )
 
 
 def test_cli_verify_passes_then_names_the_changed_entry(

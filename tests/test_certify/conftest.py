@@ -1,5 +1,5 @@
 """A provisioned body (`certsvc init`) with certify wired as the service wires it: real SoftHSM
-USBKeys, the vault, the signer with `CaseRecords` as its gate source, real database and audit."""
+USBKeys, the vault, the signer with `CaseRecords` as its records, real database and audit."""
 
 from __future__ import annotations
 
@@ -102,7 +102,7 @@ def body(settings: Settings) -> Iterator[Body]:
     engine = make_engine(settings.resolved_database_url)
     sessions = make_sessionmaker(engine)
     issuer = open_issuer(settings, sessions)
-    signing = issuer.signing_sessions
+    signing = issuer.gate.signing_sessions
     with sessions() as db:
         account = db.scalar(select(StaffAccount).where(StaffAccount.username == "custodian"))
         assert account is not None

@@ -2,7 +2,8 @@
 checks, decisions with deadline overrides, signing and issue by the custodian from the
 registered workstation through the open USBKey session, delivery with a checked notice, the
 batch's announcement, reports, and a dual-controlled revocation that verification shows at
-once. Along the way, the refusals each step owes."""
+once. Along the way, the refusals each step owes; then the PDF signed in the certificate key's
+session whatever other sessions the custodian holds."""
 
 from __future__ import annotations
 
@@ -15,11 +16,13 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from certsvc import bootstrap
 from certsvc.accounts import Role
 from certsvc.app import create_app
-from certsvc.bootstrap import initialise
+from certsvc.bootstrap import DEMO_TOKENS, DemoToken, initialise
 from certsvc.settings import Settings
 from service_helpers import MakeStaff, StaffMember, demo_member
+from signer.models import KeyPurpose
 from vault import synthetic
 
 API = "/api/v1/certify"
@@ -66,8 +69,7 @@ class Desk:
         self.ok("POST", "/api/v1/signing/sessions", self.custodian, body)
 
 
-@pytest.fixture
-def desk(settings: Settings, make_staff: MakeStaff) -> Iterator[Desk]:
+def _desk(settings: Settings, make_staff: MakeStaff) -> Iterator[Desk]:
     initialise(settings)
     secrets = json.loads(settings.credentials_file.read_text())
 
@@ -86,6 +88,22 @@ def desk(settings: Settings, make_staff: MakeStaff) -> Iterator[Desk]:
             usbkey=secrets["tokens"]["USBKEY-01"],
         )
     app.state.engine.dispose()
+
+
+@pytest.fixture
+def desk(settings: Settings, make_staff: MakeStaff) -> Iterator[Desk]:
+    yield from _desk(settings, make_staff)
+
+
+@pytest.fixture
+def two_usbkeys(
+    settings: Settings, make_staff: MakeStaff, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Desk]:
+    """The desk, with the custodian holding a second USBKey that carries the body's newer
+    decision key (provisioned by `certsvc init` like the first, on the same workstation)."""
+    second = DemoToken("USBKEY-02", (("decision-2", KeyPurpose.DECISION),))
+    monkeypatch.setattr(bootstrap, "DEMO_TOKENS", (*DEMO_TOKENS, second))
+    yield from _desk(settings, make_staff)
 
 
 def _person(seed: int) -> dict[str, str]:
@@ -318,3 +336,70 @@ def test_whole_case_over_http(desk: Desk) -> None:
     assert desk.ok("GET", f"{API}/revocations/{revocation}", desk.custodian)["revoked_on"]
     stages = desk.ok("GET", f"{API}/reports/stages?batch_id={batch_id}", desk.officer)
     assert stages["stages"]["revoked"] == 1
+
+
+# --- the certificate's PDF, through the signing gate ---------------------------------------
+
+
+def _decided(desk: Desk, batch_id: int, seed: int, outcome: str, reasons: str) -> int:
+    """A case taken through intake and checks to the officer's recorded decision; its id."""
+    application_id = _intake(desk, batch_id, _person(seed), "02")["id"]
+    _checks(desk, application_id)
+    decision = {"outcome": outcome, "reasons": reasons, "deadline_override_reason": OVERRIDE}
+    path = f"{API}/applications/{application_id}/decision"
+    decided: int = desk.ok("POST", path, desk.officer, decision)["id"]
+    return decided
+
+
+def _sign_events(desk: Desk, obj: str) -> list[dict[str, Any]]:
+    query = f"/api/v1/audit/events?action=signer.sign&object={obj}"
+    return [e["event"] for e in desk.ok("GET", query, desk.security_officer)["events"]]
+
+
+def test_the_pdf_is_signed_in_the_certificate_keys_session_whatever_else_is_open(
+    two_usbkeys: Desk, settings: Settings
+) -> None:
+    desk = two_usbkeys
+    second = json.loads(settings.credentials_file.read_text())["tokens"]["USBKEY-02"]
+    batch_id = desk.ok("POST", f"{API}/batches", desk.officer, BATCH)["id"]
+    _decided(desk, batch_id, 41, "approve", "all checks passed")
+    # The custodian holds two sessions: the decision key's on USBKEY-02, opened first, and
+    # the certificate key's on USBKEY-01.
+    opening = {
+        "token_serial": second["serial"],
+        "key_label": "decision-2",
+        "pin": second["user_pin"],
+    }
+    desk.ok("POST", "/api/v1/signing/sessions", desk.custodian, opening)
+    assert (
+        len(desk.ok("POST", f"{API}/batches/{batch_id}/decisions/sign", desk.custodian)["signed"])
+        == 1
+    )
+    desk.session("certificate-1")
+    number = desk.ok("POST", f"{API}/batches/{batch_id}/certificates", desk.custodian, {})[
+        "issued"
+    ][0]
+    before = _key_ids_usage(desk)["certificate-1"]
+
+    printed = desk.call("GET", f"/api/v1/certificates/{number}/pdf", desk.custodian)
+    assert printed.status_code == 200, printed.text
+    assert printed.content.startswith(b"%PDF-") and b"/ByteRange" in printed.content
+    events = _sign_events(desk, f"certificate-pdf:{number}")
+    assert [(e["outcome"], e["details"]["key"]) for e in events] == [("ok", "certificate-1")]
+    assert _key_ids_usage(desk)["certificate-1"] == before + 1
+
+    # Without the certificate key's session, the decision-key session signs no PDF: refused
+    # by rule, audited, nothing revealed or signed.
+    serial = desk.usbkey["serial"]
+    path = f"/api/v1/signing/sessions/{serial}"
+    desk.client.delete(path, headers=desk.custodian.signed("DELETE", path))
+    refused = desk.call("GET", f"/api/v1/certificates/{number}/pdf", desk.custodian)
+    assert refused.status_code == 403 and refused.json()["rule"] == "session"
+    events = _sign_events(desk, f"certificate-pdf:{number}")
+    assert [(e["outcome"], e["reason"]) for e in events][-1] == ("refused", "session")
+    assert _key_ids_usage(desk)["certificate-1"] == before + 1
+
+
+def _key_ids_usage(desk: Desk) -> dict[str, int]:
+    tokens = desk.ok("GET", "/api/v1/hsm/tokens", desk.security_officer)
+    return {key["label"]: key["usage_count"] for token in tokens for key in token["keys"]}

@@ -3,6 +3,9 @@ from datetime import date
 import pytest
 
 from printing.render import CertificateSheet
+from signing_env import env
+
+__all__ = ["env", "sheet"]
 
 QR_TEXT = (
     "HTTP://127.0.0.1:8000/V/7K3QZD5W2M9XR4TB6NHY8JCV1PLG0FSA"

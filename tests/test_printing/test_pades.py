@@ -1,41 +1,50 @@
-"""The certificate PDF signed PAdES B-B with the demo USBKey's certificate key, checked by
-ordinary PDF tools trusting only the body's root: pyHanko's CLI and poppler's pdfsig."""
+"""The certificate PDF signed PAdES B-B with the demo USBKey's certificate key, through the
+signing gate in the custodian's session, checked by ordinary PDF tools trusting only the body's
+root: pyHanko's CLI and poppler's pdfsig."""
 
 from __future__ import annotations
 
 import io
-import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from pyhanko.pdf_utils.reader import PdfFileReader
 from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
-from certsvc.bootstrap import initialise
-from certsvc.hsm import open_tokens
-from certsvc.settings import Settings
+from audit.models import AuditEventRow
 from printing.render import CertificateSheet, render_certificate_pdf
 from signer.custody import active_key, certificate_of
 from signer.errors import SignatureInvalid
+from signer.gate import SignRequest, Subject, signing_transaction
 from signer.models import KeyPurpose, SigningKey
-from signer.pades import TokenPdfSigner, sign_pdf, signer_for_key
-from signer.tokens import TokenSession
+from signer.pades import sign_pdf, signer_for_key
+from signer.policy import SignPurpose
+from signing_env import SigningEnv
 from test_printing.pdf_tools import nss_database, pdfsig, pyhanko_validate, run, write_pem
 
 CERTIFICATE_KEY = "certificate-1"
 
 
-@pytest.fixture
-def usbkey(settings: Settings, sessions: sessionmaker[Session]) -> Iterator[TokenSession]:
-    """The demo custodian's USBKey, provisioned by `certsvc init` and unlocked."""
-    initialise(settings)
-    credentials = json.loads(settings.credentials_file.read_text())["tokens"]["USBKEY-01"]
-    tokens = open_tokens(settings, sessions)
-    with tokens.login(credentials["serial"], credentials["user_pin"]) as session:
-        yield session
-    tokens.reset()
+def _signed(env: SigningEnv, sheet: CertificateSheet) -> bytes:
+    """The sheet rendered and PAdES-signed as the service does: through the gate, in the
+    custodian's open session for the certificate key."""
+    with signing_transaction(env.sessions) as unit:
+        key, _ = _keys(unit.db)
+        subject = Subject(f"certificate-pdf:{sheet.number}")
+        signer = signer_for_key(
+            unit.db,
+            key,
+            lambda data: (
+                env.gate.sign(
+                    unit,
+                    env.custodian,
+                    key.id,
+                    SignRequest(SignPurpose.CERTIFICATE_PDF, subject, data),
+                ).der
+            ),
+        )
+        return sign_pdf(render_certificate_pdf(sheet), signer, reason="教师资格证书")
 
 
 def _keys(db: Session) -> tuple[SigningKey, SigningKey]:
@@ -81,17 +90,14 @@ def assert_nss_trusts_signer(poppler: str, nss: str, signer_pem: Path, tmp_path:
 
 
 def test_signed_pdf_validates_and_a_changed_byte_is_reported(
-    usbkey: TokenSession,
-    sessions: sessionmaker[Session],
-    sheet: CertificateSheet,
-    tmp_path: Path,
+    env: SigningEnv, sheet: CertificateSheet, tmp_path: Path
 ) -> None:
-    with sessions() as db:
+    env.open(CERTIFICATE_KEY)
+    with env.sessions() as db:
         key, root = _keys(db)
-        signer = signer_for_key(db, usbkey, key)
         root_pem = write_pem(certificate_of(root), tmp_path / "root.pem")
         signer_pem = write_pem(certificate_of(key), tmp_path / "signer.pem")
-    signed = sign_pdf(render_certificate_pdf(sheet), signer, reason="教师资格证书")
+    signed = _signed(env, sheet)
     pdf = tmp_path / "signed.pdf"
     pdf.write_bytes(signed)
 
@@ -118,13 +124,22 @@ def test_signed_pdf_validates_and_a_changed_byte_is_reported(
     assert "Signature Validation: Digest Mismatch." in poppler.output, poppler.output
 
 
-def test_a_certificate_not_of_the_token_key_is_refused(
-    usbkey: TokenSession, sessions: sessionmaker[Session], sheet: CertificateSheet
+def test_a_signature_not_matching_the_registered_certificate_never_reaches_a_pdf(
+    env: SigningEnv, sheet: CertificateSheet
 ) -> None:
-    """The signature is checked against the certificate before use: the wrong one never
-    reaches a PDF."""
-    with sessions() as db:
-        _key, root = _keys(db)
-        wrong = TokenPdfSigner(usbkey, CERTIFICATE_KEY, certificate_of(root), [])
-    with pytest.raises(SignatureInvalid):
-        sign_pdf(render_certificate_pdf(sheet), wrong)
+    """The gate checks every signature against the key's registered certificate before use:
+    with another certificate on record (here the root's), the PDF is not made and the attempt
+    is a `failed` event."""
+    env.open(CERTIFICATE_KEY)
+    with env.sessions.begin() as db:
+        key, root = _keys(db)
+        key.certificate_der = root.certificate_der
+    with pytest.raises(SignatureInvalid, match="does not verify"):
+        _signed(env, sheet)
+    with env.sessions() as db:
+        failed = db.scalars(
+            select(AuditEventRow).where(
+                AuditEventRow.action == "signer.sign", AuditEventRow.outcome == "failed"
+            )
+        ).all()
+    assert [e.object for e in failed] == [f"certificate-pdf:{sheet.number}"]

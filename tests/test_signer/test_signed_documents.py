@@ -36,7 +36,10 @@ def _rows(env: SigningEnv) -> list[SignedDocumentRow]:
 
 
 def _events(env: SigningEnv, outcome: str | None = None) -> list[AuditEventRow]:
-    query = select(AuditEventRow).where(AuditEventRow.action == "signer.sign")
+    """Signing events of staff (not those of provisioning: key certificates, trust list)."""
+    query = select(AuditEventRow).where(
+        AuditEventRow.action == "signer.sign", AuditEventRow.role != "system"
+    )
     if outcome is not None:
         query = query.where(AuditEventRow.outcome == outcome)
     with env.sessions() as db:
@@ -222,9 +225,7 @@ def test_case_gates_r2_and_r3_with_an_audited_override(env: SigningEnv) -> None:
         ("D-late", "deadline"),
         ("D-nocase", "criminal-record"),
     }
-    with env.sessions() as db:
-        ok = db.scalars(select(AuditEventRow).where(AuditEventRow.outcome == "ok")).all()
-        details = [decode_leaf(e.leaf)["details"] for e in ok if e.action == "signer.sign"]
+    details = [decode_leaf(e.leaf)["details"] for e in _events(env, "ok")]
     assert details[0]["deadline_override_by"] == "officer"  # type: ignore[index]
 
 

@@ -1,4 +1,6 @@
-"""Each policy rule on its own, then in combination: the first refusing rule is named."""
+"""Each policy rule on its own, then in combination: the first refusing rule is named. The rule
+sets: a custodian's key and session, each document, a custodian's other signatures (QR, PDF),
+the service's own keys, a root's enrolment."""
 
 from __future__ import annotations
 
@@ -11,12 +13,18 @@ import pytest
 from signer.actor import Actor
 from signer.models import HsmToken, KeyPurpose, KeyStatus, SigningKey
 from signer.policy import (
+    CUSTODIAN_PURPOSE_RULES,
     DOCUMENT_RULES,
+    ENROLMENT_RULES,
     KEY_RULES,
+    SERVICE_RULES,
     CaseGates,
     DeadlineOverride,
     DocumentContext,
+    EnrolmentContext,
     KeyContext,
+    PurposeContext,
+    ServiceContext,
     first_refusal,
     usage_refusal,
 )
@@ -30,6 +38,14 @@ class _OpenToken:
     serial = "S1"
     label = "USBKEY-01"
     is_open = True
+
+
+class _ClosedToken(_OpenToken):
+    is_open = False
+
+
+class _OtherToken(_OpenToken):
+    serial = "S2"
 
 
 def _key(**changes: Any) -> SigningKey:
@@ -213,3 +229,76 @@ def test_usage_limit_counts_the_running_total() -> None:
     refusal = usage_refusal(key, 3)
     assert refusal is not None and refusal.rule == "key-usage-limit"
     assert usage_refusal(_key(usage_limit=None), 10**9) is None
+
+
+def _root(**changes: Any) -> SigningKey:
+    return _key(label="root", purpose=KeyPurpose.ROOT, **changes)
+
+
+def _service(**changes: Any) -> ServiceContext:
+    values: dict[str, Any] = {
+        "key": _root(),
+        "purpose": "trust-list",
+        "session": _OpenToken(),
+        "now": NOW,
+    }
+    values.update(changes)
+    return ServiceContext(**values)
+
+
+def test_service_signing_allows_its_keys_own_purposes() -> None:
+    assert first_refusal(SERVICE_RULES, _service()) is None
+    assert first_refusal(SERVICE_RULES, _service(purpose="key-certificate")) is None
+    checkpoint = _key(label="audit-1", purpose=KeyPurpose.AUDIT_CHECKPOINT)
+    assert (
+        first_refusal(SERVICE_RULES, _service(key=checkpoint, purpose="audit-checkpoint")) is None
+    )
+
+
+@pytest.mark.parametrize(
+    ("context", "rule"),
+    [
+        (_service(key=_key(), purpose="certificate-qr"), "service-key"),
+        (_service(key=_root(status=KeyStatus.RETIRED, retired_at=NOW)), "key-retired"),
+        (_service(key=_root(certificate_revoked_at=NOW)), "key-certificate-revoked"),
+        (_service(key=_root(not_after=NOW - timedelta(seconds=1))), "key-validity"),
+        (_service(key=_root(usage_count=3, usage_limit=3)), "key-usage-limit"),
+        (_service(purpose="audit-checkpoint"), "purpose"),
+        (_service(purpose="decision"), "purpose"),
+        (_service(purpose="anything"), "purpose"),
+        (_service(session=None), "token-session"),
+        (_service(session=_ClosedToken()), "token-session"),
+        (_service(session=_OtherToken()), "token-session"),
+    ],
+)
+def test_each_service_rule_refuses_on_its_own(context: ServiceContext, rule: str) -> None:
+    refusal = first_refusal(SERVICE_RULES, context)
+    assert refusal is not None and refusal.rule == rule
+
+
+@pytest.mark.parametrize(
+    ("purpose", "key", "refused"),
+    [
+        ("certificate-qr", _key(), False),
+        ("certificate-pdf", _key(), False),
+        ("certificate-pdf", _key(purpose=KeyPurpose.DECISION), True),
+        ("trust-list", _root(), True),  # the service's, never in a session
+        ("certificate", _key(), True),  # a document: the document rules decide
+        ("anything", _key(), True),
+    ],
+)
+def test_a_custodians_other_signatures_need_the_matching_key(
+    purpose: str, key: SigningKey, refused: bool
+) -> None:
+    refusal = first_refusal(CUSTODIAN_PURPOSE_RULES, PurposeContext(purpose, key))
+    assert (refusal is not None) is refused
+    assert refusal is None or refusal.rule == "purpose"
+
+
+def test_a_root_enrols_once_on_its_own_logged_in_token() -> None:
+    enrolling = EnrolmentContext("S1", "root", registered=False, session=_OpenToken())  # type: ignore[arg-type]
+    assert first_refusal(ENROLMENT_RULES, enrolling) is None
+    refusal = first_refusal(ENROLMENT_RULES, replace(enrolling, registered=True))
+    assert refusal is not None and refusal.rule == "key-registered"
+    refusal = first_refusal(ENROLMENT_RULES, replace(enrolling, session=_ClosedToken()))
+    assert refusal is not None and refusal.rule == "token-session"

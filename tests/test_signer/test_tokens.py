@@ -1,4 +1,7 @@
-"""Signer core against SoftHSM: keys stay on the token, signatures verify, faults are survived."""
+"""Signer core against SoftHSM: keys stay on the token, signatures verify, faults are survived.
+
+These test the token layer under the signing gate, so they call the private raw operation
+(`signer._internal.raw`) directly, as only the gate does in the service."""
 
 from __future__ import annotations
 
@@ -14,7 +17,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from hsm_fixtures import MAX_TRIES, Hsm, module_path
-from signer.ecdsa import der_to_raw, raw_to_der, sign_p256
+from signer._internal.raw import sign_p256
+from signer.ecdsa import EcdsaSignature, der_to_raw, raw_to_der
 from signer.errors import (
     KeyNotFound,
     SessionLost,
@@ -25,9 +29,14 @@ from signer.errors import (
     TokenLocked,
     WrongPin,
 )
-from signer.tokens import PinCounter, Pkcs11Tokens
+from signer.tokens import PinCounter, Pkcs11Tokens, TokenSession
 
 KEY = "cert-key-1"
+
+
+def _sign(session: TokenSession, label: str, data: bytes) -> EcdsaSignature:
+    """The raw operation, checked against the token's own public key of `label`."""
+    return sign_p256(session, label, data, session.public_key(label))
 
 
 def _keyed_token(hsm: Hsm) -> tuple[str, str]:
@@ -80,7 +89,7 @@ def test_pkcs11_tool_lists_the_private_key_as_never_extractable(hsm: Hsm) -> Non
 def test_signature_verifies_in_both_encodings(hsm: Hsm) -> None:
     serial, pin = _keyed_token(hsm)
     with hsm.tokens.login(serial, pin) as session:
-        signature = sign_p256(session, KEY, b"certificate 2020-001")
+        signature = _sign(session, KEY, b"certificate 2020-001")
         public = session.public_key(KEY)
     public.verify(signature.der, b"certificate 2020-001", ec.ECDSA(hashes.SHA256()))
     assert len(signature.raw) == 64
@@ -97,7 +106,7 @@ def test_signature_checked_against_the_wrong_key_is_refused(hsm: Hsm) -> None:
         hsm.tokens.login(serial, pin) as session,
         pytest.raises(SignatureInvalid, match="discarded"),
     ):
-        sign_p256(session, KEY, b"data", public_key=other)
+        sign_p256(session, KEY, b"data", other)
 
 
 class _Counter(PinCounter):
@@ -128,7 +137,7 @@ def test_wrong_pin_says_tries_left_then_locked_then_unblock(hsm: Hsm) -> None:
         tokens.login(serial, pin)
     tokens.unblock_pin(serial, hsm.keys["USBKEY-A"].so_pin, "97531864")
     with tokens.login(serial, "97531864") as session:
-        sign_p256(session, KEY, b"after unblock")
+        _sign(session, KEY, b"after unblock")
 
 
 def test_errors_and_logs_never_carry_the_pin(hsm: Hsm, caplog: pytest.LogCaptureFixture) -> None:
@@ -164,7 +173,7 @@ def test_one_session_per_token(hsm: Hsm) -> None:
 def test_missing_key_label_is_named(hsm: Hsm) -> None:
     serial, pin = _keyed_token(hsm)
     with hsm.tokens.login(serial, pin) as session, pytest.raises(KeyNotFound, match="nope"):
-        sign_p256(session, "nope", b"x")
+        _sign(session, "nope", b"x")
 
 
 def test_unplug_mid_batch_then_replug_works_without_restart(hsm: Hsm) -> None:
@@ -175,17 +184,17 @@ def test_unplug_mid_batch_then_replug_works_without_restart(hsm: Hsm) -> None:
     signed = []
     with pytest.raises(TokenFault, match="re-insert"):
         for n in range(10):
-            signed.append(sign_p256(session, KEY, f"doc {n}".encode()))
+            signed.append(_sign(session, KEY, f"doc {n}".encode()))
     assert len(signed) == 3
     for n, signature in enumerate(signed):
         public.verify(signature.der, f"doc {n}".encode(), ec.ECDSA(hashes.SHA256()))
     with pytest.raises(SessionLost):
-        sign_p256(session, KEY, b"doc 3")
+        _sign(session, KEY, b"doc 3")
     with pytest.raises(TokenAbsent):
         hsm.tokens.login(serial, pin)
     hsm.bay.replug(serial)
     with hsm.tokens.login(serial, pin) as again:
-        sign_p256(again, KEY, b"doc 3")
+        _sign(again, KEY, b"doc 3")
 
 
 def test_session_handle_invalid_recovers_on_next_login(hsm: Hsm) -> None:
@@ -193,9 +202,9 @@ def test_session_handle_invalid_recovers_on_next_login(hsm: Hsm) -> None:
     session = hsm.tokens.login(serial, pin)
     hsm.bay.arm_fault(serial, "sign", "SessionHandleInvalid")
     with pytest.raises(TokenFault):
-        sign_p256(session, KEY, b"x")
+        _sign(session, KEY, b"x")
     with hsm.tokens.login(serial, pin) as again:
-        sign_p256(again, KEY, b"x")
+        _sign(again, KEY, b"x")
 
 
 def test_concurrent_signing_on_one_session(hsm: Hsm) -> None:
@@ -208,7 +217,7 @@ def test_concurrent_signing_on_one_session(hsm: Hsm) -> None:
             try:
                 for n in range(50):
                     data = f"{worker}:{n}".encode()
-                    sig = sign_p256(session, KEY, data)
+                    sig = _sign(session, KEY, data)
                     public.verify(sig.der, data, ec.ECDSA(hashes.SHA256()))
             except BaseException as exc:  # collected and re-raised by the assertion below
                 failures.append(exc)
@@ -237,6 +246,6 @@ def test_custodian_changes_the_pin(hsm: Hsm) -> None:
     with pytest.raises(WrongPin):
         hsm.tokens.login(serial, pin)
     with hsm.tokens.login(serial, "55667788") as session:
-        sign_p256(session, KEY, b"after change")
+        _sign(session, KEY, b"after change")
     with pytest.raises(WrongPin):
         hsm.tokens.change_pin(serial, "00000000", "11223344")

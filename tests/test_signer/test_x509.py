@@ -1,4 +1,7 @@
-"""Each body's root on its own token issues certificates for signing keys on other tokens."""
+"""Each body's root on its own token issues certificates for signing keys on other tokens.
+
+The certificates are signed on the tokens with the raw operation under the signing gate (the
+service asks the gate; here the X.509 encoding is what is tested)."""
 
 from __future__ import annotations
 
@@ -10,22 +13,28 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from hsm_fixtures import Hsm
-from signer.ecdsa import sign_p256
-from signer.x509 import Issuer, issue_key_certificate, issue_root_certificate
+from signer._internal.raw import sign_p256
+from signer.tokens import TokenSession
+from signer.x509 import SignDer, issue_key_certificate, issue_root_certificate
 
 BODY = "河南省教育厅"
+
+
+def _on_token(session: TokenSession, label: str) -> SignDer:
+    public = session.public_key(label)
+    return lambda data: sign_p256(session, label, data, public).der
 
 
 def _chain(hsm: Hsm) -> tuple[x509.Certificate, x509.Certificate, str, str]:
     root_key = hsm.add_token("ROOT")
     user_key = hsm.add_token("USBKEY-A")
     root = hsm.tokens.login(root_key.serial, root_key.pin, rw=True)
-    root.generate_ec_p256("root", b"\x00")
-    root_cert = issue_root_certificate(root, "root", BODY, "410000")
+    root_public = root.generate_ec_p256("root", b"\x00")
+    root_cert = issue_root_certificate(root_public, BODY, "410000", _on_token(root, "root"))
     user = hsm.tokens.login(user_key.serial, user_key.pin, rw=True)
     public = user.generate_ec_p256("cert-1", b"\x01")
     leaf = issue_key_certificate(
-        Issuer(root, "root", root_cert), public, "证书签章 USBKEY-A", "certificate"
+        root_cert, public, "证书签章 USBKEY-A", "certificate", _on_token(root, "root")
     )
     user.store_certificate("cert-1", b"\x01", leaf)
     root.close()
@@ -72,8 +81,8 @@ def test_openssl_rejects_a_leaf_under_another_root(hsm: Hsm, tmp_path: Path) -> 
     _, leaf, _, _ = _chain(hsm)
     other_key = hsm.add_token("OTHER-ROOT")
     with hsm.tokens.login(other_key.serial, other_key.pin, rw=True) as other:
-        other.generate_ec_p256("root", b"\x00")
-        other_root = issue_root_certificate(other, "root", BODY, "410000")
+        other_public = other.generate_ec_p256("root", b"\x00")
+        other_root = issue_root_certificate(other_public, BODY, "410000", _on_token(other, "root"))
     done = subprocess.run(
         [
             "openssl",
@@ -96,8 +105,8 @@ def test_openssl_verifies_a_token_signature_with_the_exported_certificate(
     data = tmp_path / "decision.cbor"
     data.write_bytes("认定结论 2020-0001".encode())
     with hsm.tokens.login(serial, pin) as session:
-        signature = sign_p256(session, "cert-1", data.read_bytes(), leaf.public_key())  # type: ignore[arg-type]
-    (tmp_path / "sig.der").write_bytes(signature.der)
+        signature = _on_token(session, "cert-1")(data.read_bytes())
+    (tmp_path / "sig.der").write_bytes(signature)
     pubkey = subprocess.run(
         ["openssl", "x509", "-in", str(_pem(tmp_path / "leaf.pem", leaf)), "-pubkey", "-noout"],
         capture_output=True,
