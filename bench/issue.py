@@ -1,6 +1,7 @@
-"""Issuing certificates end to end through the signer (policy through the signing gate, sign on
-the USBKey, verify, COSE, store, audit) against a raw python-pkcs11 sign loop on the same token
-key, in the same run; then the time per certificate with a real USBKey's latency.
+"""Issuing certificates end to end through the signer (content from the records, policy through
+the signing gate, sign on the USBKey, verify, COSE, store, audit) against a raw python-pkcs11
+sign loop on the same token key, in the same run; then the time per certificate with a real
+USBKey's latency.
 
     python bench/issue.py [--quick] [--count N]
 """
@@ -12,8 +13,9 @@ import hashlib
 import json
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import pkcs11
 from pkcs11 import Mechanism, ObjectClass
@@ -27,7 +29,7 @@ from certsvc.hsm import open_tokens
 from certsvc.settings import Settings
 from hsm_sim import UsbKeyBay
 from signer.actor import Actor
-from signer.documents import Document, DocumentSigner
+from signer.documents import DocumentRef, DocumentSigner
 from signer.gate import SigningGate
 from signer.models import SigningKey
 from signer.policy import CaseGates
@@ -42,21 +44,18 @@ BATCH = 5_000
 
 
 class ClearCases:
-    """Every case cleared (R2) and in time (R3), as `certify` reports for a ready batch."""
+    """Records of a ready batch, as `certify` answers them: every case cleared (R2) and in time
+    (R3), each certificate's content from its number."""
 
     def gates_for(self, db: Session, kind: str, document_id: str) -> CaseGates:
         return CaseGates(criminal_record_clear=True)
 
+    def content_for(self, db: Session, kind: str, document_id: str) -> Mapping[str, Any]:
+        return {"number": document_id, "type": "高级中学", "subject": "数学", "body": "410000"}
 
-def certificates(count: int, prefix: str) -> list[Document]:
-    return [
-        Document(
-            "certificate",
-            f"{prefix}{n:06d}",
-            {"number": f"{prefix}{n:06d}", "type": "高级中学", "subject": "数学", "body": "410000"},
-        )
-        for n in range(count)
-    ]
+
+def certificates(count: int, prefix: str) -> list[DocumentRef]:
+    return [DocumentRef("certificate", f"{prefix}{n:06d}") for n in range(count)]
 
 
 def timed(run: Callable[[], object]) -> float:

@@ -1,6 +1,7 @@
 """Decisions: an officer concludes (approve or refuse, with reasons), a custodian signs the
-conclusions of a batch with the decision key. The signer asks `CaseRecords` for the case gates:
-R2 (criminal-record check) and R3 (deadline, or an officer's audited override)."""
+conclusions of a batch with the decision key. The signer builds each decision it signs from the
+record, and asks `certify.records.CaseRecords` for its case gates: R2 (criminal-record check)
+and R3 (deadline, or an officer's audited override)."""
 
 from __future__ import annotations
 
@@ -12,19 +13,18 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from certify.cases import get_application, get_batch
 from certify.checks import CRIMINAL_RECORD, latest_results, missing_for_approval
-from certify.models import Application, Batch, Certificate, Decision
+from certify.models import Application, Decision
 from certify.trail import audit
 from common.dbtypes import utcnow
 from common.errors import Conflict, InvalidInput, NotFound
 from signer.actor import OFFICER_ROLE, Actor
 from signer.custody import active_key
-from signer.documents import BatchReport, Document, DocumentSigner
+from signer.documents import BatchReport, DocumentRef, DocumentSigner
 from signer.models import KeyPurpose
-from signer.policy import CaseGates, DeadlineOverride
 
 APPROVE, REFUSE = "approve", "refuse"
 CHINA = ZoneInfo("Asia/Shanghai")
-DECISION_PREFIX, CERTIFICATE_PREFIX = "DEC-", "CRT-"
+DECISION_PREFIX, CERTIFICATE_PREFIX, REVOCATION_PREFIX = "DEC-", "CRT-", "REV-"
 OVERRIDE_REASON_MIN = 10
 
 
@@ -89,13 +89,15 @@ def sign_decisions(
         key = active_key(db, batch.body_code, KeyPurpose.DECISION)
         if key is None:
             raise NotFound("key: the body has no active decision key")
-        rows = db.execute(
-            select(Decision, Application)
+        unsigned = db.scalars(
+            select(Decision.id)
             .join(Application, Application.id == Decision.application_id)
             .where(Application.batch_id == batch_id, Decision.signed_at.is_(None))
             .order_by(Decision.id)
         ).all()
-        documents = [_decision_document(batch, d, a) for d, a in rows]
+        documents = [
+            DocumentRef(KeyPurpose.DECISION.value, decision_document_id(d)) for d in unsigned
+        ]
         key_id = key.id
     report = signer.sign_batch(actor, key_id, documents, batch=f"decisions-{batch_id}")
     done = report.signed + report.already_signed
@@ -104,25 +106,6 @@ def sign_decisions(
             decision = db.get_one(Decision, int(document_id.removeprefix(DECISION_PREFIX)))
             decision.signed_at = decision.signed_at or utcnow()
     return report
-
-
-def _decision_document(batch: Batch, decision: Decision, application: Application) -> Document:
-    return Document(
-        KeyPurpose.DECISION.value,
-        decision_document_id(decision.id),
-        {
-            "body": batch.body_code,
-            "batch": batch.name,
-            "application": application.id,
-            "applicant": application.applicant_id,
-            "qualification": application.qualification,
-            "subject": application.subject,
-            "outcome": decision.outcome,
-            "reasons": decision.reasons,
-            "decided_by": decision.decided_by,
-            "decided_on": decision.decided_at.date().isoformat(),
-        },
-    )
 
 
 def signed_decisions(db: Session, batch_id: int) -> list[Decision]:
@@ -134,46 +117,3 @@ def signed_decisions(db: Session, batch_id: int) -> list[Decision]:
             .order_by(Decision.id)
         )
     )
-
-
-class CaseRecords:
-    """The signer's `CaseGateSource`: gates read from the case on file, never the request.
-    No case (or, for a certificate, no signed approval) gives None, which the signer refuses."""
-
-    def gates_for(self, db: Session, kind: str, document_id: str) -> CaseGates | None:
-        if kind == KeyPurpose.DECISION.value and document_id.startswith(DECISION_PREFIX):
-            decision = _by_id(db, Decision, document_id.removeprefix(DECISION_PREFIX))
-            if decision is None:
-                return None
-            application = db.get_one(Application, decision.application_id)
-            accepted = ("clear",) if decision.outcome == APPROVE else ("clear", "record")
-            due = db.get_one(Batch, application.batch_id).decision_deadline
-            return _gates(db, application, accepted, due)
-        if kind == KeyPurpose.CERTIFICATE.value and document_id.startswith(CERTIFICATE_PREFIX):
-            number = document_id.removeprefix(CERTIFICATE_PREFIX)
-            certificate = db.scalar(select(Certificate).where(Certificate.number == number))
-            if certificate is None:
-                return None
-            application = db.get_one(Application, certificate.application_id)
-            decision = db.scalar(select(Decision).where(Decision.application_id == application.id))
-            if decision is None or decision.outcome != APPROVE or decision.signed_at is None:
-                return None
-            due = db.get_one(Batch, application.batch_id).closes_on
-            return _gates(db, application, ("clear",), due)
-        return None
-
-
-def _by_id(db: Session, model: type[Decision], text: str) -> Decision | None:
-    return db.get(model, int(text)) if text.isdigit() else None
-
-
-def _gates(
-    db: Session, application: Application, accepted: tuple[str, ...], due: date
-) -> CaseGates:
-    clear = latest_results(db, application.id).get(CRIMINAL_RECORD) in accepted
-    override = None
-    if application.override_by and application.override_reason:
-        override = DeadlineOverride(
-            application.override_by, OFFICER_ROLE, application.override_reason
-        )
-    return CaseGates(criminal_record_clear=clear, deadline=end_of_day(due), override=override)

@@ -1,11 +1,11 @@
 """Issue certificates from signed approvals, and revoke them (R10).
 
-Issue: reserve a number and a verification id (committed, so the signer's case gates can find
-the certificate), sign the certificate document under the policy, then — in one transaction with
-its gate event — sign the QR claims through the gate in the same open session, publish the
-public fields to the register and mark the certificate issued. A fault anywhere leaves a
-reserved certificate that the next run finishes with the same number (the signer returns the
-earlier signature for the same content).
+Issue: reserve a number and a verification id (committed, so the signer can build the
+certificate document and find its case gates from the records), sign the certificate document
+under the policy, then — in one transaction with its gate event — sign the QR claims through the
+gate in the same open session, publish the public fields to the register and mark the
+certificate issued. A fault anywhere leaves a reserved certificate that the next run
+finishes with the same number (the signer returns the earlier signature for the same content).
 
 Revoke: an officer files it, two officers approve it (the signer's dual control), the
 custodian signs it with the revocation key, and the register changes in the same transaction
@@ -22,17 +22,18 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from certify.cases import get_application
-from certify.decisions import APPROVE, CERTIFICATE_PREFIX, _officer
-from certify.models import Applicant, Application, Batch, Certificate, Decision, Revocation
+from certify.decisions import APPROVE, CERTIFICATE_PREFIX, REVOCATION_PREFIX, _officer
+from certify.models import Applicant, Application, Certificate, Decision, Revocation
 from certify.numbers import next_number
+from certify.records import certificate_document_id, revocation_document, revocation_document_id
 from certify.trail import audit
 from common.errors import Conflict, InvalidInput, NotFound
 from signer.actor import Actor
 from signer.cose import kid_of
 from signer.custody import active_key, approve_revocation, certificate_of
-from signer.documents import BatchReport, Document, DocumentSigner
+from signer.documents import BatchReport, DocumentRef, DocumentSigner
 from signer.gate import GateTransaction, SigningGate, SignRequest, Subject, signing_transaction
-from signer.models import KeyPurpose, SigningKey
+from signer.models import KeyPurpose, RevocationApproval, SigningKey
 from signer.policy import SignPurpose
 from vault.store import Vault
 from verify.codes import REVOCATION_CATEGORIES
@@ -40,7 +41,6 @@ from verify.payload import Claims, new_verification_id, qr_text, sign_claims
 from verify.register import PublicFields, publish_certificate, revoke_certificate
 
 PENDING, ISSUED, REVOKED = "pending", "issued", "revoked"
-REVOCATION_PREFIX = "REV-"
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,11 @@ def issue(issuer: Issuer, actor: Actor, application_ids: list[int], today: date)
         reserved = [
             _reserve(db, issuer, application_id, today) for application_id in application_ids
         ]
-        documents = [_certificate_document(db, c) for c in reserved if c.status == PENDING]
+        documents = [
+            DocumentRef(KeyPurpose.CERTIFICATE.value, certificate_document_id(c.number))
+            for c in reserved
+            if c.status == PENDING
+        ]
     report = IssueReport()
     report.signing = issuer.signer.sign_batch(actor, key.id, documents)
     for document_id in report.signing.signed + report.signing.already_signed:
@@ -113,27 +117,6 @@ def _reserve(db: Session, issuer: Issuer, application_id: int, today: date) -> C
     db.add(certificate)
     db.flush()
     return certificate
-
-
-def _certificate_document(db: Session, certificate: Certificate) -> Document:
-    application = db.get_one(Application, certificate.application_id)
-    batch = db.get_one(Batch, application.batch_id)
-    return Document(
-        KeyPurpose.CERTIFICATE.value,
-        f"{CERTIFICATE_PREFIX}{certificate.number}",
-        {
-            "body": batch.body_code,
-            "batch": batch.name,
-            "application": application.id,
-            "applicant": application.applicant_id,
-            "number": certificate.number,
-            "verification_id": certificate.verification_id,
-            "qualification": application.qualification,
-            "subject": application.subject,
-            "masked_name": certificate.masked_name,
-            "issue_date": certificate.issue_date.isoformat(),
-        },
-    )
 
 
 def _publish(
@@ -212,14 +195,11 @@ def request_revocation(
     return revocation
 
 
-def revocation_document_id(revocation_id: int) -> str:
-    return f"{REVOCATION_PREFIX}{revocation_id}"
-
-
-def approve(db: Session, actor: Actor, revocation_id: int, reason: str) -> None:
-    """One officer's approval, recorded by the signer (which counts distinct officers)."""
+def approve(db: Session, actor: Actor, revocation_id: int, reason: str) -> RevocationApproval:
+    """One officer's approval, bound to the SHA-256 of the revocation as the records say it
+    (what will be signed), recorded by the signer (which counts distinct officers)."""
     document = revocation_document(db, revocation_id)
-    approve_revocation(db, actor, document.document_id, document.digest(), reason)
+    return approve_revocation(db, actor, document.document_id, document.digest(), reason)
 
 
 def sign_revocations(
@@ -229,31 +209,17 @@ def sign_revocations(
     and its public register entry in one transaction."""
     with issuer.sessions() as db:
         key = _key(db, issuer.body_code, KeyPurpose.REVOCATION)
-        documents = [revocation_document(db, r) for r in revocation_ids]
+        for revocation_id in revocation_ids:
+            if db.get(Revocation, revocation_id) is None:
+                raise NotFound(f"revocation_ids: no revocation {revocation_id}")
+    documents = [
+        DocumentRef(KeyPurpose.REVOCATION.value, revocation_document_id(r)) for r in revocation_ids
+    ]
     report = issuer.signer.sign_batch(actor, key.id, documents)
     for document_id in report.signed + report.already_signed:
         with issuer.sessions.begin() as db:
             _apply(db, actor, int(document_id.removeprefix(REVOCATION_PREFIX)), today)
     return report
-
-
-def revocation_document(db: Session, revocation_id: int) -> Document:
-    """The revocation as it is approved and signed: its certificate and why."""
-    revocation = db.get(Revocation, revocation_id)
-    if revocation is None:
-        raise NotFound(f"revocation_id: no revocation {revocation_id}")
-    certificate = db.get_one(Certificate, revocation.certificate_id)
-    return Document(
-        KeyPurpose.REVOCATION.value,
-        revocation_document_id(revocation_id),
-        {
-            "number": certificate.number,
-            "verification_id": certificate.verification_id,
-            "category": revocation.category,
-            "reason": revocation.reason,
-            "requested_by": revocation.requested_by,
-        },
-    )
 
 
 def _apply(db: Session, actor: Actor, revocation_id: int, today: date) -> None:

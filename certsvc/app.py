@@ -13,7 +13,7 @@ from sqlalchemy.exc import DataError
 
 from audit.log import AuditUnavailable
 from audit.publish import InconsistentLog
-from certify.decisions import CaseRecords
+from certify.records import CaseRecords
 from certsvc import __version__
 from certsvc.accounts import password_hasher
 from certsvc.audit_keys import CheckpointKeyHolder, NoCheckpointKey

@@ -27,9 +27,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from certify.cases import BatchPlan, add_slot, book_slot, create_application, create_batch
 from certify.certificate_pdf import certificate_pdf
 from certify.checks import RESULTS, CheckOutcome, record_check
-from certify.decisions import CaseRecords, decide, override_deadline, sign_decisions
+from certify.decisions import decide, override_deadline, sign_decisions
 from certify.issuance import Issuer, approve, issue, request_revocation, sign_revocations
 from certify.models import Applicant, Certificate
+from certify.records import CaseRecords
 from certsvc.accounts import Role, StaffAccount, create_account, password_hasher
 from certsvc.bootstrap import initialise
 from certsvc.cli_vault import console

@@ -1,5 +1,11 @@
-"""Signing certificates, decisions and revocations: policy and the token through the signing
-gate, then the signed documents and their audit events committed together.
+"""Signing certificates, decisions and revocations: content from the records, policy and the
+token through the signing gate, then the signed documents and their audit events committed
+together.
+
+A signing request names documents (kind and id), never what they say: the content comes from
+the records (`DocumentRecords`, supplied by `certify`). A document with no record behind it is
+refused (rule `record-on-file`); a request that still sends content differing from the records
+is refused (rule `content-from-records`); both are audited like every refusal.
 
 A batch is worked in chunks, each one database transaction in which the gate takes the key's
 row (so two workers never sign with one key at once, and the usage count cannot be overrun) and
@@ -41,7 +47,7 @@ from signer.models import KeyPurpose, SignedDocumentRow
 from signer.policy import (
     GATED_KINDS,
     CaseGates,
-    CaseGateSource,
+    DocumentRecords,
     PolicyRefused,
     Refusal,
 )
@@ -51,13 +57,14 @@ Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
-class Document:
-    """A document to sign: its kind (the key purpose it needs), the caller's stable id (the
-    idempotence key) and its content, signed as deterministic CBOR (RFC 8949 §4.2.1)."""
+class DocumentRef:
+    """A document to sign, by name: its kind (the key purpose it needs) and its stable id (the
+    idempotence key). `claimed` is content a requester still sends: it never becomes what is
+    signed, and the document is refused unless it is exactly what the records say."""
 
     kind: str
     document_id: str
-    content: Mapping[str, Any]
+    claimed: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if not DOCUMENT_ID_RE.fullmatch(self.document_id):
@@ -66,17 +73,34 @@ class Document:
                 "or digit"
             )
 
+
+@dataclass(frozen=True)
+class Document:
+    """A document as the records say it, signed as deterministic CBOR (RFC 8949 §4.2.1)."""
+
+    kind: str
+    document_id: str
+    content: Mapping[str, Any]
+
     def payload(self) -> bytes:
-        try:
-            return cbor2.dumps(dict(self.content), canonical=True)
-        except (cbor2.CBOREncodeError, TypeError, ValueError):
+        payload = canonical(self.content)
+        if payload is None:
             raise InvalidInput(
                 f"content: document {self.document_id} holds a value CBOR cannot encode"
-            ) from None
+            )
+        return payload
 
     def digest(self) -> str:
         """SHA-256 of the payload, hex: what an approval and an earlier signature are bound to."""
         return payload_digest(self.payload())
+
+
+def canonical(content: Mapping[str, Any]) -> bytes | None:
+    """`content` as deterministic CBOR, or None when it holds a value CBOR cannot encode."""
+    try:
+        return cbor2.dumps(dict(content), canonical=True)
+    except (cbor2.CBOREncodeError, TypeError, ValueError):
+        return None
 
 
 def payload_digest(payload: bytes) -> str:
@@ -128,7 +152,7 @@ class _Signed:
 
 @dataclass(frozen=True)
 class _Prepared:
-    """A document ready to sign: its payload and digest, its event's subject."""
+    """A document ready to sign: as the records say it, its payload, its event's subject."""
 
     document: Document
     payload: bytes
@@ -145,24 +169,24 @@ class _ChunkResult:
 
 
 class DocumentSigner:
-    """Signs documents under the policy, through the signing gate; one per process, shared by
-    requests."""
+    """Signs documents named by a request, with content from the records; one per process,
+    shared by requests."""
 
     def __init__(
         self,
         sessions: sessionmaker[Session],
         gate: SigningGate,
-        gates: CaseGateSource,
+        records: DocumentRecords,
         chunk_size: int = 200,
         chunk_seconds: float = 0.5,
     ) -> None:
         self._sessions = sessions
         self._gate = gate
-        self._gates = gates
+        self._records = records
         self._chunk_size = chunk_size
         self._chunk_seconds = chunk_seconds
 
-    def sign(self, actor: Actor, key_id: int, document: Document) -> SignedDocumentRow:
+    def sign(self, actor: Actor, key_id: int, document: DocumentRef) -> SignedDocumentRow:
         """Sign one document (or return its earlier signature); `PolicyRefused` names the rule."""
         report = self.sign_batch(actor, key_id, [document])
         if report.refused:
@@ -177,7 +201,7 @@ class DocumentSigner:
         self,
         actor: Actor,
         key_id: int,
-        documents: Sequence[Document],
+        documents: Sequence[DocumentRef],
         batch: str | None = None,
         progress: Progress | None = None,
     ) -> BatchReport:
@@ -195,7 +219,7 @@ class DocumentSigner:
         self,
         actor: Actor,
         key_id: int,
-        documents: Sequence[Document],
+        documents: Sequence[DocumentRef],
         start: int,
         report: BatchReport,
     ) -> int:
@@ -225,12 +249,12 @@ class DocumentSigner:
         self,
         db: Session,
         chunk: SigningChunk,
-        documents: Sequence[Document],
+        documents: Sequence[DocumentRef],
         start: int,
         report: BatchReport,
     ) -> _ChunkResult:
-        """Documents until the chunk is full or its time is up: each skipped when signed before
-        with the same content, else signed through the gate."""
+        """Documents until the chunk is full or its time is up: each as the records say it,
+        skipped when signed before with the same content, else signed through the gate."""
         result = _ChunkResult(start)
         earlier = self._earlier(db, documents)
         approvals = approvals_for(
@@ -243,7 +267,7 @@ class DocumentSigner:
                 break
             result.position += 1
             previous = earlier.get((ref.kind, ref.document_id))
-            prepared = _prepare(ref, previous, report.batch)
+            prepared = self._prepare(db, ref, previous, report.batch)
             if isinstance(prepared, tuple):
                 chunk.refuse(ref.kind, *prepared)
                 result.refused.append(_refused(ref, prepared[1]))
@@ -261,6 +285,24 @@ class DocumentSigner:
             cose = encode_sign1(protected, prepared.payload, signed.raw)
             result.signed.append(_Signed(prepared.document, prepared.digest, cose))
         return result
+
+    def _prepare(
+        self, db: Session, ref: DocumentRef, previous: str | None, batch: str
+    ) -> _Prepared | tuple[Subject, Refusal]:
+        """The document as the records say it, or what its refusal is about and why: no record
+        behind it, content sent that differs, signed before with other content."""
+        subject = Subject(f"{ref.kind}:{ref.document_id}", details={"batch": batch})
+        content = self._records.content_for(db, ref.kind, ref.document_id)
+        if content is None:
+            return subject, _no_record(ref)
+        document = Document(ref.kind, ref.document_id, content)
+        payload = document.payload()
+        digest = payload_digest(payload)
+        subject = replace(subject, document_sha256=digest)
+        refusal = _content_refusal(ref, digest, previous)
+        if refusal is not None:
+            return subject, refusal
+        return _Prepared(document, payload, digest, subject)
 
     def _request(
         self,
@@ -288,7 +330,7 @@ class DocumentSigner:
         )
 
     def _run_subject(
-        self, db: Session, remaining: Sequence[Document], batch: str
+        self, db: Session, remaining: Sequence[DocumentRef], batch: str
     ) -> tuple[Subject, str | None]:
         """What a refusal by the key's rules is about: the one document left, or the batch."""
         if len(remaining) != 1:
@@ -296,9 +338,11 @@ class DocumentSigner:
                 f"batch:{batch}", details={"batch": batch, "documents": len(remaining)}
             ), None
         ref = remaining[0]
-        return Subject(f"{ref.kind}:{ref.document_id}", ref.digest(), {"batch": batch}), ref.kind
+        content = self._records.content_for(db, ref.kind, ref.document_id)
+        digest = None if content is None else Document(ref.kind, ref.document_id, content).digest()
+        return Subject(f"{ref.kind}:{ref.document_id}", digest, {"batch": batch}), ref.kind
 
-    def _earlier(self, db: Session, chunk: Sequence[Document]) -> dict[tuple[str, str], str]:
+    def _earlier(self, db: Session, chunk: Sequence[DocumentRef]) -> dict[tuple[str, str], str]:
         ids = [d.document_id for d in chunk]
         rows = db.execute(
             select(
@@ -312,7 +356,7 @@ class DocumentSigner:
     def _gates_for(self, db: Session, kind: str, document_id: str) -> CaseGates | None:
         if kind not in GATED_KINDS:
             return None
-        return self._gates.gates_for(db, kind, document_id)
+        return self._records.gates_for(db, kind, document_id)
 
     def _store(
         self, db: Session, actor: Actor, chunk: SigningChunk, signed: list[_Signed], batch: str
@@ -364,22 +408,35 @@ def _override_details(
     }
 
 
-def _prepare(
-    document: Document, previous: str | None, batch: str
-) -> _Prepared | tuple[Subject, Refusal]:
-    """The document's payload and event subject, or, for one signed before with other
-    content, what its refusal is about and why."""
-    payload = document.payload()
-    digest = payload_digest(payload)
-    subject = Subject(f"{document.kind}:{document.document_id}", digest, {"batch": batch})
+def _content_refusal(ref: DocumentRef, digest: str, previous: str | None) -> Refusal | None:
+    """The signer's own refusals about what a document says: content sent that differs from
+    the records, or a document signed before with other content."""
+    if ref.claimed is not None:
+        claimed = canonical(ref.claimed)
+        if claimed is None or payload_digest(claimed) != digest:
+            return Refusal(
+                "content-from-records",
+                f"{ref.kind} {ref.document_id}: the content sent differs from what the records "
+                f"say, and only the records' content is ever signed; send the kind and "
+                f"document_id alone",
+            )
     if previous is not None and previous != digest:
-        return subject, Refusal(
+        return Refusal(
             "already-signed",
-            f"{document.kind} {document.document_id} is already signed with other content; a "
-            f"signed document is never replaced — revoke it and issue a new one",
+            f"{ref.kind} {ref.document_id} is already signed with other content; a signed "
+            f"document is never replaced — revoke it and issue a new one",
         )
-    return _Prepared(document, payload, digest, subject)
+    return None
 
 
-def _refused(ref: Document, refusal: Refusal) -> RefusedDocument:
+def _no_record(ref: DocumentRef) -> Refusal:
+    return Refusal(
+        "record-on-file",
+        f"{ref.kind} {ref.document_id}: no record on file — the service signs only documents "
+        f"built from its own records (a recorded decision, an issued certificate, a filed "
+        f"revocation); name one it holds",
+    )
+
+
+def _refused(ref: DocumentRef, refusal: Refusal) -> RefusedDocument:
     return RefusedDocument(ref.document_id, refusal.rule, refusal.message)

@@ -17,7 +17,7 @@ import enum
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -104,12 +104,16 @@ class CaseGateSource(Protocol):
     def gates_for(self, db: Session, kind: str, document_id: str) -> CaseGates | None: ...
 
 
-class NoCaseRecords:
-    """The gate source until `certify` provides one: no case is on file, so no certificate or
-    decision can be signed (fail closed); revocations need no case gates."""
+class ContentSource(Protocol):
+    """Supplied by `certify`: what a document says, built from the records on file; None when
+    no record is behind the id (which refuses the signature). A signing request names
+    documents, never their content."""
 
-    def gates_for(self, db: Session, kind: str, document_id: str) -> CaseGates | None:
-        return None
+    def content_for(self, db: Session, kind: str, document_id: str) -> Mapping[str, Any] | None: ...
+
+
+class DocumentRecords(CaseGateSource, ContentSource, Protocol):
+    """Everything the document signer asks the records: each document's content and gates."""
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ signer's tests: real SoftHSM tokens, real database, real audit log."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -20,7 +20,7 @@ from certsvc.hsm import open_tokens
 from certsvc.settings import Settings
 from hsm_sim import UsbKeyBay
 from signer.actor import Actor
-from signer.documents import Document, DocumentSigner
+from signer.documents import DocumentRef, DocumentSigner
 from signer.gate import SigningGate
 from signer.models import SigningKey
 from signer.policy import CaseGates
@@ -31,14 +31,28 @@ WORKSTATION = "ws-custodian-01"
 
 
 @dataclass
-class Gates:
-    """Case gates as `certify` will supply them; clear by default."""
+class Records:
+    """The records behind documents, as `certify` supplies them: each document's content
+    (by default one derived from its id; `missing` ids have no record) and its case gates
+    (clear by default)."""
 
+    contents: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+    missing: set[str] = field(default_factory=set)
     cases: dict[str, CaseGates] = field(default_factory=dict)
     default: CaseGates | None = field(default_factory=lambda: CaseGates(True))
 
+    def content_for(self, db: Session, kind: str, document_id: str) -> Mapping[str, Any] | None:
+        if document_id in self.missing:
+            return None
+        return self.contents.get(document_id, content_of(kind, document_id))
+
     def gates_for(self, db: Session, kind: str, document_id: str) -> CaseGates | None:
         return self.cases.get(document_id, self.default)
+
+
+def content_of(kind: str, document_id: str) -> dict[str, Any]:
+    """What the test records say by default about a document: its kind and id."""
+    return {"kind": kind, "number": document_id}
 
 
 class Clock:
@@ -57,7 +71,7 @@ class SigningEnv:
     signing: SigningSessions
     gate: SigningGate
     signer: DocumentSigner
-    gates: Gates
+    records: Records
     clock: Clock
     bay: UsbKeyBay
     custodian: Actor
@@ -92,11 +106,8 @@ class SigningEnv:
         return Actor(account.username, account.id, account.role.value, None)
 
 
-def certificates(count: int, prefix: str = "C") -> list[Document]:
-    return [
-        Document("certificate", f"{prefix}{n:05d}", {"number": f"{prefix}{n:05d}", "n": n})
-        for n in range(count)
-    ]
+def certificates(count: int, prefix: str = "C") -> list[DocumentRef]:
+    return [DocumentRef("certificate", f"{prefix}{n:05d}") for n in range(count)]
 
 
 @pytest.fixture
@@ -109,8 +120,8 @@ def env(settings: Settings) -> Iterator[SigningEnv]:
     clock = Clock(datetime.now().timestamp())
     signing = SigningSessions(tokens, 3600, 600, clock=clock)
     gate = SigningGate(signing)
-    gates = Gates()
-    signer = DocumentSigner(sessions, gate, gates, chunk_size=16)
+    records = Records()
+    signer = DocumentSigner(sessions, gate, records, chunk_size=16)
     with sessions() as db:
         account = db.scalar(select(StaffAccount).where(StaffAccount.username == "custodian"))
         assert account is not None
@@ -122,7 +133,7 @@ def env(settings: Settings) -> Iterator[SigningEnv]:
         signing,
         gate,
         signer,
-        gates,
+        records,
         clock,
         UsbKeyBay(settings.hsm_dir),
         custodian,
@@ -147,7 +158,7 @@ def sign_in_worker(
     sessions = make_sessionmaker(engine)
     tokens = open_tokens(settings, sessions)
     signing = SigningSessions(tokens, 3600, 600)
-    signer = DocumentSigner(sessions, SigningGate(signing), Gates(), chunk_size=chunk_size)
+    signer = DocumentSigner(sessions, SigningGate(signing), Records(), chunk_size=chunk_size)
     try:
         with sessions() as db:
             account = db.scalar(select(StaffAccount).where(StaffAccount.username == "custodian"))

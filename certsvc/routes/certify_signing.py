@@ -20,10 +20,10 @@ from certify.issuance import (
     issuable,
     issue,
     request_revocation,
-    revocation_document,
     sign_revocations,
 )
 from certify.models import Application, Certificate, Revocation
+from certify.records import revocation_document
 from certsvc.auth import SessionDep
 from certsvc.routes.certify_common import (
     CaseReaderDep,

@@ -1,6 +1,7 @@
 """Signing documents over HTTP: officers approve revocations (dual control), custodians sign
-batches from their workstation, staff read signed documents back. Case gates (R2, R3) come from
-the server side, never from the request."""
+batches from their workstation, staff read signed documents back. A request names documents by
+kind and id; what they say and their case gates (R2, R3) come from the server's records, never
+from the request."""
 
 from __future__ import annotations
 
@@ -11,14 +12,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request, status
 from pydantic import BaseModel, Field
 
+from certify.issuance import approve
 from certsvc.accounts import Role, StaffAccount
 from certsvc.auth import SessionDep, require_roles, require_workstation
 from certsvc.routes.schemas import ROLE_GATED, answers
 from certsvc.routes.signer_context import actor_of, document_signer
 from certsvc.workstations import Workstation
-from signer.custody import approve_revocation, get_key
-from signer.documents import BatchReport, Document, signed_document
-from signer.models import KeyPurpose
+from signer.custody import get_key
+from signer.documents import BatchReport, DocumentRef, signed_document
 
 router = APIRouter(prefix="/api/v1/signing", tags=["signing"], responses=ROLE_GATED)
 CustodianDep = Annotated[StaffAccount, Depends(require_roles(Role.CUSTODIAN))]
@@ -31,24 +32,33 @@ BATCH_MAX = 1000
 
 
 class ApprovalIn(BaseModel):
-    document_id: str = Field(min_length=1, max_length=100, description="the revocation's id")
-    content: dict[str, Any] = Field(
-        description="the revocation as it will be signed: the approval holds for this only"
-    )
+    revocation_id: int = Field(description="the filed revocation to approve")
     reason: str = Field(min_length=1, max_length=500)
 
 
 class ApprovalOut(BaseModel):
     document_id: str
-    content_sha256: str
+    content_sha256: str = Field(
+        description="SHA-256 of the revocation as the records say it: the approval holds for "
+        "exactly this content"
+    )
     officer: str
     approved_at: datetime
 
 
 class DocumentIn(BaseModel):
     kind: str = Field(description="certificate, decision or revocation")
-    document_id: str = Field(min_length=1, max_length=100)
-    content: dict[str, Any] = Field(description="signed as deterministic CBOR")
+    document_id: str = Field(
+        min_length=1,
+        max_length=100,
+        description="names the record: DEC-<decision id>, CRT-<certificate number>, "
+        "REV-<revocation id>",
+    )
+    content: dict[str, Any] | None = Field(
+        default=None,
+        description="not needed: the server signs what its records say; content sent that "
+        "differs from them refuses the document (rule content-from-records)",
+    )
 
 
 class BatchIn(BaseModel):
@@ -89,17 +99,15 @@ class SignedDocumentOut(BaseModel):
     signed_at: datetime
 
 
-@router.post("/approvals", status_code=status.HTTP_201_CREATED, responses=answers(409))
+@router.post("/approvals", status_code=status.HTTP_201_CREATED, responses=answers(404, 409))
 def post_approval(body: ApprovalIn, account: OfficerDep, db: SessionDep) -> ApprovalOut:
-    """Approve a revocation; two different officers must before it can be signed."""
-    document = Document(KeyPurpose.REVOCATION.value, body.document_id, body.content)
-    approval = approve_revocation(
-        db, actor_of(account), document.document_id, document.digest(), body.reason
-    )
+    """Approve a revocation, bound to its content as the server builds it from the records;
+    two different officers must before it can be signed."""
+    approval = approve(db, actor_of(account), body.revocation_id, body.reason)
     db.commit()
     return ApprovalOut(
         document_id=approval.document_id,
-        content_sha256=document.digest(),
+        content_sha256=approval.content_sha256 or "",
         officer=approval.officer,
         approved_at=approval.approved_at,
     )
@@ -109,9 +117,10 @@ def post_approval(body: ApprovalIn, account: OfficerDep, db: SessionDep) -> Appr
 def post_batch(
     body: BatchIn, request: Request, account: CustodianDep, workstation: WorkstationDep
 ) -> BatchOut:
-    """Sign a batch with the key of the caller's open session; documents already signed are
-    skipped, so re-sending a batch after a fault signs only what is missing."""
-    documents = [Document(d.kind, d.document_id, d.content) for d in body.documents]
+    """Sign a batch with the key of the caller's open session: each document as the records
+    say it (one with no record behind it is refused); documents already signed are skipped,
+    so re-sending a batch after a fault signs only what is missing."""
+    documents = [DocumentRef(d.kind, d.document_id, d.content) for d in body.documents]
     report = document_signer(request).sign_batch(
         actor_of(account, workstation), body.key_id, documents, batch=body.batch
     )

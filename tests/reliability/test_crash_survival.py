@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,9 @@ import httpx
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from certify.cases import BatchPlan, create_application, create_batch
+from certify.checks import CRIMINAL_RECORD, CheckOutcome, record_check
+from certify.decisions import decide, decision_document_id, override_deadline
 from certify.models import Applicant
 from certsvc.accounts import Role, StaffAccount
 from certsvc.bootstrap import initialise
@@ -30,15 +34,15 @@ from certsvc.settings import Settings
 from certsvc.workstations import load_workstation_key
 from hsm_sim import UsbKeyBay
 from server_support import free_port, serving
-from service_helpers import MakeStaff, StaffMember
+from service_helpers import StaffMember
 from signer.actor import Actor
 from signer.cose import verify_sign1
-from signer.custody import approve_revocation, certificate_of
-from signer.documents import Document, DocumentSigner
+from signer.custody import certificate_of
+from signer.documents import DocumentSigner
 from signer.gate import SigningGate
 from signer.models import SignedDocumentRow, SigningKey
 from signer.sessions import SigningSessions
-from signing_env import WORKSTATION, Gates, SigningEnv, certificates
+from signing_env import WORKSTATION, Records, SigningEnv, certificates
 from vault import synthetic
 
 CERTSVC = str(Path(sys.executable).parent / "certsvc")
@@ -144,7 +148,7 @@ def _sign_until_killed(key_label: str, count: int, chunk_size: int) -> None:
     engine = make_engine(settings.resolved_database_url)
     sessions = make_sessionmaker(engine)
     signing = SigningSessions(open_tokens(settings, sessions), 3600, 600)
-    signer = DocumentSigner(sessions, SigningGate(signing), Gates(), chunk_size=chunk_size)
+    signer = DocumentSigner(sessions, SigningGate(signing), Records(), chunk_size=chunk_size)
     with sessions() as db:
         account = db.scalar(select(StaffAccount).where(StaffAccount.username == "custodian"))
         key_id = db.scalar(select(SigningKey.id).where(SigningKey.label == key_label))
@@ -231,7 +235,7 @@ def _post(base: str, path: str, body: dict[str, Any], who: StaffMember, timeout:
 
 
 def test_serve_killed_mid_http_batch_then_restarted_signs_each_document_once(
-    settings: Settings, sessions: sessionmaker[Session], make_staff: MakeStaff
+    settings: Settings, sessions: sessionmaker[Session]
 ) -> None:
     initialise(settings)
     secrets = json.loads(settings.credentials_file.read_text())
@@ -246,32 +250,18 @@ def test_serve_killed_mid_http_batch_then_restarted_signs_each_document_once(
         workstation=WORKSTATION,
         workstation_key=load_workstation_key(secrets["workstations"][WORKSTATION]["private_key"]),
     )
-    # Revocations, each approved by two officers (dual control), ready to sign.
-    officers = [make_staff(Role.OFFICER) for _ in range(2)]
-    with sessions.begin() as db:
-        key_id = db.scalar(select(SigningKey.id).where(SigningKey.label == "revocation-1"))
-        assert key_id is not None
-        for officer in officers:
-            officer_id = db.scalar(
-                select(StaffAccount.id).where(StaffAccount.username == officer.username)
-            )
-            assert officer_id is not None
-            actor = Actor(officer.username, officer_id, "officer", None)
-            for n in range(DOCUMENTS):
-                document = Document("revocation", f"R{n:04d}", {"n": n})
-                approve_revocation(
-                    db, actor, document.document_id, document.digest(), "obtained by fraud"
-                )
+    # Decisions an officer recorded, ready to sign: the server signs what its records say.
+    document_ids = _decided_cases(sessions, DOCUMENTS)
+    with sessions() as db:
+        key_id = db.scalar(select(SigningKey.id).where(SigningKey.label == "decision-1"))
+    assert key_id is not None
     batch = {
         "key_id": key_id,
-        "documents": [
-            {"kind": "revocation", "document_id": f"R{n:04d}", "content": {"n": n}}
-            for n in range(DOCUMENTS)
-        ],
+        "documents": [{"kind": "decision", "document_id": d} for d in document_ids],
     }
     opening = {
         "token_serial": usbkey["serial"],
-        "key_label": "revocation-1",
+        "key_label": "decision-1",
         "pin": usbkey["user_pin"],
     }
     bay = UsbKeyBay(settings.hsm_dir)
@@ -323,12 +313,49 @@ def test_serve_killed_mid_http_batch_then_restarted_signs_each_document_once(
         assert key is not None
         assert key.usage_count == DOCUMENTS, "a signature counted but not recorded, or twice"
         certificate = certificate_of(key)
-    assert sorted(r.document_id for r in rows) == [f"R{n:04d}" for n in range(DOCUMENTS)]
+    assert sorted(r.document_id for r in rows) == sorted(document_ids)
     assert len({r.audit_index for r in rows}) == DOCUMENTS
     for row in rows:
         verify_sign1(row.cose, certificate)
     verified = _run("audit", "verify")
     assert verified.returncode == 0, verified.stderr
+
+
+def _decided_cases(sessions: sessionmaker[Session], count: int) -> list[str]:
+    """`count` cases refused by an officer after a finished criminal-record check (R2), the
+    2020 deadline overridden with a reason (R3): decisions ready to sign, by document id."""
+    registrar = Actor("registrar", 0, "registrar")
+    officer = Actor("officer", 0, "officer")
+    plan = BatchPlan(
+        name="crash survival",
+        body_code="410000",
+        registration_opens=date(2020, 6, 8),
+        registration_closes=date(2020, 6, 30),
+        confirmation_starts=date(2020, 7, 6),
+        confirmation_ends=date(2020, 7, 10),
+        closes_on=date(2020, 8, 20),
+    )
+    checked = datetime(2020, 7, 8, 2, tzinfo=UTC)
+    with sessions.begin() as db:
+        batch = create_batch(db, officer, plan)
+        document_ids = []
+        for n in range(count):
+            applicant = Applicant(
+                id_number_token=f"tk_id_crash{n:05d}",
+                name_token=f"tk_nm_crash{n:05d}",
+                birth_date=date(1990, 1, 1),
+                sex="F",
+                region_code="410102",
+            )
+            db.add(applicant)
+            db.flush()
+            application = create_application(db, registrar, batch.id, applicant.id, "SS", "02")
+            outcome = CheckOutcome(CRIMINAL_RECORD, "record", "gongan", f"q-{n}", checked)
+            record_check(db, officer, application.id, outcome)
+            override_deadline(db, officer, application.id, "a 2020 batch signed in a test")
+            decision = decide(db, officer, application.id, "refuse", "criminal record on file")
+            document_ids.append(decision_document_id(decision.id))
+    return document_ids
 
 
 def _try_post(base: str, path: str, body: dict[str, Any], who: StaffMember) -> Any:

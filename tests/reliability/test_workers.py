@@ -51,7 +51,7 @@ def test_one_session_per_usbkey_across_workers(
         key_id = db.scalar(select(SigningKey.id).where(SigningKey.label == "certificate-1"))
     batch = {
         "key_id": key_id,
-        "documents": [{"kind": "certificate", "document_id": "W0001", "content": {"n": 1}}],
+        "documents": [{"kind": "certificate", "document_id": "W0001"}],
     }
     answers: list[tuple[str, int, str]] = []
     with (

@@ -2,18 +2,21 @@
 checks, decisions with deadline overrides, signing and issue by the custodian from the
 registered workstation through the open USBKey session, delivery with a checked notice, the
 batch's announcement, reports, and a dual-controlled revocation that verification shows at
-once. Along the way, the refusals each step owes; then the PDF signed in the certificate key's
-session whatever other sessions the custodian holds."""
+once. Along the way, the refusals each step owes; then what a signing request may not do:
+choose what a decision, certificate or revocation says."""
 
 from __future__ import annotations
 
+import base64
 import json
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import cbor2
 import pytest
+from cryptography import x509
 from fastapi.testclient import TestClient
 
 from certsvc import bootstrap
@@ -22,6 +25,7 @@ from certsvc.app import create_app
 from certsvc.bootstrap import DEMO_TOKENS, DemoToken, initialise
 from certsvc.settings import Settings
 from service_helpers import MakeStaff, StaffMember, demo_member
+from signer.cose import verify_sign1
 from signer.models import KeyPurpose
 from vault import synthetic
 
@@ -338,7 +342,7 @@ def test_whole_case_over_http(desk: Desk) -> None:
     assert stages["stages"]["revoked"] == 1
 
 
-# --- the certificate's PDF, through the signing gate ---------------------------------------
+# --- what a signing request may not do: choose the content ----------------------------------
 
 
 def _decided(desk: Desk, batch_id: int, seed: int, outcome: str, reasons: str) -> int:
@@ -351,9 +355,65 @@ def _decided(desk: Desk, batch_id: int, seed: int, outcome: str, reasons: str) -
     return decided
 
 
+def _key_ids(desk: Desk) -> dict[str, int]:
+    tokens = desk.ok("GET", "/api/v1/hsm/tokens", desk.security_officer)
+    return {key["label"]: key["id"] for token in tokens for key in token["keys"]}
+
+
 def _sign_events(desk: Desk, obj: str) -> list[dict[str, Any]]:
     query = f"/api/v1/audit/events?action=signer.sign&object={obj}"
     return [e["event"] for e in desk.ok("GET", query, desk.security_officer)["events"]]
+
+
+def _signed_payload(desk: Desk, kind: str, document_id: str) -> dict[str, Any]:
+    path = f"/api/v1/signing/documents/{kind}/{document_id}"
+    cose = desk.ok("GET", path, desk.security_officer)["cose_sign1"]
+    message = cbor2.loads(base64.urlsafe_b64decode(cose + "=" * (-len(cose) % 4)))
+    payload: dict[str, Any] = cbor2.loads(message.value[2])
+    return payload
+
+
+def test_a_custodian_cannot_turn_a_recorded_refusal_into_an_approval(desk: Desk) -> None:
+    batch_id = desk.ok("POST", f"{API}/batches", desk.officer, BATCH)["id"]
+    decision_id = _decided(desk, batch_id, 31, "refuse", "degree not recognised")
+    document_id = f"DEC-{decision_id}"
+    desk.session("decision-1")
+    key_id = _key_ids(desk)["decision-1"]
+
+    # The custodian sends an approval of their own making for the officer's refusal.
+    approval = {"outcome": "approve", "reasons": "all checks passed", "decided_by": "officer"}
+    forged = {"kind": "decision", "document_id": document_id, "content": approval}
+    sent = desk.ok(
+        "POST", "/api/v1/signing/batches", desk.custodian, {"key_id": key_id, "documents": [forged]}
+    )
+    assert sent["signed"] == []
+    assert [(r["document_id"], r["rule"]) for r in sent["refused"]] == [
+        (document_id, "content-from-records")
+    ]
+    events = _sign_events(desk, f"decision:{document_id}")
+    assert [(e["actor"], e["outcome"], e["reason"]) for e in events] == [
+        ("custodian", "refused", "content-from-records")
+    ]
+    # A document no record stands behind is refused (and audited) as well.
+    unknown = {"kind": "decision", "document_id": "DEC-999999"}
+    sent = desk.ok(
+        "POST",
+        "/api/v1/signing/batches",
+        desk.custodian,
+        {"key_id": key_id, "documents": [unknown]},
+    )
+    assert [r["rule"] for r in sent["refused"]] == ["record-on-file"]
+    assert [e["reason"] for e in _sign_events(desk, "decision:DEC-999999")] == ["record-on-file"]
+
+    # The genuine refusal still signs, as the officer recorded it.
+    signed = desk.ok("POST", f"{API}/batches/{batch_id}/decisions/sign", desk.custodian)
+    assert signed["signed"] == [document_id]
+    payload = _signed_payload(desk, "decision", document_id)
+    assert (payload["outcome"], payload["reasons"]) == ("refuse", "degree not recognised")
+    assert [e["outcome"] for e in _sign_events(desk, f"decision:{document_id}")] == [
+        "refused",
+        "ok",
+    ]
 
 
 def test_the_pdf_is_signed_in_the_certificate_keys_session_whatever_else_is_open(
@@ -403,3 +463,56 @@ def test_the_pdf_is_signed_in_the_certificate_keys_session_whatever_else_is_open
 def _key_ids_usage(desk: Desk) -> dict[str, int]:
     tokens = desk.ok("GET", "/api/v1/hsm/tokens", desk.security_officer)
     return {key["label"]: key["usage_count"] for token in tokens for key in token["keys"]}
+
+
+def test_revocations_are_approved_and_signed_as_the_records_say(desk: Desk) -> None:
+    batch_id = desk.ok("POST", f"{API}/batches", desk.officer, BATCH)["id"]
+    _decided(desk, batch_id, 51, "approve", "all checks passed")
+    desk.session("decision-1")
+    desk.ok("POST", f"{API}/batches/{batch_id}/decisions/sign", desk.custodian)
+    desk.session("certificate-1")
+    number = desk.ok("POST", f"{API}/batches/{batch_id}/certificates", desk.custodian, {})[
+        "issued"
+    ][0]
+    filed = desk.ok(
+        "POST",
+        f"{API}/certificates/{number}/revocations",
+        desk.officer,
+        {"category": "error", "reason": "conclusion corrected"},
+    )
+    # Officers approve the revocation by its id: the server binds the approval to the content.
+    approval = {"revocation_id": filed["id"], "reason": "checked the file"}
+    first = desk.ok("POST", "/api/v1/signing/approvals", desk.officer, approval)
+    assert first["document_id"] == filed["document_id"] and len(first["content_sha256"]) == 64
+    assert desk.call("POST", "/api/v1/signing/approvals", desk.officer, approval).status_code == 409
+    assert (
+        desk.call("POST", "/api/v1/signing/approvals", desk.custodian, approval).status_code == 403
+    )
+    gone = {"revocation_id": 999999, "reason": "no such revocation"}
+    assert desk.call("POST", "/api/v1/signing/approvals", desk.officer, gone).status_code == 404
+    desk.session("revocation-1")
+    key_id = _key_ids(desk)["revocation-1"]
+    document = {"kind": "revocation", "document_id": filed["document_id"]}
+    batch = {"key_id": key_id, "documents": [document]}
+    alone = desk.ok("POST", "/api/v1/signing/batches", desk.custodian, batch)
+    assert [r["rule"] for r in alone["refused"]] == ["dual-control"]
+    second = desk.ok("POST", "/api/v1/signing/approvals", desk.officer_2, approval)
+    assert second["content_sha256"] == first["content_sha256"]
+
+    other = {"number": number, "category": "fraud", "reason": "obtained by fraud"}
+    altered = desk.ok(
+        "POST",
+        "/api/v1/signing/batches",
+        desk.custodian,
+        {"key_id": key_id, "documents": [{**document, "content": other}]},
+    )
+    assert [r["rule"] for r in altered["refused"]] == ["content-from-records"]
+    signed = desk.ok("POST", "/api/v1/signing/batches", desk.custodian, batch)
+    assert signed["signed"] == [filed["document_id"]]
+    payload = _signed_payload(desk, "revocation", filed["document_id"])
+    assert (payload["number"], payload["category"]) == (number, "error")
+    path = f"/api/v1/signing/documents/revocation/{filed['document_id']}"
+    document_out = desk.ok("GET", path, desk.security_officer)
+    cose = base64.urlsafe_b64decode(document_out["cose_sign1"] + "==")
+    certificate = x509.load_der_x509_certificate(base64.b64decode(document_out["certificate_der"]))
+    assert verify_sign1(cose, certificate).kid == bytes.fromhex(document_out["kid"])

@@ -1,6 +1,6 @@
-"""Signing documents end to end on real tokens and databases: policy, idempotent batches,
-usage limits, token faults and resumption, dual control, case gates, custody, fail-closed
-audit."""
+"""Signing documents end to end on real tokens and databases: content from the records,
+policy, idempotent batches, usage limits, token faults and resumption, dual control, case gates,
+custody, fail-closed audit."""
 
 from __future__ import annotations
 
@@ -24,10 +24,10 @@ from signer.custody import (
     retire_key,
     token_workstations,
 )
-from signer.documents import BatchInterrupted, Document
+from signer.documents import BatchInterrupted, Document, DocumentRef
 from signer.models import SignedDocumentRow, SigningKey
 from signer.policy import CaseGates, DeadlineOverride, PolicyRefused
-from signing_env import SigningEnv, certificates
+from signing_env import SigningEnv, certificates, content_of
 
 
 def _rows(env: SigningEnv) -> list[SignedDocumentRow]:
@@ -82,11 +82,39 @@ def test_batch_signs_each_document_once_and_a_rerun_signs_nothing(env: SigningEn
 def test_changed_content_is_never_re_signed(env: SigningEnv) -> None:
     env.open()
     key_id = env.key_id("certificate-1")
-    env.signer.sign(env.custodian, key_id, Document("certificate", "C1", {"n": 1}))
+    env.records.contents["C1"] = {"n": 1}
+    env.signer.sign(env.custodian, key_id, DocumentRef("certificate", "C1"))
+    env.records.contents["C1"] = {"n": 2}  # the record changed after it was signed
     with pytest.raises(PolicyRefused, match="already signed with other content") as refused:
-        env.signer.sign(env.custodian, key_id, Document("certificate", "C1", {"n": 2}))
+        env.signer.sign(env.custodian, key_id, DocumentRef("certificate", "C1"))
     assert refused.value.rule == "already-signed"
     assert [e.outcome for e in _events(env)] == ["ok", "refused"]
+
+
+def test_content_comes_from_the_records_never_from_the_request(env: SigningEnv) -> None:
+    env.open()
+    key_id = env.key_id("certificate-1")
+    env.records.missing.add("C-none")
+    forged = DocumentRef("certificate", "C1", {"kind": "certificate", "number": "C2"})
+    genuine = DocumentRef("certificate", "C2", content_of("certificate", "C2"))
+    report = env.signer.sign_batch(
+        env.custodian, key_id, [forged, genuine, DocumentRef("certificate", "C-none")]
+    )
+    assert report.signed == ["C2"]  # content sent that is exactly the record's is harmless
+    assert {(r.document_id, r.rule) for r in report.refused} == {
+        ("C1", "content-from-records"),
+        ("C-none", "record-on-file"),
+    }
+    refused = {e.object: e for e in _events(env, "refused")}
+    assert set(refused) == {"certificate:C1", "certificate:C-none"}
+    assert decode_leaf(refused["certificate:C1"].leaf)["reason"] == "content-from-records"
+    # What C1's event binds is the record's content, not what was sent.
+    record = Document("certificate", "C1", content_of("certificate", "C1"))
+    assert decode_leaf(refused["certificate:C1"].leaf)["doc"] == record.digest()
+    # C1 signs as the records say it once nothing else is claimed.
+    row = env.signer.sign(env.custodian, key_id, DocumentRef("certificate", "C1"))
+    certificate = certificate_of(_key(env, "certificate-1"))
+    assert verify_sign1(row.cose, certificate).payload == record.payload()
 
 
 def test_key_at_its_usage_limit_stops(env: SigningEnv) -> None:
@@ -179,8 +207,10 @@ def test_a_session_for_another_key_does_not_sign(env: SigningEnv) -> None:
 def test_revocation_needs_two_distinct_officers_approving_its_content(env: SigningEnv) -> None:
     env.open("revocation-1")
     key_id = env.key_id("revocation-1")
-    revocation = Document("revocation", "R1", {"certificate": "C00001", "reason": "fraud"})
-    digest = revocation.digest()
+    content = {"certificate": "C00001", "reason": "fraud"}
+    env.records.contents["R1"] = content
+    revocation = DocumentRef("revocation", "R1")
+    digest = Document("revocation", "R1", content).digest()
     with pytest.raises(PolicyRefused, match="approved by 0 officer") as refused:
         env.signer.sign(env.custodian, key_id, revocation)
     assert refused.value.rule == "dual-control"
@@ -196,10 +226,11 @@ def test_revocation_needs_two_distinct_officers_approving_its_content(env: Signi
     second = Actor("officer2", first.account_id, "officer", None)
     with env.sessions.begin() as db:
         approve_revocation(db, second, "R1", digest, "confirmed")
-    # Two approvals of R1, but of other content: the custodian cannot change what is revoked.
-    altered = Document("revocation", "R1", {"certificate": "C00002", "reason": "fraud"})
+    # Two approvals of R1, but the record now says other things: they count for none of it.
+    env.records.contents["R1"] = {"certificate": "C00002", "reason": "fraud"}
     with pytest.raises(PolicyRefused, match="approved by 0 officer"):
-        env.signer.sign(env.custodian, key_id, altered)
+        env.signer.sign(env.custodian, key_id, revocation)
+    env.records.contents["R1"] = content
     row = env.signer.sign(env.custodian, key_id, revocation)
     assert row.kind == "revocation"
 
@@ -208,15 +239,14 @@ def test_case_gates_r2_and_r3_with_an_audited_override(env: SigningEnv) -> None:
     env.open("decision-1")
     key_id = env.key_id("decision-1")
     past = datetime.now(UTC) - timedelta(days=2)
-    env.gates.cases["D-open"] = CaseGates(criminal_record_clear=False)
-    env.gates.cases["D-late"] = CaseGates(True, deadline=past)
-    env.gates.cases["D-overridden"] = CaseGates(
+    env.records.cases["D-open"] = CaseGates(criminal_record_clear=False)
+    env.records.cases["D-late"] = CaseGates(True, deadline=past)
+    env.records.cases["D-overridden"] = CaseGates(
         True, deadline=past, override=DeadlineOverride("officer", "officer", "appeal upheld")
     )
-    env.gates.default = None
+    env.records.default = None
     decisions = [
-        Document("decision", name, {"outcome": "qualified"})
-        for name in ("D-open", "D-late", "D-overridden", "D-nocase")
+        DocumentRef("decision", name) for name in ("D-open", "D-late", "D-overridden", "D-nocase")
     ]
     report = env.signer.sign_batch(env.custodian, key_id, decisions)
     assert report.signed == ["D-overridden"]
