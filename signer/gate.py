@@ -67,6 +67,7 @@ from signer.policy import (
     PurposeContext,
     Refusal,
     ServiceContext,
+    SignPurpose,
     first_refusal,
     usage_refusal,
 )
@@ -371,14 +372,14 @@ def sign_root_enrolment(
     details: dict[str, DetailValue] = {
         "key": key_label,
         "token": session.serial,
-        "purpose": "root-certificate",
+        "purpose": SignPurpose.ROOT_CERTIFICATE.value,
     }
     context = EnrolmentContext(session.serial, key_label, registered is not None, session)
     refusal = first_refusal(ENROLMENT_RULES, context)
     if refusal is not None:
         unit.pending.append(_refused(actor, details, subject, refusal))
         raise PolicyRefused(refusal)
-    bound = SignRequest("root-certificate", subject, data).bound()
+    bound = SignRequest(SignPurpose.ROOT_CERTIFICATE, subject, data).bound()
     try:
         signature = sign_p256(session, key_label, data, session.public_key(key_label))
     except TOKEN_ERRORS as exc:
