@@ -17,6 +17,7 @@ from certsvc.cli_staff import staff_app, workstation_app
 from certsvc.cli_vault import vault_app
 from certsvc.cli_verify import verify_qr
 from certsvc.db import DatabaseConfigError
+from certsvc.settings import SettingsInvalid
 from common.errors import CertsvcError
 
 app = typer.Typer(
@@ -41,10 +42,11 @@ register_backup(app)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the CLI; a `CertsvcError` prints one line on stderr (exit 2 for a bad database
-    configuration, 1 otherwise) instead of a traceback that might show more than it should."""
+    """Run the CLI; a `CertsvcError` prints one line on stderr (exit 2 for bad configuration,
+    1 otherwise) instead of a traceback that might show more than it should."""
     try:
         app(args=argv, prog_name="certsvc")
     except CertsvcError as exc:
         print(f"certsvc: error: {exc}", file=sys.stderr)
-        raise SystemExit(2 if isinstance(exc, DatabaseConfigError) else 1) from None
+        configuration = isinstance(exc, DatabaseConfigError | SettingsInvalid)
+        raise SystemExit(2 if configuration else 1) from None

@@ -6,10 +6,13 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from certsvc.log_config import LogFormat, LogLevel
+from common.errors import CertsvcError
+
+ENV_PREFIX = "CERTSVC_"
 
 SOFTHSM_MODULE_PATHS = (
     "/usr/lib/softhsm/libsofthsm2.so",
@@ -29,7 +32,7 @@ def _default_softhsm_module() -> str:
 class Settings(BaseSettings):
     """Everything configurable; read once per process through `get_settings`."""
 
-    model_config = SettingsConfigDict(env_prefix="CERTSVC_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
     home: Path = Field(default=Path("./var"), description="where the embedded default writes")
     database_url: str | None = Field(
@@ -97,6 +100,27 @@ class Settings(BaseSettings):
         description="Argon2id cost: RFC 9106 low-memory; 'test' is cheap, for the test suite only",
     )
 
+    @field_validator("public_base_url")
+    @classmethod
+    def _web_address(cls, value: str) -> str:
+        """QR codes carry this address: a phone opens it only with its scheme and host."""
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise ValueError("must be an http(s) URL with a host")
+        if parts.query or parts.fragment:
+            raise ValueError("must not carry a query or a fragment")
+        return value.rstrip("/")
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_address(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in {"redis", "rediss", "unix"} or not (parts.hostname or parts.path):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return value
+
     @property
     def resolved_home(self) -> Path:
         return self.home.expanduser().resolve()
@@ -133,13 +157,47 @@ class Settings(BaseSettings):
         return self.resolved_home / "credentials.json"
 
 
+class SettingsInvalid(CertsvcError):
+    """A `CERTSVC_*` variable holds a value the service cannot use; the message names each
+    variable, says what is wrong and shows a good value — never the value given, which may be
+    a URL with a password."""
+
+    def __init__(self, error: ValidationError) -> None:
+        problems = []
+        for item in error.errors(include_url=False, include_input=False):
+            field = str(item["loc"][0]) if item["loc"] else ""
+            variable = ENV_PREFIX + field.upper()
+            message = item["msg"].removeprefix("Value error, ")
+            problems.append(f"{variable}: {message} (e.g. {variable}={_example(field)})")
+        super().__init__("; ".join(problems))
+
+
+def _example(field: str) -> str:
+    """A good value for `field`: its default, or one for fields without a plain default."""
+    examples = {
+        "public_base_url": "https://verify.example.edu.cn",
+        "redis_url": "redis://127.0.0.1:6379/0",
+        "database_url": "postgresql+psycopg://certsvc@127.0.0.1/certsvc",
+    }
+    if field in examples:
+        return examples[field]
+    default = Settings.model_fields[field].default if field in Settings.model_fields else None
+    if isinstance(default, bool):
+        return str(default).lower()
+    return str(default)
+
+
 _settings: Settings | None = None
 
 
 def get_settings() -> Settings:
+    """The settings from the environment; `SettingsInvalid` names every bad variable."""
     global _settings
     if _settings is None:
-        _settings = Settings()
+        try:
+            _settings = Settings()
+        except ValidationError as exc:
+            raise SettingsInvalid(exc) from None
     return _settings
 
 
