@@ -18,6 +18,7 @@ from certsvc.accounts import (
     PASSWORD_MAX,
     account_exists,
     authenticate,
+    exposure_notices,
     issue_api_token,
 )
 from certsvc.auth import HasherDep, SessionDep, SettingsDep
@@ -39,6 +40,10 @@ class TokenResponse(BaseModel):
     token_id: str = Field(description="public id, to list or revoke the token")
     token_type: Literal["bearer"] = "bearer"  # noqa: S105 (the OAuth 2 token type)
     expires_at: datetime
+    notices: list[str] = Field(
+        default_factory=list,
+        description="what the holder must know, e.g. a token revoked because it was in a URL",
+    )
 
 
 @router.post(
@@ -106,10 +111,13 @@ def _login(
             headers={"WWW-Authenticate": "Bearer"},
         )
     text, record = issue_api_token(session, account, settings.api_token_days)
+    notices = exposure_notices(session, account)
     append(
         session,
         AuditEvent(account.username, account.role.value, "service.login", record.token_id, "ok"),
     )
     session.commit()
     logger.info("login: %s received token %s", account.username, record.token_id)
-    return TokenResponse(token=text, token_id=record.token_id, expires_at=record.expires_at)
+    return TokenResponse(
+        token=text, token_id=record.token_id, expires_at=record.expires_at, notices=notices
+    )
