@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager, suppress
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from sqlalchemy.exc import DataError
 
 from audit.log import AuditUnavailable
@@ -29,7 +30,7 @@ from certsvc.hardening import Hardening
 from certsvc.hsm import open_tokens
 from certsvc.log_redaction import install_log_redaction
 from certsvc.public_app import create_public_app
-from certsvc.routes import PUBLIC_ROUTERS, STAFF_ROUTERS
+from certsvc.routes import PUBLIC_ROUTERS, STAFF_ROUTERS, openapi
 from certsvc.service_pins import ServicePinMissing
 from certsvc.settings import Settings, get_settings
 from common.errors import CertsvcError, Conflict, InvalidInput, NotFound
@@ -161,6 +162,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # The interactive docs load scripts from a CDN: no third-party code on our pages.
         docs_url=None,
         redoc_url=None,
+        # Served by `routes.openapi`: the staff routes' map for staff only.
+        openapi_url=None,
     )
     app.add_middleware(Hardening)
     app.state.settings = settings
@@ -183,5 +186,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     answer_database_outages(app)
     for router in PUBLIC_ROUTERS + STAFF_ROUTERS:
         app.include_router(router)
+    app.include_router(openapi.router)
+    app.state.public_paths = [
+        route.path for r in PUBLIC_ROUTERS for route in r.routes if isinstance(route, APIRoute)
+    ]
     install_log_redaction()
     return app

@@ -74,7 +74,7 @@ def _unauthorized(detail: str, challenge: str = "Bearer") -> HTTPException:
     )
 
 
-def _token_in_query(request: Request) -> bool:
+def token_in_query(request: Request) -> bool:
     return any(
         name.lower() in TOKEN_QUERY_NAMES or TOKEN_TEXT_RE.search(value)
         for name, value in request.query_params.multi_items()
@@ -114,7 +114,7 @@ def current_staff(
     A token anywhere in the URL is refused outright (400) and revoked at once: URLs end up in
     proxy logs, browser history and Referer headers, so such a token is leaked.
     """
-    if _token_in_query(request):
+    if token_in_query(request):
         logger.warning(
             "refused %s %s: API token in the query string", request.method, redact(request.url.path)
         )

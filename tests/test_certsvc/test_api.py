@@ -244,8 +244,8 @@ def test_admin_registers_and_disables_workstations(
     assert client.get(probe, headers=signed.signed("GET", probe)).status_code == 401
 
 
-def test_openapi_documents_the_models(client: TestClient) -> None:
-    document = client.get("/openapi.json").json()
+def test_openapi_documents_the_models(client: TestClient, make_staff: MakeStaff) -> None:
+    document = client.get("/openapi.json", headers=make_staff(Role.REGISTRAR).auth).json()
     schemas = document["components"]["schemas"]
     for name in (
         "TokenRequest",
@@ -266,3 +266,18 @@ def test_app_refuses_a_database_without_schema(empty_db_url: str, tmp_path: Path
     settings = Settings(home=tmp_path, database_url=empty_db_url)
     with pytest.raises(DatabaseNotInitialisedError, match="run `certsvc init`"):
         create_app(settings)
+
+
+def test_the_staff_routes_map_is_for_staff_only(client: TestClient, make_staff: MakeStaff) -> None:
+    anonymous = client.get("/openapi.json")
+    assert anonymous.status_code == 200
+    paths = set(anonymous.json()["paths"])
+    assert "/api/v1/verify/{verification_id}" in paths and "/healthz" in paths
+    assert not any(
+        path.startswith(("/api/v1/staff", "/api/v1/vault", "/api/v1/audit/events"))
+        for path in paths
+    )
+    staff = client.get("/openapi.json", headers=make_staff(Role.REGISTRAR).auth).json()
+    assert "/api/v1/vault/tokenise" in staff["paths"] and paths < set(staff["paths"])
+    forged = {"Authorization": "Bearer cst_0123456789abcdef_forged"}
+    assert client.get("/openapi.json", headers=forged).status_code == 401
