@@ -177,7 +177,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.checkpoint_key = checkpoint_key
     app.state.rate_limiter = make_rate_limiter(settings.verify_rate_per_minute, settings.redis_url)
     app.state.login_limiter = make_rate_limiter(
-        settings.login_attempts_per_minute, settings.redis_url, scope="login"
+        settings.login_attempts_per_minute, settings.redis_url, scope="login", fail_open=False
     )
     app.add_exception_handler(CertsvcError, _certsvc_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

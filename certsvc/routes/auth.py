@@ -24,7 +24,7 @@ from certsvc.accounts import (
 from certsvc.auth import HasherDep, SessionDep, SettingsDep
 from certsvc.routes.schemas import answers
 from certsvc.settings import Settings
-from verify.ratelimit import RateLimiter
+from verify.ratelimit import RateLimiter, RateLimitUnavailable
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
@@ -61,7 +61,12 @@ async def create_token(
     """Exchange a username and password for a new API token. Attempts are limited per client
     (guessing passwords is slow), and a refused attempt is audited like a failed one."""
     limiter: RateLimiter = request.app.state.login_limiter
-    retry = await limiter.hit(request.client.host if request.client else "unknown")
+    try:
+        retry = await limiter.hit(request.client.host if request.client else "unknown")
+    except RateLimitUnavailable as exc:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(exc), headers={"Retry-After": "5"}
+        ) from None
     if retry is not None:
         await run_in_threadpool(_refuse, session, body.username, "too many login attempts")
         raise HTTPException(

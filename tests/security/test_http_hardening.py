@@ -7,7 +7,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from certsvc.accounts import Role
+from certsvc.app import create_app
 from certsvc.hardening import MAX_BODY_BYTES, MAX_JSON_DEPTH, json_depth
+from certsvc.settings import Settings
 from service_helpers import MakeStaff
 
 
@@ -85,3 +87,24 @@ def test_login_attempts_are_limited_and_audited(client: TestClient, make_staff: 
         ]
     assert reasons.count("wrong username or password") == limit
     assert reasons[-1] == "too many login attempts"
+
+
+def test_logins_are_refused_while_the_shared_limiter_is_down(
+    settings: Settings, make_staff: MakeStaff
+) -> None:
+    """Redis configured but unreachable: the login limiter fails closed (503 + Retry-After),
+    while public verification stays available."""
+    member = make_staff(Role.REGISTRAR)
+    app = create_app(settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"}))
+    try:
+        with TestClient(app) as down:
+            answer = down.post(
+                "/api/v1/auth/token",
+                json={"username": member.username, "password": member.password},
+            )
+            assert answer.status_code == 503 and "rate limiter" in answer.json()["detail"]
+            assert int(answer.headers["retry-after"]) >= 1
+            assert "token" not in answer.json()
+            assert down.get("/api/v1/verify/" + "A" * 26).status_code == 404
+    finally:
+        app.state.engine.dispose()
