@@ -9,7 +9,6 @@ from contextlib import asynccontextmanager, suppress
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 from sqlalchemy.exc import DataError
 
 from audit.log import AuditUnavailable
@@ -187,8 +186,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in PUBLIC_ROUTERS + STAFF_ROUTERS:
         app.include_router(router)
     app.include_router(openapi.router)
-    app.state.public_paths = [
-        route.path for r in PUBLIC_ROUTERS for route in r.routes if isinstance(route, APIRoute)
-    ]
+    app.state.public_routes = [route for router in PUBLIC_ROUTERS for route in router.routes]
     install_log_redaction()
     return app

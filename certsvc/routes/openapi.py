@@ -7,7 +7,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.openapi.utils import get_openapi
-from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials
 
 from certsvc.auth import SessionDep, bearer_scheme, current_staff, token_in_query
@@ -31,13 +30,14 @@ def openapi_document(
 
 
 def public_document(app: FastAPI) -> dict[str, Any]:
-    """The document of the routes tagged public when the app was built, made once."""
+    """The document of the public routers the app was built with, made once."""
     cached: dict[str, Any] | None = getattr(app.state, "public_openapi", None)
     if cached is None:
-        public = set(app.state.public_paths)
-        routes = [r for r in app.routes if isinstance(r, APIRoute) and r.path in public]
         cached = get_openapi(
-            title=app.title, version=app.version, description=app.description, routes=routes
+            title=app.title,
+            version=app.version,
+            description=app.description,
+            routes=app.state.public_routes,
         )
         app.state.public_openapi = cached
     return cached

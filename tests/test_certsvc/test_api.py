@@ -266,6 +266,7 @@ def test_app_refuses_a_database_without_schema(empty_db_url: str, tmp_path: Path
     settings = Settings(home=tmp_path, database_url=empty_db_url)
     with pytest.raises(DatabaseNotInitialisedError, match="run `certsvc init`"):
         create_app(settings)
+    assert not any(tmp_path.rglob("*.db"))  # no empty database file left behind
 
 
 def test_the_staff_routes_map_is_for_staff_only(client: TestClient, make_staff: MakeStaff) -> None:
