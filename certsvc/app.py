@@ -32,10 +32,10 @@ from certsvc.public_app import create_public_app
 from certsvc.routes import PUBLIC_ROUTERS, STAFF_ROUTERS
 from certsvc.service_pins import ServicePinMissing
 from certsvc.settings import Settings, get_settings
+from common.cose import CoseInvalid
 from common.errors import CertsvcError, Conflict, InvalidInput, NotFound
 from signer.chain import ChainInvalid
 from signer.claims import SessionClaims, SessionElsewhere, TokenClaimedElsewhere
-from signer.cose import CoseInvalid
 from signer.documents import BatchInterrupted, DocumentSigner
 from signer.errors import (
     KeyNotFound,

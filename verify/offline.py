@@ -11,7 +11,7 @@ from typing import Any
 import cbor2
 from cryptography import x509
 
-from signer.cose import CoseInvalid, verify_sign1
+from common.cose import CoseInvalid, verify_sign1
 from verify.payload import Claims, MalformedQr, decode_claims, parse_qr_text
 
 
