@@ -25,6 +25,7 @@ from signer.sessions import SigningSession
 from vault.store import Vault
 from verify.codes import QUALIFICATIONS, SUBJECTS
 from verify.models import TrustedBody
+from verify.qrimage import qr_modules
 
 
 def certificate_pdf(
@@ -76,7 +77,7 @@ def certificate_pdf(
         number=number,
         body_name=body.name if body else body_code,
         issue_date=certificate.issue_date,
-        qr_text=certificate.qr_text,
+        qr_modules=qr_modules(certificate.qr_text),
     )
     signer = signer_for_key(db, session.token, key)
     return sign_pdf(render_certificate_pdf(sheet), signer, reason=f"教师资格证书 {number}")

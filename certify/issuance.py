@@ -25,9 +25,9 @@ from certify.decisions import APPROVE, CERTIFICATE_PREFIX, _officer
 from certify.models import Applicant, Application, Batch, Certificate, Decision, Revocation
 from certify.numbers import next_number
 from certify.trail import audit
+from common.cose import kid_of
 from common.errors import Conflict, InvalidInput, NotFound
 from signer.actor import Actor
-from signer.cose import kid_of
 from signer.custody import active_key, approve_revocation, certificate_of
 from signer.documents import BatchReport, Document, DocumentSigner
 from signer.ecdsa import sign_p256

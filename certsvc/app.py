@@ -28,14 +28,13 @@ from certsvc.db_outage import answer_database_outages
 from certsvc.hardening import Hardening
 from certsvc.hsm import open_tokens
 from certsvc.log_redaction import install_log_redaction
-from certsvc.public_app import create_public_app
 from certsvc.routes import PUBLIC_ROUTERS, STAFF_ROUTERS, openapi
 from certsvc.service_pins import ServicePinMissing
 from certsvc.settings import Settings, get_settings
+from common.cose import CoseInvalid
 from common.errors import CertsvcError, Conflict, InvalidInput, NotFound
 from signer.chain import ChainInvalid
 from signer.claims import SessionClaims, SessionElsewhere, TokenClaimedElsewhere
-from signer.cose import CoseInvalid
 from signer.documents import BatchInterrupted, DocumentSigner
 from signer.errors import (
     KeyNotFound,
@@ -122,8 +121,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     rather than on the first request.
     """
     settings = settings or get_settings()
-    if settings.public_only:
-        return create_public_app(settings)
     engine = make_engine(settings.resolved_database_url)
     sessions = make_sessionmaker(engine)
     try:

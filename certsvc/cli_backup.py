@@ -357,9 +357,3 @@ def restore(
         f"restored {source} (made {header.get('created_at')}) into {safe_url(str(url))}: "
         f"audit log intact, {verdict.events} events{latest}"
     )
-
-
-def register(app: typer.Typer) -> None:
-    """Add `backup` and `restore` to the `certsvc` command."""
-    app.command("backup")(backup)
-    app.command("restore")(restore)

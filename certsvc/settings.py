@@ -66,9 +66,6 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         default=None, description="Redis for rate limits shared by several workers"
     )
-    public_only: bool = Field(
-        default=False, description="serve only the public side (what `serve --public` sets)"
-    )
     log_format: LogFormat = Field(
         default="json", description="server log lines: one JSON object each, or plain text"
     )

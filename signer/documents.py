@@ -25,11 +25,11 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from audit.log import append_many
+from common.cose import encode_sign1, kid_of, protected_header, to_be_signed
 from common.dbtypes import utcnow
 from common.errors import InvalidInput, NotFound
 from signer.actor import Actor
 from signer.audit_trail import actor_event, record
-from signer.cose import encode_sign1, kid_of, protected_header, to_be_signed
 from signer.custody import approvals_for, certificate_of, token_workstations
 from signer.ecdsa import sign_p256
 from signer.errors import (

@@ -19,8 +19,8 @@ from certsvc.app import create_app
 from certsvc.bootstrap import initialise
 from certsvc.public_app import PUBLIC_TABLES
 from certsvc.settings import Settings
+from common.cose import kid_of
 from common.db import Base
-from signer.cose import kid_of
 from signer.custody import active_key, certificate_of
 from signer.ecdsa import sign_p256
 from signer.models import KeyPurpose

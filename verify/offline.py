@@ -15,7 +15,7 @@ import cbor2
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 
-from signer.cose import CoseInvalid, verify_sign1
+from common.cose import CoseInvalid, verify_sign1
 from verify.payload import Claims, MalformedQr, decode_claims, parse_qr_text
 
 

@@ -24,7 +24,6 @@ BAD_VALUES = {
     "login_attempts_per_minute": "ten",
     "verify_rate_per_minute": "0",
     "redis_url": "cache.internal:6380",
-    "public_only": "perhaps",
     "log_format": "xml",
     "log_level": "verbose",
     "body_code": "41",

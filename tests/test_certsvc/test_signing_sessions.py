@@ -17,9 +17,9 @@ from certsvc.accounts import Role
 from certsvc.app import create_app
 from certsvc.bootstrap import initialise
 from certsvc.settings import Settings, get_settings, reset_settings
+from common.cose import verify_sign1
 from hsm_sim import UsbKeyBay
 from service_helpers import MakeStaff, StaffMember, demo_member
-from signer.cose import verify_sign1
 
 SESSIONS = "/api/v1/signing/sessions"
 MAX_TRIES = 3

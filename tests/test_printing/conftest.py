@@ -3,6 +3,7 @@ from datetime import date
 import pytest
 
 from printing.render import CertificateSheet
+from verify.qrimage import qr_modules
 
 QR_TEXT = (
     "HTTP://127.0.0.1:8000/V/7K3QZD5W2M9XR4TB6NHY8JCV1PLG0FSA"
@@ -21,5 +22,5 @@ def sheet() -> CertificateSheet:
         number="20264100000001",
         body_name="河南省教育厅（演示）",
         issue_date=date(2026, 3, 2),
-        qr_text=QR_TEXT,
+        qr_modules=qr_modules(QR_TEXT),
     )

@@ -20,7 +20,7 @@ from cryptography.x509.oid import NameOID
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from signer.cose import kid_of
+from common.cose import kid_of
 from verify.offline import BARE_NOT_VERIFIED, verify_offline
 from verify.payload import (
     Claims,
