@@ -50,7 +50,7 @@ from signer.errors import (
 )
 from signer.policy import PolicyRefused
 from signer.sessions import NotYourSession, SigningSessions
-from vault.errors import VaultUnavailable
+from vault.errors import StoredValueCorrupt, VaultUnavailable
 from verify.ratelimit import make_rate_limiter
 
 ERROR_STATUS: dict[type[CertsvcError], int] = {
@@ -74,6 +74,9 @@ ERROR_STATUS: dict[type[CertsvcError], int] = {
     CoseInvalid: status.HTTP_422_UNPROCESSABLE_CONTENT,
     ChainInvalid: status.HTTP_422_UNPROCESSABLE_CONTENT,
     VaultUnavailable: status.HTTP_503_SERVICE_UNAVAILABLE,
+    # The service's data is damaged (a stored ciphertext fails its tag): no retry can help, and
+    # it is not the token's fault (503 would say "try later").
+    StoredValueCorrupt: status.HTTP_500_INTERNAL_SERVER_ERROR,
     # The service's own faults: the request was fine, and nothing was done.
     AuditUnavailable: status.HTTP_503_SERVICE_UNAVAILABLE,
     InconsistentLog: status.HTTP_503_SERVICE_UNAVAILABLE,

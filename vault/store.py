@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from vault.crypto import KeySet
-from vault.errors import VaultUnavailable
+from vault.errors import StoredValueCorrupt, VaultUnavailable
 from vault.keyring import KeyRing, Keys
 from vault.kinds import TOKEN_PREFIX, Kind
 from vault.masking import mask
@@ -273,12 +273,12 @@ def _answers(values: list[str], tokens: dict[str, str], created: set[str]) -> li
 
 
 def decrypt(keys: Keys, kind: Kind, token: str, version: int, ciphertext: bytes) -> str:
+    """One entry's value. A key version not in use is the vault's fault (`VaultUnavailable`);
+    a failed tag is the row's (`StoredValueCorrupt`): it was changed or moved in the database."""
     key_set = keys.sets.get(version)
     if key_set is None:
         raise VaultUnavailable(f"vault entry {token}: key version {version} is not available")
     try:
         return key_set.open(kind, token, bytes(ciphertext))
     except InvalidTag:
-        raise VaultUnavailable(
-            f"vault entry {token} fails its integrity check: report it to the security officer"
-        ) from None
+        raise StoredValueCorrupt(token) from None

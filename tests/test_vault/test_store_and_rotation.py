@@ -15,7 +15,7 @@ from certsvc.service_pins import service_pin
 from certsvc.vault_setup import VAULT_TOKEN, open_vault
 from test_vault.conftest import VaultEnv, interrupt_rotation
 from vault import synthetic
-from vault.errors import InvalidValue, VaultUnavailable
+from vault.errors import InvalidValue, StoredValueCorrupt, VaultUnavailable
 from vault.kinds import TOKEN_PREFIX, Kind
 from vault.models import VaultEntry, VaultKey, VaultKeyVersion
 from vault.rotation import rotate
@@ -81,8 +81,10 @@ def test_ciphertext_is_bound_to_its_token(vault_env: VaultEnv) -> None:
     with vault_env.sessions.begin() as db:
         stolen = db.scalar(select(VaultEntry.ciphertext).where(VaultEntry.token == a))
         db.execute(update(VaultEntry).where(VaultEntry.token == b).values(ciphertext=stolen))
-    with vault_env.sessions() as db, pytest.raises(VaultUnavailable, match="integrity check"):
+    with vault_env.sessions() as db, pytest.raises(StoredValueCorrupt) as caught:
         vault.open(db, [b])
+    assert caught.value.token == b
+    assert "failed its integrity check" in str(caught.value)
 
 
 def test_kek_lives_on_the_token_and_cannot_leave_it(vault_env: VaultEnv) -> None:
