@@ -1,5 +1,7 @@
-"""Reveal (detokenise): the only way back to a value, for the `vault_revealer` role, with a
-stated purpose, one audit event per value and a per-person rate limit.
+"""Reveal (detokenise): the only way a value leaves the vault, with a stated purpose, one audit
+event and one `VaultReveal` row per value, and a per-person rate limit. Callers choose who may
+ask and under which limit: the `vault_revealer` role through the reveal route; the custodian
+printing a certificate, for the holder's name, under the print limit.
 
 Events are written in the caller's transaction: the reveal is allowed only if its events
 commit. A refused reveal commits its events, then refuses (`record_refusal`); so does one that
@@ -22,9 +24,10 @@ from audit.events import AuditEvent
 from audit.log import append
 from common.dbtypes import utcnow
 from common.errors import NotFound
+from vault._plaintext import Opened, open_entries
 from vault.errors import InvalidValue, RevealRateLimited, StoredValueCorrupt
 from vault.models import VaultReveal
-from vault.store import Opened, Vault
+from vault.store import Vault
 
 ACTION = "vault.reveal"
 PURPOSE_MIN = 10
@@ -102,7 +105,7 @@ def reveal(
         db.commit()
         raise RevealRateLimited(limit.values, _minutes(limit.window), retry)
     try:
-        opened = vault.open(db, tokens)
+        opened = open_entries(db, vault.keyring.current(db), tokens)
     except StoredValueCorrupt as exc:
         record_refusal(db, who, [exc.token], "stored value failed its integrity check", "failed")
         db.commit()
