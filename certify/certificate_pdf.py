@@ -1,9 +1,10 @@
 """The printed certificate: rendered with the holder's full name and the QR, then PAdES-signed
 with the certificate key inside the custodian's open signing session.
 
-The PDF is the holder's own document, so it carries the full name: the name is opened from the
-vault only into the PDF, and that opening is an audited reveal (`vault.reveal`, purpose
-"print certificate <number>") by the custodian who signs. Nothing of it is stored.
+The PDF is the holder's own document, so it carries the full name: the name comes through the
+vault's `reveal`, by the custodian who signs (from their workstation), purpose "print
+certificate <number>", under the custodian's print limit — an audit event and a `VaultReveal`
+row, and a refusal when over the limit. Nothing of it is stored.
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from audit.events import AuditEvent
-from audit.log import append
 from certify.issuance import PENDING
 from certify.models import Applicant, Application, Certificate
 from common.errors import Conflict, NotFound
@@ -22,6 +21,7 @@ from signer.custody import active_key
 from signer.models import KeyPurpose
 from signer.pades import sign_pdf, signer_for_key
 from signer.sessions import SigningSession
+from vault.reveal import Revealer, RevealLimit, reveal
 from vault.store import Vault
 from verify.codes import QUALIFICATIONS, SUBJECTS
 from verify.models import TrustedBody
@@ -35,9 +35,11 @@ def certificate_pdf(
     session: SigningSession,
     body_code: str,
     number: str,
+    limit: RevealLimit,
 ) -> bytes:
-    """The signed PDF of an issued certificate; the holder-name reveal is audited in `db`'s
-    transaction (commit it with the PDF's release)."""
+    """The signed PDF of an issued certificate; the holder-name reveal is recorded in `db`'s
+    transaction (commit it with the PDF's release). Over `limit`, `RevealRateLimited` after
+    committing the refusal: nothing is rendered."""
     row = db.execute(
         select(Certificate, Application, Applicant)
         .join(Application, Application.id == Certificate.application_id)
@@ -52,24 +54,14 @@ def certificate_pdf(
     key = active_key(db, body_code, KeyPurpose.CERTIFICATE)
     if key is None or session.key_label != key.label:
         raise Conflict("session: open a signing session for the certificate key first")
-    name = vault.open(db, [applicant.name_token])[applicant.name_token].value
-    append(
-        db,
-        AuditEvent(
-            actor=actor.username,
-            role=actor.role,
-            workstation=actor.workstation,
-            action="vault.reveal",
-            object=applicant.name_token,
-            outcome="ok",
-            reason=f"print certificate {number}",
-        ),
-    )
+    who = Revealer(actor.username, actor.role, actor.workstation)
+    purpose = f"print certificate {number}"
+    name = reveal(db, vault, who, [applicant.name_token], purpose, limit)[applicant.name_token]
     body = db.get(TrustedBody, body_code)
     qualification = QUALIFICATIONS[application.qualification]
     subject = SUBJECTS[application.subject]
     sheet = CertificateSheet(
-        holder_name=name,
+        holder_name=name.value,
         qualification_zh=qualification[0],
         qualification_en=qualification[1],
         subject_zh=subject[0],

@@ -49,7 +49,7 @@ from signer.errors import (
 )
 from signer.policy import PolicyRefused
 from signer.sessions import NotYourSession, SigningSessions
-from vault.errors import VaultUnavailable
+from vault.errors import RevealRateLimited, StoredValueCorrupt, VaultUnavailable
 from verify.ratelimit import make_rate_limiter
 
 ERROR_STATUS: dict[type[CertsvcError], int] = {
@@ -73,6 +73,10 @@ ERROR_STATUS: dict[type[CertsvcError], int] = {
     CoseInvalid: status.HTTP_422_UNPROCESSABLE_CONTENT,
     ChainInvalid: status.HTTP_422_UNPROCESSABLE_CONTENT,
     VaultUnavailable: status.HTTP_503_SERVICE_UNAVAILABLE,
+    RevealRateLimited: status.HTTP_429_TOO_MANY_REQUESTS,
+    # The service's data is damaged (a stored ciphertext fails its tag): no retry can help, and
+    # it is not the token's fault (503 would say "try later").
+    StoredValueCorrupt: status.HTTP_500_INTERNAL_SERVER_ERROR,
     # The service's own faults: the request was fine, and nothing was done.
     AuditUnavailable: status.HTTP_503_SERVICE_UNAVAILABLE,
     InconsistentLog: status.HTTP_503_SERVICE_UNAVAILABLE,
@@ -91,7 +95,10 @@ async def _certsvc_error(_request: Request, exc: Exception) -> JSONResponse:
         body["tries_left"] = exc.tries_left
     if isinstance(exc, PolicyRefused):
         body["rule"] = exc.rule
-    return JSONResponse(body, status_code=code)
+    headers = {}
+    if isinstance(exc, RevealRateLimited):
+        headers["Retry-After"] = str(exc.retry_after_seconds)
+    return JSONResponse(body, status_code=code, headers=headers)
 
 
 async def _out_of_range(_request: Request, _exc: Exception) -> JSONResponse:

@@ -89,6 +89,13 @@ class Settings(BaseSettings):
         default=20, ge=1, le=10000, description="values one person may reveal per window"
     )
     vault_reveal_window_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
+    print_reveal_limit: int = Field(
+        default=200,
+        ge=1,
+        le=10000,
+        description="holder names one custodian may reveal by printing certificates per window",
+    )
+    print_reveal_window_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
     vault_rotation_grace_seconds: float = Field(
         default=10, ge=0, description="pause before values move to a new key version"
     )

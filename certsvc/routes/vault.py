@@ -27,7 +27,7 @@ from certsvc.auth import SessionDep, StaffDep, require_roles, require_workstatio
 from certsvc.routes.schemas import ROLE_GATED, answers
 from certsvc.vault_setup import open_vault, reveal_limit
 from certsvc.workstations import Workstation
-from vault.errors import InvalidValue, RevealRateLimited
+from vault.errors import InvalidValue
 from vault.kinds import Kind
 from vault.reveal import Revealer, record_refusal, reveal
 from vault.store import Vault
@@ -234,16 +234,8 @@ def reveal_values(
     the workstation, committed before anything is returned; at most
     `CERTSVC_VAULT_REVEAL_LIMIT` values per person per `CERTSVC_VAULT_REVEAL_WINDOW_MINUTES`."""
     who = Revealer(account.username, account.role.value, workstation.name)
-    try:
-        values = reveal(
-            db, vault, who, body.tokens, body.purpose, reveal_limit(request.app.state.settings)
-        )
-    except RevealRateLimited as exc:
-        raise HTTPException(
-            status.HTTP_429_TOO_MANY_REQUESTS,
-            detail=str(exc),
-            headers={"Retry-After": str(exc.retry_after_seconds)},
-        ) from None
+    limit = reveal_limit(request.app.state.settings)
+    values = reveal(db, vault, who, body.tokens, body.purpose, limit)
     db.commit()
     response.headers["Cache-Control"] = "no-store"
     return [RevealedOut(token=t, kind=values[t].kind, value=values[t].value) for t in body.tokens]

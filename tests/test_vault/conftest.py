@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import pytest
@@ -15,6 +15,7 @@ from certsvc.settings import Settings
 from certsvc.vault_setup import VAULT_TOKEN, open_vault
 from hsm_sim import UsbKeyBay
 from signer.tokens import Pkcs11Tokens
+from vault._plaintext import Opened, open_entries
 from vault.rotation import rotate
 from vault.store import Vault
 
@@ -27,6 +28,12 @@ class VaultEnv:
     vault: Vault
     kek_serial: str
     bay: UsbKeyBay
+
+
+def stored(env: VaultEnv, db: Session, tokens: Sequence[str]) -> dict[str, Opened]:
+    """What the vault holds for `tokens`, through its private decrypting path: these tests
+    check the vault's own storage, which no code outside the vault may read this way."""
+    return open_entries(db, env.vault.keyring.current(db), tokens)
 
 
 def interrupt_rotation(env: VaultEnv, batch_size: int) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 
 from audit.events import decode_leaf
 from audit.models import AuditEventRow
@@ -19,8 +19,10 @@ from certsvc.bootstrap import DEMO_REVEALER_WORKSTATION, DEMO_WORKSTATIONS
 from certsvc.settings import Settings, get_settings, reset_settings
 from service_helpers import StaffMember, demo_member
 from test_vault.conftest import VaultEnv
+from vault.models import VaultEntry, VaultReveal
 
 ID = "11010519491231002X"
+PHONE = "13812345678"
 
 
 @dataclass
@@ -206,3 +208,33 @@ def test_key_token_unavailable_answers_503_and_stores_nothing(api: Api) -> None:
     assert api.events("vault.tokenise") == []
     api.env.bay.replug(api.env.kek_serial)
     assert api.post("tokenise", "registrar", body).status_code == 200
+
+
+def test_tampered_ciphertext_is_its_own_error(api: Api) -> None:
+    """A byte of a stored ciphertext flipped in the database: the reveal answers 500 'stored
+    value failed its integrity check' (not the 503 of a token that stopped answering), audits
+    the failure, records no reveal; the key token itself still works."""
+    phone, name = (t["token"] for t in tokenise(api, ("phone", PHONE), ("name", "张三明")))
+    with api.env.sessions.begin() as db:
+        sealed = bytearray(
+            db.scalar(select(VaultEntry.ciphertext).where(VaultEntry.token == phone))
+        )
+        sealed[-1] ^= 0x01
+        db.execute(update(VaultEntry).where(VaultEntry.token == phone).values(ciphertext=sealed))
+    body = {"tokens": [name, phone], "purpose": "check the applicant"}
+    response = api.post("reveal", "vault_revealer", body)
+    assert response.status_code == 500
+    detail = response.json()["detail"]
+    assert "stored value failed its integrity check" in detail and "security officer" in detail
+    assert PHONE not in response.text and "张三明" not in response.text
+    [event] = api.events("vault.reveal")
+    assert (event["object"], event["outcome"], event["reason"]) == (
+        phone,
+        "failed",
+        "stored value failed its integrity check",
+    )
+    with api.env.sessions() as db:
+        assert db.scalar(select(func.count()).select_from(VaultReveal)) == 0
+    assert api.post("mask", "officer", {"tokens": [phone]}).status_code == 500
+    masked = api.post("mask", "officer", {"tokens": [name]})
+    assert masked.status_code == 200 and masked.json()[0]["masked"] == "张*明"

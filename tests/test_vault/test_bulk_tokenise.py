@@ -16,9 +16,9 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from certsvc.vault_setup import open_vault
-from test_vault.conftest import VaultEnv, interrupt_rotation
+from test_vault.conftest import VaultEnv, interrupt_rotation, stored
 from vault import store, synthetic
-from vault.crypto import value_aad
+from vault._crypto import value_aad
 from vault.kinds import TOKEN_PREFIX, Kind
 from vault.models import VaultEntry, VaultKeyVersion
 from vault.rotation import rotate
@@ -60,7 +60,7 @@ def test_held_new_and_repeated_values_in_one_call(vault_env: VaultEnv, count: in
     assert len(set(tokens.values())) == len(tokens)
     assert entry_count(vault_env) == len(held) + len(new)
     with vault_env.sessions() as db:
-        opened = vault_env.vault.open(db, list(tokens.values()))
+        opened = stored(vault_env, db, list(tokens.values()))
     assert {opened[token].value for token in tokens.values()} == set(tokens)
 
 
@@ -179,7 +179,7 @@ def test_a_token_drawn_twice_is_drawn_again(
 def _assert_entries_match(
     db: Session, env: VaultEnv, values: Sequence[str], answers: Sequence[Tokenised]
 ) -> None:
-    opened = env.vault.open(db, [item.token for item in answers])
+    opened = stored(env, db, [item.token for item in answers])
     assert [opened[item.token].value for item in answers] == list(values)
 
 
@@ -193,6 +193,6 @@ def test_batch_helpers_match_the_single_value_forms(vault_env: VaultEnv) -> None
     sealed = key_set.seal_many(Kind.PHONE, tokens[:2], values)
     assert len({box[:12] for box in sealed}) == 2  # a nonce each
     for token, value, box in zip(tokens, values, sealed, strict=False):
-        assert key_set.open(Kind.PHONE, token, box) == value
+        assert key_set.decrypt(Kind.PHONE, token, box) == value
         plain = key_set.values.decrypt(box[:12], box[12:], value_aad(Kind.PHONE, token, 1))
         assert plain.decode() == value
