@@ -35,6 +35,8 @@ BAD_VALUES = {
     "vault_key_cache_seconds": "-1",
     "vault_reveal_limit": "0",
     "vault_reveal_window_minutes": "1e9",
+    "print_reveal_limit": "many",
+    "print_reveal_window_minutes": "0",
     "vault_rotation_grace_seconds": "never",
     "password_hash_profile": "fast",
 }
