@@ -165,6 +165,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # The interactive docs load scripts from a CDN: no third-party code on our pages.
         docs_url=None,
         redoc_url=None,
+        # A redirect to the path with(out) its slash would be built from the request's Host.
+        redirect_slashes=False,
         # Served by `routes.openapi`: the staff routes' map for staff only.
         openapi_url=None,
     )

@@ -7,6 +7,7 @@ import path, so `serve --public` imports `certsvc.public_app` (the public side) 
 
 from __future__ import annotations
 
+import functools
 import logging.config
 from collections.abc import Callable
 from typing import Annotated
@@ -43,16 +44,19 @@ def serve(
     app = factory(settings)
     logger.info("certsvc listening on http://%s:%d%s", host, port, " (public)" if public else "")
     # No access log: URLs of the public side carry verification ids, and client addresses are
-    # personal data; what needs recording goes to the audit log.
+    # personal data; what needs recording goes to the audit log. Forwarded headers only from
+    # the configured proxies: believed from anyone, they would let a client pick the address
+    # its rate limit counts.
+    run = functools.partial(
+        uvicorn.run,
+        host=host,
+        port=port,
+        access_log=False,
+        log_config=logging_setup,
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=settings.trusted_proxies or None,
+    )
     if workers == 1:
-        uvicorn.run(app, host=host, port=port, access_log=False, log_config=logging_setup)
+        run(app)
     else:
-        uvicorn.run(
-            factory_path,
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            access_log=False,
-            log_config=logging_setup,
-        )
+        run(factory_path, factory=True, workers=workers)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -63,6 +64,11 @@ class Settings(BaseSettings):
     verify_rate_per_minute: int = Field(
         default=120, ge=1, description="public verification requests per client per minute"
     )
+    trusted_proxies: str = Field(
+        default="",
+        description="comma-separated addresses or networks of reverse proxies whose "
+        "X-Forwarded-For/-Proto are believed; empty: none, the peer is the client",
+    )
     redis_url: str | None = Field(
         default=None, description="Redis for rate limits shared by several workers"
     )
@@ -114,6 +120,20 @@ class Settings(BaseSettings):
         if parts.query or parts.fragment:
             raise ValueError("must not carry a query or a fragment")
         return value.rstrip("/")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, value: str) -> str:
+        """Each entry an address or network: a typo must not silently trust nobody, or all."""
+        entries = [entry.strip() for entry in value.split(",") if entry.strip()]
+        for entry in entries:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(
+                    "must list IP addresses or networks separated by commas"
+                ) from None
+        return ",".join(entries)
 
     @field_validator("redis_url")
     @classmethod
@@ -181,6 +201,7 @@ def _example(field: str) -> str:
     examples = {
         "public_base_url": "https://verify.example.edu.cn",
         "redis_url": "redis://127.0.0.1:6379/0",
+        "trusted_proxies": "10.0.0.5,10.1.0.0/24",
         "database_url": "postgresql+psycopg://certsvc@127.0.0.1/certsvc",
     }
     if field in examples:

@@ -24,6 +24,7 @@ BAD_VALUES = {
     "login_attempts_per_minute": "ten",
     "verify_rate_per_minute": "0",
     "redis_url": "cache.internal:6380",
+    "trusted_proxies": "10.0.0.300",
     "log_format": "xml",
     "log_level": "verbose",
     "body_code": "41",
