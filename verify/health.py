@@ -1,5 +1,5 @@
-"""`/healthz` of a public node: it has no tokens, so only its database (the public register)
-matters. The full service has its own, which also counts tokens."""
+"""`/healthz` of a public node: ok or degraded, nothing more — a public caller learns nothing of
+what is behind it. Only its database (the public register) matters: it has no tokens."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ router = APIRouter(tags=["health"])
 
 class PublicHealth(BaseModel):
     status: Literal["ok", "degraded"]
-    database: Literal["ok", "unavailable"]
 
 
 @router.get(
@@ -29,5 +28,5 @@ def public_healthz(request: Request, response: Response) -> PublicHealth:
             db.execute(text("SELECT 1"))
     except SQLAlchemyError:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-        return PublicHealth(status="degraded", database="unavailable")
-    return PublicHealth(status="ok", database="ok")
+        return PublicHealth(status="degraded")
+    return PublicHealth(status="ok")
