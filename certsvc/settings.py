@@ -130,9 +130,7 @@ class Settings(BaseSettings):
             try:
                 ipaddress.ip_network(entry, strict=False)
             except ValueError:
-                raise ValueError(
-                    "must list IP addresses or networks separated by commas"
-                ) from None
+                raise ValueError("must list IP addresses or networks separated by commas") from None
         return ",".join(entries)
 
     @field_validator("redis_url")
