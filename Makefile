@@ -15,10 +15,14 @@ TEST_PACKAGES := opensc openssl zbar-tools chromium fonts-noto-cjk poppler-utils
 
 .PHONY: run test install deps lint bench clean
 
+# `make run HOST=0.0.0.0 PORT=8080` to listen elsewhere.
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
 run: DEB_PACKAGES = $(RUN_PACKAGES)
 run: install
 	$(BIN)/certsvc init
-	$(BIN)/certsvc serve
+	$(BIN)/certsvc serve --host $(HOST) --port $(PORT)
 
 test: DEB_PACKAGES = $(RUN_PACKAGES) $(TEST_PACKAGES)
 test: install

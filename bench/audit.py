@@ -13,6 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import _isolated  # noqa: F401  (first: takes bench/ off the import path)
 from sqlalchemy.orm import Session, sessionmaker
 
 from audit.events import AuditEvent

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import _isolated  # noqa: F401  (first: takes bench/ off the import path)
 import pkcs11
 from pkcs11 import Mechanism, ObjectClass
 from sqlalchemy import select

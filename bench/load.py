@@ -49,6 +49,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import _isolated  # noqa: F401  (first: takes bench/ off the import path)
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Connection, Engine, create_engine, func, make_url, select, text

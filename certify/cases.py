@@ -12,7 +12,7 @@ from datetime import date, datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from certify.models import Applicant, Application, Batch, ConfirmationSlot
+from certify.models import Applicant, Application, Batch, Certificate, ConfirmationSlot
 from certify.trail import audit
 from certify.workdays import add_workdays, workdays_between
 from common.errors import Conflict, InvalidInput, NotFound
@@ -147,3 +147,32 @@ def book_slot(db: Session, actor: Actor, application_id: int, slot_id: int) -> i
     application.slot_id, application.queue_number = slot_id, booked
     audit(db, actor, "certify.application.book", f"application:{application_id}", slot=slot_id)
     return booked
+
+
+CASE_REFERENCE = r"^(application:[0-9]{1,12}|certificate:[0-9]{17})$"
+
+
+def case_tokens(db: Session, case: str) -> frozenset[str]:
+    """The vault tokens of the applicant behind `case` (`application:<id>` or
+    `certificate:<number>`): what a reveal stated for that case may open."""
+    kind, _, key = case.partition(":")
+    query = select(Applicant).join(Application, Application.applicant_id == Applicant.id)
+    if kind == "application" and key.isdigit():
+        query = query.where(Application.id == int(key))
+    elif kind == "certificate" and key.isdigit():
+        query = query.join(Certificate, Certificate.application_id == Application.id).where(
+            Certificate.number == key
+        )
+    else:
+        raise InvalidInput("case: application:<id> or certificate:<number>")
+    applicant = db.scalar(query)
+    if applicant is None:
+        raise NotFound(f"case: no {kind} {key}")
+    tokens = (
+        applicant.id_number_token,
+        applicant.name_token,
+        applicant.phone_token,
+        applicant.email_token,
+        applicant.address_token,
+    )
+    return frozenset(token for token in tokens if token)

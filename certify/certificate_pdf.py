@@ -2,17 +2,16 @@
 through the signing gate with the body's certificate key, inside the custodian's open session on
 that key's token (custodian rules, counted, one audit event).
 
-The PDF is the holder's own document, so it carries the full name: the name is opened from the
-vault only into the PDF, and that opening is an audited reveal (`vault.reveal`, purpose
-"print certificate <number>") by the custodian who signs. Nothing of it is stored.
+The PDF is the holder's own document, so it carries the full name: the name comes through the
+vault's `reveal`, by the custodian who signs (from their workstation), purpose "print
+certificate <number>", under the custodian's print limit — an audit event and a `VaultReveal`
+row, and a refusal when over the limit. Nothing of it is stored.
 """
 
 from __future__ import annotations
 
 from sqlalchemy import select
 
-from audit.events import AuditEvent
-from audit.log import append
 from certify.issuance import PENDING
 from certify.models import Applicant, Application, Certificate
 from common.errors import Conflict, NotFound
@@ -23,9 +22,11 @@ from signer.gate import GateTransaction, SigningGate, SignRequest, Subject
 from signer.models import KeyPurpose
 from signer.pades import sign_pdf, signer_for_key
 from signer.policy import SignPurpose
+from vault.reveal import Revealer, RevealLimit, reveal
 from vault.store import Vault
 from verify.codes import QUALIFICATIONS, SUBJECTS
 from verify.models import TrustedBody
+from verify.qrimage import qr_modules
 
 
 def certificate_pdf(
@@ -35,9 +36,11 @@ def certificate_pdf(
     actor: Actor,
     body_code: str,
     number: str,
+    limit: RevealLimit,
 ) -> bytes:
     """The signed PDF of an issued certificate; the holder-name reveal and the signature are
-    audited in `unit`'s transaction (commit it with the PDF's release)."""
+    recorded in `unit`'s transaction (commit it with the PDF's release). Over `limit`,
+    `RevealRateLimited` after committing the refusal: nothing is rendered."""
     db = unit.db
     row = db.execute(
         select(Certificate, Application, Applicant)
@@ -53,24 +56,14 @@ def certificate_pdf(
     key = active_key(db, body_code, KeyPurpose.CERTIFICATE)
     if key is None:
         raise Conflict("key: the body has no active certificate key")
-    name = vault.open(db, [applicant.name_token])[applicant.name_token].value
-    append(
-        db,
-        AuditEvent(
-            actor=actor.username,
-            role=actor.role,
-            workstation=actor.workstation,
-            action="vault.reveal",
-            object=applicant.name_token,
-            outcome="ok",
-            reason=f"print certificate {number}",
-        ),
-    )
+    who = Revealer(actor.username, actor.role, actor.workstation)
+    purpose = f"print certificate {number}"
+    name = reveal(db, vault, who, [applicant.name_token], purpose, limit)[applicant.name_token]
     body = db.get(TrustedBody, body_code)
     qualification = QUALIFICATIONS[application.qualification]
     subject = SUBJECTS[application.subject]
     sheet = CertificateSheet(
-        holder_name=name,
+        holder_name=name.value,
         qualification_zh=qualification[0],
         qualification_en=qualification[1],
         subject_zh=subject[0],
@@ -78,7 +71,7 @@ def certificate_pdf(
         number=number,
         body_name=body.name if body else body_code,
         issue_date=certificate.issue_date,
-        qr_text=certificate.qr_text,
+        qr_modules=qr_modules(certificate.qr_text),
     )
     pdf = Subject(f"certificate-pdf:{number}")
     signer = signer_for_key(

@@ -1,7 +1,8 @@
 """Applicants from vault tokens (the HTTP intake path): the registrar tokenises the
-identifiers through the vault API, then files the case with the tokens. The vault opens the
-ID number here, inside the process, only to compute the facts it states (birth date, sex,
-region); the value itself goes nowhere."""
+identifiers through the vault API, then files the case with the tokens. Nothing is decrypted
+for intake: the tokens are checked against the vault's entries (held, and of the right kind),
+and the vault answers the facts the ID number states (birth date, sex, region), never the
+number."""
 
 from __future__ import annotations
 
@@ -14,10 +15,8 @@ from certify.models import Applicant
 from certify.trail import audit
 from common.errors import InvalidInput, NotFound
 from signer.actor import Actor
-from vault.errors import InvalidValue
 from vault.kinds import Kind, kind_of_token
 from vault.store import Vault
-from vault.validation import resident_id
 
 
 @dataclass(frozen=True)
@@ -45,20 +44,19 @@ def register_applicant(db: Session, actor: Actor, vault: Vault, tokens: Applican
     fields = tokens.by_field()
     for field, (kind, token) in fields.items():
         if kind_of_token(token) is not kind:
-            raise InvalidInput(f"{field}: not a vault token of kind {kind.value}")
-    opened = vault.open(db, [token for _, token in fields.values()])
-    for field, (_, token) in fields.items():
-        if token not in opened:
+            raise _wrong_kind(field, kind)
+    held = vault.known(db, [token for _, token in fields.values()])
+    for field, (kind, token) in fields.items():
+        if token not in held:
             raise NotFound(f"{field}: the vault holds no such token")
+        if held[token] is not kind:  # an entry whose stored kind disagrees with its prefix
+            raise _wrong_kind(field, kind)
     existing = db.scalar(
         select(Applicant).where(Applicant.id_number_token == tokens.id_number_token)
     )
     if existing is not None:
         return existing.id
-    try:
-        person = resident_id(opened[tokens.id_number_token].value, "id_number_token")
-    except InvalidValue as exc:
-        raise InvalidInput(f"id_number_token: {exc.reason}") from None
+    person = vault.id_facts(db, tokens.id_number_token, "id_number_token")
     applicant = Applicant(
         id_number_token=tokens.id_number_token,
         name_token=tokens.name_token,
@@ -73,3 +71,7 @@ def register_applicant(db: Session, actor: Actor, vault: Vault, tokens: Applican
     db.flush()
     audit(db, actor, "certify.applicant.register", f"applicant:{applicant.id}")
     return applicant.id
+
+
+def _wrong_kind(field: str, kind: Kind) -> InvalidInput:
+    return InvalidInput(f"{field}: not a vault token of kind {kind.value}")

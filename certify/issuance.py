@@ -27,9 +27,9 @@ from certify.models import Applicant, Application, Certificate, Decision, Revoca
 from certify.numbers import next_number
 from certify.records import certificate_document_id, revocation_document, revocation_document_id
 from certify.trail import audit
+from common.cose import kid_of
 from common.errors import Conflict, InvalidInput, NotFound
 from signer.actor import Actor
-from signer.cose import kid_of
 from signer.custody import active_key, approve_revocation, certificate_of
 from signer.documents import BatchReport, DocumentRef, DocumentSigner
 from signer.gate import GateTransaction, SigningGate, SignRequest, Subject, signing_transaction

@@ -92,6 +92,10 @@ class ApiToken(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set when the service revoked the token because it was seen where it leaks (a URL); the
+    # holder is told at their next login, then `exposure_told_at` is set.
+    exposed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    exposure_told_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     account: Mapped[StaffAccount] = relationship(back_populates="tokens")
 
@@ -274,6 +278,40 @@ def resolve_api_token(
     if record.last_used_at is None or now - record.last_used_at >= LAST_USED_RESOLUTION:
         record.last_used_at = now
     return record.account
+
+
+def revoke_exposed_token(session: Session, text: str) -> ApiToken | None:
+    """Revoke the token with this exact text, if there is one: it was seen in a URL, so it is
+    in someone's browser history, proxy log or Referer header — leaked, whoever sent it."""
+    record = session.scalar(select(ApiToken).where(ApiToken.token_hash == _hash_token(text)))
+    if record is None:
+        return None
+    now = utcnow()
+    record.exposed_at = record.exposed_at or now
+    record.revoked_at = record.revoked_at or now
+    return record
+
+
+def exposure_notices(session: Session, account: StaffAccount) -> list[str]:
+    """What the holder must hear at login: each of their tokens revoked because it was seen in
+    a URL, told once."""
+    records = session.scalars(
+        select(ApiToken).where(
+            ApiToken.account_id == account.id,
+            ApiToken.exposed_at.is_not(None),
+            ApiToken.exposure_told_at.is_(None),
+        )
+    )
+    now = utcnow()
+    notices = []
+    for record in records:
+        assert record.exposed_at is not None
+        notices.append(
+            f"token {record.token_id} was revoked on {record.exposed_at:%Y-%m-%d %H:%M} UTC: it "
+            "was sent in a URL, where it leaks; use the Authorization header only"
+        )
+        record.exposure_told_at = now
+    return notices
 
 
 def list_api_tokens(session: Session, account: StaffAccount) -> list[ApiToken]:

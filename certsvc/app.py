@@ -28,14 +28,13 @@ from certsvc.db_outage import answer_database_outages
 from certsvc.hardening import Hardening
 from certsvc.hsm import open_tokens
 from certsvc.log_redaction import install_log_redaction
-from certsvc.public_app import create_public_app
-from certsvc.routes import PUBLIC_ROUTERS, STAFF_ROUTERS
+from certsvc.routes import PUBLIC_ROUTERS, STAFF_ROUTERS, openapi
 from certsvc.service_pins import ServicePinMissing
 from certsvc.settings import Settings, get_settings
+from common.cose import CoseInvalid
 from common.errors import CertsvcError, Conflict, InvalidInput, NotFound
 from signer.chain import ChainInvalid
 from signer.claims import SessionClaims, SessionElsewhere, TokenClaimedElsewhere
-from signer.cose import CoseInvalid
 from signer.documents import BatchInterrupted, DocumentSigner
 from signer.errors import (
     KeyNotFound,
@@ -51,7 +50,7 @@ from signer.errors import (
 from signer.gate import SigningGate
 from signer.policy import PolicyRefused
 from signer.sessions import NotYourSession, SigningSessions
-from vault.errors import VaultUnavailable
+from vault.errors import RevealRateLimited, StoredValueCorrupt, VaultUnavailable
 from verify.ratelimit import make_rate_limiter
 
 ERROR_STATUS: dict[type[CertsvcError], int] = {
@@ -75,6 +74,10 @@ ERROR_STATUS: dict[type[CertsvcError], int] = {
     CoseInvalid: status.HTTP_422_UNPROCESSABLE_CONTENT,
     ChainInvalid: status.HTTP_422_UNPROCESSABLE_CONTENT,
     VaultUnavailable: status.HTTP_503_SERVICE_UNAVAILABLE,
+    RevealRateLimited: status.HTTP_429_TOO_MANY_REQUESTS,
+    # The service's data is damaged (a stored ciphertext fails its tag): no retry can help, and
+    # it is not the token's fault (503 would say "try later").
+    StoredValueCorrupt: status.HTTP_500_INTERNAL_SERVER_ERROR,
     # The service's own faults: the request was fine, and nothing was done.
     AuditUnavailable: status.HTTP_503_SERVICE_UNAVAILABLE,
     InconsistentLog: status.HTTP_503_SERVICE_UNAVAILABLE,
@@ -93,7 +96,10 @@ async def _certsvc_error(_request: Request, exc: Exception) -> JSONResponse:
         body["tries_left"] = exc.tries_left
     if isinstance(exc, PolicyRefused):
         body["rule"] = exc.rule
-    return JSONResponse(body, status_code=code)
+    headers = {}
+    if isinstance(exc, RevealRateLimited):
+        headers["Retry-After"] = str(exc.retry_after_seconds)
+    return JSONResponse(body, status_code=code, headers=headers)
 
 
 async def _out_of_range(_request: Request, _exc: Exception) -> JSONResponse:
@@ -123,8 +129,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     rather than on the first request.
     """
     settings = settings or get_settings()
-    if settings.public_only:
-        return create_public_app(settings)
     engine = make_engine(settings.resolved_database_url)
     sessions = make_sessionmaker(engine)
     try:
@@ -162,6 +166,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # The interactive docs load scripts from a CDN: no third-party code on our pages.
         docs_url=None,
         redoc_url=None,
+        # A redirect to the path with(out) its slash would be built from the request's Host.
+        redirect_slashes=False,
+        # Served by `routes.openapi`: the staff routes' map for staff only.
+        openapi_url=None,
     )
     app.add_middleware(Hardening)
     app.state.settings = settings
@@ -176,7 +184,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.checkpoint_key = checkpoint_key
     app.state.rate_limiter = make_rate_limiter(settings.verify_rate_per_minute, settings.redis_url)
     app.state.login_limiter = make_rate_limiter(
-        settings.login_attempts_per_minute, settings.redis_url, scope="login"
+        settings.login_attempts_per_minute, settings.redis_url, scope="login", fail_open=False
     )
     app.add_exception_handler(CertsvcError, _certsvc_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
@@ -185,5 +193,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     answer_database_outages(app)
     for router in PUBLIC_ROUTERS + STAFF_ROUTERS:
         app.include_router(router)
+    app.include_router(openapi.router)
+    app.state.public_routes = [route for router in PUBLIC_ROUTERS for route in router.routes]
     install_log_redaction()
     return app

@@ -17,7 +17,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from certsvc.accounts import Role, StaffAccount, resolve_api_token
+from certsvc.accounts import Role, StaffAccount, resolve_api_token, revoke_exposed_token
 from certsvc.audit_trail import record
 from certsvc.log_redaction import TOKEN_QUERY_NAMES, TOKEN_TEXT_RE, redact
 from certsvc.settings import Settings
@@ -74,11 +74,34 @@ def _unauthorized(detail: str, challenge: str = "Bearer") -> HTTPException:
     )
 
 
-def _token_in_query(request: Request) -> bool:
+def token_in_query(request: Request) -> bool:
     return any(
         name.lower() in TOKEN_QUERY_NAMES or TOKEN_TEXT_RE.search(value)
         for name, value in request.query_params.multi_items()
     )
+
+
+def _revoke_tokens_in_query(request: Request, session: Session) -> None:
+    """Revoke every real token the URL carries, each with an audit event for its holder: the
+    URL is already in logs and histories the service does not control."""
+    texts = {
+        found
+        for name, value in request.query_params.multi_items()
+        for found in (
+            [value] if name.lower() in TOKEN_QUERY_NAMES else TOKEN_TEXT_RE.findall(value)
+        )
+    }
+    for text in texts:
+        exposed = revoke_exposed_token(session, text)
+        if exposed is not None:
+            record(
+                session,
+                exposed.account,
+                "service.token_exposed",
+                exposed.token_id,
+                reason="API token sent in a URL: revoked",
+            )
+    session.commit()
 
 
 def current_staff(
@@ -88,17 +111,18 @@ def current_staff(
 ) -> StaffAccount:
     """The active staff member whose bearer token is in the Authorization header.
 
-    A token anywhere in the URL is refused outright (400): URLs end up in proxy logs, browser
-    history and Referer headers, so such a token must be considered leaked.
+    A token anywhere in the URL is refused outright (400) and revoked at once: URLs end up in
+    proxy logs, browser history and Referer headers, so such a token is leaked.
     """
-    if _token_in_query(request):
+    if token_in_query(request):
         logger.warning(
             "refused %s %s: API token in the query string", request.method, redact(request.url.path)
         )
+        _revoke_tokens_in_query(request, session)
         raise HTTPException(
             status.HTTP_400_BAD_REQUEST,
             detail="API tokens are accepted only in the Authorization header, never in the URL;"
-            " revoke the token you sent",
+            " the token you sent is revoked: sign in again for a new one",
         )
     if credentials is None:
         raise _unauthorized("missing bearer token in the Authorization header")

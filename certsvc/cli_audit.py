@@ -32,10 +32,15 @@ audit_app = typer.Typer(help="The audit log: verify, checkpoint, export.", no_ar
 console = Console()
 
 
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" + ("" if number == 1 else "s")
+
+
 def _report(verdict: Verdict, what: str) -> None:
     if verdict.ok:
         console.print(
-            f"{what} intact: {verdict.events} events, {verdict.checkpoints} signed checkpoints"
+            f"{what} intact: {_count(verdict.events, 'event')}, "
+            f"{_count(verdict.checkpoints, 'signed checkpoint')}"
             + (
                 f" (newest at {verdict.latest_checkpoint})"
                 if verdict.latest_checkpoint is not None

@@ -320,7 +320,8 @@ def restore(
             kept_note = checkpoint.read_text()
         except (OSError, UnicodeDecodeError) as exc:
             raise BackupError(f"--checkpoint: cannot read {checkpoint} ({exc})") from None
-    make_engine(settings.resolved_database_url).dispose()  # a bad URL fails before anything
+    # A bad URL fails before anything; restoring into a new home makes its SQLite file.
+    make_engine(settings.resolved_database_url, create=True).dispose()
     scratch_dir = (
         Path(tempfile.gettempdir()) if backend == "postgresql" else _sqlite_path(url).parent
     )
@@ -356,9 +357,3 @@ def restore(
         f"restored {source} (made {header.get('created_at')}) into {safe_url(str(url))}: "
         f"audit log intact, {verdict.events} events{latest}"
     )
-
-
-def register(app: typer.Typer) -> None:
-    """Add `backup` and `restore` to the `certsvc` command."""
-    app.command("backup")(backup)
-    app.command("restore")(restore)

@@ -250,8 +250,8 @@ def pdf(
         str, typer.Option(help="the certificate key on the USBKey")
     ] = "certificate-1",
 ) -> None:
-    """Write the certificate as a PDF signed on the USBKey (the holder's name it shows is
-    opened from the vault: an audited reveal)."""
+    """Write the certificate as a PDF signed on the USBKey (the holder's name it shows is a
+    reveal from the vault: audited, and counted against your print limit)."""
     station = _station(ctx, usbkey)
     path = f"/api/v1/certificates/{number}/pdf"
     document = station.with_session(key_label, "signing the PDF", "GET", path, None)

@@ -37,7 +37,7 @@ from certsvc.cli_vault import console
 from certsvc.db import make_engine, make_sessionmaker
 from certsvc.hsm import open_tokens
 from certsvc.settings import Settings, get_settings
-from certsvc.vault_setup import open_vault
+from certsvc.vault_setup import open_vault, print_reveal_limit
 from signer.actor import Actor
 from signer.claims import SessionClaims
 from signer.documents import DocumentSigner
@@ -219,16 +219,18 @@ def _print(
     numbers: list[str],
     out: Path,
 ) -> dict[str, Path]:
-    """Render and PAdES-sign each certificate in the open certificate-key session."""
+    """Render and PAdES-sign each certificate in the open certificate-key session; each holder
+    name is a reveal under the custodian's print limit (the default lets many rounds through)."""
     folder = out.resolve() / "pdf"
     folder.mkdir(exist_ok=True)
     paths: dict[str, Path] = {}
+    limit = print_reveal_limit(settings)
     with Progress(console=console) as progress:
         task = progress.add_task("printing and signing certificates", total=len(numbers))
         for number in numbers:
             with signing_transaction(issuer.sessions) as unit:
                 pdf = certificate_pdf(
-                    unit, issuer.vault, issuer.gate, custodian, settings.body_code, number
+                    unit, issuer.vault, issuer.gate, custodian, settings.body_code, number, limit
                 )
             paths[number] = folder / f"{number}.pdf"
             paths[number].write_bytes(pdf)

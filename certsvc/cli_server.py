@@ -1,36 +1,28 @@
-"""`certsvc init` and `certsvc serve`: set the service up, then run it."""
+"""`certsvc serve`: run the HTTP service, the full one or a public verification node.
+
+Imports only the neutral part of `certsvc` at module level: the app is named by its factory's
+import path, so `serve --public` imports `certsvc.public_app` (the public side) and never
+`certsvc.app` (the staff side), in this process and in every worker uvicorn starts.
+"""
 
 from __future__ import annotations
 
+import functools
 import logging.config
-import os
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
 import uvicorn
-from rich.console import Console
+from fastapi import FastAPI
+from uvicorn.importer import import_from_string
 
-from certsvc.app import create_app
-from certsvc.bootstrap import initialise
 from certsvc.log_config import log_config
-from certsvc.settings import get_settings, reset_settings
+from certsvc.settings import Settings, get_settings
 
-console = Console(stderr=True)
+FULL_APP = "certsvc.app:create_app"
+PUBLIC_APP = "certsvc.public_app:create_public_app"
 logger = logging.getLogger(__name__)
-
-
-def init() -> None:
-    """Create or upgrade the database and provision the demo body, tokens, keys, certificates,
-    staff accounts and workstation when missing. Safe to run again."""
-    settings = get_settings()
-    with console.status("initialising") as status:
-        report = initialise(settings, lambda step: status.update(f"initialising: {step}"))
-    for item in report.created:
-        console.print(f"created {item}")
-    console.print(
-        f"ready: home {settings.resolved_home}; demo credentials in {report.credentials_file} "
-        "(owner-only)"
-    )
 
 
 def serve(
@@ -42,27 +34,29 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, max=64, help="worker processes")] = 1,
 ) -> None:
     """Run the HTTP service (`certsvc init` first)."""
-    if public:
-        os.environ["CERTSVC_PUBLIC_ONLY"] = "true"
-        reset_settings()
-    # Build the app once here so that a bad database URL or module path fails with one line
-    # before any worker starts.
     settings = get_settings()
     logging_setup = log_config(settings.log_format, settings.log_level)
     logging.config.dictConfig(logging_setup)
-    app = create_app(settings)
+    factory_path = PUBLIC_APP if public else FULL_APP
+    factory: Callable[[Settings], FastAPI] = import_from_string(factory_path)
+    # Build the app once here so that a bad database URL or module path fails with one line
+    # before any worker starts.
+    app = factory(settings)
     logger.info("certsvc listening on http://%s:%d%s", host, port, " (public)" if public else "")
     # No access log: URLs of the public side carry verification ids, and client addresses are
-    # personal data; what needs recording goes to the audit log.
+    # personal data; what needs recording goes to the audit log. Forwarded headers only from
+    # the configured proxies: believed from anyone, they would let a client pick the address
+    # its rate limit counts.
+    run = functools.partial(
+        uvicorn.run,
+        host=host,
+        port=port,
+        access_log=False,
+        log_config=logging_setup,
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=settings.trusted_proxies or None,
+    )
     if workers == 1:
-        uvicorn.run(app, host=host, port=port, access_log=False, log_config=logging_setup)
+        run(app)
     else:
-        uvicorn.run(
-            "certsvc.app:create_app",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            access_log=False,
-            log_config=logging_setup,
-        )
+        run(factory_path, factory=True, workers=workers)

@@ -26,6 +26,7 @@ from common.errors import CertsvcError
 SQLITE_BUSY_TIMEOUT_MS = 5000
 WRITER = "certsvc_writer"  # execution option: begin SQLite transactions with the write lock
 SUPPORTED = "use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB"
+NOT_INITIALISED = "database not initialised — run `certsvc init`"
 
 
 class DatabaseConfigError(CertsvcError):
@@ -70,14 +71,17 @@ def _one_line(exc: BaseException, password: str | None) -> str:
     return line
 
 
-def _prepare_sqlite(engine: Engine, database: str | None) -> None:
+def _prepare_sqlite(engine: Engine, database: str | None, create: bool) -> None:
     if database and database != ":memory:" and not database.startswith("file:"):
-        parent = Path(database).expanduser().parent
+        path = Path(database).expanduser()
+        if not create and not path.exists():
+            # Connecting would leave an empty database file (and its directory) behind.
+            raise DatabaseNotInitialisedError(NOT_INITIALISED)
         try:
-            parent.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as exc:
             raise DatabaseConfigError(
-                f"cannot create the directory {parent} for the SQLite database: {exc.strerror}"
+                f"cannot create the directory {path.parent} for the SQLite database: {exc.strerror}"
             ) from None
 
     @event.listens_for(engine, "connect")
@@ -103,11 +107,13 @@ def _prepare_sqlite(engine: Engine, database: str | None) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if options.get(WRITER) else "BEGIN")
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, create: bool = False) -> Engine:
     """An engine for `url`, checked by one connection so that a bad URL fails here, clearly.
 
-    SQLite gets foreign keys, WAL and a busy timeout (several workers share one file);
-    PostgreSQL goes through psycopg 3. SQL parameters never reach logs or error messages.
+    SQLite gets foreign keys, WAL and a busy timeout (several workers share one file); its file
+    is made only with `create` (by `certsvc init`), else a missing one is
+    `DatabaseNotInitialisedError`. PostgreSQL goes through psycopg 3. SQL parameters never
+    reach logs or error messages.
     """
     parsed = _parse(url)
     shown = parsed.render_as_string(hide_password=True)
@@ -118,7 +124,7 @@ def make_engine(url: str) -> Engine:
             f"database URL {shown}: {_one_line(exc, parsed.password)}"
         ) from None
     if parsed.get_backend_name() == "sqlite":
-        _prepare_sqlite(engine, parsed.database)
+        _prepare_sqlite(engine, parsed.database, create)
     try:
         with engine.connect():
             pass
@@ -162,7 +168,7 @@ def head_revision() -> str:
 
 def upgrade_database(url: str) -> None:
     """Create or upgrade the schema to the newest migration (`alembic upgrade head`)."""
-    engine = make_engine(url)
+    engine = make_engine(url, create=True)
     try:
         with engine.begin() as connection:
             command.upgrade(alembic_config(connection), "head")
@@ -179,7 +185,7 @@ def require_current_schema(engine: Engine) -> None:
     with engine.connect() as connection:
         current = MigrationContext.configure(connection).get_current_heads()
     if not current:
-        raise DatabaseNotInitialisedError("database not initialised — run `certsvc init`")
+        raise DatabaseNotInitialisedError(NOT_INITIALISED)
     head = head_revision()
     if tuple(current) != (head,):
         raise DatabaseNotInitialisedError(

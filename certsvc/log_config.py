@@ -2,7 +2,8 @@
 or plain text (for a person at a terminal), both redacted a second time as a whole line.
 
 `log_redaction` rewrites each record's message when it is made; a traceback or a field passed
-in `extra=` is only turned into text here, so the finished line goes through `redact` as well.
+in `extra=` is only turned into text here, so each of them goes through `redact` as well —
+before serialising: redacting a finished JSON line could eat an escape and break the line.
 """
 
 from __future__ import annotations
@@ -33,6 +34,11 @@ LogLevel = Literal["debug", "info", "warning", "error"]
 _STANDARD_ATTRIBUTES = frozenset(
     vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys() | {"message", "asctime"}
 )
+# uvicorn's copy of its message with terminal colour escapes: noise in a log collector.
+_DROPPED_ATTRIBUTES = frozenset({"color_message"})
+# Line breaks JSON leaves raw outside ASCII; escaped, so that no reader splits a line on them.
+_LINE_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+JsonValue = str | int | float | bool | None | list["JsonValue"] | dict[str, "JsonValue"]
 
 
 class RedactingTextFormatter(logging.Formatter):
@@ -54,17 +60,28 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": redact(record.getMessage()),
             "process": record.process,
         }
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+            entry["exception"] = redact(self.formatException(record.exc_info))
         elif record.exc_text:
-            entry["exception"] = record.exc_text
+            entry["exception"] = redact(record.exc_text)
         for name, value in vars(record).items():
-            if name not in _STANDARD_ATTRIBUTES and name not in entry:
-                entry[name] = value
-        return redact(json.dumps(entry, ensure_ascii=False, default=str))
+            if name not in _STANDARD_ATTRIBUTES | _DROPPED_ATTRIBUTES and name not in entry:
+                entry[name] = _redacted(value)
+        return json.dumps(entry, ensure_ascii=False).translate(_LINE_BREAKS)
+
+
+def _redacted(value: object) -> JsonValue:
+    """A field passed in `extra=`, as JSON, with every string in it redacted."""
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, dict):
+        return {redact(str(k)): _redacted(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_redacted(v) for v in value]
+    return redact(str(value))
 
 
 def log_config(log_format: LogFormat, level: LogLevel) -> dict[str, Any]:

@@ -1,5 +1,10 @@
-"""A public verification node: the verification routes over a database that needs to hold
-nothing but the public register (no vault, no cases, no staff, no tokens)."""
+"""A public verification node: the routes of `verify` over a database that needs to hold
+nothing but the public register (no vault, no cases, no staff, no tokens).
+
+Built from `verify`, `common` and the neutral part of `certsvc` (settings, engines, hardening
+middleware, log redaction, the database-outage answer) and nothing else: no staff route, no
+signer, no vault, no PKCS#11 library is ever loaded by a public node, so a bug there cannot reach
+what it never had (`tests/test_verify/test_public_node_imports.py`)."""
 
 from __future__ import annotations
 
@@ -14,18 +19,24 @@ from certsvc.db import DatabaseNotInitialisedError, make_engine, make_sessionmak
 from certsvc.db_outage import answer_database_outages
 from certsvc.hardening import Hardening
 from certsvc.log_redaction import install_log_redaction
-from certsvc.routes import PUBLIC_NODE_ROUTERS
-from certsvc.settings import Settings
+from certsvc.settings import Settings, get_settings
+from verify.health import router as health_router
 from verify.models import PublicCertificate, SignedTrustList, TrustedBody, TrustedKey
 from verify.ratelimit import make_rate_limiter
+from verify.routes import router as verify_router
 
 PUBLIC_TABLES = tuple(
     str(model.__tablename__)
     for model in (PublicCertificate, TrustedBody, TrustedKey, SignedTrustList)
 )
+# Verification first: it is the hot path, and routes are matched in order.
+ROUTERS = (verify_router, health_router)
 
 
-def create_public_app(settings: Settings) -> FastAPI:
+def create_public_app(settings: Settings | None = None) -> FastAPI:
+    """The public node for `settings` (default: from the environment, as uvicorn's factory for
+    `serve --public --workers N` calls it); fails at once on a database without the register."""
+    settings = settings or get_settings()
     engine = make_engine(settings.resolved_database_url)
     missing = set(PUBLIC_TABLES) - set(inspect(engine).get_table_names())
     if missing:
@@ -47,6 +58,8 @@ def create_public_app(settings: Settings) -> FastAPI:
         # The interactive docs load scripts from a CDN: no third-party code on our pages.
         docs_url=None,
         redoc_url=None,
+        # A redirect to the path with(out) its slash would be built from the request's Host.
+        redirect_slashes=False,
     )
     app.add_middleware(Hardening)
     app.state.settings = settings
@@ -54,7 +67,7 @@ def create_public_app(settings: Settings) -> FastAPI:
     app.state.sessionmaker = make_sessionmaker(engine)
     app.state.rate_limiter = make_rate_limiter(settings.verify_rate_per_minute, settings.redis_url)
     answer_database_outages(app)
-    for router in PUBLIC_NODE_ROUTERS:
+    for router in ROUTERS:
         app.include_router(router)
     install_log_redaction()
     return app

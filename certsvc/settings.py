@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from certsvc.log_config import LogFormat, LogLevel
+from common.errors import CertsvcError
+
+ENV_PREFIX = "CERTSVC_"
 
 SOFTHSM_MODULE_PATHS = (
     "/usr/lib/softhsm/libsofthsm2.so",
@@ -29,7 +33,7 @@ def _default_softhsm_module() -> str:
 class Settings(BaseSettings):
     """Everything configurable; read once per process through `get_settings`."""
 
-    model_config = SettingsConfigDict(env_prefix="CERTSVC_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
     home: Path = Field(default=Path("./var"), description="where the embedded default writes")
     database_url: str | None = Field(
@@ -60,11 +64,13 @@ class Settings(BaseSettings):
     verify_rate_per_minute: int = Field(
         default=120, ge=1, description="public verification requests per client per minute"
     )
+    trusted_proxies: str = Field(
+        default="",
+        description="comma-separated addresses or networks of reverse proxies whose "
+        "X-Forwarded-For/-Proto are believed; empty: none, the peer is the client",
+    )
     redis_url: str | None = Field(
         default=None, description="Redis for rate limits shared by several workers"
-    )
-    public_only: bool = Field(
-        default=False, description="serve only the public side (what `serve --public` sets)"
     )
     log_format: LogFormat = Field(
         default="json", description="server log lines: one JSON object each, or plain text"
@@ -89,6 +95,13 @@ class Settings(BaseSettings):
         default=20, ge=1, le=10000, description="values one person may reveal per window"
     )
     vault_reveal_window_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
+    print_reveal_limit: int = Field(
+        default=200,
+        ge=1,
+        le=10000,
+        description="holder names one custodian may reveal by printing certificates per window",
+    )
+    print_reveal_window_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
     vault_rotation_grace_seconds: float = Field(
         default=10, ge=0, description="pause before values move to a new key version"
     )
@@ -96,6 +109,39 @@ class Settings(BaseSettings):
         default="production",
         description="Argon2id cost: RFC 9106 low-memory; 'test' is cheap, for the test suite only",
     )
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _web_address(cls, value: str) -> str:
+        """QR codes carry this address: a phone opens it only with its scheme and host."""
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise ValueError("must be an http(s) URL with a host")
+        if parts.query or parts.fragment:
+            raise ValueError("must not carry a query or a fragment")
+        return value.rstrip("/")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, value: str) -> str:
+        """Each entry an address or network: a typo must not silently trust nobody, or all."""
+        entries = [entry.strip() for entry in value.split(",") if entry.strip()]
+        for entry in entries:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError("must list IP addresses or networks separated by commas") from None
+        return ",".join(entries)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_address(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in {"redis", "rediss", "unix"} or not (parts.hostname or parts.path):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return value
 
     @property
     def resolved_home(self) -> Path:
@@ -133,13 +179,48 @@ class Settings(BaseSettings):
         return self.resolved_home / "credentials.json"
 
 
+class SettingsInvalid(CertsvcError):
+    """A `CERTSVC_*` variable holds a value the service cannot use; the message names each
+    variable, says what is wrong and shows a good value — never the value given, which may be
+    a URL with a password."""
+
+    def __init__(self, error: ValidationError) -> None:
+        problems = []
+        for item in error.errors(include_url=False, include_input=False):
+            field = str(item["loc"][0]) if item["loc"] else ""
+            variable = ENV_PREFIX + field.upper()
+            message = item["msg"].removeprefix("Value error, ")
+            problems.append(f"{variable}: {message} (e.g. {variable}={_example(field)})")
+        super().__init__("; ".join(problems))
+
+
+def _example(field: str) -> str:
+    """A good value for `field`: its default, or one for fields without a plain default."""
+    examples = {
+        "public_base_url": "https://verify.example.edu.cn",
+        "redis_url": "redis://127.0.0.1:6379/0",
+        "trusted_proxies": "10.0.0.5,10.1.0.0/24",
+        "database_url": "postgresql+psycopg://certsvc@127.0.0.1/certsvc",
+    }
+    if field in examples:
+        return examples[field]
+    default = Settings.model_fields[field].default if field in Settings.model_fields else None
+    if isinstance(default, bool):
+        return str(default).lower()
+    return str(default)
+
+
 _settings: Settings | None = None
 
 
 def get_settings() -> Settings:
+    """The settings from the environment; `SettingsInvalid` names every bad variable."""
     global _settings
     if _settings is None:
-        _settings = Settings()
+        try:
+            _settings = Settings()
+        except ValidationError as exc:
+            raise SettingsInvalid(exc) from None
     return _settings
 
 

@@ -78,6 +78,13 @@ def reveal_limit(settings: Settings) -> RevealLimit:
     )
 
 
+def print_reveal_limit(settings: Settings) -> RevealLimit:
+    """The limit on holder names a custodian reveals by printing certificates."""
+    return RevealLimit(
+        settings.print_reveal_limit, timedelta(minutes=settings.print_reveal_window_minutes)
+    )
+
+
 def provision_vault(
     settings: Settings,
     sessions: sessionmaker[Session],

@@ -1,5 +1,6 @@
 """The certificate sheet as a PDF: A4 landscape, Chinese first with English beside it, the QR
-drawn as vector modules so that it prints sharp at any printer resolution.
+drawn as vector modules so that it prints sharp at any printer resolution. The caller gives the
+QR's modules (built by `verify.qrimage`): printing encodes nothing itself.
 
 ReportLab embeds (subsets) TrueType outlines only, not the CFF outlines of Noto CJK, so the
 Chinese font is WenQuanYi Zen Hei from Debian's `fonts-wqy-zenhei`, read from the system at
@@ -19,14 +20,11 @@ from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 
-from verify.qrimage import build_qr
-
 DEFAULT_FONT = Path("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc")
 PAGE_WIDTH, PAGE_HEIGHT = landscape(A4)
 MARGIN = 14 * mm
 # The symbol itself, quiet zone not included: scans when printed (the issue asks ≥ 25 mm).
 QR_SIZE = 32 * mm
-QR_QUIET_MODULES = 4
 LABEL_X = MARGIN + 22 * mm
 VALUE_X = MARGIN + 78 * mm
 VALUE_MAX_WIDTH = PAGE_WIDTH - VALUE_X - QR_SIZE - MARGIN - 24 * mm
@@ -38,7 +36,8 @@ class FontMissing(RuntimeError):
 
 @dataclass(frozen=True)
 class CertificateSheet:
-    """What the printed certificate shows. The holder's full name: this is their own document."""
+    """What the printed certificate shows. The holder's full name: this is their own document.
+    `qr_modules`: the QR symbol row by row, dark = True, without its quiet zone."""
 
     holder_name: str
     qualification_zh: str
@@ -48,7 +47,7 @@ class CertificateSheet:
     number: str
     body_name: str
     issue_date: date
-    qr_text: str
+    qr_modules: tuple[tuple[bool, ...], ...]
 
 
 def render_certificate_pdf(fields: CertificateSheet, font_path: Path = DEFAULT_FONT) -> bytes:
@@ -70,7 +69,7 @@ def render_certificate_pdf(fields: CertificateSheet, font_path: Path = DEFAULT_F
     _frame(canvas)
     _heading(canvas, font)
     _rows(canvas, font, fields)
-    _qr(canvas, font, fields.qr_text)
+    _qr(canvas, font, fields.qr_modules)
     canvas.showPage()
     canvas.save()
     return out.getvalue()
@@ -144,18 +143,16 @@ def _fitted(canvas: Canvas, font: str, text: str, size: float, x: float, y: floa
     canvas.drawString(x, y, text)
 
 
-def _qr(canvas: Canvas, font: str, text: str) -> None:
+def _qr(canvas: Canvas, font: str, matrix: tuple[tuple[bool, ...], ...]) -> None:
     """The QR's dark modules as one filled path (no seams between modules when rasterised),
     bottom right, with its quiet zone kept white and a caption below."""
-    matrix = build_qr(text).get_matrix()  # includes the library's 4-module border
-    modules = len(matrix) - 2 * QR_QUIET_MODULES
+    modules = len(matrix)
     module = QR_SIZE / modules
     left = PAGE_WIDTH - MARGIN - 12 * mm - QR_SIZE
     bottom = MARGIN + 20 * mm
     top = bottom + QR_SIZE
     path = canvas.beginPath()
-    for row_index, row in enumerate(matrix[QR_QUIET_MODULES:-QR_QUIET_MODULES]):
-        cells = row[QR_QUIET_MODULES:-QR_QUIET_MODULES]
+    for row_index, cells in enumerate(matrix):
         column = 0
         while column < modules:
             if not cells[column]:

@@ -29,9 +29,9 @@ import cbor2
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from common.cose import encode_sign1, kid_of, protected_header, to_be_signed
 from common.errors import InvalidInput, NotFound
 from signer.actor import Actor
-from signer.cose import encode_sign1, kid_of, protected_header, to_be_signed
 from signer.custody import approvals_for, certificate_of
 from signer.errors import SignerError
 from signer.gate import (

@@ -436,7 +436,8 @@ class TokenSession:
 
     def aes_gcm_decrypt(self, label: str, nonce: bytes, aad: bytes, data: bytes) -> bytes:
         """The inverse of `aes_gcm_encrypt`; a wrong tag is a token error (SoftHSM reports it
-        as a general error), so callers treat a failure as the key being unusable."""
+        as a general error), so callers treat a failure as the key being unusable. Its one
+        caller is the vault's key unwrapping (`tests/test_vault/test_plaintext_gate.py`)."""
         with self._faults():
             params = GCMParams(nonce, aad)
             key = self._secret(label)

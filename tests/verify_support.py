@@ -22,9 +22,9 @@ from certsvc.app import create_app
 from certsvc.bootstrap import initialise
 from certsvc.public_app import PUBLIC_TABLES
 from certsvc.settings import Settings
+from common.cose import kid_of
 from common.db import Base
 from signer.actor import Actor
-from signer.cose import kid_of
 from signer.custody import active_key, certificate_of
 from signer.gate import (
     GateTransaction,

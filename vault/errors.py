@@ -18,6 +18,20 @@ class VaultUnavailable(CertsvcError):
     """The vault's key token cannot be used now, so nothing is stored or revealed."""
 
 
+class StoredValueCorrupt(CertsvcError):
+    """A stored ciphertext fails its AES-GCM tag: the row was changed or damaged outside the
+    vault (or copied from another token, kind or key version). Not a token fault: the keys work
+    and retrying cannot help, so it is kept apart from `VaultUnavailable`; the token names the
+    row for the security officer and is no personal value."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+        super().__init__(
+            f"vault entry {token}: stored value failed its integrity check: "
+            "report it to the security officer"
+        )
+
+
 class RevealRateLimited(CertsvcError):
     """The person has revealed as many values as the window allows."""
 

@@ -40,16 +40,27 @@ class IdNumberError(ValueError):
 
 
 @dataclass(frozen=True)
-class ResidentId:
-    """What an ID number states about its holder: enough for age checks without a reveal."""
+class IdFacts:
+    """What an ID number states about its holder: enough for age checks without a reveal, and
+    no identifier (many people share each combination)."""
 
-    number: str
     region_code: str
     birth_date: date
     sex: str  # "M" or "F": the 17th digit, odd for men
 
     def age_on(self, day: date) -> int:
         return age_on(self.birth_date, day)
+
+
+@dataclass(frozen=True)
+class ResidentId(IdFacts):
+    """A checked ID number with its facts."""
+
+    number: str
+
+    def facts(self) -> IdFacts:
+        """The facts alone, without the number."""
+        return IdFacts(self.region_code, self.birth_date, self.sex)
 
 
 def check_character(first17: str) -> str:

@@ -8,7 +8,6 @@ made by another process at its next call.
 
 from __future__ import annotations
 
-import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -19,7 +18,7 @@ from typing import Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from vault.crypto import NONCE_BYTES, PURPOSES, KeySet, key_aad
+from vault._crypto import KeySet, unwrap_version
 from vault.errors import VaultUnavailable
 from vault.models import VaultKey, VaultKeyVersion
 
@@ -27,7 +26,8 @@ KEK_LABEL_PREFIX = "vault-kek-"
 
 
 class KekSession(Protocol):
-    """What the vault needs from a logged-in session on its key token."""
+    """What the vault needs from a logged-in session on its key token. `aes_gcm_decrypt`
+    unwraps data keys, in `vault._crypto` only: nothing outside the vault calls it."""
 
     def generate_aes_key(self, label: str) -> None: ...
     def secret_key_labels(self) -> list[str]: ...
@@ -43,26 +43,6 @@ KekOpener = Callable[[], AbstractContextManager[KekSession]]
 
 def kek_label(version: int) -> str:
     return f"{KEK_LABEL_PREFIX}{version}"
-
-
-def wrap_key(kek: KekSession, label: str, version: int, purpose: str, material: bytes) -> bytes:
-    nonce = secrets.token_bytes(NONCE_BYTES)
-    return nonce + kek.aes_gcm_encrypt(label, nonce, key_aad(version, purpose), material)
-
-
-def unwrap_key(kek: KekSession, label: str, version: int, purpose: str, wrapped: bytes) -> bytes:
-    nonce, body = wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:]
-    return kek.aes_gcm_decrypt(label, nonce, key_aad(version, purpose), body)
-
-
-def unwrap_version(
-    kek: KekSession, version: int, label: str, wrapped: Mapping[str, bytes]
-) -> dict[str, bytes]:
-    """Every key of one version, unwrapped; a missing purpose means a damaged key table."""
-    missing = [purpose for purpose in PURPOSES if purpose not in wrapped]
-    if missing:
-        raise VaultUnavailable(f"vault key version {version} lacks its {missing[0]} key")
-    return {p: unwrap_key(kek, label, version, p, wrapped[p]) for p in PURPOSES}
 
 
 @dataclass(frozen=True)

@@ -4,13 +4,24 @@ only in the service's memory."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import TypeVar
 
 from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from common.db import Base
 from common.dbtypes import UTCDateTime, utcnow
+
+CHUNK = 1000  # parameters per statement on these tables, well under every driver's limit
+T = TypeVar("T")
+
+
+def chunks(items: Sequence[T]) -> Iterable[Sequence[T]]:
+    """`items` in slices of at most `CHUNK`, one statement each."""
+    for start in range(0, len(items), CHUNK):
+        yield items[start : start + CHUNK]
 
 
 class VaultKeyVersion(Base):

@@ -1,8 +1,11 @@
-"""Reveal (detokenise): the only way back to a value, for the `vault_revealer` role, with a
-stated purpose, one audit event per value and a per-person rate limit.
+"""Reveal (detokenise): the only way a value leaves the vault, with a stated purpose, one audit
+event and one `VaultReveal` row per value, and a per-person rate limit. Callers choose who may
+ask and under which limit: the `vault_revealer` role through the reveal route; the custodian
+printing a certificate, for the holder's name, under the print limit.
 
 Events are written in the caller's transaction: the reveal is allowed only if its events
-commit. A refused reveal commits its events, then refuses (`refuse`).
+commit. A refused reveal commits its events, then refuses (`record_refusal`); so does one that
+meets a stored value failing its integrity check.
 """
 
 from __future__ import annotations
@@ -21,9 +24,10 @@ from audit.events import AuditEvent
 from audit.log import append
 from common.dbtypes import utcnow
 from common.errors import NotFound
-from vault.errors import InvalidValue, RevealRateLimited
+from vault._plaintext import Opened, open_entries
+from vault.errors import InvalidValue, RevealRateLimited, StoredValueCorrupt
 from vault.models import VaultReveal
-from vault.store import Opened, Vault
+from vault.store import Vault
 
 ACTION = "vault.reveal"
 PURPOSE_MIN = 10
@@ -60,8 +64,11 @@ def check_purpose(purpose: str) -> str:
     return text
 
 
-def record_refusal(db: Session, who: Revealer, tokens: Sequence[str], reason: str) -> None:
-    """One refused event per token asked for (one without object when none is known yet)."""
+def record_refusal(
+    db: Session, who: Revealer, tokens: Sequence[str], reason: str, outcome: str = "refused"
+) -> None:
+    """One event per token asked for (one without object when none is known yet): `refused`,
+    or `failed` when the vault could not answer."""
     for token in tokens or [""]:
         append(
             db,
@@ -71,7 +78,7 @@ def record_refusal(db: Session, who: Revealer, tokens: Sequence[str], reason: st
                 workstation=who.workstation,
                 action=ACTION,
                 object=token[:128],
-                outcome="refused",
+                outcome=outcome,
                 reason=reason[:500],
             ),
         )
@@ -86,8 +93,8 @@ def reveal(
     limit: RevealLimit,
 ) -> dict[str, Opened]:
     """token → kind and value. Raises after committing a refusal event when over the limit or when a
-    token is unknown; otherwise leaves the events and the values' release for the caller to
-    commit together."""
+    token is unknown (a `failed` event when a stored value fails its integrity check);
+    otherwise leaves the events and the values' release for the caller to commit together."""
     purpose = check_purpose(purpose)
     now = utcnow()
     used, oldest = _recent(db, who.actor, now - limit.window)
@@ -97,7 +104,12 @@ def reveal(
         record_refusal(db, who, tokens, reason)
         db.commit()
         raise RevealRateLimited(limit.values, _minutes(limit.window), retry)
-    opened = vault.open(db, tokens)
+    try:
+        opened = open_entries(db, vault.keyring.current(db), tokens)
+    except StoredValueCorrupt as exc:
+        record_refusal(db, who, [exc.token], "stored value failed its integrity check", "failed")
+        db.commit()
+        raise
     unknown = [i for i, token in enumerate(tokens) if token not in opened]
     if unknown:
         record_refusal(db, who, [tokens[i] for i in unknown], "unknown token")

@@ -20,19 +20,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from audit.events import AuditEvent
 from audit.log import append
-from vault.crypto import PURPOSES, KeySet, new_key_material
-from vault.keyring import (
-    KEK_LABEL_PREFIX,
-    KekSession,
-    KeyRing,
-    Keys,
-    kek_label,
-    unwrap_version,
-    wrap_key,
-)
+from vault._crypto import PURPOSES, KeySet, new_key_material, unwrap_version, wrap_key
+from vault._plaintext import decrypt_entry
+from vault.keyring import KEK_LABEL_PREFIX, KekSession, KeyRing, Keys, kek_label
 from vault.kinds import Kind
 from vault.models import VaultEntry, VaultKey, VaultKeyVersion
-from vault.store import decrypt
 
 Progress = Callable[[int, int], None]
 
@@ -212,8 +204,10 @@ def reencrypt(
 def _moved(
     keys: Keys, target: KeySet, token: str, kind_name: str, version: int, ciphertext: bytes
 ) -> dict[str, object]:
+    """The row's columns under `target`: the value is decrypted and sealed again here, and
+    goes nowhere else."""
     kind = Kind(kind_name)
-    value = decrypt(keys, kind, token, version, ciphertext)
+    value = decrypt_entry(keys, kind, token, version, ciphertext)
     return {
         "token": token,
         "key_version": target.version,

@@ -1,4 +1,5 @@
-"""Tokenise, look up and decrypt values: the vault's only read and write paths.
+"""Tokenise, look up, check and mask values: the vault's read and write paths, none of which
+hands out a value. Values leave the vault only through `vault.reveal` (see `vault._plaintext`).
 
 Writes go into the caller's transaction, so an applicant and its tokens commit together. Values
 come in as text and are normalised (and checked) here, whatever the caller did before, so that
@@ -9,27 +10,27 @@ from __future__ import annotations
 
 import secrets
 from base64 import urlsafe_b64encode
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import date
 from itertools import repeat
-from typing import NamedTuple, TypeVar
+from typing import NamedTuple
 
-from cryptography.exceptions import InvalidTag
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from vault.crypto import KeySet
-from vault.errors import VaultUnavailable
+from common.errors import NotFound
+from vault._crypto import KeySet
+from vault._plaintext import open_entries
+from vault.errors import InvalidValue, VaultUnavailable
+from vault.gb11643 import IdFacts
 from vault.keyring import KeyRing, Keys
 from vault.kinds import TOKEN_PREFIX, Kind
 from vault.masking import mask
-from vault.models import VaultEntry
-from vault.validation import normalise
+from vault.models import VaultEntry, chunks
+from vault.validation import normalise, resident_id
 
 TOKEN_RANDOM_BYTES = 16
-CHUNK = 1000
 INSERT_ATTEMPTS = 3
 # From this many distinct values a call inserts without looking first: in bulk most values are
 # new, and the insert's conflict check on the blind index is the lookup, done once instead of
@@ -38,7 +39,6 @@ INSERT_ATTEMPTS = 3
 # call looks first: a value may be held under an older version's index, which the conflict
 # check cannot see.
 INSERT_FIRST = 64
-T = TypeVar("T")
 # The bulk path's statements go to the driver as SQL text: measured on SQLite, SQLAlchemy's
 # per-row parameter handling (a dict per row, a memoryview per LargeBinary) cost more per value
 # than the insert itself. Only placeholders are ever put into the text, never a value.
@@ -64,12 +64,6 @@ class Tokenised(NamedTuple):
     created: bool
 
 
-@dataclass(frozen=True)
-class Opened:
-    kind: Kind
-    value: str
-
-
 def new_tokens(kind: Kind, count: int) -> list[str]:
     """`count` tokens, each random and opaque (128 bits), URL-safe, typed by its prefix; never
     derived from a value. One draw of the CSPRNG for all of them."""
@@ -79,11 +73,6 @@ def new_tokens(kind: Kind, count: int) -> list[str]:
         prefix + urlsafe_b64encode(drawn[start : start + TOKEN_RANDOM_BYTES]).rstrip(b"=").decode()
         for start in range(0, len(drawn), TOKEN_RANDOM_BYTES)
     ]
-
-
-def _chunks(items: Sequence[T]) -> Iterable[Sequence[T]]:
-    for start in range(0, len(items), CHUNK):
-        yield items[start : start + CHUNK]
 
 
 def _placeholder(db: Session) -> str:
@@ -160,28 +149,41 @@ class Vault:
         known = self._known(db, self.keyring.current(db), kind, list(dict.fromkeys(normalised)))
         return [known.get(value) for value in normalised]
 
-    def open(self, db: Session, tokens: Sequence[str]) -> dict[str, Opened]:
-        """Decrypt the entries of `tokens` (unknown ones are absent from the result). Callers
-        decide what may leave: a mask for most staff, the value only through an audited reveal."""
-        keys = self.keyring.current(db)
-        opened: dict[str, Opened] = {}
-        for chunk in _chunks(tokens):
+    @staticmethod
+    def known(db: Session, tokens: Sequence[str]) -> dict[str, Kind]:
+        """The kind of each token the vault holds (unknown ones are absent), read from the
+        entries without decrypting anything and without the keys."""
+        held: dict[str, Kind] = {}
+        for chunk in chunks(tokens):
             rows = db.execute(
-                select(
-                    VaultEntry.token, VaultEntry.kind, VaultEntry.key_version, VaultEntry.ciphertext
-                ).where(VaultEntry.token.in_(chunk))
+                select(VaultEntry.token, VaultEntry.kind).where(VaultEntry.token.in_(chunk))
             )
-            for token, kind_name, version, ciphertext in rows:
-                kind = Kind(kind_name)
-                opened[token] = Opened(kind, decrypt(keys, kind, token, version, ciphertext))
-        return opened
+            held.update((token, Kind(kind)) for token, kind in rows)
+        return held
 
     def masked(self, db: Session, tokens: Sequence[str]) -> dict[str, tuple[Kind, str]]:
-        """The masked form of each known token's value."""
+        """The masked form of each known token's value: the vault's own view, decrypted and
+        masked here, for staff who may see a hint but not the value."""
         return {
             token: (entry.kind, mask(entry.kind, entry.value))
-            for token, entry in self.open(db, tokens).items()
+            for token, entry in open_entries(db, self.keyring.current(db), tokens).items()
         }
+
+    def id_facts(self, db: Session, token: str, field: str = "id_number") -> IdFacts:
+        """Birth date, sex and region as the ID number behind `token` states them.
+
+        Not a reveal: the number is decrypted here and goes no further; what comes out
+        identifies no one (many people share each combination) and is what the registrar was
+        answered when tokenising the number. The case keeps these facts so that age rules and
+        reports never need a reveal. Errors name `field`, never a value.
+        """
+        kind = self.known(db, [token]).get(token)
+        if kind is None:
+            raise NotFound(f"{field}: the vault holds no such token")
+        if kind is not Kind.ID_NUMBER:
+            raise InvalidValue(field, f"not a vault token of kind {Kind.ID_NUMBER.value}")
+        number = open_entries(db, self.keyring.current(db), [token])[token].value
+        return resident_id(number, field).facts()
 
     @staticmethod
     def _known(
@@ -209,7 +211,7 @@ def _held(db: Session, kind: Kind, indexes: Sequence[bytes]) -> list[tuple[bytes
     select_by_index = _SELECT_BY_INDEX.format(p=mark)
     connection = db.connection()
     found: list[tuple[bytes, str]] = []
-    for chunk in _chunks(indexes):
+    for chunk in chunks(indexes):
         if mark == "?":  # SQLite: a placeholder per index
             rows = connection.exec_driver_sql(
                 f"{select_by_index} IN ({', '.join([mark] * len(chunk))})", (kind.value, *chunk)
@@ -270,15 +272,3 @@ def _answers(values: list[str], tokens: dict[str, str], created: set[str]) -> li
         else:
             answers.append(Tokenised(tokens[value], False))
     return answers
-
-
-def decrypt(keys: Keys, kind: Kind, token: str, version: int, ciphertext: bytes) -> str:
-    key_set = keys.sets.get(version)
-    if key_set is None:
-        raise VaultUnavailable(f"vault entry {token}: key version {version} is not available")
-    try:
-        return key_set.open(kind, token, bytes(ciphertext))
-    except InvalidTag:
-        raise VaultUnavailable(
-            f"vault entry {token} fails its integrity check: report it to the security officer"
-        ) from None

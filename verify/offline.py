@@ -1,5 +1,8 @@
 """Checking a scanned QR against a trust list, with no network: the signature, the key's
-place in the body's chain, and whether the key was valid when the certificate was issued."""
+place in the body's chain, and whether the key was valid when the certificate was issued.
+
+Both the QR and the trust list come from outside: whatever they hold, the answer is a verdict,
+never an exception."""
 
 from __future__ import annotations
 
@@ -10,8 +13,9 @@ from typing import Any
 
 import cbor2
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 
-from signer.cose import CoseInvalid, verify_sign1
+from common.cose import CoseInvalid, verify_sign1
 from verify.payload import Claims, MalformedQr, decode_claims, parse_qr_text
 
 
@@ -25,6 +29,22 @@ class OfflineVerdict:
     key_valid_at_issue: bool | None = None
 
 
+CWT_TAG, COSE_SIGN1_TAG = 61, 18
+BARE_NOT_VERIFIED = (
+    "bare payload: it verifies for no certificate on file; scan the whole QR code (its URL part "
+    "is signed too)"
+)
+# What a malformed trust list or certificate raises on the way to a verdict.
+_MALFORMED = (
+    AttributeError,
+    InvalidSignature,
+    KeyError,
+    OSError,
+    OverflowError,
+    TypeError,
+    UnsupportedAlgorithm,
+    ValueError,
+)
 _UNDECODABLE = (
     cbor2.CBORDecodeError,
     AttributeError,
@@ -34,6 +54,20 @@ _UNDECODABLE = (
     TypeError,
     ValueError,
 )
+
+
+def _unwrap_cwt(cose: bytes) -> bytes:
+    """A COSE_Sign1 inside a CWT tag (61), as some EU DCC issuers write it, as the bare
+    COSE_Sign1 the generic verifier reads; anything else as it is."""
+    try:
+        message = cbor2.loads(cose)
+    except _UNDECODABLE:
+        return cose
+    if isinstance(message, cbor2.CBORTag) and message.tag == CWT_TAG:
+        inner = message.value
+        if isinstance(inner, cbor2.CBORTag) and inner.tag == COSE_SIGN1_TAG:
+            return bytes(cbor2.dumps(inner))
+    return cose
 
 
 def _sign1_items(cose: bytes) -> list[object] | None:
@@ -66,6 +100,19 @@ def verify_offline(
         verification_id, cose = parse_qr_text(text)
     except MalformedQr as exc:
         return OfflineVerdict(False, str(exc))
+    try:
+        return _verify(verification_id, _unwrap_cwt(cose), trust, id_for_number)
+    except _MALFORMED:
+        return OfflineVerdict(False, "trust list: malformed; fetch it again from the body")
+
+
+def _verify(
+    verification_id: str | None,
+    cose: bytes,
+    trust: dict[str, Any],
+    id_for_number: Callable[[str], str | None] | None,
+) -> OfflineVerdict:
+    bare = verification_id is None
     items = _sign1_items(cose)
     kid = _kid(items) if items is not None else None
     if items is None or kid is None:
@@ -80,18 +127,18 @@ def verify_offline(
         except MalformedQr:
             return OfflineVerdict(False, "payload: not a certificate claim set")
         verification_id = id_for_number(number) if id_for_number else None
-        if verification_id is None:
-            return OfflineVerdict(
-                False, "bare payload: scan the whole QR code (its URL part is signed too)"
-            )
+        if verification_id is None:  # the same answer as a failed signature below
+            return OfflineVerdict(False, BARE_NOT_VERIFIED, kid=kid.hex())
     for key in candidates:
         try:
             certificate = x509.load_pem_x509_certificate(str(key["certificate"]).encode())
             verified = verify_sign1(cose, certificate, external_aad=verification_id.encode())
             claims = decode_claims(verified.payload)
-        except (CoseInvalid, MalformedQr, ValueError):
+        except (CoseInvalid, MalformedQr, *_MALFORMED):
             continue
         return _judge(claims, key, certificate, trust, verification_id)
+    if bare:  # whether the number is on file must not show
+        return OfflineVerdict(False, BARE_NOT_VERIFIED, kid=kid.hex())
     return OfflineVerdict(
         False,
         "the signature does not verify (altered, or moved to another id)",
@@ -118,7 +165,7 @@ def _judge(
     root = x509.load_pem_x509_certificate(body["root_certificate"].encode())
     try:
         certificate.verify_directly_issued_by(root)
-    except (ValueError, TypeError):
+    except _MALFORMED:
         return verdict(False, "the signing key's certificate is not issued by the body's root")
     issued = datetime.fromtimestamp(claims.issued_at, UTC)
     retired = datetime.fromisoformat(key["retired_at"]) if key.get("retired_at") else None

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import base45
 import cbor2
 
-from signer.cose import encode_sign1, protected_header, to_be_signed
+from common.cose import encode_sign1, protected_header, to_be_signed
 
 PREFIX = "TC1:"
 ID_BYTES = 16

@@ -13,6 +13,7 @@ from PIL import Image
 from qrcode.util import MODE_8BIT_BYTE, MODE_ALPHA_NUM, QRData
 
 MAX_VERSION = 10
+QUIET_MODULES = 4
 ALPHANUMERIC = set("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:")
 
 
@@ -22,7 +23,9 @@ class QrTooLarge(ValueError):
 
 def build_qr(text: str) -> qrcode.QRCode:
     """A QR code for `text`, segmented so that alphanumeric runs stay alphanumeric."""
-    symbol = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, box_size=8, border=4)
+    symbol = qrcode.QRCode(
+        error_correction=qrcode.constants.ERROR_CORRECT_M, box_size=8, border=QUIET_MODULES
+    )
     for segment in _segments(text):
         mode = MODE_ALPHA_NUM if segment[0] in ALPHANUMERIC else MODE_8BIT_BYTE
         symbol.add_data(QRData(segment.encode(), mode=mode))
@@ -30,6 +33,15 @@ def build_qr(text: str) -> qrcode.QRCode:
     if symbol.version > MAX_VERSION:
         raise QrTooLarge(f"qr: needs version {symbol.version}, the limit is {MAX_VERSION}")
     return symbol
+
+
+def qr_modules(text: str) -> tuple[tuple[bool, ...], ...]:
+    """The symbol's modules row by row, dark = True, quiet zone left out: what a printed sheet
+    draws as vectors, so that `printing` needs no QR code of its own."""
+    matrix = build_qr(text).get_matrix()
+    return tuple(
+        tuple(row[QUIET_MODULES:-QUIET_MODULES]) for row in matrix[QUIET_MODULES:-QUIET_MODULES]
+    )
 
 
 def qr_version(text: str) -> int:

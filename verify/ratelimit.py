@@ -1,21 +1,45 @@
-"""Per-client rate limits for the public side: in memory for one process, in Redis when
-several workers must share the count. Clients are keyed by a hash of their address; the
-address itself is stored nowhere."""
+"""Per-client rate limits: in memory for one process (so with `--workers N` and no Redis each
+worker counts on its own), in Redis when several workers must share the count. Clients are keyed
+by a hash of their address — an IPv6 client by its /64, which one subscriber usually holds
+whole —; the address itself is stored nowhere."""
 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import logging
 import threading
 import time
 from typing import Protocol
 
+from common.errors import CertsvcError
+
 logger = logging.getLogger(__name__)
 WINDOW_SECONDS = 60
 
 
+IPV6_CLIENT_PREFIX = 64
+
+
+class RateLimitUnavailable(CertsvcError):
+    """The shared counter cannot be reached, and this limit fails closed (logins): guessing
+    passwords must not become unlimited while Redis is down."""
+
+
 def client_key(address: str) -> str:
-    return hashlib.sha256(b"certsvc-rate-limit\n" + address.encode()).hexdigest()[:32]
+    """The hash a client is counted under: its IPv4 address, or its IPv6 /64."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        network = address
+    else:
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        if isinstance(ip, ipaddress.IPv6Address):
+            network = str(ipaddress.ip_network(f"{ip}/{IPV6_CLIENT_PREFIX}", strict=False))
+        else:
+            network = str(ip)
+    return hashlib.sha256(b"certsvc-rate-limit\n" + network.encode()).hexdigest()[:32]
 
 
 class RateLimiter(Protocol):
@@ -45,10 +69,13 @@ class MemoryRateLimiter:
 
 
 class RedisRateLimiter:
-    """A fixed one-minute window per client in Redis; if Redis is unreachable the request is
-    let through (verification stays available) and the outage is logged."""
+    """A fixed one-minute window per client in Redis. If Redis is unreachable the outage is
+    logged and the request is let through (`fail_open`: verification stays available) or
+    refused with `RateLimitUnavailable`."""
 
-    def __init__(self, url: str, per_minute: int, scope: str = "rl") -> None:
+    def __init__(
+        self, url: str, per_minute: int, scope: str = "rl", *, fail_open: bool = True
+    ) -> None:
         import redis
         import redis.asyncio
 
@@ -57,6 +84,7 @@ class RedisRateLimiter:
         )
         self._limit = per_minute
         self._scope = scope
+        self._fail_open = fail_open
         self._errors: tuple[type[Exception], ...] = (redis.RedisError, OSError)
 
     async def hit(self, address: str) -> float | None:
@@ -69,15 +97,22 @@ class RedisRateLimiter:
                 pipe.expire(key, 2 * WINDOW_SECONDS)
                 count = int((await pipe.execute())[0])
         except self._errors:
-            logger.warning("rate limiter: Redis unreachable, request let through")
+            if not self._fail_open:
+                logger.error("rate limiter %s: Redis unreachable, request refused", self._scope)
+                raise RateLimitUnavailable(
+                    "the rate limiter is unavailable: try again shortly"
+                ) from None
+            logger.warning("rate limiter %s: Redis unreachable, request let through", self._scope)
             return None
         if count > self._limit:
             return (window + 1) * WINDOW_SECONDS - now
         return None
 
 
-def make_rate_limiter(per_minute: int, redis_url: str | None, scope: str = "rl") -> RateLimiter:
+def make_rate_limiter(
+    per_minute: int, redis_url: str | None, scope: str = "rl", *, fail_open: bool = True
+) -> RateLimiter:
     """A limiter whose Redis keys live under `scope`, so several limits never share counts."""
     if redis_url:
-        return RedisRateLimiter(redis_url, per_minute, scope)
+        return RedisRateLimiter(redis_url, per_minute, scope, fail_open=fail_open)
     return MemoryRateLimiter(per_minute)

@@ -12,9 +12,9 @@ from cryptography.hazmat.primitives import serialization
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from common.cose import kid_of
 from common.dbtypes import utcnow
 from common.errors import Conflict, InvalidInput, NotFound
-from signer.cose import kid_of
 from verify.codes import QUALIFICATIONS, REVOCATION_CATEGORIES, SUBJECTS
 from verify.models import PublicCertificate, TrustedBody, TrustedKey
 from verify.payload import is_verification_id

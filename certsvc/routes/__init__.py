@@ -1,6 +1,6 @@
-"""The service's routers. A full node serves `PUBLIC_ROUTERS` and `STAFF_ROUTERS`; a public
-verification node (`certsvc serve --public`) serves `PUBLIC_NODE_ROUTERS` only, from a database
-that holds nothing but the public register."""
+"""The full service's routers: `PUBLIC_ROUTERS` and `STAFF_ROUTERS`. A public verification node
+(`certsvc serve --public`) never imports this package: `certsvc.public_app` takes its routes
+from `verify` alone."""
 
 from fastapi import APIRouter
 
@@ -28,7 +28,6 @@ from certsvc.routes import (
 from verify.routes import router as verify_router
 
 # Verification first: it is the hot path of the public side, and routes are matched in order.
-PUBLIC_NODE_ROUTERS: tuple[APIRouter, ...] = (verify_router, health.public_router)
 PUBLIC_ROUTERS: tuple[APIRouter, ...] = (verify_router, health.router, audit.public_router)
 STAFF_ROUTERS: tuple[APIRouter, ...] = (
     auth.router,

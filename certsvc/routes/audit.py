@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.responses import PlainTextResponse
-from pydantic import BaseModel
+from pydantic import AwareDatetime, BaseModel
 from sqlalchemy import select
 
 from audit.bundle import build_bundle
@@ -28,6 +28,11 @@ from signer.gate import signing_transaction
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"], responses=ROLE_GATED)
 public_router = APIRouter(tags=["audit"])
 OfficerDep = Annotated[StaffAccount, Depends(require_roles(Role.SECURITY_OFFICER))]
+# A time without a zone names no instant: refused (422) rather than guessed.
+ZonedTime = Annotated[
+    AwareDatetime | None,
+    Query(description="ISO 8601 with a zone, e.g. 2026-12-01T00:00:00+08:00"),
+]
 
 
 class EventOut(BaseModel):
@@ -70,8 +75,8 @@ def get_events(
     action: str | None = None,
     object: str | None = Query(default=None, description="key or token; a token finds its keys"),
     outcome: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: ZonedTime = None,
+    until: ZonedTime = None,
     after: int = Query(default=-1, ge=-1, description="index of the last event already seen"),
     limit: int = Query(default=100, ge=1, le=500),
 ) -> EventPage:
@@ -128,7 +133,7 @@ def post_checkpoint(request: Request, account: OfficerDep) -> CheckpointOut:
 
 @router.get("/report/keys")
 def get_key_usage(
-    _: OfficerDep, db: SessionDep, since: datetime | None = None, until: datetime | None = None
+    _: OfficerDep, db: SessionDep, since: ZonedTime = None, until: ZonedTime = None
 ) -> list[KeyUsageOut]:
     """Per key and token: signatures per day, refused attempts, sessions, wrong PINs."""
     return [KeyUsageOut(**vars(usage)) for usage in key_usage(db, since, until)]
@@ -139,8 +144,8 @@ def get_export(
     _: OfficerDep,
     db: SessionDep,
     settings: SettingsDep,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: ZonedTime = None,
+    until: ZonedTime = None,
 ) -> dict[str, Any]:
     """A self-contained bundle for an outside auditor (`certsvc audit verify-bundle`)."""
     start, end = event_range(db, since, until)

@@ -18,12 +18,13 @@ from certsvc.accounts import (
     PASSWORD_MAX,
     account_exists,
     authenticate,
+    exposure_notices,
     issue_api_token,
 )
 from certsvc.auth import HasherDep, SessionDep, SettingsDep
 from certsvc.routes.schemas import answers
 from certsvc.settings import Settings
-from verify.ratelimit import RateLimiter
+from verify.ratelimit import RateLimiter, RateLimitUnavailable
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
@@ -39,6 +40,10 @@ class TokenResponse(BaseModel):
     token_id: str = Field(description="public id, to list or revoke the token")
     token_type: Literal["bearer"] = "bearer"  # noqa: S105 (the OAuth 2 token type)
     expires_at: datetime
+    notices: list[str] = Field(
+        default_factory=list,
+        description="what the holder must know, e.g. a token revoked because it was in a URL",
+    )
 
 
 @router.post(
@@ -56,7 +61,12 @@ async def create_token(
     """Exchange a username and password for a new API token. Attempts are limited per client
     (guessing passwords is slow), and a refused attempt is audited like a failed one."""
     limiter: RateLimiter = request.app.state.login_limiter
-    retry = await limiter.hit(request.client.host if request.client else "unknown")
+    try:
+        retry = await limiter.hit(request.client.host if request.client else "unknown")
+    except RateLimitUnavailable as exc:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(exc), headers={"Retry-After": "5"}
+        ) from None
     if retry is not None:
         await run_in_threadpool(_refuse, session, body.username, "too many login attempts")
         raise HTTPException(
@@ -106,10 +116,13 @@ def _login(
             headers={"WWW-Authenticate": "Bearer"},
         )
     text, record = issue_api_token(session, account, settings.api_token_days)
+    notices = exposure_notices(session, account)
     append(
         session,
         AuditEvent(account.username, account.role.value, "service.login", record.token_id, "ok"),
     )
     session.commit()
     logger.info("login: %s received token %s", account.username, record.token_id)
-    return TokenResponse(token=text, token_id=record.token_id, expires_at=record.expires_at)
+    return TokenResponse(
+        token=text, token_id=record.token_id, expires_at=record.expires_at, notices=notices
+    )

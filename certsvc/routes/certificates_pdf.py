@@ -1,7 +1,8 @@
 """The printable certificate for staff: rendered and PAdES-signed on request, by the custodian,
 in their open session on the certificate key's token (whatever other sessions they hold), from
 their registered workstation, through the signing gate. Nothing of it is stored: the PDF
-carries the holder's full name, opened from the vault under audit."""
+carries the holder's full name, revealed from the vault to the custodian under the print limit
+(`CERTSVC_PRINT_REVEAL_LIMIT`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from certify.certificate_pdf import certificate_pdf
 from certsvc.routes.certify_common import CustodianDep, WorkstationDep, issuer_of
 from certsvc.routes.schemas import ROLE_GATED, answers
 from certsvc.routes.signer_context import actor_of
+from certsvc.vault_setup import print_reveal_limit
 from signer.gate import signing_transaction
 
 router = APIRouter(prefix="/api/v1/certificates", tags=["certify"], responses=ROLE_GATED)
@@ -21,19 +23,29 @@ router = APIRouter(prefix="/api/v1/certificates", tags=["certify"], responses=RO
     response_class=Response,
     responses={
         200: {"content": {"application/pdf": {}}, "description": "the signed PDF"},
-        **answers(404, 409),
+        **answers(404, 409, 429),
     },
 )
 def get_certificate_pdf(
     number: str, request: Request, account: CustodianDep, workstation: WorkstationDep
 ) -> Response:
-    """The certificate as a PDF signed with the body's certificate key (PAdES), in the
-    caller's session on that key's token; the holder-name reveal and the signature are audit
-    events, a refusal (403) names the rule."""
+    """The certificate as a PDF signed with the body's certificate key (PAdES), through the
+    signing gate in the caller's session on that key's token: the signature is an audit event,
+    a refusal (403) names the rule. The holder's name is a reveal by the custodian: an audit
+    event and a reveal record each time, at most `CERTSVC_PRINT_REVEAL_LIMIT` per
+    `CERTSVC_PRINT_REVEAL_WINDOW_MINUTES`, then 429 with Retry-After (the refusal audited,
+    nothing printed)."""
     issuer = issuer_of(request)
-    actor = actor_of(account, workstation)
     with signing_transaction(issuer.sessions) as unit:
-        pdf = certificate_pdf(unit, issuer.vault, issuer.gate, actor, issuer.body_code, number)
+        pdf = certificate_pdf(
+            unit,
+            issuer.vault,
+            issuer.gate,
+            actor_of(account, workstation),
+            issuer.body_code,
+            number,
+            print_reveal_limit(request.app.state.settings),
+        )
     return Response(
         pdf,
         media_type="application/pdf",

@@ -1,5 +1,6 @@
-"""`/healthz`: is the database reachable and the PKCS#11 module answering? Counts only —
-no token label, serial or custodian is shown to an unauthenticated caller."""
+"""`/healthz` of the full service: is the database reachable and the PKCS#11 module answering?
+Counts only — no token label, serial or custodian is shown to an unauthenticated caller. A
+public node answers `verify.health`'s instead."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ from common.errors import CertsvcError
 from signer.models import HsmToken
 
 router = APIRouter(tags=["health"])
-public_router = APIRouter(tags=["health"])
 
 
 class Health(BaseModel):
@@ -60,23 +60,3 @@ def healthz(request: Request, response: Response) -> Health:
         tokens_present=present,
         tokens_locked=locked,
     )
-
-
-class PublicHealth(BaseModel):
-    status: Literal["ok", "degraded"]
-    database: Literal["ok", "unavailable"]
-
-
-@public_router.get(
-    "/healthz",
-    responses={503: {"model": PublicHealth, "description": "the database fails"}},
-)
-def public_healthz(request: Request, response: Response) -> PublicHealth:
-    """A public node has no tokens: only its database (the public register) matters."""
-    try:
-        with request.app.state.sessionmaker() as db:
-            db.execute(text("SELECT 1"))
-    except SQLAlchemyError:
-        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-        return PublicHealth(status="degraded", database="unavailable")
-    return PublicHealth(status="ok", database="ok")

@@ -19,15 +19,18 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
 
 from audit.events import AuditEvent
 from audit.log import append
+from certify.cases import CASE_REFERENCE, case_tokens
 from certsvc.accounts import Role, StaffAccount
 from certsvc.auth import SessionDep, StaffDep, require_roles, require_workstation
 from certsvc.routes.schemas import ROLE_GATED, answers
 from certsvc.vault_setup import open_vault, reveal_limit
 from certsvc.workstations import Workstation
-from vault.errors import InvalidValue, RevealRateLimited
+from common.errors import InvalidInput, NotFound
+from vault.errors import InvalidValue
 from vault.kinds import Kind
 from vault.reveal import Revealer, record_refusal, reveal
 from vault.store import Vault
@@ -88,8 +91,14 @@ class Tokens(BaseModel):
 
 
 class RevealIn(Tokens):
+    case: str = Field(
+        pattern=CASE_REFERENCE,
+        description="the case the values are needed for: application:<id> or "
+        "certificate:<number>; every token must be of its applicant",
+        examples=["application:42"],
+    )
     purpose: str = Field(
-        min_length=10, max_length=500, description="why, recorded in the audit log"
+        min_length=10, max_length=480, description="why, recorded in the audit log with the case"
     )
 
 
@@ -234,16 +243,25 @@ def reveal_values(
     the workstation, committed before anything is returned; at most
     `CERTSVC_VAULT_REVEAL_LIMIT` values per person per `CERTSVC_VAULT_REVEAL_WINDOW_MINUTES`."""
     who = Revealer(account.username, account.role.value, workstation.name)
-    try:
-        values = reveal(
-            db, vault, who, body.tokens, body.purpose, reveal_limit(request.app.state.settings)
-        )
-    except RevealRateLimited as exc:
-        raise HTTPException(
-            status.HTTP_429_TOO_MANY_REQUESTS,
-            detail=str(exc),
-            headers={"Retry-After": str(exc.retry_after_seconds)},
-        ) from None
+    _within_case(db, who, body)
+    limit = reveal_limit(request.app.state.settings)
+    values = reveal(db, vault, who, body.tokens, f"{body.case}: {body.purpose}", limit)
     db.commit()
     response.headers["Cache-Control"] = "no-store"
     return [RevealedOut(token=t, kind=values[t].kind, value=values[t].value) for t in body.tokens]
+
+
+def _within_case(db: Session, who: Revealer, body: RevealIn) -> None:
+    """Refuse (audited) unless every token belongs to the applicant of the stated case: a
+    purpose is checked against the records, not only read."""
+    try:
+        allowed = case_tokens(db, body.case)
+    except NotFound as exc:
+        record_refusal(db, who, body.tokens, str(exc))
+        db.commit()
+        raise
+    outside = [i for i, token in enumerate(body.tokens) if token not in allowed]
+    if outside:
+        record_refusal(db, who, body.tokens, f"token outside {body.case}")
+        db.commit()
+        raise InvalidInput(f"tokens[{outside[0]}]: not a value of the applicant of {body.case}")

@@ -32,11 +32,11 @@ from certsvc.db import make_engine, make_sessionmaker
 from certsvc.hsm import open_tokens
 from certsvc.settings import Settings
 from certsvc.workstations import load_workstation_key
+from common.cose import verify_sign1
 from hsm_sim import UsbKeyBay
 from server_support import free_port, serving
 from service_helpers import StaffMember
 from signer.actor import Actor
-from signer.cose import verify_sign1
 from signer.custody import certificate_of
 from signer.documents import DocumentSigner
 from signer.gate import SigningGate

@@ -3,12 +3,22 @@ before the application parses them; no route is open to other origins."""
 
 from __future__ import annotations
 
+import os
+from collections import Counter
+
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from certsvc.accounts import Role
+from certsvc.app import create_app
+from certsvc.bootstrap import initialise
 from certsvc.hardening import MAX_BODY_BYTES, MAX_JSON_DEPTH, json_depth
+from certsvc.public_app import create_public_app
+from certsvc.settings import Settings
+from server_support import Server, serving
 from service_helpers import MakeStaff
+from verify.payload import new_verification_id
 
 
 @pytest.mark.parametrize(
@@ -85,3 +95,71 @@ def test_login_attempts_are_limited_and_audited(client: TestClient, make_staff: 
         ]
     assert reasons.count("wrong username or password") == limit
     assert reasons[-1] == "too many login attempts"
+
+
+def test_logins_are_refused_while_the_shared_limiter_is_down(
+    settings: Settings, make_staff: MakeStaff
+) -> None:
+    """Redis configured but unreachable: the login limiter fails closed (503 + Retry-After),
+    while public verification stays available."""
+    member = make_staff(Role.REGISTRAR)
+    app = create_app(settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"}))
+    try:
+        with TestClient(app) as down:
+            answer = down.post(
+                "/api/v1/auth/token",
+                json={"username": member.username, "password": member.password},
+            )
+            assert answer.status_code == 503 and "rate limiter" in answer.json()["detail"]
+            assert int(answer.headers["retry-after"]) >= 1
+            assert "token" not in answer.json()
+            assert down.get("/api/v1/verify/" + "A" * 26).status_code == 404
+    finally:
+        app.state.engine.dispose()
+
+
+def _spoofing(server: Server, count: int) -> Counter[int]:
+    """Requests that each claim another client in X-Forwarded-For."""
+    answers: Counter[int] = Counter()
+    with httpx.Client(timeout=10) as http:
+        for n in range(count):
+            forwarded = {"X-Forwarded-For": f"198.51.100.{n % 250}"}
+            path = f"/api/v1/verify/{new_verification_id()}"
+            answers[http.get(f"{server.base}{path}", headers=forwarded).status_code] += 1
+            login = {"username": "nobody", "password": "not a password at all"}
+            answers[
+                http.post(
+                    f"{server.base}/api/v1/auth/token", json=login, headers=forwarded
+                ).status_code
+            ] += 1
+    return answers
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_forwarded_headers_are_believed_only_from_configured_proxies(settings: Settings) -> None:
+    """uvicorn believes X-Forwarded-For from 127.0.0.1 by default: a client could pick the
+    address its limits count. Without CERTSVC_TRUSTED_PROXIES nobody is believed."""
+    initialise(settings)
+    limits = {"CERTSVC_VERIFY_RATE_PER_MINUTE": "5", "CERTSVC_LOGIN_ATTEMPTS_PER_MINUTE": "5"}
+    with serving(env={**os.environ, **limits}) as server:
+        spoofed = _spoofing(server, 30)
+    assert spoofed[429] >= 2 * (30 - 5)  # both limits met, whatever the header said
+    trusted = {**os.environ, **limits, "CERTSVC_TRUSTED_PROXIES": "127.0.0.1"}
+    with serving(env=trusted) as server:
+        behind_proxy = _spoofing(server, 30)
+    assert behind_proxy[429] == 0  # behind a trusted proxy each forwarded client counts alone
+    assert behind_proxy[404] == 30 and behind_proxy[401] == 30
+
+
+@pytest.mark.parametrize("public", [False, True])
+def test_no_redirect_takes_its_host_from_the_request(settings: Settings, public: bool) -> None:
+    initialise(settings)
+    app = create_public_app(settings) if public else create_app(settings)
+    try:
+        with TestClient(app) as client:
+            for path in (f"/v/{new_verification_id()}/", "/healthz/", "/api/v1/verify/x/"):
+                answer = client.get(path, headers={"Host": "evil.example"}, follow_redirects=False)
+                assert not answer.is_redirect, (path, answer.headers.get("location"))
+                assert "evil.example" not in answer.text
+    finally:
+        app.state.engine.dispose()

@@ -69,6 +69,53 @@ def test_json_lines_carry_fields_and_hide_values_in_tracebacks_and_extras() -> N
         assert value not in stream.getvalue()
 
 
+# What each redaction pattern catches, and the characters JSON must escape around it.
+PATTERN_SAMPLES = [
+    *SECRETS.values(),
+    "/api/v1/certify/certificates/1&token=a",
+    "/x?access_token=abc",
+    "pin=13572468",
+    "password: hunter2hunter2",
+]
+AROUND = ['"', "\\", "\n", '\\"', "\t", "'", "\u2028", "\x85"]
+
+
+def test_every_json_line_parses_whatever_surrounds_a_redacted_value() -> None:
+    """Redaction after serialising once ate the backslash of an escaped quote (`token=a\\"x`)
+    and left a line no collector could parse: each value is redacted before it is encoded."""
+    install_log_redaction()
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("certsvc.test_json_escapes")
+    logger.addHandler(handler)
+    written = []
+    try:
+        for sample in PATTERN_SAMPLES:
+            for before in AROUND:
+                for after in AROUND:
+                    text = f"{before}{sample}{after}x"
+                    written.append(text)
+                    logger.warning("seen %s", text, extra={"field": text, "items": [text]})
+    finally:
+        logger.removeHandler(handler)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == len(written)
+    for line in lines:
+        entry = json.loads(line)
+        assert entry["message"].startswith("seen ") and "[redacted]" in entry["message"]
+        assert "[redacted]" in entry["field"] and "[redacted]" in entry["items"][0]
+    for value in (*SECRETS.values(), "13572468", "hunter2hunter2"):
+        assert value not in stream.getvalue()
+
+
+def test_json_lines_leave_out_uvicorns_colour_copy() -> None:
+    record = logging.LogRecord("uvicorn.error", logging.INFO, "", 0, "Started", None, None)
+    record.color_message = "\x1b[32mStarted\x1b[0m"
+    entry = json.loads(JsonFormatter().format(record))
+    assert entry["message"] == "Started" and "color_message" not in entry
+
+
 def test_server_logs_are_json_lines_without_the_values_sent(settings: Settings) -> None:
     initialise(settings)
     password = "pin=13572468"

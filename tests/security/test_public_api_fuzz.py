@@ -14,9 +14,8 @@ from hypothesis import settings as hypothesis_settings
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
-from certsvc.app import create_app
 from certsvc.models_registry import import_all_models
-from certsvc.public_app import PUBLIC_TABLES
+from certsvc.public_app import PUBLIC_TABLES, create_public_app
 from certsvc.settings import Settings
 from common.db import Base
 from common.dbtypes import utcnow
@@ -39,11 +38,10 @@ def public_schema(tmp_path: Path) -> Any:
             )
         )
     engine.dispose()
-    app = create_app(
+    app = create_public_app(
         Settings(
             home=tmp_path / "home",
             database_url=url,
-            public_only=True,
             verify_rate_per_minute=1_000_000,
         )
     )

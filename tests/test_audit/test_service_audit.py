@@ -151,3 +151,20 @@ def test_only_security_officers_read_the_log(client: TestClient, make_staff: Mak
     for role in (Role.ADMIN, Role.CUSTODIAN, Role.OFFICER):
         member = make_staff(role)
         assert client.get("/api/v1/audit/events", headers=member.auth).status_code == 403
+
+
+@pytest.mark.parametrize(
+    "route", ["/api/v1/audit/events", "/api/v1/audit/report/keys", "/api/v1/audit/export"]
+)
+def test_times_without_a_zone_are_refused_with_a_message(
+    client: TestClient, make_staff: MakeStaff, route: str
+) -> None:
+    """A naive time names no instant; it once reached the database and answered 500."""
+    officer = make_staff(Role.SECURITY_OFFICER)
+    for name in ("since", "until"):
+        answer = client.get(route, params={name: "2026-12-01T08:00:00"}, headers=officer.auth)
+        assert answer.status_code == 422
+        assert answer.json()["detail"][0]["loc"] == ["query", name]
+        assert "timezone" in answer.json()["detail"][0]["msg"]
+    zoned = client.get(route, params={"since": "2026-12-01T08:00:00+08:00"}, headers=officer.auth)
+    assert zoned.status_code == 200

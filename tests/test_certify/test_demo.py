@@ -17,6 +17,7 @@ from audit.models import AuditEventRow
 from certsvc.app import create_app
 from certsvc.cli import main
 from certsvc.settings import Settings
+from vault.models import VaultReveal
 from verify.qrimage import decode_image
 
 
@@ -59,4 +60,6 @@ def test_printing_reveals_the_holder_name_under_audit(
                 select(AuditEventRow.leaf).where(AuditEventRow.action == "vault.reveal")
             )
         ]
+        reveals = db.scalars(select(VaultReveal.actor)).all()
     assert sorted(reasons) == sorted(f"print certificate {m['number']}" for m in manifest)
+    assert reveals == ["custodian"] * len(manifest)  # each print counts toward the limit

@@ -24,8 +24,8 @@ from certsvc.accounts import Role
 from certsvc.app import create_app
 from certsvc.bootstrap import DEMO_TOKENS, DemoToken, initialise
 from certsvc.settings import Settings
+from common.cose import verify_sign1
 from service_helpers import MakeStaff, StaffMember, demo_member
-from signer.cose import verify_sign1
 from signer.models import KeyPurpose
 from vault import synthetic
 

@@ -9,7 +9,11 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
+from audit.events import decode_leaf
+from audit.models import AuditEventRow
 from certsvc.accounts import Role
 from certsvc.app import create_app
 from certsvc.db import DatabaseNotInitialisedError
@@ -92,6 +96,31 @@ def test_token_in_query_string_is_refused(
         assert response.status_code == 400
         assert "only in the Authorization header" in response.json()["detail"]
         assert staff.token not in response.text
+
+
+def test_a_token_seen_in_a_url_is_revoked_and_its_holder_told_once(
+    client: TestClient, make_staff: MakeStaff, sessions: sessionmaker[Session]
+) -> None:
+    staff = make_staff(Role.OFFICER)
+    bystander = make_staff(Role.OFFICER)
+    leaked = client.get(f"{ME}?x=see%20{staff.token}", headers=bystander.auth)
+    assert leaked.status_code == 400 and "revoked" in leaked.json()["detail"]
+    assert client.get(ME, headers=staff.auth).status_code == 401
+    assert client.get(ME, headers=bystander.auth).status_code == 200
+    with sessions() as db:
+        events = [
+            decode_leaf(bytes(leaf))
+            for leaf in db.scalars(select(AuditEventRow.leaf).order_by(AuditEventRow.idx))
+        ]
+    exposed = [e for e in events if e["action"] == "service.token_exposed"]
+    assert [(e["actor"], e["object"], e["outcome"]) for e in exposed] == [
+        (staff.username, staff.token_id, "ok")
+    ]
+    status, first = login(client, staff.username, staff.password)
+    assert status == 201
+    assert first["notices"] == [first["notices"][0]] and staff.token_id in first["notices"][0]
+    assert staff.token not in str(first["notices"])
+    assert login(client, staff.username, staff.password)[1]["notices"] == []
 
 
 def test_list_and_revoke_own_tokens(client: TestClient, make_staff: MakeStaff) -> None:
@@ -215,8 +244,8 @@ def test_admin_registers_and_disables_workstations(
     assert client.get(probe, headers=signed.signed("GET", probe)).status_code == 401
 
 
-def test_openapi_documents_the_models(client: TestClient) -> None:
-    document = client.get("/openapi.json").json()
+def test_openapi_documents_the_models(client: TestClient, make_staff: MakeStaff) -> None:
+    document = client.get("/openapi.json", headers=make_staff(Role.REGISTRAR).auth).json()
     schemas = document["components"]["schemas"]
     for name in (
         "TokenRequest",
@@ -237,3 +266,19 @@ def test_app_refuses_a_database_without_schema(empty_db_url: str, tmp_path: Path
     settings = Settings(home=tmp_path, database_url=empty_db_url)
     with pytest.raises(DatabaseNotInitialisedError, match="run `certsvc init`"):
         create_app(settings)
+    assert not any(tmp_path.rglob("*.db"))  # no empty database file left behind
+
+
+def test_the_staff_routes_map_is_for_staff_only(client: TestClient, make_staff: MakeStaff) -> None:
+    anonymous = client.get("/openapi.json")
+    assert anonymous.status_code == 200
+    paths = set(anonymous.json()["paths"])
+    assert "/api/v1/verify/{verification_id}" in paths and "/healthz" in paths
+    assert not any(
+        path.startswith(("/api/v1/staff", "/api/v1/vault", "/api/v1/audit/events"))
+        for path in paths
+    )
+    staff = client.get("/openapi.json", headers=make_staff(Role.REGISTRAR).auth).json()
+    assert "/api/v1/vault/tokenise" in staff["paths"] and paths < set(staff["paths"])
+    forged = {"Authorization": "Bearer cst_0123456789abcdef_forged"}
+    assert client.get("/openapi.json", headers=forged).status_code == 401

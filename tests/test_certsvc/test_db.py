@@ -8,7 +8,7 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect, make_url, text
 
 from certsvc.db import (
     DatabaseConfigError,
@@ -51,6 +51,12 @@ def test_downgrade_to_base_and_back(empty_db_url: str) -> None:
 
 
 def test_missing_schema_is_refused_not_created(empty_db_url: str) -> None:
+    """SQLite: the missing file is not made; PostgreSQL: the empty database gets no table."""
+    if empty_db_url.startswith("sqlite"):
+        with pytest.raises(DatabaseNotInitialisedError, match=r"^database not initialised — "):
+            make_engine(empty_db_url)
+        assert not Path(make_url(empty_db_url).database or "").parent.exists()
+        return
     engine = make_engine(empty_db_url)
     try:
         with pytest.raises(
@@ -76,7 +82,7 @@ def test_outdated_schema_is_refused(empty_db_url: str) -> None:
 
 def test_sqlite_engine_creates_directory_and_sets_pragmas(tmp_path: Path) -> None:
     path = tmp_path / "a" / "b" / "certsvc.db"
-    engine = make_engine(f"sqlite:///{path}")
+    engine = make_engine(f"sqlite:///{path}", create=True)
     try:
         with engine.connect() as connection:
             assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
@@ -147,7 +153,7 @@ def test_sqlite_directory_that_cannot_be_created(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("")
     with pytest.raises(DatabaseConfigError, match="cannot create the directory"):
-        make_engine(f"sqlite:///{blocker}/sub/certsvc.db")
+        make_engine(f"sqlite:///{blocker}/sub/certsvc.db", create=True)
 
 
 def test_sqlite_file_that_is_not_a_database(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ import pytest
 
 from printing.render import CertificateSheet
 from signing_env import env
+from verify.qrimage import qr_modules
 
 __all__ = ["env", "sheet"]
 
@@ -24,5 +25,5 @@ def sheet() -> CertificateSheet:
         number="20264100000001",
         body_name="河南省教育厅（演示）",
         issue_date=date(2026, 3, 2),
-        qr_text=QR_TEXT,
+        qr_modules=qr_modules(QR_TEXT),
     )

@@ -19,8 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 )
 from sqlalchemy import select
 
-from signer.chain import ChainInvalid, verify_issued_by
-from signer.cose import (
+from common.cose import (
     CoseInvalid,
     encode_sign1,
     kid_of,
@@ -28,6 +27,7 @@ from signer.cose import (
     to_be_signed,
     verify_sign1,
 )
+from signer.chain import ChainInvalid, verify_issued_by
 from signer.custody import certificate_of
 from signer.documents import signed_document
 from signer.models import SigningKey

@@ -13,9 +13,9 @@ from audit.events import decode_leaf
 from audit.log import AuditUnavailable
 from audit.models import AuditEventRow, AuditHead
 from certsvc.accounts import Role, create_account, password_hasher
+from common.cose import verify_sign1
 from common.errors import Conflict
 from signer.actor import Actor
-from signer.cose import verify_sign1
 from signer.custody import (
     accept_handover,
     approve_revocation,

@@ -23,9 +23,9 @@ from audit.publish import latest_checkpoint, publish_checkpoint
 from certsvc.audit_keys import CHECKPOINTER, CheckpointKeyHolder
 from certsvc.bootstrap import INIT_SIGNER, ROOT_USBKEY
 from certsvc.trust_publish import publish_trust_list
+from common.cose import kid_of, verify_sign1
 from printing.render import CertificateSheet, render_certificate_pdf
 from signer.actor import Actor
-from signer.cose import kid_of, verify_sign1
 from signer.custody import certificate_of, retire_key
 from signer.gate import (
     SignRequest,
@@ -39,6 +39,7 @@ from signer.pades import sign_pdf, signer_for_key
 from signer.policy import PolicyRefused, SignPurpose
 from signing_env import SigningEnv
 from verify.payload import Claims, sign_claims
+from verify.qrimage import qr_modules
 from verify.trust import latest_trust_list
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -178,7 +179,7 @@ def _sheet() -> CertificateSheet:
         number="20264100000000001",
         body_name="河南省教育厅（演示）",
         issue_date=date(2026, 3, 2),
-        qr_text="HTTP://127.0.0.1:8000/V/7K3QZD5W2M9XR4TB6NHY8JCV1P#TC1:X",
+        qr_modules=qr_modules("HTTP://127.0.0.1:8000/V/7K3QZD5W2M9XR4TB6NHY8JCV1P#TC1:X"),
     )
 
 

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass
+import secrets
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
+from certify.cases import create_application, create_batch
+from certify.intake import ApplicantTokens, register_applicant
 from certsvc.bootstrap import initialise
 from certsvc.hsm import open_tokens
 from certsvc.settings import Settings
 from certsvc.vault_setup import VAULT_TOKEN, open_vault
 from hsm_sim import UsbKeyBay
 from signer.tokens import Pkcs11Tokens
+from test_certify.conftest import OFFICER, PLAN, REGISTRAR
+from vault._plaintext import Opened, open_entries
 from vault.rotation import rotate
 from vault.store import Vault
 
@@ -27,6 +32,22 @@ class VaultEnv:
     vault: Vault
     kek_serial: str
     bay: UsbKeyBay
+
+
+def case_for(env: VaultEnv, tokens: ApplicantTokens) -> str:
+    """`application:<id>` of a new case whose applicant holds `tokens`: a reveal names the
+    case its values are needed for."""
+    with env.sessions.begin() as db:
+        batch = create_batch(db, OFFICER, replace(PLAN, name=f"batch {secrets.token_hex(4)}"))
+        applicant = register_applicant(db, REGISTRAR, env.vault, tokens)
+        application = create_application(db, REGISTRAR, batch.id, applicant, "SS", "02")
+        return f"application:{application.id}"
+
+
+def stored(env: VaultEnv, db: Session, tokens: Sequence[str]) -> dict[str, Opened]:
+    """What the vault holds for `tokens`, through its private decrypting path: these tests
+    check the vault's own storage, which no code outside the vault may read this way."""
+    return open_entries(db, env.vault.keyring.current(db), tokens)
 
 
 def interrupt_rotation(env: VaultEnv, batch_size: int) -> None:

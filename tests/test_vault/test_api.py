@@ -4,23 +4,29 @@ rate-limited reveal, 503 without the key token."""
 from __future__ import annotations
 
 import json
+import random
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 
 from audit.events import decode_leaf
 from audit.models import AuditEventRow
+from certify.intake import ApplicantTokens
 from certsvc.app import create_app
 from certsvc.bootstrap import DEMO_REVEALER_WORKSTATION, DEMO_WORKSTATIONS
 from certsvc.settings import Settings, get_settings, reset_settings
 from service_helpers import StaffMember, demo_member
-from test_vault.conftest import VaultEnv
+from test_vault.conftest import VaultEnv, case_for
+from vault import synthetic
+from vault.models import VaultEntry, VaultReveal
 
 ID = "11010519491231002X"
+PHONE = "13812345678"
 
 
 @dataclass
@@ -63,6 +69,18 @@ def api(vault_env: VaultEnv, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
     with TestClient(app) as client:
         yield Api(client, vault_env, members)
     app.state.engine.dispose()
+
+
+def file_case(api: Api, **tokens: str) -> str:
+    """`application:<id>` of a case whose applicant holds `tokens` (an ID number and a name of
+    their own added when not given)."""
+    rng = random.Random(secrets.randbits(32))
+    for field, kind, value in (
+        ("id_number_token", "id_number", synthetic.id_number(rng)),
+        ("name_token", "name", "李四"),
+    ):
+        tokens.setdefault(field, tokenise(api, (kind, value))[0]["token"])
+    return case_for(api.env, ApplicantTokens(**tokens))
 
 
 def tokenise(api: Api, *items: tuple[str, str]) -> list[dict[str, Any]]:
@@ -124,7 +142,8 @@ def test_mask_for_staff_without_reveal_rights(api: Api) -> None:
 
 def test_reveal_is_audited_per_value(api: Api) -> None:
     id_token, name_token = (t["token"] for t in tokenise(api, ("id_number", ID), ("name", "张三")))
-    body = {"tokens": [id_token, name_token], "purpose": "复核申请人身份（案件 2026-001）"}
+    case = file_case(api, id_number_token=id_token, name_token=name_token)
+    body = {"tokens": [id_token, name_token], "case": case, "purpose": "复核申请人身份（现场确认）"}
     response = api.post("reveal", "vault_revealer", body)
     assert response.status_code == 200, response.text
     assert response.headers["cache-control"] == "no-store"
@@ -137,13 +156,17 @@ def test_reveal_is_audited_per_value(api: Api) -> None:
         (id_token, "ok", "vault_revealer", DEMO_REVEALER_WORKSTATION),
         (name_token, "ok", "vault_revealer", DEMO_REVEALER_WORKSTATION),
     ]
-    assert events[0]["reason"] == "复核申请人身份（案件 2026-001）"
+    assert events[0]["reason"] == f"{case}: 复核申请人身份（现场确认）"
     assert ID not in json.dumps(events, ensure_ascii=False, default=str)
 
 
 def test_reveal_needs_the_revealers_registered_workstation(api: Api) -> None:
     token = tokenise(api, ("id_number", ID))[0]["token"]
-    body = {"tokens": [token], "purpose": "复核申请人身份"}
+    body = {
+        "tokens": [token],
+        "case": file_case(api, id_number_token=token),
+        "purpose": "复核申请人身份",
+    }
     # The API token alone (stolen, say) reveals nothing, and the attempt is on record.
     bare = api.post("reveal", "vault_revealer", body, signed=False)
     assert bare.status_code == 401 and ID not in bare.text
@@ -155,7 +178,8 @@ def test_reveal_needs_the_revealers_registered_workstation(api: Api) -> None:
 @pytest.mark.parametrize("who", ["admin", "security_officer", "registrar", "officer"])
 def test_reveal_refused_for_other_roles_and_audited(api: Api, who: str) -> None:
     token = tokenise(api, ("phone", "13800138000"))[0]["token"]
-    body = {"tokens": [token], "purpose": "just curious about it"}
+    case = file_case(api, phone_token=token)
+    body = {"tokens": [token], "case": case, "purpose": "just curious about it"}
     response = api.post("reveal", who, body)
     assert response.status_code == 403
     assert "13800138000" not in response.text
@@ -165,28 +189,66 @@ def test_reveal_refused_for_other_roles_and_audited(api: Api, who: str) -> None:
 
 def test_reveal_needs_a_purpose_and_a_known_token(api: Api) -> None:
     token = tokenise(api, ("phone", "13800138000"))[0]["token"]
-    short = api.post("reveal", "vault_revealer", {"tokens": [token], "purpose": "why"})
+    case = file_case(api, phone_token=token)
+    ask = {"tokens": [token], "case": case}
+    short = api.post("reveal", "vault_revealer", {**ask, "purpose": "why"})
     assert short.status_code == 422
     quoting = "confirm holder of 138 0013 8000 for the school"
-    leaking = api.post("reveal", "vault_revealer", {"tokens": [token], "purpose": quoting})
+    leaking = api.post("reveal", "vault_revealer", {**ask, "purpose": quoting})
     assert leaking.status_code == 422 and "purpose" in leaking.text
     assert "138" not in leaking.text
+    no_case = api.post("reveal", "vault_revealer", {"tokens": [token], "purpose": "a" * 10})
+    assert no_case.status_code == 422 and no_case.json()["detail"][0]["loc"] == ["body", "case"]
     unknown = "tk_ph_AAAAAAAAAAAAAAAAAAAAAA"
     missing = api.post(
-        "reveal", "vault_revealer", {"tokens": [unknown], "purpose": "check the applicant"}
+        "reveal",
+        "vault_revealer",
+        {"tokens": [unknown], "case": case, "purpose": "check the applicant"},
     )
-    assert missing.status_code == 404 and "tokens[0]" in missing.json()["detail"]
+    assert missing.status_code == 422 and "tokens[0]" in missing.json()["detail"]
     [event] = api.events("vault.reveal")
     assert (event["object"], event["outcome"], event["reason"]) == (
         unknown,
         "refused",
-        "unknown token",
+        f"token outside {case}",
     )
+
+
+def test_a_reveal_opens_only_the_values_of_the_case_it_names(api: Api) -> None:
+    """A purpose is checked against the records: the case must exist and every token must be
+    its applicant's; each refusal is on record."""
+    mine, theirs = (t["token"] for t in tokenise(api, ("phone", PHONE), ("phone", "13900139000")))
+    case = file_case(api, phone_token=mine)
+    file_case(api, phone_token=theirs)
+    purpose = "核对联系方式以便通知领证"
+    other = api.post(
+        "reveal", "vault_revealer", {"tokens": [mine, theirs], "case": case, "purpose": purpose}
+    )
+    assert other.status_code == 422 and other.json()["detail"].startswith("tokens[1]: ")
+    assert "13900139000" not in other.text
+    nowhere = api.post(
+        "reveal",
+        "vault_revealer",
+        {"tokens": [mine], "case": "application:999999", "purpose": purpose},
+    )
+    assert nowhere.status_code == 404 and nowhere.json()["detail"].startswith("case: ")
+    granted = api.post(
+        "reveal", "vault_revealer", {"tokens": [mine], "case": case, "purpose": purpose}
+    )
+    assert granted.status_code == 200 and granted.json()[0]["value"] == PHONE
+    outcomes = [(e["object"], e["outcome"]) for e in api.events("vault.reveal")]
+    assert outcomes == [
+        (mine, "refused"),
+        (theirs, "refused"),
+        (mine, "refused"),
+        (mine, "ok"),
+    ]
 
 
 def test_reveal_rate_limit_per_person(api: Api) -> None:
     token = tokenise(api, ("phone", "13800138000"))[0]["token"]
-    body = {"tokens": [token, token], "purpose": "check the applicant"}
+    case = file_case(api, phone_token=token)
+    body = {"tokens": [token, token], "case": case, "purpose": "check the applicant"}
     assert api.post("reveal", "vault_revealer", body).status_code == 200
     limited = api.post("reveal", "vault_revealer", body)
     assert limited.status_code == 429
@@ -206,3 +268,34 @@ def test_key_token_unavailable_answers_503_and_stores_nothing(api: Api) -> None:
     assert api.events("vault.tokenise") == []
     api.env.bay.replug(api.env.kek_serial)
     assert api.post("tokenise", "registrar", body).status_code == 200
+
+
+def test_tampered_ciphertext_is_its_own_error(api: Api) -> None:
+    """A byte of a stored ciphertext flipped in the database: the reveal answers 500 'stored
+    value failed its integrity check' (not the 503 of a token that stopped answering), audits
+    the failure, records no reveal; the key token itself still works."""
+    phone, name = (t["token"] for t in tokenise(api, ("phone", PHONE), ("name", "张三明")))
+    with api.env.sessions.begin() as db:
+        sealed = bytearray(
+            db.scalar(select(VaultEntry.ciphertext).where(VaultEntry.token == phone))
+        )
+        sealed[-1] ^= 0x01
+        db.execute(update(VaultEntry).where(VaultEntry.token == phone).values(ciphertext=sealed))
+    case = file_case(api, phone_token=phone, name_token=name)
+    body = {"tokens": [name, phone], "case": case, "purpose": "check the applicant"}
+    response = api.post("reveal", "vault_revealer", body)
+    assert response.status_code == 500
+    detail = response.json()["detail"]
+    assert "stored value failed its integrity check" in detail and "security officer" in detail
+    assert PHONE not in response.text and "张三明" not in response.text
+    [event] = api.events("vault.reveal")
+    assert (event["object"], event["outcome"], event["reason"]) == (
+        phone,
+        "failed",
+        "stored value failed its integrity check",
+    )
+    with api.env.sessions() as db:
+        assert db.scalar(select(func.count()).select_from(VaultReveal)) == 0
+    assert api.post("mask", "officer", {"tokens": [phone]}).status_code == 500
+    masked = api.post("mask", "officer", {"tokens": [name]})
+    assert masked.status_code == 200 and masked.json()[0]["masked"] == "张*明"

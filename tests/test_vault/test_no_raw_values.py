@@ -15,10 +15,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import make_url
 
 from certify.applicant_import import import_applicants
+from certify.intake import ApplicantTokens
 from certsvc.app import create_app
 from certsvc.bootstrap import DEMO_REVEALER_WORKSTATION
 from service_helpers import demo_member
-from test_vault.conftest import VaultEnv
+from test_vault.conftest import VaultEnv, case_for
 
 VALUES = {
     "id_number": "11010519491231002X",
@@ -71,7 +72,11 @@ def test_raw_values_are_nowhere(
             headers=registrar,
         )
         assert bad.status_code == 422 and VALUES["id_number"][:-1] not in bad.text
-        asked = json.dumps({"tokens": listed, "purpose": "scan test: reveal is audited"}).encode()
+        held = {f"{kind}_token": t for kind, t in zip(VALUES, listed, strict=True)}
+        case = case_for(vault_env, ApplicantTokens(**held))
+        asked = json.dumps(
+            {"tokens": listed, "case": case, "purpose": "scan test: reveal is audited"}
+        ).encode()
         revealed = client.post(
             "/api/v1/vault/reveal",
             content=asked,

@@ -13,9 +13,9 @@ from sqlalchemy import func, select, update
 
 from certsvc.service_pins import service_pin
 from certsvc.vault_setup import VAULT_TOKEN, open_vault
-from test_vault.conftest import VaultEnv, interrupt_rotation
+from test_vault.conftest import VaultEnv, interrupt_rotation, stored
 from vault import synthetic
-from vault.errors import InvalidValue, VaultUnavailable
+from vault.errors import InvalidValue, StoredValueCorrupt, VaultUnavailable
 from vault.kinds import TOKEN_PREFIX, Kind
 from vault.models import VaultEntry, VaultKey, VaultKeyVersion
 from vault.rotation import rotate
@@ -55,7 +55,7 @@ def test_values_decrypt_and_mask(vault_env: VaultEnv) -> None:
         name = vault.tokenise(db, Kind.NAME, ["欧阳小明"])[0].token
         email = vault.tokenise(db, Kind.EMAIL, ["Zhang@Example.com"])[0].token
     with vault_env.sessions() as db:
-        opened = vault.open(db, [name, email, "tk_nm_unknown"])
+        opened = stored(vault_env, db, [name, email, "tk_nm_unknown"])
         assert {t: (o.kind, o.value) for t, o in opened.items()} == {
             name: (Kind.NAME, "欧阳小明"),
             email: (Kind.EMAIL, "zhang@example.com"),
@@ -81,8 +81,10 @@ def test_ciphertext_is_bound_to_its_token(vault_env: VaultEnv) -> None:
     with vault_env.sessions.begin() as db:
         stolen = db.scalar(select(VaultEntry.ciphertext).where(VaultEntry.token == a))
         db.execute(update(VaultEntry).where(VaultEntry.token == b).values(ciphertext=stolen))
-    with vault_env.sessions() as db, pytest.raises(VaultUnavailable, match="integrity check"):
-        vault.open(db, [b])
+    with vault_env.sessions() as db, pytest.raises(StoredValueCorrupt) as caught:
+        stored(vault_env, db, [b])
+    assert caught.value.token == b
+    assert "failed its integrity check" in str(caught.value)
 
 
 def test_kek_lives_on_the_token_and_cannot_leave_it(vault_env: VaultEnv) -> None:
@@ -154,7 +156,7 @@ def test_rotation_moves_every_value_and_deletes_the_old_keys(vault_env: VaultEnv
         assert set(db.scalars(select(VaultEntry.key_version))) == {2}
         # a worker that cached version 1 picks the change up at its next call
         assert vault.lookup(db, Kind.ID_NUMBER, ids) == tokens
-        opened = vault.open(db, tokens)
+        opened = stored(vault_env, db, tokens)
         assert [opened[token].value for token in tokens] == ids
     fresh = open_vault(vault_env.settings, vault_env.sessions, vault_env.tokens)
     with vault_env.sessions.begin() as db:
@@ -176,7 +178,7 @@ def test_interrupted_rotation_is_finished_by_the_next_run(vault_env: VaultEnv) -
     report = rotate(vault_env.sessions, vault.keyring, "cli:test", 1, 0)
     assert not report.started and report.retired == [1]
     with vault_env.sessions() as db:
-        assert {o.value for o in vault.open(db, [*tokens, new]).values()} == {
+        assert {o.value for o in stored(vault_env, db, [*tokens, new]).values()} == {
             "13800138000",
             "13900139000",
             "13700137000",
@@ -190,4 +192,4 @@ def test_rewrap_only_replaces_the_kek(vault_env: VaultEnv) -> None:
     assert (report.version, report.moved, report.destroyed) == (1, 0, ["vault-kek-1"])
     with vault_env.sessions() as db:
         assert db.scalar(select(VaultKeyVersion.kek_label)) == "vault-kek-2"
-        assert vault_env.vault.open(db, [token])[token].value == "张三"
+        assert stored(vault_env, db, [token])[token].value == "张三"

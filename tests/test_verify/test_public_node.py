@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 from fastapi.testclient import TestClient
 
-from certsvc.app import create_app
+from certsvc.public_app import create_public_app
 from certsvc.settings import Settings
 from server_support import serving
 from verify_support import Demo, public_copy
@@ -17,13 +17,13 @@ from verify_support import Demo, public_copy
 def test_public_app_needs_only_the_register(demo: Demo, tmp_path: Path) -> None:
     issued = demo.certificate("20204100000000010")
     url = public_copy(demo, tmp_path / "public.db")
-    settings = Settings(home=tmp_path / "public-home", database_url=url, public_only=True)
-    app = create_app(settings)
+    settings = Settings(home=tmp_path / "public-home", database_url=url)
+    app = create_public_app(settings)
     with TestClient(app) as client:
         assert client.get(f"/api/v1/verify/{issued.verification_id}").json()["status"] == "valid"
         offline = client.post("/api/v1/verify/offline", content=issued.text.encode()).json()
         assert offline["signature_valid"] is True
-        assert client.get("/healthz").json() == {"status": "ok", "database": "ok"}
+        assert client.get("/healthz").json() == {"status": "ok"}
         assert client.get("/.well-known/certsvc/trust-list.json").status_code == 200
         assert client.get("/api/v1/staff/me").status_code == 404
         assert client.post("/api/v1/auth/token", json={}).status_code == 404

@@ -9,7 +9,12 @@ import secrets
 import pytest
 import redis
 
-from verify.ratelimit import MemoryRateLimiter, RedisRateLimiter, client_key
+from verify.ratelimit import (
+    MemoryRateLimiter,
+    RateLimitUnavailable,
+    RedisRateLimiter,
+    client_key,
+)
 
 REDIS_URL = os.environ.get("CERTSVC_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
@@ -51,3 +56,21 @@ def test_redis_limit_is_shared_by_workers_and_stores_no_address() -> None:
 def test_redis_down_lets_requests_through() -> None:
     limiter = RedisRateLimiter("redis://127.0.0.1:1/0", per_minute=1)
     assert asyncio.run(_hits(limiter, "192.0.2.1", 3)) == [True] * 3
+
+
+def test_an_ipv6_client_is_counted_by_its_64() -> None:
+    """One subscriber holds a whole /64: counting each address would give them 2^64 budgets."""
+    limiter = MemoryRateLimiter(per_minute=3)
+    same_64 = ["2001:db8:1:2::1", "2001:db8:1:2::abcd", "2001:db8:1:2:ffff:1:2:3"]
+    assert asyncio.run(_hits(limiter, same_64[0], 1)) == [True]
+    assert asyncio.run(_hits(limiter, same_64[1], 1)) == [True]
+    assert asyncio.run(_hits(limiter, same_64[2], 2)) == [True, False]
+    assert asyncio.run(_hits(limiter, "2001:db8:1:3::1", 1)) == [True]
+    assert client_key("::ffff:198.51.100.7") == client_key("198.51.100.7")
+    assert client_key("198.51.100.7") != client_key("198.51.100.8")
+
+
+def test_redis_down_refuses_when_the_limit_fails_closed() -> None:
+    limiter = RedisRateLimiter("redis://127.0.0.1:1/0", per_minute=100, fail_open=False)
+    with pytest.raises(RateLimitUnavailable, match="try again"):
+        asyncio.run(limiter.hit("192.0.2.1"))

@@ -15,9 +15,8 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from certsvc.app import create_app
 from certsvc.db import make_engine
-from certsvc.public_app import PUBLIC_TABLES
+from certsvc.public_app import PUBLIC_TABLES, create_public_app
 from certsvc.settings import Settings
 from common.db import Base
 from server_support import serving
@@ -152,8 +151,8 @@ def test_a_database_gone_answers_503_not_500(
     engine = make_engine(db_url)
     (revoked,) = _publish(engine, 1)
     engine.dispose()
-    settings = Settings(home=tmp_path / "home", database_url=db_url, public_only=True)
-    app = create_app(settings)
+    settings = Settings(home=tmp_path / "home", database_url=db_url)
+    app = create_public_app(settings)
     with TestClient(app) as client:
         assert client.get(f"/api/v1/verify/{revoked}").json()["status"] == "revoked"
         name = db_url.rsplit("/", 1)[1]

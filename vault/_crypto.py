@@ -1,17 +1,27 @@
-"""Per-value cryptography with unwrapped data keys: AES-256-GCM for values, HMAC-SHA256 for
-blind indexes. Runs in process so that the token is needed per key, not per value."""
+"""The vault's key material and ciphers, private to the package: data keys wrapped and
+unwrapped by the KEK on the token, AES-256-GCM for values, HMAC-SHA256 for blind indexes. Runs
+in process so that the token is needed per key, not per value.
+
+Private because what decrypts here yields plaintext or key material: only `vault` imports this
+module (`tests/test_vault/test_plaintext_gate.py` checks every package and bench/).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from vault.errors import VaultUnavailable
 from vault.kinds import Kind
+
+if TYPE_CHECKING:
+    from vault.keyring import KekSession
 
 NONCE_BYTES = 12
 KEY_BYTES = 32
@@ -95,6 +105,28 @@ class KeySet:
             sealed.append(nonce + encrypt(nonce, value.encode(), head + token.encode() + tail))
         return sealed
 
-    def open(self, kind: Kind, token: str, sealed: bytes) -> str:
+    def decrypt(self, kind: Kind, token: str, sealed: bytes) -> str:
+        """The value `seal` sealed; `InvalidTag` when the bytes, kind, token or version differ."""
         aad = value_aad(kind, token, self.version)
         return self.values.decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], aad).decode()
+
+
+def wrap_key(kek: KekSession, label: str, version: int, purpose: str, material: bytes) -> bytes:
+    """A data key encrypted on the token by the KEK `label`: nonce ‖ ciphertext ‖ tag."""
+    nonce = secrets.token_bytes(NONCE_BYTES)
+    return nonce + kek.aes_gcm_encrypt(label, nonce, key_aad(version, purpose), material)
+
+
+def _unwrap_key(kek: KekSession, label: str, version: int, purpose: str, wrapped: bytes) -> bytes:
+    nonce, body = wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:]
+    return kek.aes_gcm_decrypt(label, nonce, key_aad(version, purpose), body)
+
+
+def unwrap_version(
+    kek: KekSession, version: int, label: str, wrapped: Mapping[str, bytes]
+) -> dict[str, bytes]:
+    """Every key of one version, unwrapped; a missing purpose means a damaged key table."""
+    missing = [purpose for purpose in PURPOSES if purpose not in wrapped]
+    if missing:
+        raise VaultUnavailable(f"vault key version {version} lacks its {missing[0]} key")
+    return {p: _unwrap_key(kek, label, version, p, wrapped[p]) for p in PURPOSES}

@@ -1,9 +1,10 @@
 """COSE_Sign1 with ES256 (RFC 9052 §4.2, RFC 9053 §2.1): building the bytes to be signed, and
 verifying any such structure against a certificate or public key.
 
-Public on purpose: `verify` imports this module to check signatures without knowing our payload
-schema, so it depends on `cbor2` and `cryptography` only. Signing itself happens on a token
-(see `signer.documents`); this module never holds a private key.
+Neutral on purpose: `signer` builds what its tokens sign with it and `verify` checks signatures
+with it, without knowing our payload schema, so it imports neither and depends on `cbor2` and
+`cryptography` only. Signing itself happens on a token (see `signer.documents`); this module
+never holds a private key.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from signer.errors import SignerError
+from common.errors import CertsvcError
 
 COSE_SIGN1_TAG = 18
 HEADER_ALG = 1
@@ -31,7 +32,7 @@ KID_BYTES = 8
 P256_SIGNATURE_BYTES = 64
 
 
-class CoseInvalid(SignerError):
+class CoseInvalid(CertsvcError):
     """A COSE_Sign1 that is malformed, uses another algorithm, or does not verify."""
 
 
