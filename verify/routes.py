@@ -4,6 +4,7 @@ client address is logged."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, status
@@ -142,27 +143,59 @@ async def verification_page(verification_id: str, request: Request) -> HTMLRespo
     return HTMLResponse(certificate_page(view), headers={**headers, "Cache-Control": CACHE})
 
 
+# The QR's text as a scanner gives it, or wrapped in JSON for clients that only send JSON.
+_SCANNED_BODY = {
+    "required": True,
+    "content": {
+        "text/plain": {
+            "schema": {"type": "string", "maxLength": MAX_QR_TEXT},
+            "example": "HTTPS://VERIFY.EXAMPLE.EDU.CN/V/ABCDEFGHIJKLMNOPQRSTUVWXYZ#TC1:…",
+        },
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["qr"],
+                "properties": {"qr": {"type": "string", "maxLength": MAX_QR_TEXT}},
+            }
+        },
+    },
+}
+_NOT_JSON_QR = 'body: JSON must be {"qr": "<the text of the QR code>"}'
+
+
 @router.post(
     "/api/v1/verify/offline",
     response_model=OfflineAnswer,
+    openapi_extra={"requestBody": _SCANNED_BODY},
     responses={
         413: {"description": "longer than any certificate QR"},
-        422: {"description": "not UTF-8 text"},
+        422: {"description": "not UTF-8 text, or JSON without a `qr` string"},
         503: {"description": "no trust list published yet"},
         **_LIMITED,
     },
 )
 async def verify_scanned(request: Request) -> JSONResponse:
     """Check a scanned QR (the whole text, or a bare `TC1:` payload) against the trust list,
-    and report the certificate's current status."""
+    and report the certificate's current status. The body is the QR's text (`text/plain`), or
+    `{"qr": "…"}` sent as `application/json`."""
     await rate_limited(request)
     raw = await request.body()
-    if len(raw) > MAX_QR_TEXT:
+    if len(raw) > MAX_QR_TEXT + len('{"qr": ""}'):
         return JSONResponse({"detail": "body: longer than any certificate QR"}, 413)
     try:
         text = raw.decode()
     except UnicodeDecodeError:
         return JSONResponse({"detail": "body: not UTF-8 text"}, 422)
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() == "application/json":
+        try:
+            wrapped = json.loads(text)
+        except ValueError:
+            return JSONResponse({"detail": _NOT_JSON_QR}, 422)
+        if not isinstance(wrapped, dict) or not isinstance(wrapped.get("qr"), str):
+            return JSONResponse({"detail": _NOT_JSON_QR}, 422)
+        text = wrapped["qr"]
+    if len(text) > MAX_QR_TEXT:
+        return JSONResponse({"detail": "body: longer than any certificate QR"}, 413)
     with _db(request) as db:
         signed = latest_trust_list(db)
         if signed is None:

@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
+from server_support import CERTSVC
 from verify.payload import (
     Claims,
     new_verification_id,
@@ -208,7 +209,8 @@ def test_cli_verifies_a_qr_image_offline(demo: Demo, tmp_path: Path) -> None:
         check=False,
     )
     assert ok.returncode == 0, ok.stderr
-    assert "VALID" in ok.stdout and issued.number in ok.stdout
+    assert "SIGNATURE VALID" in ok.stdout and issued.number in ok.stdout
+    assert "status unknown offline" in ok.stdout and issued.text.split("#")[0] in ok.stdout
     _, tail = issued.text.split("#TC1:")
     broken = issued.text.split("#")[0] + "#TC1:" + ("0" if tail[0] != "0" else "1") + tail[1:]
     bad = subprocess.run(
@@ -218,6 +220,47 @@ def test_cli_verifies_a_qr_image_offline(demo: Demo, tmp_path: Path) -> None:
         check=False,
     )
     assert bad.returncode == 1 and "NOT VALID" in bad.stderr
+
+
+def test_cli_tells_valid_from_revoked_with_a_revocation_list(demo: Demo, tmp_path: Path) -> None:
+    issued = demo.certificate("20204100000000010")
+    trust = tmp_path / "trust-list.json"
+    trust.write_text(demo.client.get("/.well-known/certsvc/trust-list.json").text)
+
+    def check(*extra: str) -> subprocess.CompletedProcess[str]:
+        revocations = tmp_path / "revocations.json"
+        revocations.write_text(demo.client.get("/.well-known/certsvc/revocations.json").text)
+        return subprocess.run(
+            [CERTSVC, "verify-qr", *extra, "--trust-list", str(trust)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    saved = ["--revocations", str(tmp_path / "revocations.json")]
+    valid = check(issued.text, *saved)
+    assert valid.returncode == 0 and "VALID 有效" in valid.stdout and "not revoked" in valid.stdout
+    with demo.sessions.begin() as db:
+        revoke_certificate(db, issued.verification_id, date(2021, 1, 5), "fraud")
+    revoked = check(issued.text, *saved)
+    assert revoked.returncode == 1 and "REVOKED" in revoked.stderr
+    missing = check(str(tmp_path / "nofile.png"))
+    assert missing.returncode == 2 and "no such file" in missing.stderr
+    assert "payload" not in missing.stderr
+
+
+def test_offline_endpoint_takes_the_qr_as_text_or_as_json(demo: Demo) -> None:
+    issued = demo.certificate("20204100000000011")
+    as_text = demo.client.post("/api/v1/verify/offline", content=issued.text.encode())
+    as_json = demo.client.post("/api/v1/verify/offline", json={"qr": issued.text})
+    assert as_text.status_code == as_json.status_code == 200
+    assert as_text.json() == as_json.json() and as_json.json()["signature_valid"] is True
+    for wrong in ({"text": issued.text}, ["qr"], {"qr": 5}):
+        answer = demo.client.post("/api/v1/verify/offline", json=wrong)
+        assert answer.status_code == 422 and '{"qr"' in answer.json()["detail"]
+    document = demo.client.get("/openapi.json").json()
+    body = document["paths"]["/api/v1/verify/offline"]["post"]["requestBody"]["content"]
+    assert set(body) == {"text/plain", "application/json"}
 
 
 @pytest.mark.parametrize("text", ["", "TC1:", "http://x/V/ABC#TC1:00", "x" * 5000])
