@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from certify.models import Applicant, Application, Batch, Certificate, ConfirmationSlot
 from certify.trail import audit
-from certify.workdays import add_workdays, workdays_between
+from certify.workdays import work_calendar
 from common.errors import Conflict, InvalidInput, NotFound
 from signer.actor import Actor
 from verify.codes import QUALIFICATIONS, SUBJECTS
@@ -42,7 +42,8 @@ def create_batch(db: Session, actor: Actor, plan: BatchPlan) -> Batch:
         raise InvalidInput("confirmation: starts after it ends")
     if plan.closes_on < plan.confirmation_ends:
         raise InvalidInput("closes_on: before on-site confirmation ends")
-    days = workdays_between(plan.confirmation_starts, plan.confirmation_ends)
+    calendar = work_calendar(db)
+    days = calendar.workdays_between(plan.confirmation_starts, plan.confirmation_ends)
     if days < MIN_CONFIRMATION_WORKDAYS:
         raise InvalidInput(
             f"confirmation: {days} working day(s); R3 needs at least "
@@ -57,7 +58,7 @@ def create_batch(db: Session, actor: Actor, plan: BatchPlan) -> Batch:
         registration_closes=plan.registration_closes,
         confirmation_starts=plan.confirmation_starts,
         confirmation_ends=plan.confirmation_ends,
-        decision_deadline=add_workdays(plan.confirmation_ends, DECISION_WORKDAYS),
+        decision_deadline=calendar.add_workdays(plan.confirmation_ends, DECISION_WORKDAYS),
         closes_on=plan.closes_on,
         created_by=actor.username,
     )

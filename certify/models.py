@@ -215,3 +215,18 @@ class Announcement(Base):
     text: Mapped[str] = mapped_column(Text)
     published_by: Mapped[str] = mapped_column(String(64))
     published_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class HolidaySchedule(Base):
+    """A year's holidays and adjusted workdays imported from the State Council's notice, used
+    before the calendar package for that year (dates as space-separated ISO text)."""
+
+    __tablename__ = "holiday_schedules"
+
+    year: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    source: Mapped[str] = mapped_column(String(200))
+    holidays: Mapped[str] = mapped_column(Text)
+    workdays: Mapped[str] = mapped_column(Text)
+    file_sha256: Mapped[str] = mapped_column(String(64))
+    imported_by: Mapped[str] = mapped_column(String(64))
+    imported_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

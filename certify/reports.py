@@ -30,7 +30,7 @@ from certify.models import (
     Decision,
     Delivery,
 )
-from certify.workdays import MAX_SPAN_DAYS, workdays_between
+from certify.workdays import MAX_SPAN_DAYS, work_calendar
 
 STAGES = (
     "applied",  # no appointment yet
@@ -148,6 +148,7 @@ def overdue(db: Session, today: date, batch_id: int | None = None) -> list[Overd
     """Cases past a deadline on `today`, by deadline then case."""
     late_days: dict[date, int | None] = {}
     found: list[OverdueCase] = []
+    calendar = work_calendar(db)
     for case in _cases(db, batch_id):
         for deadline, due in case.late_against():
             if today <= due:
@@ -155,7 +156,7 @@ def overdue(db: Session, today: date, batch_id: int | None = None) -> list[Overd
             if due not in late_days:
                 late_days[due] = None
                 if (today - due).days <= MAX_SPAN_DAYS:
-                    late_days[due] = workdays_between(due + timedelta(days=1), today)
+                    late_days[due] = calendar.workdays_between(due + timedelta(days=1), today)
             found.append(
                 OverdueCase(
                     application_id=case.application.id,

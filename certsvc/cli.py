@@ -34,6 +34,7 @@ COMMANDS = {
     "vault": "certsvc.cli_vault:vault_app",
     "import": "certsvc.cli_import:import_app",
     "audit": "certsvc.cli_audit:audit_app",
+    "calendar": "certsvc.cli_calendar:calendar_app",
     "custodian": "certsvc.cli_custodian:custodian_app",
     "backup": "certsvc.cli_backup:backup",
     "restore": "certsvc.cli_backup:restore",

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from certify.cases import BatchPlan, add_slot, create_batch, get_batch
 from certify.models import Announcement, Application, Batch, ConfirmationSlot
 from certify.publication import announcements, publish_conclusions, publish_text
-from certify.workdays import workdays_between, workdays_left
+from certify.workdays import WorkCalendar, work_calendar
 from certsvc.auth import SessionDep, SettingsDep
 from certsvc.routes.certify_common import (
     CaseReaderDep,
@@ -96,16 +96,17 @@ class AnnouncementOut(BaseModel):
     published_at: datetime
 
 
-def _left(today: date, due: date) -> int | None:
+def _left(calendar: WorkCalendar, today: date, due: date) -> int | None:
     try:
-        return workdays_left(today, due)
+        return calendar.workdays_left(today, due)
     except CertsvcError:
         return None
 
 
 def _batch_out(db: SessionDep, batch: Batch, today: date) -> BatchOut:
+    calendar = work_calendar(db)
     try:
-        confirmation: int | None = workdays_between(
+        confirmation: int | None = calendar.workdays_between(
             batch.confirmation_starts, batch.confirmation_ends
         )
     except CertsvcError:
@@ -132,7 +133,7 @@ def _batch_out(db: SessionDep, batch: Batch, today: date) -> BatchOut:
         applications=count,
         today=today,
         deadlines=[
-            DeadlineOut(name=name, due=due, working_days_left=_left(today, due))
+            DeadlineOut(name=name, due=due, working_days_left=_left(calendar, today, due))
             for name, due in dates.items()
         ],
     )

@@ -19,7 +19,7 @@ from certify.issuance import issuable, issue
 from certify.models import Announcement, Delivery
 from certify.publication import ANNOUNCED_FIELDS, ConclusionRow, publish_conclusions
 from certify.reports import overdue, stage_counts
-from certify.workdays import workdays_left
+from certify.workdays import WorkCalendar
 from certsvc.db import make_writer_sessionmaker
 from common.errors import Conflict, InvalidInput, NotFound
 from test_certify.conftest import OFFICER, Body
@@ -46,10 +46,12 @@ def test_announcement_rows_carry_the_allow_list_only() -> None:
 
 def test_workdays_left_across_labour_day_and_an_adjusted_sunday() -> None:
     # 2020: 05-01..05-05 off; Sunday 04-26 and Saturday 05-09 are workdays.
-    assert workdays_left(date(2020, 4, 30), date(2020, 5, 6)) == 1
-    assert workdays_left(date(2020, 4, 25), date(2020, 4, 27)) == 2
-    assert workdays_left(date(2020, 5, 6), date(2020, 4, 30)) == -1  # 05-01..05-05 off
-    assert workdays_left(date(2020, 5, 6), date(2020, 5, 6)) == 0
+    assert WorkCalendar().workdays_left(date(2020, 4, 30), date(2020, 5, 6)) == 1
+    assert WorkCalendar().workdays_left(date(2020, 4, 25), date(2020, 4, 27)) == 2
+    assert (
+        WorkCalendar().workdays_left(date(2020, 5, 6), date(2020, 4, 30)) == -1
+    )  # 05-01..05-05 off
+    assert WorkCalendar().workdays_left(date(2020, 5, 6), date(2020, 5, 6)) == 0
 
 
 def test_officer_records_only_the_criminal_record_check(body: Body) -> None:
