@@ -26,6 +26,7 @@ from common.errors import CertsvcError
 COMMANDS = {
     "init": "certsvc.cli_init:init",
     "serve": "certsvc.cli_server:serve",
+    "status": "certsvc.cli_status:status",
     "verify-qr": "certsvc.cli_verify:verify_qr",
     "demo": "certsvc.cli_demo:demo",
     "staff": "certsvc.cli_staff:staff_app",

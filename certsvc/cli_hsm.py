@@ -13,14 +13,19 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from certsvc.accounts import StaffAccount
-from certsvc.db import make_engine, make_sessionmaker, require_current_schema
+from certsvc.db import (
+    database_session,
+    make_engine,
+    make_sessionmaker,
+    require_current_schema,
+)
 from certsvc.hsm import open_tokens
 from certsvc.settings import get_settings
 from common.errors import CertsvcError
 from hsm_sim import UsbKeyBay
 from hsm_sim.bay import OPERATIONS
 from hsm_sim.state import FAULTS
-from signer.custody import list_tokens
+from signer.custody import find_token, list_tokens
 from signer.models import HsmToken
 from signer.tokens import Pkcs11Tokens
 
@@ -45,6 +50,13 @@ def _tokens() -> Iterator[tuple[Pkcs11Tokens, sessionmaker[Session]]]:
         yield open_tokens(settings, sessions), sessions
     finally:
         engine.dispose()
+
+
+def _registered(name: str) -> HsmToken:
+    """The registered USBKey a command names, by label or serial: a name that matches none is
+    an error, never a new entry in the simulation's state."""
+    with database_session(get_settings().resolved_database_url) as db:
+        return find_token(db, name, "USBKEY")
 
 
 def _bay() -> UsbKeyBay:
@@ -77,45 +89,52 @@ def status() -> None:
     console.print(table)
 
 
+USBKEY_ARG = typer.Argument(metavar="USBKEY", help="the USBKey's label or serial")
+
+
 @hsm_app.command("unblock")
-def unblock(serial: str) -> None:
+def unblock(usbkey: Annotated[str, USBKEY_ARG]) -> None:
     """Unblock a locked USBKey with its SO PIN and set a new user PIN (both asked, hidden)."""
+    token = _registered(usbkey)
     so_pin: str = typer.prompt("SO PIN", hide_input=True)
     new_pin: str = typer.prompt("New user PIN", hide_input=True, confirmation_prompt=True)
     with _tokens() as (access, _):
-        access.unblock_pin(serial, so_pin, new_pin)
-    console.print(f"token {serial}: unblocked, new user PIN set")
+        access.unblock_pin(token.serial, so_pin, new_pin)
+    console.print(f"USBKey {token.label}: unblocked, new user PIN set")
 
 
 @hsm_app.command("unplug")
-def unplug(serial: str) -> None:
+def unplug(usbkey: Annotated[str, USBKEY_ARG]) -> None:
     """Simulation: pull the USBKey out."""
-    _bay().unplug(serial)
-    console.print(f"token {serial}: unplugged")
+    bay, token = _bay(), _registered(usbkey)
+    bay.unplug(token.serial)
+    console.print(f"USBKey {token.label}: unplugged")
 
 
 @hsm_app.command("replug")
-def replug(serial: str) -> None:
+def replug(usbkey: Annotated[str, USBKEY_ARG]) -> None:
     """Simulation: insert the USBKey again."""
-    _bay().replug(serial)
-    console.print(f"token {serial}: inserted")
+    bay, token = _bay(), _registered(usbkey)
+    bay.replug(token.serial)
+    console.print(f"USBKey {token.label}: inserted")
 
 
 @hsm_app.command("latency")
 def latency(
-    serial: str,
+    usbkey: Annotated[str, USBKEY_ARG],
     milliseconds: Annotated[float | None, typer.Argument(help="omit to use the default")] = None,
 ) -> None:
     """Simulation: slow every operation on the USBKey down."""
-    _bay().set_latency(serial, milliseconds)
+    bay, token = _bay(), _registered(usbkey)
+    bay.set_latency(token.serial, milliseconds)
     console.print(
-        f"token {serial}: latency {milliseconds if milliseconds is not None else 'default'}"
+        f"USBKey {token.label}: latency {milliseconds if milliseconds is not None else 'default'}"
     )
 
 
 @hsm_app.command("fault")
 def fault(
-    serial: str,
+    usbkey: Annotated[str, USBKEY_ARG],
     error: Annotated[str, typer.Option(help=f"one of {', '.join(FAULTS)}")],
     operation: Annotated[str, typer.Option(help=f"one of {', '.join(OPERATIONS)}")] = "*",
     skip: Annotated[int, typer.Option(min=0, help="matching operations to let through first")] = 0,
@@ -124,18 +143,20 @@ def fault(
     ] = False,
 ) -> None:
     """Simulation: arm a one-shot fault raising a real PKCS#11 error."""
+    bay, token = _bay(), _registered(usbkey)
     try:
-        _bay().arm_fault(serial, operation, error, skip=skip, unplug=unplug_after)
+        bay.arm_fault(token.serial, operation, error, skip=skip, unplug=unplug_after)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    console.print(f"token {serial}: fault armed")
+    console.print(f"USBKey {token.label}: fault armed")
 
 
 @hsm_app.command("change-pin")
-def change_pin(serial: str) -> None:
+def change_pin(usbkey: Annotated[str, USBKEY_ARG]) -> None:
     """Replace a USBKey's user PIN (old and new asked, hidden), e.g. after an SO unblock."""
+    token = _registered(usbkey)
     old_pin: str = typer.prompt("Current user PIN", hide_input=True)
     new_pin: str = typer.prompt("New user PIN", hide_input=True, confirmation_prompt=True)
     with _tokens() as (access, _):
-        access.change_pin(serial, old_pin, new_pin)
-    console.print(f"token {serial}: user PIN changed")
+        access.change_pin(token.serial, old_pin, new_pin)
+    console.print(f"USBKey {token.label}: user PIN changed")

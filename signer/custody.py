@@ -130,6 +130,15 @@ class DbPinCounter:
             )
 
 
+def find_token(db: Session, name: str, field: str = "token") -> HsmToken:
+    """The registered token named by its serial or its label (people read labels off the
+    USBKey, modules report serials: either names it)."""
+    token = db.get(HsmToken, name) or db.scalar(select(HsmToken).where(HsmToken.label == name))
+    if token is None:
+        raise NotFound(f"{field}: no registered USBKey with serial or label {name!r}")
+    return token
+
+
 def get_token(db: Session, serial: str) -> HsmToken:
     token = db.get(HsmToken, serial)
     if token is None:

@@ -1,0 +1,204 @@
+"""`certsvc status`: what an operator checks each morning, in one command.
+
+Database, USBKeys (present, locked, tries running low), signing sessions open, the audit log's
+newest checkpoint, certificates and API tokens nearing expiry, refused and failed attempts since
+yesterday. Exit 0 when nothing needs attention, 1 when something does (so a cron job or a
+monitoring probe can run it); `--json` for machines.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from audit.log import size
+from audit.models import AuditEventRow
+from audit.publish import latest_checkpoint
+from certsvc.accounts import ApiToken, StaffAccount
+from certsvc.db import make_engine, make_sessionmaker, require_current_schema
+from certsvc.hsm import open_tokens
+from certsvc.settings import Settings, get_settings
+from common.dbtypes import utcnow
+from common.errors import CertsvcError
+from signer.claims import SessionClaims
+from signer.custody import list_tokens
+from signer.models import KeyStatus, SigningKey
+
+console = Console()
+# Days before expiry at which a key certificate is reported; API tokens live 90 days by
+# design, so only their last week is worth a line.
+WARN_DAYS = (90, 30, 7)
+TOKEN_WARN_DAYS = 7
+ALERT_WINDOW = timedelta(days=1)
+
+
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object on stdout")] = False,
+) -> None:
+    """The service's state for its operator; exit 1 when something needs attention."""
+    settings = get_settings()
+    report = collect(settings)
+    if as_json:
+        typer.echo(json.dumps(report, ensure_ascii=False, indent=2))
+    else:
+        _print(report)
+    if report["attention"]:
+        raise typer.Exit(1)
+
+
+def collect(settings: Settings) -> dict[str, Any]:
+    """Everything `status` shows, as plain data."""
+    now = utcnow()
+    attention: list[str] = []
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        require_current_schema(engine)
+        sessions = make_sessionmaker(engine)
+        with sessions() as db:
+            report: dict[str, Any] = {
+                "database": engine.dialect.name,
+                "tokens": _tokens(db, sessions, settings, attention),
+                "audit": _audit(db, now, settings, attention),
+                "expiring": _expiring(db, now, attention),
+                "refused_or_failed_since_yesterday": _alerts(db, now),
+            }
+    finally:
+        engine.dispose()
+    report["attention"] = attention
+    return report
+
+
+def _tokens(
+    db: Session, sessions: sessionmaker[Session], settings: Settings, attention: list[str]
+) -> list[dict[str, Any]]:
+    registered = list_tokens(db)
+    try:
+        present = {s.serial: s for s in open_tokens(settings, sessions).statuses()}
+    except CertsvcError as exc:
+        attention.append(f"token module: {exc}")
+        present = {}
+    claims = SessionClaims(settings.signing_claims_dir)
+    answer = []
+    for token in registered:
+        state = present.get(token.serial)
+        entry = {
+            "label": token.label,
+            "serial": token.serial,
+            "present": state is not None,
+            "pin_locked": bool(state and state.pin_locked),
+            "pin_tries_low": bool(state and (state.pin_count_low or state.pin_final_try)),
+            "session_open": claims.held_elsewhere(token.serial),
+        }
+        if state is None:
+            attention.append(f"USBKey {token.label} is not inserted")
+        elif entry["pin_locked"]:
+            attention.append(f"USBKey {token.label}: PIN locked; its SO unblocks it")
+        answer.append(entry)
+    return answer
+
+
+def _audit(db: Session, now: datetime, settings: Settings, attention: list[str]) -> dict[str, Any]:
+    latest = latest_checkpoint(db)
+    events = size(db)
+    if latest is None:
+        attention.append("audit log: no checkpoint signed yet")
+        return {"events": events, "checkpoint_size": None, "checkpoint_age_seconds": None}
+    age = (now - latest.signed_at).total_seconds()
+    unsigned = events - latest.size
+    # The checkpointer signs every N events or M seconds: far behind means it is not running.
+    if unsigned > 0 and age > 10 * settings.audit_checkpoint_seconds:
+        attention.append(
+            f"audit log: {unsigned} events not checkpointed for {int(age // 60)} minutes"
+        )
+    return {"events": events, "checkpoint_size": latest.size, "checkpoint_age_seconds": int(age)}
+
+
+def _expiring(db: Session, now: datetime, attention: list[str]) -> list[dict[str, Any]]:
+    horizon = now + timedelta(days=max(WARN_DAYS))
+    soon: list[dict[str, Any]] = []
+    keys = db.scalars(
+        select(SigningKey).where(
+            SigningKey.status != KeyStatus.RETIRED, SigningKey.not_after <= horizon
+        )
+    )
+    for key in keys:
+        soon.append(
+            _expiry("key certificate", f"{key.label} ({key.purpose.value})", key.not_after, now)
+        )
+    tokens = db.execute(
+        select(StaffAccount.username, ApiToken.token_id, ApiToken.expires_at)
+        .join(ApiToken, ApiToken.account_id == StaffAccount.id)
+        .where(
+            ApiToken.revoked_at.is_(None),
+            ApiToken.expires_at > now,
+            ApiToken.expires_at <= now + timedelta(days=TOKEN_WARN_DAYS),
+            StaffAccount.active.is_(True),
+        )
+    )
+    for username, token_id, expires in tokens:
+        soon.append(_expiry("API token", f"{token_id} of {username}", expires, now))
+    for item in soon:
+        if item["days_left"] <= min(WARN_DAYS):
+            attention.append(f"{item['what']} {item['name']} expires in {item['days_left']} days")
+    return sorted(soon, key=lambda item: item["days_left"])
+
+
+def _expiry(what: str, name: str, expires: datetime, now: datetime) -> dict[str, Any]:
+    days = (expires - now).days
+    return {
+        "what": what,
+        "name": name,
+        "expires": expires.isoformat(),
+        "days_left": days,
+        "warning": next(limit for limit in sorted(WARN_DAYS) if days <= limit),
+    }
+
+
+def _alerts(db: Session, now: datetime) -> dict[str, int]:
+    """Refused and failed attempts per action over the last day (who and why: the audit log)."""
+    rows = db.execute(
+        select(AuditEventRow.action, func.count())
+        .where(
+            AuditEventRow.outcome.in_(("refused", "failed")),
+            AuditEventRow.occurred_at >= now - ALERT_WINDOW,
+        )
+        .group_by(AuditEventRow.action)
+    )
+    return {action: int(count) for action, count in rows}
+
+
+def _print(report: dict[str, Any]) -> None:
+    console.print(f"database: {report['database']}")
+    for token in report["tokens"]:
+        state = "inserted" if token["present"] else "NOT INSERTED"
+        if token["pin_locked"]:
+            state += ", PIN LOCKED"
+        elif token["pin_tries_low"]:
+            state += ", few PIN tries left"
+        if token["session_open"]:
+            state += ", signing session open"
+        console.print(f"USBKey {token['label']} ({token['serial']}): {state}")
+    audit = report["audit"]
+    if audit["checkpoint_size"] is None:
+        console.print(f"audit log: {audit['events']} events, no checkpoint")
+    else:
+        console.print(
+            f"audit log: {audit['events']} events; newest checkpoint at "
+            f"{audit['checkpoint_size']}, {audit['checkpoint_age_seconds'] // 60} minutes old"
+        )
+    for item in report["expiring"]:
+        console.print(f"expires in {item['days_left']} days: {item['what']} {item['name']}")
+    for action, count in sorted(report["refused_or_failed_since_yesterday"].items()):
+        console.print(f"refused or failed since yesterday: {action} × {count}")
+    if report["attention"]:
+        console.print("[red]needs attention:[/red]")
+        for line in report["attention"]:
+            console.print(f"  - {line}")
+    else:
+        console.print("[green]nothing needs attention[/green]")
