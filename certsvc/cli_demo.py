@@ -21,7 +21,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.progress import Progress
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from certify.cases import BatchPlan, add_slot, book_slot, create_application, create_batch
@@ -63,9 +63,15 @@ def demo(
     (out / "qr").mkdir(exist_ok=True)
     with _issuer(settings) as (issuer, signing, usbkey):
         manifest = _round(settings, issuer, signing, usbkey, out)
+        with issuer.sessions() as db:
+            held = db.scalar(select(func.count()).select_from(Certificate))
     (out / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2))
     revoked = sum(1 for m in manifest if m["status"] == "revoked")
     console.print(f"{len(manifest)} certificates ({revoked} revoked): {out / 'manifest.json'}")
+    console.print(
+        f"each run adds a new batch: the register now holds {held} demo certificates "
+        f"(start afresh with an empty CERTSVC_HOME)"
+    )
 
 
 @contextmanager

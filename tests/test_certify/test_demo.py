@@ -21,11 +21,13 @@ from vault.models import VaultReveal
 from verify.qrimage import decode_image
 
 
-def test_demo_round(settings: Settings, tmp_path: Path) -> None:
-    for run in ("one", "two"):
+def test_demo_round(settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for run, held in (("one", 4), ("two", 8)):
         with pytest.raises(SystemExit) as done:
             main(["demo", "--out", str(tmp_path / run)])
         assert done.value.code == 0
+        said = " ".join(capsys.readouterr().err.split())  # rich wraps its lines
+        assert f"the register now holds {held} demo certificates" in said
     manifest = json.loads((tmp_path / "one" / "manifest.json").read_text())
     assert len(manifest) == 4
     assert [m["status"] for m in manifest].count("revoked") == 1
