@@ -9,7 +9,6 @@ from typing import Annotated
 
 import typer
 from cryptography import x509
-from rich.console import Console
 
 from audit.bundle import build_bundle, certificate_fingerprint, verify_bundle
 from audit.publish import publish_checkpoint
@@ -17,6 +16,7 @@ from audit.query import event_range
 from audit.verify import Verdict, verify_log
 from certsvc.audit_keys import CheckpointKeyHolder, checkpoint_key, checkpoint_public_key
 from certsvc.audit_trail import SYSTEM_ROLE, operator
+from certsvc.cli_output import make_console
 from certsvc.db import (
     database_session,
     make_engine,
@@ -29,7 +29,7 @@ from signer.actor import Actor
 from signer.gate import signing_transaction
 
 audit_app = typer.Typer(help="The audit log: verify, checkpoint, export.", no_args_is_help=True)
-console = Console()
+console = make_console()
 
 
 def _count(number: int, noun: str) -> str:

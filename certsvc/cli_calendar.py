@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from certify.calendar_import import import_schedule
 from certify.workdays import package_covers, work_calendar
 from certsvc.audit_trail import SYSTEM_ROLE, operator
+from certsvc.cli_output import make_console
 from certsvc.db import database_session
 from certsvc.settings import get_settings
 from common.errors import InvalidInput
@@ -22,7 +22,7 @@ from signer.actor import Actor
 calendar_app = typer.Typer(
     help="The Chinese holiday schedule working days are counted in.", no_args_is_help=True
 )
-console = Console()
+console = make_console()
 
 
 @calendar_app.command("import")

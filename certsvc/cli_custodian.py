@@ -19,9 +19,9 @@ from typing import Annotated, Any
 import httpx
 import typer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from rich.console import Console
 from rich.table import Table
 
+from certsvc.cli_output import make_console
 from certsvc.workstations import load_workstation_key, sign_request
 from common.errors import CertsvcError
 
@@ -29,7 +29,7 @@ SESSIONS = "/api/v1/signing/sessions"
 CERTIFY = "/api/v1/certify"
 TOKEN_VARIABLE = "CERTSVC_API_TOKEN"  # noqa: S105 (the variable's name)
 
-console = Console(stderr=True)
+console = make_console(stderr=True)
 custodian_app = typer.Typer(
     help="Sign and issue from a custodian's workstation (a client of `certsvc serve`).",
     no_args_is_help=True,

@@ -7,12 +7,12 @@ from contextlib import contextmanager
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from certsvc.accounts import StaffAccount
+from certsvc.cli_output import make_console
 from certsvc.db import (
     database_session,
     make_engine,
@@ -32,7 +32,7 @@ from signer.tokens import Pkcs11Tokens
 hsm_app = typer.Typer(
     help="USBKeys: status, PIN unblock, simulated plug and faults.", no_args_is_help=True
 )
-console = Console()
+console = make_console()
 
 
 class NotSimulated(CertsvcError):

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from rich.console import Console
-
 from certsvc.bootstrap import initialise
+from certsvc.cli_output import make_console
 from certsvc.settings import get_settings
 
-console = Console(stderr=True)
+console = make_console(stderr=True)
 
 
 def init() -> None:

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from certsvc.accounts import (
@@ -22,6 +21,7 @@ from certsvc.accounts import (
     revoke_api_token,
 )
 from certsvc.audit_trail import record as audit
+from certsvc.cli_output import make_console
 from certsvc.db import database_session
 from certsvc.settings import get_settings
 from certsvc.workstations import (
@@ -90,7 +90,7 @@ def staff_list() -> None:
                 "yes" if account.active else "no",
                 _when(account.created_at),
             )
-    Console().print(table)
+    make_console().print(table)
 
 
 @staff_app.command("disable")
@@ -169,7 +169,7 @@ def workstation_list() -> None:
                 _when(workstation.registered_at),
                 workstation.fingerprint,
             )
-    Console().print(table)
+    make_console().print(table)
 
 
 @workstation_app.command("disable")

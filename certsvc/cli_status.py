@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -21,6 +20,7 @@ from audit.log import size
 from audit.models import AuditEventRow
 from audit.publish import latest_checkpoint
 from certsvc.accounts import ApiToken, StaffAccount
+from certsvc.cli_output import make_console
 from certsvc.db import make_engine, make_sessionmaker, require_current_schema
 from certsvc.hsm import open_tokens
 from certsvc.settings import Settings, get_settings
@@ -30,7 +30,7 @@ from signer.claims import SessionClaims
 from signer.custody import list_tokens
 from signer.models import KeyStatus, SigningKey
 
-console = Console()
+console = make_console()
 # Days before expiry at which a key certificate is reported; API tokens live 90 days by
 # design, so only their last week is worth a line.
 WARN_DAYS = (90, 30, 7)

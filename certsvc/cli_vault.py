@@ -8,12 +8,12 @@ from contextlib import contextmanager
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from certsvc.cli_output import make_console
 from certsvc.db import (
     make_engine,
     make_sessionmaker,
@@ -28,7 +28,7 @@ from vault.rotation import rotate as rotate_keys
 from vault.store import Vault
 
 vault_app = typer.Typer(help="The vault's keys: versions and rotation.", no_args_is_help=True)
-console = Console(stderr=True)
+console = make_console(stderr=True)
 
 
 def operator() -> str:
@@ -77,7 +77,7 @@ def status() -> None:
     table = Table("version", "KEK on token", "created", "values")
     for version, label, created in sorted(versions):
         table.add_row(str(version), label, f"{created:%Y-%m-%d %H:%M}", str(counts.get(version, 0)))
-    Console().print(table)
+    make_console().print(table)
 
 
 @vault_app.command("rotate")

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
+from certsvc.cli_output import make_console
 from certsvc.db import database_session
 from certsvc.settings import get_settings
 from verify.codes import QUALIFICATIONS, SUBJECTS
@@ -32,7 +32,7 @@ from verify.trust import (
     revoked_entry,
 )
 
-console = Console()
+console = make_console()
 
 
 def _read_json(path: Path, what: str) -> Any:

@@ -206,3 +206,29 @@ def test_bad_database_url_is_one_line_exit_2(tmp_path: Path) -> None:
     )
     assert result.stderr.count("\n") == 1
     assert password not in result.stderr
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_tables_in_a_pipe_are_not_cut_short(settings: Settings) -> None:
+    """rich assumes 80 columns without a terminal and cut `security_officer` to `security_offi…`."""
+    certsvc = Path(sys.executable).with_name("certsvc")
+    display = "Long Display Name Of The Security Officer On Duty"
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(certsvc), *args], capture_output=True, text=True, timeout=60)
+
+    assert run("init").returncode == 0
+    added = run(
+        "staff",
+        "add",
+        "security.officer.on.duty",
+        "--role",
+        "security_officer",
+        "--display-name",
+        display,
+        "--generate-password",
+    )
+    assert added.returncode == 0, added.stderr
+    listed = run("staff", "list")
+    assert listed.returncode == 0 and "…" not in listed.stdout
+    assert "security.officer.on.duty" in listed.stdout and display in listed.stdout
