@@ -28,7 +28,7 @@ test: DEB_PACKAGES = $(RUN_PACKAGES) $(TEST_PACKAGES)
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto
 
 install: deps $(STAMP)
 
