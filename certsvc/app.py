@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError
 
+from audit.anchor import AnchorDamaged
 from audit.log import AuditUnavailable
 from audit.publish import InconsistentLog
 from certify.records import CaseRecords
@@ -81,6 +82,7 @@ ERROR_STATUS: dict[type[CertsvcError], int] = {
     # The service's own faults: the request was fine, and nothing was done.
     AuditUnavailable: status.HTTP_503_SERVICE_UNAVAILABLE,
     InconsistentLog: status.HTTP_503_SERVICE_UNAVAILABLE,
+    AnchorDamaged: status.HTTP_503_SERVICE_UNAVAILABLE,
     NoCheckpointKey: status.HTTP_503_SERVICE_UNAVAILABLE,
     ServicePinMissing: status.HTTP_503_SERVICE_UNAVAILABLE,
 }
