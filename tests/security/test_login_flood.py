@@ -4,6 +4,8 @@ addresses writes a bounded number of events. Real app, real database (SQLite and
 
 from __future__ import annotations
 
+import time
+
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -17,6 +19,13 @@ from service_helpers import MakeStaff
 from verify.ratelimit import WINDOW_SECONDS
 
 FLOOD = 300
+
+
+def _in_a_fresh_minute() -> None:
+    """Limits and summaries count per clock minute: start where the whole flood fits in one."""
+    left = WINDOW_SECONDS - time.time() % WINDOW_SECONDS
+    if left < 20:
+        time.sleep(left + 0.1)
 
 
 def _refusal_summaries(sessions: sessionmaker[Session], start: int) -> list[dict[str, object]]:
@@ -33,6 +42,7 @@ def _refusal_summaries(sessions: sessionmaker[Session], start: int) -> list[dict
 def test_a_login_flood_writes_one_event_per_client_and_minute(
     client: TestClient, make_staff: MakeStaff, sessions: sessionmaker[Session]
 ) -> None:
+    _in_a_fresh_minute()
     member = make_staff(Role.REGISTRAR)
     state = client.app.state  # type: ignore[attr-defined]
     limit = state.settings.login_attempts_per_minute
