@@ -90,23 +90,25 @@ def publish_checkpoint(
             "the audit log has signed checkpoints but none is anchored outside the database: "
             "refusing to sign; run `certsvc init` (first anchor) or `certsvc audit reanchor`"
         )
+    # Proved before any signature is asked for: a refusal costs no token operation.
+    start, hashes = 0, []
+    if anchored is not None:
+        start = anchored.size
+        hashes = _anchored_extension(db, anchored, tree_size, tree_root(db, tree_size))
+    elif anchor is not None:
+        hashes = _leaf_hashes(db, 0, tree_size)
     if latest is not None and latest.size == tree_size:
         if restart:
             raise ValueError("a fresh anchor is taken over a new entry recording why")
-        if anchored is not None:  # nothing to sign, but say so if the log left its anchor
-            _anchored_extension(db, anchored, tree_size, tree_root(db, tree_size))
         return Published(latest, signed=False)
     signers = signer.open()
-    tree_size = size(db)  # with the signatures' own events, if `open` recorded them
+    before, tree_size = tree_size, size(db)  # with the signatures' own events, if any
     root = tree_root(db, tree_size)
     if latest is not None:
         previous = parse_checkpoint(open_note(latest.note, signer.keys).text)
         _require_extension(db, previous, tree_size, root)
-    start, hashes = 0, []
-    if anchored is not None:
-        start, hashes = anchored.size, _anchored_extension(db, anchored, tree_size, root)
-    elif anchor is not None:
-        hashes = _leaf_hashes(db, 0, tree_size)
+    if anchor is not None:
+        hashes += _leaf_hashes(db, before, tree_size)
     checkpoint = Checkpoint(signer.origin, tree_size, root)
     note = sign_note(checkpoint.text(), signers)
     row = AuditCheckpoint(size=tree_size, root_hash=root, note=note, signed_at=utcnow())

@@ -395,10 +395,8 @@ def _provision_keys(
     transaction certify each (the root key signing through the gate), store the certificates
     on the token and register the token (when `new`) and the keys with the signatures'
     events; a checkpoint key is announced in the log."""
-    publics = [
-        (demo.keys.index(key) + 1, key, _key_on_token(session, key, demo.keys.index(key) + 1))
-        for key in missing
-    ]
+    indexes = {key: demo.keys.index(key) + 1 for key in missing}  # their CKA_ID on the token
+    publics = [(indexes[key], key, _key_on_token(session, key, indexes[key])) for key in missing]
     status = tokens.status(session.serial)
     with signing_transaction(sessions) as unit:
         db = unit.db

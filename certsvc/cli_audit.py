@@ -42,7 +42,7 @@ from certsvc.db import (
     require_current_schema,
 )
 from certsvc.hsm import open_tokens
-from certsvc.settings import get_settings
+from certsvc.settings import Settings, get_settings
 from signer.actor import Actor
 from signer.custody import certificate_of
 from signer.models import ED25519, ES256
@@ -210,7 +210,7 @@ def reanchor(
                     account = None
             if account is None:
                 _refuse("re-anchoring needs a security officer's username and password")
-            given_up = _given_up(settings.audit_origin, sessions, holder)
+            given_up = _given_up(settings, sessions, holder)
             with sessions.begin() as db:
                 audit(
                     db,
@@ -243,11 +243,14 @@ class GivenUp:
     differs: str
 
 
-def _given_up(origin: str, sessions: sessionmaker[Session], holder: CheckpointKeyHolder) -> GivenUp:
+def _given_up(
+    settings: Settings, sessions: sessionmaker[Session], holder: CheckpointKeyHolder
+) -> GivenUp:
     """Refused when there is nothing to give up, or when the database's log does not even
     agree with itself (re-anchoring would bless the damage)."""
+    origin = settings.audit_origin
     with sessions() as db:
-        keys = note_keys(db, get_settings())
+        keys = note_keys(db, settings)
         own = verify_log(db, origin, keys)
         if not own.ok:
             _refuse(f"the database's own log is not intact ({own.problems[0]})")
