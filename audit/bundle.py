@@ -2,8 +2,9 @@
 
 A bundle holds the events' leaves, every checkpoint up to the newest, the consistency proofs
 between consecutive checkpoints, an inclusion proof for each event against the newest
-checkpoint, and the checkpoint key's certificate. An outside auditor checks it offline and
-compares the certificate's fingerprint with the one the body publishes.
+checkpoint, and the certificates of the checkpoint keys. An outside auditor checks it offline
+and compares the certificates' fingerprints with the ones the body publishes (or the keys with
+its published vkeys). Bundles of format 1 carried one certificate; they still verify.
 """
 
 from __future__ import annotations
@@ -16,18 +17,21 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from audit.checkpoints import InvalidNote, open_note, parse_checkpoint
+from audit.checkpoints import parse_checkpoint
 from audit.events import decode_leaf
 from audit.log import consistency_proof, inclusion_proof
 from audit.merkle import leaf_hash, verify_consistency, verify_inclusion
 from audit.models import AuditCheckpoint, AuditEventRow
+from audit.note import InvalidNote, NoteKey, note_key, open_note
 from audit.verify import Verdict
 from common.errors import Conflict
 
-FORMAT = "certsvc-audit-bundle/1"
+FORMAT = "certsvc-audit-bundle/2"
+FORMATS = ("certsvc-audit-bundle/1", FORMAT)
 
 
 def _b64(data: bytes) -> str:
@@ -35,7 +39,7 @@ def _b64(data: bytes) -> str:
 
 
 def build_bundle(
-    db: Session, origin: str, certificate: x509.Certificate, start: int, end: int
+    db: Session, origin: str, certificates: list[x509.Certificate], start: int, end: int
 ) -> dict[str, Any]:
     """Events [start, end) with proofs against the newest checkpoint, which must cover them."""
     checkpoints = list(db.scalars(select(AuditCheckpoint).order_by(AuditCheckpoint.size)))
@@ -59,7 +63,10 @@ def build_bundle(
     return {
         "format": FORMAT,
         "origin": origin,
-        "certificate": certificate.public_bytes(serialization.Encoding.PEM).decode(),
+        "certificates": [
+            certificate.public_bytes(serialization.Encoding.PEM).decode()
+            for certificate in certificates
+        ],
         "range": [start, end],
         "checkpoints": [c.note for c in checkpoints],
         "consistency_proofs": [
@@ -78,21 +85,33 @@ def certificate_fingerprint(certificate: x509.Certificate) -> str:
     return hashlib.sha256(certificate.public_bytes(serialization.Encoding.DER)).hexdigest()
 
 
+def bundle_certificates(bundle: dict[str, Any]) -> list[x509.Certificate]:
+    """The checkpoint keys' certificates a bundle carries (format 1: one, as `certificate`)."""
+    pems = bundle["certificates"] if "certificates" in bundle else [bundle["certificate"]]
+    return [x509.load_pem_x509_certificate(str(pem).encode()) for pem in pems]
+
+
+def _note_key(origin: str, certificate: x509.Certificate) -> NoteKey:
+    public = certificate.public_key()
+    if not isinstance(public, Ed25519PublicKey | ec.EllipticCurvePublicKey):
+        raise ValueError("a checkpoint key is Ed25519 or ECDSA")
+    return note_key(origin, public, legacy_id=True)
+
+
 def verify_bundle(bundle: dict[str, Any]) -> Verdict:
     """Check every signature and proof in the bundle; name the first thing that fails."""
     verdict = Verdict()
-    if bundle.get("format") != FORMAT:
+    if bundle.get("format") not in FORMATS:
         verdict.fail(f"not a {FORMAT} bundle")
         return verdict
     try:
-        certificate = x509.load_pem_x509_certificate(str(bundle["certificate"]).encode())
-        public = certificate.public_key()
         origin = str(bundle["origin"])
-        if not isinstance(public, ec.EllipticCurvePublicKey):
-            raise ValueError("not an EC key")
+        keys = [_note_key(origin, c) for c in bundle_certificates(bundle)]
         roots = {}
         for note in bundle["checkpoints"]:
-            checkpoint = parse_checkpoint(open_note(note, origin, public))
+            checkpoint = parse_checkpoint(open_note(note, keys).text)
+            if checkpoint.origin != origin:
+                raise InvalidNote(f"checkpoint {checkpoint.size} is another log's")
             roots[checkpoint.size] = checkpoint.root_hash
     except (InvalidNote, ValueError, KeyError, TypeError) as exc:
         verdict.fail(f"checkpoints: {exc}")

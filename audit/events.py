@@ -57,6 +57,11 @@ class AuditEvent:
                 raise InvalidEvent("details: string keys, scalar values")
 
 
+def leaf_time(occurred_at: datetime) -> str:
+    """An event's time as its leaf carries it: UTC, to the microsecond."""
+    return occurred_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def encode_leaf(event: AuditEvent, index: int, occurred_at: datetime) -> bytes:
     """Deterministic CBOR (RFC 8949 §4.2.1) of the event, its position and its time.
 
@@ -65,7 +70,7 @@ def encode_leaf(event: AuditEvent, index: int, occurred_at: datetime) -> bytes:
     record = {
         "v": ENCODING_VERSION,
         "i": index,
-        "t": occurred_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "t": leaf_time(occurred_at),
         "actor": event.actor,
         "role": event.role,
         "ws": event.workstation,

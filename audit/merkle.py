@@ -162,3 +162,47 @@ def verify_consistency(
         fn >>= 1
         sn >>= 1
     return fr == old_root and sr == new_root and sn == 0
+
+
+class CompactRange:
+    """Hashes of the perfect subtrees covering leaves [0, size): the tree head, incrementally."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self._stack: list[tuple[int, bytes]] = []
+
+    @classmethod
+    def restore(cls, size: int, subtrees: Sequence[bytes]) -> CompactRange:
+        """The range of `size` leaves from its perfect-subtree hashes (`subtrees`), largest
+        first: one per 1-bit of `size`."""
+        widths = [1 << bit for bit in range(size.bit_length() - 1, -1, -1) if size >> bit & 1]
+        if len(widths) != len(subtrees):
+            raise ValueError(f"a range of {size} leaves has {len(widths)} perfect subtrees")
+        restored = cls()
+        restored.size = size
+        restored._stack = list(zip(widths, subtrees, strict=True))
+        return restored
+
+    @property
+    def subtrees(self) -> list[bytes]:
+        return [digest for _, digest in self._stack]
+
+    def copy(self) -> CompactRange:
+        return CompactRange.restore(self.size, self.subtrees)
+
+    def append(self, digest: bytes) -> None:
+        self.size += 1
+        width, current = 1, digest
+        while self._stack and self._stack[-1][0] == width:
+            _, left = self._stack.pop()
+            current = node_hash(left, current)
+            width *= 2
+        self._stack.append((width, current))
+
+    def root(self) -> bytes:
+        if not self._stack:
+            return EMPTY_ROOT
+        current = self._stack[-1][1]
+        for _, left in reversed(self._stack[:-1]):
+            current = node_hash(left, current)
+        return current

@@ -58,7 +58,7 @@ from sqlalchemy.pool import NullPool
 from audit.models import AuditCheckpoint, AuditEventRow
 from certify.models import Applicant, Application, CaseCheck, Certificate, Decision
 from certsvc.workstations import load_workstation_key, sign_request
-from signer.models import SignedDocumentRow
+from signer.models import KeyPurpose, KeyStatus, SignedDocumentRow, SigningKey
 from vault import synthetic
 from vault.models import VaultEntry
 from verify.models import PublicCertificate
@@ -690,7 +690,8 @@ def reconcile(engine: Engine, tally: Tally, desk: Desk, before: Before) -> list[
                 )
             )
         }
-        # The service's own checkpoints are signed through the gate too: one event each.
+        # The service's own checkpoints are signed through the gate too: one event per
+        # checkpoint key (Ed25519 and P-256) each.
         events = Counter(
             (CHECKPOINT_SIGNATURES if obj.startswith("audit-checkpoint:") else action, outcome)
             for action, obj, outcome in db.execute(
@@ -699,7 +700,17 @@ def reconcile(engine: Engine, tally: Tally, desk: Desk, before: Before) -> list[
                 )
             )
         )
-        tally.events[CHECKPOINT_SIGNATURES, "ok"] = _checkpoints(db) - before.checkpoints
+        signing_keys = db.scalar(
+            select(func.count())
+            .select_from(SigningKey)
+            .where(
+                SigningKey.purpose == KeyPurpose.AUDIT_CHECKPOINT,
+                SigningKey.status == KeyStatus.ACTIVE,
+            )
+        )
+        tally.events[CHECKPOINT_SIGNATURES, "ok"] = (_checkpoints(db) - before.checkpoints) * (
+            signing_keys or 0
+        )
         vault_entries = int(db.scalar(select(func.count()).select_from(VaultEntry)) or 0)
 
     same("applications in the batch (ids)", applications, set(tally.applications))

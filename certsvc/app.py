@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError
 
+from audit.anchor import AnchorDamaged
 from audit.log import AuditUnavailable
 from audit.publish import InconsistentLog
 from certify.records import CaseRecords
@@ -28,6 +29,7 @@ from certsvc.db_outage import answer_database_outages
 from certsvc.hardening import Hardening
 from certsvc.hsm import open_tokens
 from certsvc.log_redaction import install_log_redaction
+from certsvc.login_refusals import RefusedLogins
 from certsvc.routes import PUBLIC_ROUTERS, STAFF_ROUTERS, openapi
 from certsvc.service_pins import ServicePinMissing
 from certsvc.settings import Settings, get_settings
@@ -81,6 +83,7 @@ ERROR_STATUS: dict[type[CertsvcError], int] = {
     # The service's own faults: the request was fine, and nothing was done.
     AuditUnavailable: status.HTTP_503_SERVICE_UNAVAILABLE,
     InconsistentLog: status.HTTP_503_SERVICE_UNAVAILABLE,
+    AnchorDamaged: status.HTTP_503_SERVICE_UNAVAILABLE,
     NoCheckpointKey: status.HTTP_503_SERVICE_UNAVAILABLE,
     ServicePinMissing: status.HTTP_503_SERVICE_UNAVAILABLE,
 }
@@ -145,14 +148,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
 
     checkpoint_key = CheckpointKeyHolder(settings, tokens, sessions)
+    writer_sessions = make_writer_sessionmaker(engine)
+    refused_logins = RefusedLogins()
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        checkpointing = asyncio.create_task(Checkpointer(settings, checkpoint_key, sessions).run())
+        background = [
+            asyncio.create_task(Checkpointer(settings, checkpoint_key, sessions).run()),
+            asyncio.create_task(refused_logins.run(writer_sessions)),
+        ]
         yield
-        checkpointing.cancel()
-        with suppress(asyncio.CancelledError):
-            await checkpointing
+        for task in background:
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
+        await asyncio.to_thread(refused_logins.close, writer_sessions)
         signing_sessions.close_all()
         checkpoint_key.close()
         engine.dispose()
@@ -175,13 +185,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = sessions
-    app.state.writer_sessions = make_writer_sessionmaker(engine)
+    app.state.writer_sessions = writer_sessions
     app.state.password_hasher = password_hasher(settings)
     app.state.tokens = tokens
     app.state.signing_sessions = signing_sessions
     app.state.signing_gate = SigningGate(signing_sessions)
     app.state.document_signer = DocumentSigner(sessions, app.state.signing_gate, CaseRecords())
     app.state.checkpoint_key = checkpoint_key
+    app.state.refused_logins = refused_logins
     app.state.rate_limiter = make_rate_limiter(settings.verify_rate_per_minute, settings.redis_url)
     app.state.login_limiter = make_rate_limiter(
         settings.login_attempts_per_minute, settings.redis_url, scope="login", fail_open=False

@@ -1,29 +1,35 @@
-"""The audit log's checkpoint key: on its own token, unlocked unattended with a service PIN.
+"""The audit log's checkpoint keys: on the audit token, unlocked unattended with a service PIN.
 
-Also where the service learns the public half that verifiers need (from the custody register),
-so `certsvc audit verify` needs no token at all.
+Every checkpoint carries one signature line per active checkpoint key: Ed25519 (type 0x01, what
+public witnesses require) and ECDSA P-256 (type 0x02), each made through the signing gate. This
+is also where the service learns the public halves verifiers need (from the custody register,
+so `certsvc audit verify` needs no token), publishes them as vkeys, announces a new key in the
+log (`audit.keychain`), and keeps the anchor moving with each checkpoint it signs.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Sequence
 
-from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from audit.anchor import Anchor
 from audit.log import size
-from audit.publish import CheckpointSigner
+from audit.note import NoteKey, SignBytes, note_key
+from audit.publish import CheckpointSigner, Published, publish_checkpoint
 from certsvc.audit_trail import SYSTEM_ROLE
 from certsvc.service_pins import service_pin
 from certsvc.settings import Settings
 from common.errors import CertsvcError
 from signer.actor import Actor
+from signer.audit_trail import record
 from signer.custody import certificate_of
-from signer.gate import GateTransaction, Subject, authorise_service
-from signer.models import HsmToken, KeyPurpose, SigningKey
+from signer.gate import GateTransaction, Subject, authorise_service, signing_transaction
+from signer.models import HsmToken, KeyPurpose, KeyStatus, SigningKey
 from signer.policy import SignPurpose
 from signer.tokens import Pkcs11Tokens, TokenSession
 
@@ -35,36 +41,74 @@ class NoCheckpointKey(CertsvcError):
     """No audit-checkpoint key is registered for the body."""
 
 
-def checkpoint_key(db: Session, settings: Settings) -> tuple[SigningKey, x509.Certificate]:
-    """The body's newest audit-checkpoint key, retired or not: the checkpoints it signed still
-    verify with it, and the signing gate refuses it (with an audit event) once it may no
-    longer sign."""
-    key = db.scalars(
-        select(SigningKey)
-        .where(
-            SigningKey.body_code == settings.body_code,
-            SigningKey.purpose == KeyPurpose.AUDIT_CHECKPOINT,
+def checkpoint_keys(db: Session, settings: Settings) -> list[SigningKey]:
+    """Every audit-checkpoint key of the body, retired or not, oldest first: the checkpoints
+    they signed still verify with them."""
+    keys = list(
+        db.scalars(
+            select(SigningKey)
+            .where(
+                SigningKey.body_code == settings.body_code,
+                SigningKey.purpose == KeyPurpose.AUDIT_CHECKPOINT,
+            )
+            .order_by(SigningKey.id)
         )
-        .order_by(SigningKey.id.desc())
-    ).first()
-    if key is None:
+    )
+    if not keys:
         raise NoCheckpointKey(
             f"no audit-checkpoint key for body {settings.body_code}: run `certsvc init`"
         )
-    return key, certificate_of(key)
+    return keys
 
 
-def checkpoint_public_key(db: Session, settings: Settings) -> ec.EllipticCurvePublicKey:
-    _, certificate = checkpoint_key(db, settings)
-    public = certificate.public_key()
-    if not isinstance(public, ec.EllipticCurvePublicKey):
-        raise NoCheckpointKey("the audit-checkpoint key is not an EC key")
-    return public
+def signing_keys(keys: Sequence[SigningKey]) -> list[SigningKey]:
+    """The keys that sign the next checkpoint: the active ones; all of them when none is, so
+    that the signing gate refuses them (with an audit event) rather than nothing happening."""
+    active = [key for key in keys if key.status is KeyStatus.ACTIVE]
+    return active or list(keys)
+
+
+def note_key_of(settings: Settings, key: SigningKey) -> NoteKey:
+    """The key's verifier key under the log's name (its origin); for ECDSA also accepting the
+    key ID that checkpoints signed before the spec's 0x02 rule carry."""
+    public = certificate_of(key).public_key()
+    if not isinstance(public, Ed25519PublicKey | ec.EllipticCurvePublicKey):
+        raise NoCheckpointKey(f"audit-checkpoint key {key.label}: neither Ed25519 nor ECDSA")
+    return note_key(settings.audit_origin, public, legacy_id=True)
+
+
+def note_keys(db: Session, settings: Settings) -> list[NoteKey]:
+    """Every checkpoint key of the body, as verifier keys: what opens any note the log signed."""
+    return [note_key_of(settings, key) for key in checkpoint_keys(db, settings)]
+
+
+def published_vkeys(db: Session, settings: Settings) -> list[str]:
+    """The vkeys of the keys that sign checkpoints now, Ed25519 first: what the body publishes
+    for verifiers and witnesses to pin."""
+    keys = [note_key_of(settings, key) for key in signing_keys(checkpoint_keys(db, settings))]
+    return [key.vkey() for key in sorted(keys, key=lambda k: k.type)]
+
+
+def announce(db: Session, settings: Settings, actor: Actor, key: SigningKey, action: str) -> None:
+    """Announce a checkpoint key in the log (`audit.keychain`): the next checkpoint, signed by
+    the keys trusted until now, vouches for it (or for its retirement)."""
+    record(
+        db,
+        actor,
+        action,
+        f"key:{key.id}",
+        details={
+            "key": key.label,
+            "token": key.token_serial,
+            "vkey": note_key_of(settings, key).vkey(),
+        },
+    )
 
 
 class CheckpointKeyHolder:
     """Keeps the audit token logged in for this process and signs checkpoint notes with its
-    key, through the signing gate (service rules, counted, one event per checkpoint)."""
+    keys, through the signing gate (service rules, counted, one event per signature); moves the
+    anchor after each checkpoint it signs."""
 
     def __init__(
         self, settings: Settings, tokens: Pkcs11Tokens, sessions: sessionmaker[Session]
@@ -73,44 +117,73 @@ class CheckpointKeyHolder:
         self._tokens = tokens
         self._sessions = sessions
         self._lock = threading.Lock()
-        self._session: TokenSession | None = None
+        self._logged_in: dict[str, TokenSession] = {}
+        self.anchor = Anchor(settings.audit_anchor_path)
 
     def unlock(self) -> None:
-        """Log in to the audit token with its service PIN, unless this process is logged in.
+        """Log in to the tokens of the signing keys with their service PINs, unless this process
+        is logged in.
 
         Call it before opening the transaction that publishes: logging in writes the PIN
         counter, which must not wait on the log's own lock (SQLite has one lock per file).
         """
         with self._sessions() as db:
-            key, _ = checkpoint_key(db, self._settings)
-            label = db.scalar(select(HsmToken.label).where(HsmToken.serial == key.token_serial))
-        if label is None:
-            raise NoCheckpointKey("the audit-checkpoint key's token is not registered")
+            serials = {
+                key.token_serial for key in signing_keys(checkpoint_keys(db, self._settings))
+            }
+            labels = {
+                serial: label
+                for serial, label in db.execute(
+                    select(HsmToken.serial, HsmToken.label).where(HsmToken.serial.in_(serials))
+                )
+            }
+        if set(labels) != serials:
+            raise NoCheckpointKey("an audit-checkpoint key's token is not registered")
         with self._lock:
-            if self._session is None or not self._session.is_open:
-                pin = service_pin(self._settings.service_pins_file, label)
-                self._session = self._tokens.login(key.token_serial, pin)
+            for serial, label in labels.items():
+                session = self._logged_in.get(serial)
+                if session is None or not session.is_open:
+                    pin = service_pin(self._settings.service_pins_file, label)
+                    self._logged_in[serial] = self._tokens.login(serial, pin)
 
     def signer(self, unit: GateTransaction, actor: Actor) -> CheckpointSigner:
         """A checkpoint signer whose signatures `actor` asks the gate for, in `unit`'s
-        transaction: the checkpoint and its event commit together, and the checkpoint covers
-        its own event (`audit-checkpoint:<size>`, the last one it holds)."""
-        key, _ = checkpoint_key(unit.db, self._settings)
-        public = checkpoint_public_key(unit.db, self._settings)  # the note names it
+        transaction: the checkpoint and its events commit together, and the checkpoint covers
+        its own events (`audit-checkpoint:<size>`, the last ones it holds)."""
+        keys = checkpoint_keys(unit.db, self._settings)
+        signers = [(key.id, note_key_of(self._settings, key)) for key in signing_keys(keys)]
         with self._lock:
-            session = self._session
-        key_id = key.id
+            logged_in = dict(self._logged_in)
+        serials = {key.id: key.token_serial for key in keys}
 
-        def authorise() -> Callable[[bytes], bytes]:
-            subject = Subject(f"audit-checkpoint:{size(unit.db) + 1}")
-            purpose = SignPurpose.AUDIT_CHECKPOINT
-            permit = authorise_service(unit, actor, key_id, session, purpose, subject)
-            return lambda note: permit.sign(note).der
+        def authorise() -> list[tuple[NoteKey, SignBytes]]:
+            subject = Subject(f"audit-checkpoint:{size(unit.db) + len(signers)}")
+            lines: list[tuple[NoteKey, SignBytes]] = []
+            for key_id, verifier in signers:
+                session = logged_in.get(serials[key_id])
+                purpose = SignPurpose.AUDIT_CHECKPOINT
+                permit = authorise_service(unit, actor, key_id, session, purpose, subject)
+                lines.append((verifier, permit.sign))
+            return sorted(lines, key=lambda line: line[0].type)  # Ed25519 first
 
-        return CheckpointSigner(self._settings.audit_origin, public, authorise)
+        all_keys = [note_key_of(self._settings, key) for key in keys]
+        return CheckpointSigner(self._settings.audit_origin, all_keys, authorise)
+
+    def publish(
+        self, sessions: sessionmaker[Session], actor: Actor, *, restart: bool = False
+    ) -> Published:
+        """Sign a checkpoint for the log as it is now (if it grew), then anchor it. `restart`
+        anchors it afresh whatever was anchored (`certsvc audit reanchor`, a first anchor)."""
+        self.unlock()
+        with signing_transaction(sessions) as unit:
+            published = publish_checkpoint(
+                unit.db, self.signer(unit, actor), self.anchor, restart=restart
+            )
+        published.anchor_in(self.anchor)
+        return published
 
     def close(self) -> None:
         with self._lock:
-            if self._session is not None:
-                self._session.close()
-                self._session = None
+            for session in self._logged_in.values():
+                session.close()
+            self._logged_in.clear()

@@ -13,14 +13,18 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import select
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from audit.events import AuditEvent
+from audit.keychain import KEY_ADDED, KEY_RETIRED
 from audit.log import append
-from audit.publish import latest_checkpoint, publish_checkpoint
+from audit.publish import InconsistentLog, latest_checkpoint
+from audit.verify import verify_log
 from certsvc.accounts import (
     Role,
     StaffAccount,
@@ -28,11 +32,17 @@ from certsvc.accounts import (
     issue_api_token,
     password_hasher,
 )
-from certsvc.audit_keys import CheckpointKeyHolder
+from certsvc.audit_keys import (
+    CheckpointKeyHolder,
+    announce,
+    checkpoint_keys,
+    note_keys,
+    signing_keys,
+)
 from certsvc.audit_trail import SYSTEM_ROLE
 from certsvc.db import make_engine, make_sessionmaker, upgrade_database
 from certsvc.hsm import open_tokens
-from certsvc.service_pins import store_service_pin
+from certsvc.service_pins import service_pin, store_service_pin
 from certsvc.settings import Settings
 from certsvc.trust_publish import publish_trust_list
 from certsvc.vault_setup import provision_vault
@@ -44,11 +54,14 @@ from certsvc.workstations import (
 from hsm_sim import init_token
 from hsm_sim.softhsm import serial_of
 from signer.actor import Actor
+from signer.audit_trail import record
 from signer.custody import (
+    active_key,
     certificate_of,
     register_key,
     register_token,
     register_token_workstation,
+    retire_key,
     token_workstations,
 )
 from signer.gate import (
@@ -59,9 +72,9 @@ from signer.gate import (
     sign_root_enrolment,
     signing_transaction,
 )
-from signer.models import HsmToken, KeyPurpose, SigningKey
+from signer.models import ED25519, ES256, HsmToken, KeyPurpose, SigningKey
 from signer.policy import SignPurpose
-from signer.tokens import Pkcs11Tokens, TokenSession
+from signer.tokens import Pkcs11Tokens, TokenPublicKey, TokenSession
 from signer.x509 import issue_key_certificate, issue_root_certificate
 
 DEMO_CUSTODIAN = "custodian"
@@ -76,25 +89,41 @@ INIT_ACTOR = Actor(username="certsvc-init", account_id=0, role="admin")
 INIT_SIGNER = Actor(username="certsvc-init", account_id=0, role=SYSTEM_ROLE)
 
 
+class DemoKey(NamedTuple):
+    label: str
+    purpose: KeyPurpose
+    algorithm: str = ES256
+
+
 @dataclass(frozen=True)
 class DemoToken:
     label: str
-    keys: tuple[tuple[str, KeyPurpose], ...]
+    keys: tuple[DemoKey, ...]
     # Unlocked by the service itself (its PIN goes to the service PIN file), not by a person.
     service: bool = False
 
 
+AUDIT_USBKEY = "USBKEY-AUDIT"
 DEMO_TOKENS = (
-    DemoToken(ROOT_USBKEY, ((ROOT_KEY, KeyPurpose.ROOT),)),
+    DemoToken(ROOT_USBKEY, (DemoKey(ROOT_KEY, KeyPurpose.ROOT),)),
     DemoToken(
         "USBKEY-01",
         (
-            ("certificate-1", KeyPurpose.CERTIFICATE),
-            ("decision-1", KeyPurpose.DECISION),
-            ("revocation-1", KeyPurpose.REVOCATION),
+            DemoKey("certificate-1", KeyPurpose.CERTIFICATE),
+            DemoKey("decision-1", KeyPurpose.DECISION),
+            DemoKey("revocation-1", KeyPurpose.REVOCATION),
         ),
     ),
-    DemoToken("USBKEY-AUDIT", (("audit-checkpoint-1", KeyPurpose.AUDIT_CHECKPOINT),), service=True),
+    # Checkpoints carry both: Ed25519 for public witnesses, ECDSA P-256 as before. An install
+    # made before the Ed25519 key existed gets it at its next `certsvc init`.
+    DemoToken(
+        AUDIT_USBKEY,
+        (
+            DemoKey("audit-checkpoint-1", KeyPurpose.AUDIT_CHECKPOINT),
+            DemoKey("audit-checkpoint-ed25519-1", KeyPurpose.AUDIT_CHECKPOINT, ED25519),
+        ),
+        service=True,
+    ),
 )
 
 
@@ -144,7 +173,7 @@ def initialise(settings: Settings, progress: Callable[[str], None] = lambda _: N
                 _tokens(settings, sessions, tokens, credentials, report, progress)
                 _trust_list(settings, sessions, tokens, credentials, report, progress)
                 _token_workstations(sessions, report, progress)
-                _first_checkpoint(settings, sessions, tokens, progress)
+                _checkpoint(settings, sessions, tokens, progress)
                 report.created += provision_vault(settings, sessions, tokens, credentials, progress)
             finally:
                 tokens.reset()
@@ -220,22 +249,29 @@ def _tokens(
         custodian_id = db.scalar(
             select(StaffAccount.id).where(StaffAccount.username == DEMO_CUSTODIAN)
         )
-    pending = []
+    # Tokens to make, and registered tokens missing a key a newer version provisions.
+    pending: list[tuple[DemoToken, list[DemoKey], bool]] = []
     for demo in DEMO_TOKENS:
         with sessions() as db:
-            if db.scalar(select(HsmToken.serial).where(HsmToken.label == demo.label)) is None:
-                pending.append(demo)
+            serial = db.scalar(select(HsmToken.serial).where(HsmToken.label == demo.label))
+            have = set(
+                db.scalars(select(SigningKey.label).where(SigningKey.token_serial == serial))
+            )
+        missing = [key for key in demo.keys if key.label not in have]
+        if missing:
+            pending.append((demo, missing, serial is None))
     # Initialise every missing token before logging in: SoftHSM shows a new token only after
     # the module is initialised again, which closes all sessions.
     on_hsm = {
-        demo.label: _token_on_hsm(settings, tokens, credentials, demo.label) for demo in pending
+        demo.label: _token_on_hsm(settings, tokens, credentials, demo.label)
+        for demo, _, _ in pending
     }
-    for demo in pending:
-        if demo.service:
+    for demo, _, new in pending:
+        if demo.service and new:
             store_service_pin(settings.service_pins_file, demo.label, on_hsm[demo.label][1])
     root_session: TokenSession | None = None
     try:
-        for demo in pending:
+        for demo, missing, new in pending:
             progress(f"USBKey {demo.label}")
             serial, pin = on_hsm[demo.label]
             session = tokens.login(serial, pin, rw=True)
@@ -245,11 +281,13 @@ def _tokens(
             elif root_session is None:
                 root_session = _login_root(tokens, credentials)
             _provision_keys(
-                settings, sessions, tokens, session, root_session, demo, serial, custodian_id
+                settings, sessions, tokens, session, root_session, demo, missing, custodian_id, new
             )
             if not is_root:
                 session.close()
-            report.created.append(f"USBKey {demo.label}")
+            report.created += (
+                [f"USBKey {demo.label}"] if new else [f"key {key.label}" for key in missing]
+            )
     finally:
         if root_session is not None:
             root_session.close()
@@ -270,22 +308,33 @@ def _trust_list(
             report.created.append("trust list")
 
 
-def _first_checkpoint(
+def _checkpoint(
     settings: Settings,
     sessions: sessionmaker[Session],
     tokens: Pkcs11Tokens,
     progress: Callable[[str], None],
 ) -> None:
-    """Sign the log's first checkpoint (a no-op once one exists): proves the key works."""
-    with sessions() as db:
-        if latest_checkpoint(db) is not None:
-            return
-    progress("audit checkpoint")
+    """Sign a checkpoint over what this run recorded (nothing happens when it recorded
+    nothing): the first one proves the keys work, and covers the announcement of any new
+    checkpoint key, vouched for by the keys before it. A log checkpointed before anchors
+    existed is anchored outside the database here, once, after it verifies, on record."""
     holder = CheckpointKeyHolder(settings, tokens, sessions)
     try:
-        holder.unlock()
-        with signing_transaction(sessions) as unit:
-            publish_checkpoint(unit.db, holder.signer(unit, INIT_SIGNER))
+        with sessions() as db:
+            first_anchor = not holder.anchor.exists() and latest_checkpoint(db) is not None
+            if first_anchor:
+                verdict = verify_log(db, settings.audit_origin, note_keys(db, settings))
+                if not verdict.ok:
+                    raise InconsistentLog(
+                        f"the audit log is not intact, so it is not anchored: "
+                        f"{verdict.problems[0]}; see `certsvc audit verify`"
+                    )
+        if first_anchor:
+            progress("audit anchor")
+            with sessions.begin() as db:
+                record(db, INIT_SIGNER, "audit.anchor.create", "audit-anchor")
+        progress("audit checkpoint")
+        holder.publish(sessions, INIT_SIGNER, restart=first_anchor)
     finally:
         holder.close()
 
@@ -338,61 +387,115 @@ def _provision_keys(
     session: TokenSession,
     root_session: TokenSession,
     demo: DemoToken,
-    serial: str,
+    missing: list[DemoKey],
     custodian_id: int | None,
+    new: bool,
 ) -> None:
-    """Generate each key on the token (unless a cut-short run did), then in one transaction
-    certify each (the root key signing through the gate), store the certificates on the token
-    and register token and keys with the signatures' events."""
-    publics = [
-        (
-            index,
-            label,
-            purpose,
-            session.public_key(label)
-            if session.has_private_key(label)
-            else session.generate_ec_p256(label, bytes([index])),
-        )
-        for index, (label, purpose) in enumerate(demo.keys, start=1)
-    ]
-    status = tokens.status(serial)
+    """Generate each missing key on the token (unless a cut-short run did), then in one
+    transaction certify each (the root key signing through the gate), store the certificates
+    on the token and register the token (when `new`) and the keys with the signatures'
+    events; a checkpoint key is announced in the log."""
+    indexes = {key: demo.keys.index(key) + 1 for key in missing}  # their CKA_ID on the token
+    publics = [(indexes[key], key, _key_on_token(session, key, indexes[key])) for key in missing]
+    status = tokens.status(session.serial)
     with signing_transaction(sessions) as unit:
         db = unit.db
         root_key = db.scalar(select(SigningKey).where(SigningKey.purpose == KeyPurpose.ROOT))
-        register_token(db, serial, demo.label, status.model, status.manufacturer, custodian_id)
-        _audit(db, "signer.token.register", serial, label=demo.label)
-        for index, label, purpose, public in publics:
-            name = f"{serial}/{label}"
-            if purpose is KeyPurpose.ROOT:
+        if new:
+            register_token(
+                db, session.serial, demo.label, status.model, status.manufacturer, custodian_id
+            )
+            _audit(db, "signer.token.register", session.serial, label=demo.label)
+        for index, key, public in publics:
+            if key.purpose is KeyPurpose.ROOT:
+                if not isinstance(public, ec.EllipticCurvePublicKey):
+                    raise RuntimeError("the root key is ECDSA P-256")
+                name = f"{session.serial}/{key.label}"
                 certificate = issue_root_certificate(
                     public,
                     settings.body_name,
                     settings.body_code,
-                    _root_enrols(unit, session, label, name),
+                    _root_enrols(unit, session, key.label, name),
                 )
-            else:
-                if root_key is None:
-                    raise RuntimeError("the root key must be provisioned before other keys")
-                certificate = issue_key_certificate(
-                    certificate_of(root_key),
-                    public,
-                    f"{demo.label}/{label}",
-                    purpose.value,
-                    _root_signs(unit, root_key, root_session, name),
-                )
-            session.store_certificate(label, bytes([index]), certificate)
-            _audit(db, "signer.key.generate", name, purpose=purpose.value)
-            register_key(
-                db,
-                serial,
-                label,
-                purpose,
-                settings.body_code,
-                certificate,
-                issuer_key_id=None if root_key is None else root_key.id,
-                # The root's self-signature, made through the gate before it was registered.
-                usage_count=1 if purpose is KeyPurpose.ROOT else 0,
+                _register(unit, settings, session, index, key, certificate, None, INIT_SIGNER)
+                continue
+            if root_key is None:
+                raise RuntimeError("the root key must be provisioned before other keys")
+            certify_key(
+                unit,
+                settings,
+                session,
+                demo.label,
+                index,
+                key,
+                public,
+                root_key,
+                root_session,
+                INIT_SIGNER,
             )
+
+
+def _key_on_token(session: TokenSession, key: DemoKey, index: int) -> TokenPublicKey:
+    """The key pair on the token: made now, or by an earlier run cut short."""
+    if session.has_private_key(key.label):
+        return session.public_key(key.label)
+    if key.algorithm == ED25519:
+        return session.generate_ed25519(key.label, bytes([index]))
+    return session.generate_ec_p256(key.label, bytes([index]))
+
+
+def certify_key(
+    unit: GateTransaction,
+    settings: Settings,
+    session: TokenSession,
+    token_label: str,
+    index: int,
+    key: DemoKey,
+    public: TokenPublicKey,
+    root_key: SigningKey,
+    root_session: TokenSession,
+    actor: Actor,
+) -> SigningKey:
+    """Have the root certify a key made on `session`'s token (through the gate), store the
+    certificate beside the key and register it; a checkpoint key is announced in the log."""
+    name = f"{session.serial}/{key.label}"
+    certificate = issue_key_certificate(
+        certificate_of(root_key),
+        public,
+        f"{token_label}/{key.label}",
+        key.purpose.value,
+        _root_signs(unit, root_key, root_session, name, actor),
+    )
+    return _register(unit, settings, session, index, key, certificate, root_key.id, actor)
+
+
+def _register(
+    unit: GateTransaction,
+    settings: Settings,
+    session: TokenSession,
+    index: int,
+    key: DemoKey,
+    certificate: x509.Certificate,
+    issuer_key_id: int | None,
+    actor: Actor,
+) -> SigningKey:
+    session.store_certificate(key.label, bytes([index]), certificate)
+    name = f"{session.serial}/{key.label}"
+    record(unit.db, actor, "signer.key.generate", name, details={"purpose": key.purpose.value})
+    registered = register_key(
+        unit.db,
+        session.serial,
+        key.label,
+        key.purpose,
+        settings.body_code,
+        certificate,
+        issuer_key_id=issuer_key_id,
+        # The root's self-signature, made through the gate before it was registered.
+        usage_count=1 if key.purpose is KeyPurpose.ROOT else 0,
+    )
+    if key.purpose is KeyPurpose.AUDIT_CHECKPOINT:
+        announce(unit.db, settings, actor, registered, KEY_ADDED)
+    return registered
 
 
 def _root_enrols(
@@ -408,16 +511,87 @@ def _root_enrols(
 
 
 def _root_signs(
-    unit: GateTransaction, root_key: SigningKey, root_session: TokenSession, name: str
+    unit: GateTransaction,
+    root_key: SigningKey,
+    root_session: TokenSession,
+    name: str,
+    actor: Actor,
 ) -> Callable[[bytes], bytes]:
-    """The root key signing the certificate of key `name` through the gate."""
+    """The root key signing the certificate of key `name` through the gate, as `actor` asks."""
     subject = Subject(f"key-certificate:{name}")
 
     def sign_der(tbs: bytes) -> bytes:
         request = SignRequest(SignPurpose.KEY_CERTIFICATE, subject, tbs)
-        return sign_as_service(unit, INIT_SIGNER, root_key.id, root_session, request).der
+        return sign_as_service(unit, actor, root_key.id, root_session, request)
 
     return sign_der
+
+
+def rotate_checkpoint_key(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    tokens: Pkcs11Tokens,
+    root_pin: str,
+    actor: Actor,
+    algorithm: str,
+) -> SigningKey:
+    """Replace the active checkpoint key(s) of `algorithm` by a new one on the audit token.
+
+    The new key is made, certified by the root (its PIN given) and announced in the log; a
+    checkpoint signed by the keys trusted so far covers the announcement, so verifiers that
+    follow the log trust the new key from the next checkpoint on. Then the old keys are retired
+    and their retirement announced, and one more checkpoint, signed without them, covers that."""
+    with sessions() as db:
+        keys = checkpoint_keys(db, settings)
+        old = [k for k in signing_keys(keys) if k.algorithm == algorithm]
+        token = db.get_one(HsmToken, keys[-1].token_serial)
+        on_token = (
+            db.scalar(
+                select(func.count())
+                .select_from(SigningKey)
+                .where(SigningKey.token_serial == token.serial)
+            )
+            or 0
+        )
+        same = sum(1 for k in keys if k.algorithm == algorithm)
+        root_key = active_key(db, settings.body_code, KeyPurpose.ROOT)
+        root_serial = None if root_key is None else root_key.token_serial
+    if root_key is None or root_serial is None:
+        raise InconsistentLog("the body has no active root key to certify a new checkpoint key")
+    stem = "audit-checkpoint-ed25519" if algorithm == ED25519 else "audit-checkpoint"
+    key = DemoKey(f"{stem}-{same + 1}", KeyPurpose.AUDIT_CHECKPOINT, algorithm)
+    index = on_token + 1
+    with (
+        tokens.login(root_serial, root_pin) as root_session,
+        tokens.login(
+            token.serial, service_pin(settings.service_pins_file, token.label), rw=True
+        ) as session,
+    ):
+        public = _key_on_token(session, key, index)
+        with signing_transaction(sessions) as unit:
+            new = certify_key(
+                unit,
+                settings,
+                session,
+                token.label,
+                index,
+                key,
+                public,
+                root_key,
+                root_session,
+                actor,
+            )
+    holder = CheckpointKeyHolder(settings, tokens, sessions)
+    try:
+        holder.publish(sessions, actor)
+        with sessions.begin() as db:
+            for retiring in old:
+                retired = retire_key(db, actor, retiring.id, f"replaced by {key.label}")
+                announce(db, settings, actor, retired, KEY_RETIRED)
+        holder.publish(sessions, actor)
+    finally:
+        holder.close()
+    return new
 
 
 def _audit(db: Session, action: str, subject: str, **details: str) -> None:

@@ -1,21 +1,39 @@
-"""`certsvc audit …`: verify the log, sign a checkpoint, export and check bundles."""
+"""`certsvc audit …`: verify the log, sign a checkpoint, show the vkeys, rotate the checkpoint
+key, re-anchor after a deliberate restore, export and check bundles."""
 
 from __future__ import annotations
 
+import base64
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
-from cryptography import x509
+from sqlalchemy.orm import Session, sessionmaker
 
-from audit.bundle import build_bundle, certificate_fingerprint, verify_bundle
-from audit.publish import publish_checkpoint
+from audit.anchor import Anchor, AnchorDamaged
+from audit.bundle import (
+    build_bundle,
+    bundle_certificates,
+    certificate_fingerprint,
+    verify_bundle,
+)
 from audit.query import event_range
-from audit.verify import Verdict, verify_log
-from certsvc.audit_keys import CheckpointKeyHolder, checkpoint_key, checkpoint_public_key
+from audit.verify import Kept, Verdict, verify_log
+from certsvc.accounts import Role, authenticate, password_hasher
+from certsvc.audit_keys import (
+    CheckpointKeyHolder,
+    checkpoint_keys,
+    note_keys,
+    published_vkeys,
+)
 from certsvc.audit_trail import SYSTEM_ROLE, operator
+from certsvc.audit_trail import record as audit
+from certsvc.bootstrap import rotate_checkpoint_key
 from certsvc.cli_output import make_console
 from certsvc.db import (
     database_session,
@@ -24,12 +42,18 @@ from certsvc.db import (
     require_current_schema,
 )
 from certsvc.hsm import open_tokens
-from certsvc.settings import get_settings
+from certsvc.settings import Settings, get_settings
 from signer.actor import Actor
-from signer.gate import signing_transaction
+from signer.custody import certificate_of
+from signer.models import ED25519, ES256
+from signer.tokens import Pkcs11Tokens
 
-audit_app = typer.Typer(help="The audit log: verify, checkpoint, export.", no_args_is_help=True)
+audit_app = typer.Typer(
+    help="The audit log: verify, checkpoint, keys, anchor, export.", no_args_is_help=True
+)
 console = make_console()
+REANCHOR = "audit.reanchor"
+ALGORITHMS = {"ed25519": ED25519, "ecdsa-p256": ES256}
 
 
 def _count(number: int, noun: str) -> str:
@@ -46,20 +70,59 @@ def _report(verdict: Verdict, what: str) -> None:
                 if verdict.latest_checkpoint is not None
                 else ""
             )
+            + (
+                f"; extends the checkpoint anchored outside the database at {verdict.anchored}"
+                if verdict.anchored is not None
+                else "; nothing anchored outside the database yet"
+            )
         )
         return
     typer.echo(f"{what} NOT intact: {verdict.problems[0]}", err=True)
     raise typer.Exit(1)
 
 
-@audit_app.command("verify")
-def verify() -> None:
-    """Recompute the whole tree from the stored events and check every signed checkpoint;
-    exit 1 naming the first bad entry."""
+def _kept(paths: list[Path]) -> list[Kept]:
+    kept = []
+    for path in paths:
+        try:
+            kept.append(Kept(f"the checkpoint in {path}", path.read_text()))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise typer.BadParameter(f"--checkpoint: cannot read {path} ({exc})") from None
+    return kept
+
+
+@contextmanager
+def _service() -> Iterator[tuple[Pkcs11Tokens, sessionmaker[Session]]]:
+    """Token access and database sessions for one command, on an initialised database."""
     settings = get_settings()
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        require_current_schema(engine)
+        sessions = make_sessionmaker(engine)
+        yield open_tokens(settings, sessions), sessions
+    finally:
+        engine.dispose()
+
+
+@audit_app.command("verify")
+def verify(
+    checkpoint: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="a checkpoint note kept outside the database (e.g. from "
+            "/.well-known/certsvc/audit-checkpoint); repeatable"
+        ),
+    ] = None,
+) -> None:
+    """Recompute the whole tree from the stored events; check every signed checkpoint, the
+    checkpoint anchored outside the database (entry by entry) and each `--checkpoint`; exit 1
+    naming the first bad entry."""
+    settings = get_settings()
+    kept = _kept(checkpoint or [])
     with database_session(settings.resolved_database_url) as db:
-        public = checkpoint_public_key(db, settings)
-        verdict = verify_log(db, settings.audit_origin, public)
+        keys = note_keys(db, settings)
+        anchor = Anchor(settings.audit_anchor_path)
+        verdict = verify_log(db, settings.audit_origin, keys, anchor, kept)
     _report(verdict, "audit log")
 
 
@@ -67,21 +130,156 @@ def verify() -> None:
 def checkpoint() -> None:
     """Sign a checkpoint for the log as it is now (also done automatically)."""
     settings = get_settings()
-    engine = make_engine(settings.resolved_database_url)
-    try:
-        require_current_schema(engine)
-        sessions = make_sessionmaker(engine)
-        holder = CheckpointKeyHolder(settings, open_tokens(settings, sessions), sessions)
+    with _service() as (tokens, sessions):
+        holder = CheckpointKeyHolder(settings, tokens, sessions)
         try:
-            holder.unlock()
-            with signing_transaction(sessions) as unit:
-                signer = holder.signer(unit, Actor(operator(), 0, SYSTEM_ROLE))
-                size = publish_checkpoint(unit.db, signer).size
+            published = holder.publish(sessions, Actor(operator(), 0, SYSTEM_ROLE))
         finally:
             holder.close()
-    finally:
-        engine.dispose()
-    console.print(f"checkpoint signed at size {size}")
+    if published.signed:
+        console.print(f"checkpoint signed at size {published.row.size}")
+    else:
+        console.print(f"nothing new since the checkpoint at size {published.row.size}")
+
+
+@audit_app.command("vkeys")
+def vkeys() -> None:
+    """The verifier keys of the keys that sign checkpoints, one a line, as
+    /.well-known/certsvc/audit-vkeys serves them: publish them, pin them."""
+    settings = get_settings()
+    with database_session(settings.resolved_database_url) as db:
+        lines = published_vkeys(db, settings)
+    for line in lines:
+        typer.echo(line)
+
+
+@audit_app.command("rotate-key")
+def rotate_key(
+    algorithm: Annotated[
+        str, typer.Option(help=f"the key to replace: {' or '.join(ALGORITHMS)}")
+    ] = "ed25519",
+    root_pin_stdin: Annotated[
+        bool,
+        typer.Option("--root-pin-stdin", help="read the root USBKey's PIN from one stdin line"),
+    ] = False,
+) -> None:
+    """Replace a checkpoint key: a new one on the audit token, certified by the root (its PIN
+    is asked), announced in the log and vouched for by a checkpoint of the old one; then the old
+    one is retired, on record. Verifiers that follow the log follow the rotation."""
+    if algorithm not in ALGORITHMS:
+        raise typer.BadParameter(f"--algorithm: one of {', '.join(ALGORITHMS)}")
+    root_pin = _secret("PIN of the root USBKey", root_pin_stdin)
+    settings = get_settings()
+    with _service() as (tokens, sessions):
+        actor = Actor(operator(), 0, SYSTEM_ROLE)
+        new = rotate_checkpoint_key(
+            settings, sessions, tokens, root_pin, actor, ALGORITHMS[algorithm]
+        )
+        with sessions() as db:
+            lines = published_vkeys(db, settings)
+    console.print(f"checkpoint key {new.label} signs from now on; vkeys to publish:")
+    for line in lines:
+        typer.echo(line)
+
+
+@audit_app.command("reanchor")
+def reanchor(
+    officer: Annotated[str, typer.Option(help="the security officer who decides it")],
+    reason: Annotated[str, typer.Option(help="why, e.g. the restore's ticket")],
+    password_stdin: Annotated[
+        bool,
+        typer.Option("--password-stdin", help="read the officer's password from one stdin line"),
+    ] = False,
+) -> None:
+    """Give up the anchored checkpoint the database no longer extends — after restoring an
+    older backup on purpose — and anchor the log as the database holds it. A security officer
+    decides, with their password; the event names them, the operator, the checkpoint given up
+    and what differs, and the checkpoint signed over it becomes the new anchor. Whoever kept the
+    old checkpoint will see the fork: it is recorded, not hidden."""
+    if not 10 <= len(reason.strip()) <= 400:
+        raise typer.BadParameter("--reason: 10 to 400 characters")
+    password = _secret(f"password of {officer}", password_stdin)
+    settings = get_settings()
+    with _service() as (tokens, sessions):
+        holder = CheckpointKeyHolder(settings, tokens, sessions)
+        try:
+            with sessions.begin() as db:
+                account = authenticate(db, officer, password, hasher=password_hasher(settings))
+                if account is None or account.role is not Role.SECURITY_OFFICER:
+                    audit(db, None, REANCHOR, "audit-anchor", "refused", "not a security officer")
+                    account = None
+            if account is None:
+                _refuse("re-anchoring needs a security officer's username and password")
+            given_up = _given_up(settings, sessions, holder)
+            with sessions.begin() as db:
+                audit(
+                    db,
+                    account,
+                    REANCHOR,
+                    "audit-anchor",
+                    reason=reason.strip(),
+                    operator=operator(),
+                    given_up_size=given_up.size,
+                    given_up_root=given_up.root,
+                    differs=given_up.differs,
+                )
+            actor = Actor(account.username, account.id, account.role.value)
+            published = holder.publish(sessions, actor, restart=True)
+        finally:
+            holder.close()
+    console.print(
+        f"audit log re-anchored at its checkpoint {published.row.size}; what was anchored "
+        f"before is kept aside in {settings.audit_anchor_path}"
+    )
+
+
+@dataclass(frozen=True)
+class GivenUp:
+    """What re-anchoring gives up: the anchored checkpoint, and the first thing the database
+    contradicts in it."""
+
+    size: int | None
+    root: str | None
+    differs: str
+
+
+def _given_up(
+    settings: Settings, sessions: sessionmaker[Session], holder: CheckpointKeyHolder
+) -> GivenUp:
+    """Refused when there is nothing to give up, or when the database's log does not even
+    agree with itself (re-anchoring would bless the damage)."""
+    origin = settings.audit_origin
+    with sessions() as db:
+        keys = note_keys(db, settings)
+        own = verify_log(db, origin, keys)
+        if not own.ok:
+            _refuse(f"the database's own log is not intact ({own.problems[0]})")
+        try:
+            anchored = holder.anchor.read(keys)
+            against = verify_log(db, origin, keys, holder.anchor)
+            differs = against.problems[0] if against.problems else None
+        except AnchorDamaged as exc:
+            anchored, differs = None, str(exc)
+    if anchored is None:
+        return GivenUp(None, None, (differs or "nothing was anchored")[:400])
+    if differs is None:
+        _refuse("the log extends its anchor; there is nothing to re-anchor")
+    root = base64.b64encode(anchored.checkpoint.root_hash).decode()
+    return GivenUp(anchored.size, root, differs[:400])
+
+
+def _refuse(why: str) -> NoReturn:
+    typer.echo(f"refused: {why}", err=True)
+    raise typer.Exit(1)
+
+
+def _secret(prompt: str, from_stdin: bool) -> str:
+    """From one line of standard input (a secret store's pipe), or a hidden prompt; never an
+    argument or a variable."""
+    if from_stdin:
+        return typer.get_text_stream("stdin").readline().rstrip("\r\n")
+    secret: str = typer.prompt(prompt, hide_input=True)
+    return secret
 
 
 @audit_app.command("export")
@@ -94,25 +292,25 @@ def export(
     settings = get_settings()
     with database_session(settings.resolved_database_url) as db:
         start, end = event_range(db, since, until)
-        _, certificate = checkpoint_key(db, settings)
-        bundle = build_bundle(db, settings.audit_origin, certificate, start, end)
+        certificates = [certificate_of(key) for key in checkpoint_keys(db, settings)]
+        bundle = build_bundle(db, settings.audit_origin, certificates, start, end)
     out.write_text(json.dumps(bundle, indent=1))
+    fingerprints = ", ".join(certificate_fingerprint(c) for c in certificates)
     console.print(
-        f"wrote {len(bundle['events'])} events to {out}; checkpoint key fingerprint "
-        f"{certificate_fingerprint(certificate)}"
+        f"wrote {len(bundle['events'])} events to {out}; checkpoint key fingerprints {fingerprints}"
     )
 
 
 @audit_app.command("verify-bundle")
 def verify_bundle_command(bundle: Path) -> None:
     """Check a bundle offline: signatures, consistency and inclusion proofs. Compare the printed
-    key fingerprint with the one the certifying body publishes."""
+    key fingerprints with the ones the certifying body publishes."""
     try:
         data = json.loads(bundle.read_text())
     except (OSError, ValueError) as exc:
         raise typer.BadParameter(f"bundle: cannot read {bundle} as JSON ({exc})") from None
     verdict = verify_bundle(data)
     if verdict.ok:
-        certificate = x509.load_pem_x509_certificate(str(data["certificate"]).encode())
-        console.print(f"checkpoint key fingerprint {certificate_fingerprint(certificate)}")
+        fingerprints = ", ".join(certificate_fingerprint(c) for c in bundle_certificates(data))
+        console.print(f"checkpoint key fingerprints {fingerprints}")
     _report(verdict, "bundle")

@@ -9,9 +9,12 @@ A backup file is a first line `CERTSVC-BACKUP 1`, one line of JSON (backend, sch
 time, audit log size, SHA-256 and length of the payload), then the payload (a SQLite database or
 a `pg_dump` archive). Restore refuses anything else, a payload that does not match its checksum
 and a backup of the other backend. After restoring it recomputes the audit log and checks it
-against every signed checkpoint it holds (and, with `--checkpoint`, against a checkpoint note
-kept from `/.well-known/certsvc/audit-checkpoint`): exit 1 if the restored log is not intact.
-The checksum only catches damage; it is the signed checkpoints that catch tampering.
+against every signed checkpoint it holds, against the checkpoint anchored outside the database
+(`audit.anchor`) and, with `--checkpoint`, against a checkpoint note kept from
+`/.well-known/certsvc/audit-checkpoint`: exit 1 if the restored log is not intact, or older
+than what was checkpointed (then the service signs no checkpoint until a security officer
+re-anchors the log: `certsvc audit reanchor`). The checksum only catches damage; it is the
+signed checkpoints and the anchor that catch tampering and rollback.
 """
 
 from __future__ import annotations
@@ -33,17 +36,17 @@ import typer
 from sqlalchemy import URL, func, make_url, select
 from sqlalchemy.orm import Session
 
-from audit.checkpoints import InvalidNote, open_note, parse_checkpoint
-from audit.models import AuditCheckpoint, AuditEventRow, AuditHead
-from audit.verify import CompactRange, Verdict, verify_log
-from certsvc.audit_keys import checkpoint_public_key
+from audit.anchor import Anchor
+from audit.models import AuditCheckpoint, AuditHead
+from audit.verify import Kept, verify_log
+from certsvc.audit_keys import note_keys
 from certsvc.db import (
     database_session,
     head_revision,
     make_engine,
     safe_url,
 )
-from certsvc.settings import Settings, get_settings
+from certsvc.settings import get_settings
 from common.errors import CertsvcError
 
 MAGIC = b"CERTSVC-BACKUP 1\n"
@@ -273,36 +276,6 @@ def _load(url: URL, payload: Path) -> None:
     )
 
 
-def _check_kept_checkpoint(db: Session, settings: Settings, note: str, verdict: Verdict) -> None:
-    """The restored log must contain the tree a checkpoint kept outside the database names."""
-    try:
-        kept = parse_checkpoint(
-            open_note(note, settings.audit_origin, checkpoint_public_key(db, settings))
-        )
-    except InvalidNote as exc:
-        verdict.fail(f"kept checkpoint: {exc}")
-        return
-    if kept.size > verdict.events:
-        verdict.fail(
-            f"the kept checkpoint covers {kept.size} entries; the restored log holds only"
-            f" {verdict.events}: the backup is older than that checkpoint"
-        )
-        return
-    tree = CompactRange()
-    query = (
-        select(AuditEventRow.leaf_hash)
-        .where(AuditEventRow.idx < kept.size)
-        .order_by(AuditEventRow.idx)
-        .execution_options(yield_per=1000)
-    )
-    for digest in db.scalars(query):
-        tree.append(bytes(digest))
-    if tree.size != kept.size or tree.root() != kept.root_hash:
-        verdict.fail(
-            f"the restored log at {kept.size} entries is not the tree the kept checkpoint names"
-        )
-
-
 def restore(
     source: Annotated[Path, typer.Argument(metavar="IN", help="a file `certsvc backup` wrote")],
     checkpoint: Annotated[
@@ -314,10 +287,10 @@ def restore(
     settings = get_settings()
     url = make_url(settings.resolved_database_url)
     backend = _backend(url)
-    kept_note = None
+    kept = []
     if checkpoint is not None:
         try:
-            kept_note = checkpoint.read_text()
+            kept.append(Kept(f"the checkpoint in {checkpoint}", checkpoint.read_text()))
         except (OSError, UnicodeDecodeError) as exc:
             raise BackupError(f"--checkpoint: cannot read {checkpoint} ({exc})") from None
     # A bad URL fails before anything; restoring into a new home makes its SQLite file.
@@ -339,12 +312,19 @@ def restore(
             )
         _load(url, payload)
     with database_session(settings.resolved_database_url) as db:
-        verdict = verify_log(db, settings.audit_origin, checkpoint_public_key(db, settings))
-        if verdict.ok and kept_note is not None:
-            _check_kept_checkpoint(db, settings, kept_note, verdict)
+        keys = note_keys(db, settings)
+        anchor = Anchor(settings.audit_anchor_path)
+        verdict = verify_log(db, settings.audit_origin, keys, anchor, kept)
+        intact = verdict.ok or verify_log(db, settings.audit_origin, keys).ok
     if not verdict.ok:
         typer.echo(
-            f"restored {source}, but its audit log is NOT intact: {verdict.problems[0]}",
+            f"restored {source}, but its audit log is NOT intact: {verdict.problems[0]}"
+            + (
+                ""
+                if not intact
+                else "; if going back was meant, a security officer re-anchors the log "
+                "(`certsvc audit reanchor`), else restore a newer backup"
+            ),
             err=True,
         )
         raise typer.Exit(1)

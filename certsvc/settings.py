@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     audit_checkpoint_seconds: float = Field(
         default=60, gt=0, description="…and at least this often while events arrive"
     )
+    audit_anchor_dir: Path | None = Field(
+        default=None,
+        description="where the last signed checkpoint is kept outside the database; default "
+        "home/audit-anchor (owner-only, never on the database's host or in its backups)",
+    )
     login_attempts_per_minute: int = Field(
         default=10, ge=1, description="login attempts per client per minute"
     )
@@ -166,6 +171,11 @@ class Settings(BaseSettings):
         """The audit log's name in its checkpoints (a schema-less URL, C2SP style)."""
         host = urlsplit(self.public_base_url).netloc or "certsvc.invalid"
         return f"{host}/certsvc/{self.body_code}/audit"
+
+    @property
+    def audit_anchor_path(self) -> Path:
+        """The audit log's anchor (`audit.anchor`): out of the database administrator's reach."""
+        return self.audit_anchor_dir or self.resolved_home / "audit-anchor"
 
     @property
     def service_pins_file(self) -> Path:

@@ -59,7 +59,7 @@ def publish_trust_list(
             version = json.loads(document)["version"]
             subject = Subject(f"trust-list:{settings.body_code}:{version}")
             request = SignRequest(SignPurpose.TRUST_LIST, subject, document)
-            return sign_as_service(unit, actor, root_key_id, root, request).der
+            return sign_as_service(unit, actor, root_key_id, root, request)
 
         sign_trust_list(db, sign_der)
         return True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -13,6 +14,8 @@ from signer.actor import CUSTODIAN_ROLE, OFFICER_ROLE, Actor
 from signer.audit_trail import record
 from signer.errors import NotCustodian
 from signer.models import (
+    ED25519,
+    ES256,
     HandoverStatus,
     HsmToken,
     KeyPurpose,
@@ -66,7 +69,7 @@ def register_key(
         token_serial=token_serial,
         label=label,
         purpose=purpose,
-        algorithm="ES256",
+        algorithm=algorithm_of(certificate),
         body_code=body_code,
         certificate_der=certificate.public_bytes(serialization.Encoding.DER),
         issuer_key_id=issuer_key_id,
@@ -79,6 +82,11 @@ def register_key(
     db.add(key)
     db.flush()
     return key
+
+
+def algorithm_of(certificate: x509.Certificate) -> str:
+    """What a key signs with, from its certificate: ES256 (ECDSA P-256), or Ed25519."""
+    return ED25519 if isinstance(certificate.public_key(), Ed25519PublicKey) else ES256
 
 
 def active_key(db: Session, body_code: str, purpose: KeyPurpose) -> SigningKey | None:

@@ -17,7 +17,8 @@ Three entry points, by who holds the key:
 
 - `SigningGate.sign` / `SigningGate.chunk`: a custodian's key, in the custodian's signing
   session (one signature, or a batch chunk that checks the key's rules once);
-- `sign_as_service`: a key the service unlocks itself (root, audit checkpoint);
+- `sign_as_service`: a key the service unlocks itself (root, audit checkpoint) — ECDSA P-256, or
+  Ed25519 for audit checkpoints;
 - `sign_root_enrolment`: a root key certifying itself, before it is in the register.
 """
 
@@ -30,6 +31,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -38,7 +40,7 @@ from audit.log import append_many
 from common.cose import kid_of
 from common.dbtypes import utcnow
 from common.errors import NotFound
-from signer._internal.raw import sign_p256
+from signer._internal.raw import sign_ed25519, sign_p256
 from signer.actor import Actor
 from signer.audit_trail import actor_event
 from signer.custody import certificate_of, token_workstations
@@ -52,7 +54,7 @@ from signer.errors import (
     TokenFault,
     TokenLocked,
 )
-from signer.models import HsmToken, SigningKey
+from signer.models import HsmToken, KeyPurpose, SigningKey
 from signer.policy import (
     CUSTODIAN_PURPOSE_RULES,
     DOCUMENT_RULES,
@@ -72,7 +74,7 @@ from signer.policy import (
     usage_refusal,
 )
 from signer.sessions import SigningSessions
-from signer.tokens import TokenSession
+from signer.tokens import TokenPublicKey, TokenSession
 
 SIGN_ACTION = "signer.sign"
 # What a token may answer instead of a signature; each is a `failed` event.
@@ -282,10 +284,11 @@ def sign_as_service(
     key_id: int,
     session: TokenSession | None,
     request: SignRequest,
-) -> EcdsaSignature:
+) -> bytes:
     """One signature with a key the service holds (root, audit-checkpoint), on the session it
     logged in to that key's token (None when it holds none: refused by `token-session`):
-    `SERVICE_RULES`; `PolicyRefused` names the rule."""
+    `SERVICE_RULES`; `PolicyRefused` names the rule. The signature as certificates and signed
+    notes carry it: ASN.1 DER for ECDSA, 64 bytes for Ed25519."""
     permit = authorise_service(unit, actor, key_id, session, request.purpose, request.bound())
     return permit.sign(request.data)
 
@@ -310,7 +313,7 @@ def authorise_service(
         unit.pending.append(_refused(actor, details, subject, refusal))
         raise PolicyRefused(refusal)
     assert session is not None  # the token-session rule passed
-    public_key = _p256_public_key(key)
+    public_key = _service_public_key(key)
     key.usage_count += 1
     ok = {**details, "kid": kid_of(certificate_of(key)).hex()}
     append_many(unit.db, [_event(actor, ok, subject, "ok", "allowed by policy")])
@@ -328,7 +331,7 @@ class ServicePermit:
         actor: Actor,
         key: SigningKey,
         session: TokenSession,
-        public_key: ec.EllipticCurvePublicKey,
+        public_key: TokenPublicKey,
         purpose: str,
         subject: Subject,
     ) -> None:
@@ -341,14 +344,18 @@ class ServicePermit:
         self._subject = subject
         self._used = False
 
-    def sign(self, data: bytes) -> EcdsaSignature:
+    def sign(self, data: bytes) -> bytes:
+        """The signature: ASN.1 DER for ECDSA, 64 bytes for Ed25519."""
         if self._used:
             raise SignerError("a service signature was authorised once and is made once")
         self._used = True
         request = SignRequest(self._purpose, self._subject, data)
-        signature = _sign(
-            self._unit, self._actor, self._key, self._session, request, self._public_key
-        )
+        public_key = self._public_key
+        with _token_faults(self._unit, self._actor, self._key, request):
+            if isinstance(public_key, Ed25519PublicKey):
+                signature = sign_ed25519(self._session, self._key.label, data, public_key)
+            else:
+                signature = sign_p256(self._session, self._key.label, data, public_key).der
         self._unit.unsigned -= 1
         return signature
 
@@ -381,7 +388,10 @@ def sign_root_enrolment(
         raise PolicyRefused(refusal)
     bound = SignRequest(SignPurpose.ROOT_CERTIFICATE, subject, data).bound()
     try:
-        signature = sign_p256(session, key_label, data, session.public_key(key_label))
+        public_key = session.public_key(key_label)
+        if not isinstance(public_key, ec.EllipticCurvePublicKey):
+            raise SignerError(f"key {key_label}: a root key is ECDSA P-256")
+        signature = sign_p256(session, key_label, data, public_key)
     except TOKEN_ERRORS as exc:
         unit.pending.append(_failed(actor, details, bound, exc))
         raise
@@ -426,6 +436,17 @@ def _p256_public_key(key: SigningKey) -> ec.EllipticCurvePublicKey:
     return public
 
 
+def _service_public_key(key: SigningKey) -> TokenPublicKey:
+    """A service key's public half, from its registered certificate: ECDSA P-256 (ES256), or
+    Ed25519 (what audit checkpoints carry for public witnesses)."""
+    public = certificate_of(key).public_key()
+    if isinstance(public, Ed25519PublicKey):
+        if key.purpose is not KeyPurpose.AUDIT_CHECKPOINT:
+            raise SignerError(f"key {key.label}: only audit-checkpoint keys sign with Ed25519")
+        return public
+    return _p256_public_key(key)
+
+
 def _sign(
     unit: GateTransaction,
     actor: Actor,
@@ -434,8 +455,17 @@ def _sign(
     request: SignRequest,
     public_key: ec.EllipticCurvePublicKey,
 ) -> EcdsaSignature:
-    try:
+    with _token_faults(unit, actor, key, request):
         return sign_p256(token, key.label, request.data, public_key)
+
+
+@contextmanager
+def _token_faults(
+    unit: GateTransaction, actor: Actor, key: SigningKey, request: SignRequest
+) -> Iterator[None]:
+    """A token that answers with an error instead of a signature: one `failed` event."""
+    try:
+        yield
     except TOKEN_ERRORS as exc:
         details = _key_details(key, request.purpose)
         unit.pending.append(_failed(actor, details, request.bound(), exc))

@@ -31,6 +31,12 @@ class KeyPurpose(enum.StrEnum):
     AUDIT_CHECKPOINT = "audit-checkpoint"
 
 
+# What a key signs with (`SigningKey.algorithm`): ECDSA P-256 with SHA-256 for documents,
+# certificates and lists; Ed25519 for audit checkpoints, beside a P-256 key.
+ES256 = "ES256"
+ED25519 = "Ed25519"
+
+
 class KeyStatus(enum.StrEnum):
     ACTIVE = "active"
     RETIRED = "retired"
@@ -71,7 +77,7 @@ class SigningKey(Base):
             values_callable=lambda members: [m.value for m in members],
         )
     )
-    algorithm: Mapped[str] = mapped_column(String(16), default="ES256")
+    algorithm: Mapped[str] = mapped_column(String(16), default=ES256)
     body_code: Mapped[str] = mapped_column(String(16))
     certificate_der: Mapped[bytes] = mapped_column(LargeBinary)
     issuer_key_id: Mapped[int | None] = mapped_column(ForeignKey("signing_keys.id"))

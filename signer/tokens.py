@@ -23,6 +23,7 @@ from asn1crypto import core as asn1_core
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pkcs11 import Attribute, GCMParams, KeyType, Mechanism, ObjectClass, TokenFlag
 from pkcs11 import exceptions as p11e
 from pkcs11.util.ec import encode_ec_public_key, encode_named_curve_parameters
@@ -58,6 +59,10 @@ FAULT_ERRORS: tuple[type[Exception], ...] = (
 STALE_ERRORS: tuple[type[Exception], ...] = (p11e.UserAlreadyLoggedIn, *FAULT_ERRORS)
 
 P256_CURVE_NAME = "secp256r1"
+ED25519_CURVE_OID = "1.3.101.112"
+# What a token key's public half is: ECDSA P-256 for documents, certificates and lists;
+# Ed25519 for audit checkpoints (what public witnesses require).
+TokenPublicKey = ec.EllipticCurvePublicKey | Ed25519PublicKey
 
 _MODULE_LOCK = threading.RLock()
 
@@ -230,7 +235,7 @@ class TokenSession:
         self._raw = raw
         self._epoch = tokens.epoch
         self._closed = False
-        self._public_keys: dict[str, ec.EllipticCurvePublicKey] = {}
+        self._public_keys: dict[str, TokenPublicKey] = {}
         # Object handles live as long as the session: look each key up once.
         self._private_keys: dict[str, Any] = {}
         self.serial = serial
@@ -255,11 +260,22 @@ class TokenSession:
 
     def generate_ec_p256(self, label: str, key_id: bytes) -> ec.EllipticCurvePublicKey:
         """A P-256 key pair made on the token: private half sensitive and never extractable."""
+        public = self._generate(KeyType.EC, P256_CURVE_NAME, label, key_id)
+        if not isinstance(public, ec.EllipticCurvePublicKey):
+            raise TypeError("the token made no EC key")
+        return public
+
+    def generate_ed25519(self, label: str, key_id: bytes) -> Ed25519PublicKey:
+        """An Ed25519 key pair made on the token (CKM_EC_EDWARDS_KEY_PAIR_GEN), protected alike."""
+        public = self._generate(KeyType.EC_EDWARDS, ED25519_CURVE_OID, label, key_id)
+        if not isinstance(public, Ed25519PublicKey):
+            raise TypeError("the token made no Ed25519 key")
+        return public
+
+    def _generate(self, kind: KeyType, curve: str, label: str, key_id: bytes) -> TokenPublicKey:
         with self._faults():
             params = self._raw.create_domain_parameters(
-                KeyType.EC,
-                {Attribute.EC_PARAMS: encode_named_curve_parameters(P256_CURVE_NAME)},
-                local=True,
+                kind, {Attribute.EC_PARAMS: encode_named_curve_parameters(curve)}, local=True
             )
             public, _private = params.generate_keypair(
                 store=True,
@@ -289,7 +305,7 @@ class TokenSession:
             key = self._private(label)
             return {n: bool(key[getattr(Attribute, n)]) for n in names}
 
-    def public_key(self, label: str) -> ec.EllipticCurvePublicKey:
+    def public_key(self, label: str) -> TokenPublicKey:
         cached = self._public_keys.get(label)
         if cached is not None:
             return cached
@@ -306,6 +322,11 @@ class TokenSession:
         """Raw CKM_ECDSA over a digest computed outside (SoftHSM has no ECDSA_SHA256): r‖s."""
         with self._faults():
             return bytes(self._private(label).sign(digest, mechanism=Mechanism.ECDSA))
+
+    def sign_eddsa(self, label: str, message: bytes) -> bytes:
+        """CKM_EDDSA (pure Ed25519, RFC 8032) over the message itself: 64 bytes."""
+        with self._faults():
+            return bytes(self._private(label).sign(message, mechanism=Mechanism.EDDSA))
 
     def set_pin(self, old_pin: str, new_pin: str) -> None:
         with self._faults():
@@ -366,7 +387,11 @@ class TokenSession:
         return key
 
     @staticmethod
-    def _load_public(raw: Any) -> ec.EllipticCurvePublicKey:
+    def _load_public(raw: Any) -> TokenPublicKey:
+        if raw.key_type == KeyType.EC_EDWARDS:
+            # CKA_EC_POINT of an Edwards key: the 32-byte key in a DER OCTET STRING.
+            point = asn1_core.OctetString.load(bytes(raw[Attribute.EC_POINT])).native
+            return Ed25519PublicKey.from_public_bytes(point)
         key = serialization.load_der_public_key(encode_ec_public_key(raw))
         if not isinstance(key, ec.EllipticCurvePublicKey):
             raise TypeError("not an EC public key")

@@ -19,6 +19,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from signer.tokens import TokenPublicKey
+
 ROOT_YEARS = 20
 KEY_YEARS = 5
 # Returns the DER ECDSA-SHA256 signature, made on the token, over the bytes it is given.
@@ -65,14 +67,15 @@ def issue_root_certificate(
 
 def issue_key_certificate(
     root: x509.Certificate,
-    subject_public_key: ec.EllipticCurvePublicKey,
+    subject_public_key: TokenPublicKey,
     common_name: str,
     purpose: str,
     sign_der: SignDer,
     now: dt.datetime | None = None,
 ) -> x509.Certificate:
-    """A signing key's certificate: digitalSignature + nonRepudiation, within the root's life,
-    signed by the root key (`sign_der`)."""
+    """A signing key's certificate (ECDSA P-256, or Ed25519 for audit checkpoints):
+    digitalSignature + nonRepudiation, within the root's life, signed by the root key
+    (`sign_der`)."""
     now = now or dt.datetime.now(dt.UTC)
     org = root.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)[0].value
     code = root.subject.get_attributes_for_oid(NameOID.ORGANIZATION_IDENTIFIER)[0].value

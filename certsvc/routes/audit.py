@@ -1,4 +1,6 @@
-"""The security officer's view of the audit log, and its newest checkpoint for everyone."""
+"""The security officer's view of the audit log; for everyone, its newest checkpoint (the one
+anchored outside the database, not a row its administrator could change) and the vkeys that
+verify it."""
 
 from __future__ import annotations
 
@@ -15,15 +17,20 @@ from audit.bundle import build_bundle
 from audit.events import decode_leaf
 from audit.log import consistency_proof, inclusion_proof, size
 from audit.models import AuditCheckpoint
-from audit.publish import latest_checkpoint, publish_checkpoint
+from audit.publish import latest_checkpoint
 from audit.query import EventFilter, event_range, key_usage, query_events
 from certsvc.accounts import Role, StaffAccount
-from certsvc.audit_keys import CheckpointKeyHolder, checkpoint_key
+from certsvc.audit_keys import (
+    CheckpointKeyHolder,
+    checkpoint_keys,
+    note_keys,
+    published_vkeys,
+)
 from certsvc.auth import SessionDep, SettingsDep, require_roles
 from certsvc.routes.schemas import ROLE_GATED, answers
 from certsvc.routes.signer_context import actor_of
 from common.errors import InvalidInput, NotFound
-from signer.gate import signing_transaction
+from signer.custody import certificate_of
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"], responses=ROLE_GATED)
 public_router = APIRouter(tags=["audit"])
@@ -125,9 +132,7 @@ def post_checkpoint(request: Request, account: OfficerDep) -> CheckpointOut:
     """Sign a checkpoint for the log as it is now, through the signing gate (its event names
     the security officer who asked)."""
     holder: CheckpointKeyHolder = request.app.state.checkpoint_key
-    holder.unlock()
-    with signing_transaction(request.app.state.writer_sessions) as unit:
-        signed = publish_checkpoint(unit.db, holder.signer(unit, actor_of(account)))
+    signed = holder.publish(request.app.state.writer_sessions, actor_of(account)).row
     return CheckpointOut(size=signed.size, signed_at=signed.signed_at, note=signed.note)
 
 
@@ -149,8 +154,8 @@ def get_export(
 ) -> dict[str, Any]:
     """A self-contained bundle for an outside auditor (`certsvc audit verify-bundle`)."""
     start, end = event_range(db, since, until)
-    certificate = checkpoint_key(db, settings)[1]
-    return build_bundle(db, settings.audit_origin, certificate, start, end)
+    certificates = [certificate_of(key) for key in checkpoint_keys(db, settings)]
+    return build_bundle(db, settings.audit_origin, certificates, start, end)
 
 
 @public_router.get(
@@ -158,12 +163,29 @@ def get_export(
     response_class=PlainTextResponse,
     responses=answers(404, 503),
 )
-def get_latest_checkpoint(db: SessionDep) -> PlainTextResponse:
-    """The newest signed checkpoint note: keep copies, and a rewritten history shows."""
-    latest = latest_checkpoint(db)
-    if latest is None:
+def get_latest_checkpoint(
+    request: Request, db: SessionDep, settings: SettingsDep
+) -> PlainTextResponse:
+    """The newest anchored checkpoint note (C2SP signed note): keep copies, and a rewritten
+    history shows. When the database's log stops extending it, it stays the one served."""
+    holder: CheckpointKeyHolder = request.app.state.checkpoint_key
+    anchored = holder.anchor.read(note_keys(db, settings))
+    if anchored is None:
         raise NotFound("no checkpoint has been signed yet")
-    return PlainTextResponse(latest.note, media_type="text/plain; charset=utf-8")
+    return PlainTextResponse(anchored.note, media_type="text/plain; charset=utf-8")
+
+
+@public_router.get(
+    "/.well-known/certsvc/audit-vkeys",
+    response_class=PlainTextResponse,
+    responses=answers(503),
+)
+def get_vkeys(db: SessionDep, settings: SettingsDep) -> PlainTextResponse:
+    """The verifier keys (C2SP vkeys, `<name>+<key ID>+<base64 key>`) of the keys that sign
+    checkpoints now, one a line: Ed25519 (0x01) first, then ECDSA P-256 (0x02). A new key is
+    announced in the log itself, vouched for by the keys before it."""
+    text = "".join(f"{vkey}\n" for vkey in published_vkeys(db, settings))
+    return PlainTextResponse(text, media_type="text/plain; charset=utf-8")
 
 
 def _checkpointed_size(db: SessionDep) -> int:

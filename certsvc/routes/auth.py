@@ -22,6 +22,7 @@ from certsvc.accounts import (
     issue_api_token,
 )
 from certsvc.auth import HasherDep, SessionDep, SettingsDep
+from certsvc.login_refusals import RefusedLogins
 from certsvc.routes.schemas import answers
 from certsvc.settings import Settings
 from verify.ratelimit import RateLimiter, RateLimitUnavailable
@@ -59,16 +60,19 @@ async def create_token(
     hasher: HasherDep,
 ) -> TokenResponse:
     """Exchange a username and password for a new API token. Attempts are limited per client
-    (guessing passwords is slow), and a refused attempt is audited like a failed one."""
+    (guessing passwords is slow); a failed attempt is audited, and attempts refused by the limit
+    are counted into one audit event per client and minute (a flood must not write the log)."""
     limiter: RateLimiter = request.app.state.login_limiter
+    address = request.client.host if request.client else "unknown"
     try:
-        retry = await limiter.hit(request.client.host if request.client else "unknown")
+        retry = await limiter.hit(address)
     except RateLimitUnavailable as exc:
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(exc), headers={"Retry-After": "5"}
         ) from None
     if retry is not None:
-        await run_in_threadpool(_refuse, session, body.username, "too many login attempts")
+        refused: RefusedLogins = request.app.state.refused_logins
+        refused.count(address)
         raise HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS,
             detail="too many login attempts: wait and try again",

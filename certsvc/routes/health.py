@@ -1,5 +1,6 @@
-"""`/healthz` of the full service: is the database reachable and the PKCS#11 module answering?
-Counts only — no token label, serial or custodian is shown to an unauthenticated caller. A
+"""`/healthz` of the full service: is the database reachable, the PKCS#11 module answering, and
+does the database's audit log still extend the checkpoint anchored outside it? Counts and
+states only — no token label, serial or custodian is shown to an unauthenticated caller. A
 public node answers `verify.health`'s instead."""
 
 from __future__ import annotations
@@ -10,9 +11,17 @@ from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel
 from sqlalchemy import select, text
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
+from audit.anchor import Anchor
+from audit.log import size, tree_root
+from audit.publish import latest_checkpoint
+from certsvc.audit_keys import note_keys
+from certsvc.settings import Settings
 from common.errors import CertsvcError
 from signer.models import HsmToken
+
+AuditLogState = Literal["ok", "inconsistent", "unanchored"]
 
 router = APIRouter(tags=["health"])
 
@@ -24,20 +33,53 @@ class Health(BaseModel):
     tokens_registered: int
     tokens_present: int
     tokens_locked: int
+    audit_log: AuditLogState
+
+
+def audit_log_state(db: Session, settings: Settings, anchor: Anchor) -> AuditLogState:
+    """`ok` when the database's log extends the anchored checkpoint (or nothing was signed
+    yet); `unanchored` when checkpoints were signed but none is anchored (`certsvc init`);
+    `inconsistent` when the log no longer extends it, or the anchor cannot be read. Costs a
+    handful of stored nodes, whatever the log's size."""
+    try:
+        if not anchor.exists():
+            return "ok" if latest_checkpoint(db) is None else "unanchored"
+        anchored = anchor.read(note_keys(db, settings))
+        if anchored is None:
+            return "unanchored"
+        if (
+            size(db) >= anchored.size
+            and tree_root(db, anchored.size) == anchored.checkpoint.root_hash
+        ):
+            return "ok"
+    except CertsvcError:
+        pass
+    return "inconsistent"
 
 
 @router.get(
     "/healthz",
-    responses={503: {"model": Health, "description": "the database or the token module fails"}},
+    responses={
+        503: {
+            "model": Health,
+            "description": "the database or the token module fails, or the audit log does not "
+            "extend its anchored checkpoint",
+        }
+    },
 )
 def healthz(request: Request, response: Response) -> Health:
-    """200 when the database and the token module answer; 503, saying which does not, else."""
+    """200 when the database and the token module answer and the audit log extends its anchor;
+    503, saying which does not, else."""
     registered: set[str] = set()
     database: Literal["ok", "unavailable"] = "ok"
+    audit_log: AuditLogState = "ok"
     try:
         with request.app.state.sessionmaker() as db:
             db.execute(text("SELECT 1"))
             registered = set(db.scalars(select(HsmToken.serial)))
+            audit_log = audit_log_state(
+                db, request.app.state.settings, request.app.state.checkpoint_key.anchor
+            )
     except SQLAlchemyError:
         database = "unavailable"
     hsm: Literal["ok", "unavailable"] = "ok"
@@ -49,7 +91,7 @@ def healthz(request: Request, response: Response) -> Health:
                 locked += token.pin_locked
     except (CertsvcError, RuntimeError):
         hsm = "unavailable"
-    healthy = database == "ok" and hsm == "ok"
+    healthy = database == "ok" and hsm == "ok" and audit_log == "ok"
     if not healthy:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     return Health(
@@ -59,4 +101,5 @@ def healthz(request: Request, response: Response) -> Health:
         tokens_registered=len(registered),
         tokens_present=present,
         tokens_locked=locked,
+        audit_log=audit_log,
     )

@@ -3,6 +3,8 @@ real processes, a provisioned demo (real tokens, real audit log with signed chec
 
 from __future__ import annotations
 
+import getpass
+import json
 import os
 import subprocess
 import sys
@@ -11,6 +13,8 @@ from pathlib import Path
 from sqlalchemy import func, make_url, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from audit.checkpoints import parse_checkpoint
+from audit.events import decode_leaf
 from audit.models import AuditCheckpoint, AuditEventRow, AuditNode
 from certsvc.accounts import StaffAccount
 from certsvc.bootstrap import initialise
@@ -19,7 +23,9 @@ from certsvc.settings import Settings
 CERTSVC = str(Path(sys.executable).parent / "certsvc")
 
 
-def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def _run(
+    *args: str, env: dict[str, str] | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [CERTSVC, *args],
         capture_output=True,
@@ -27,6 +33,7 @@ def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
         check=False,
         timeout=120,
         env=env or dict(os.environ),
+        input=stdin,
     )
 
 
@@ -73,17 +80,75 @@ def test_backup_then_restore_brings_the_data_back_and_the_log_verifies(
     later.write_text(_latest_note(sessions))
     assert "latecomer" in _usernames(sessions)
 
+    # Going back to the backup loses the checkpointed history after it: the anchor outside the
+    # database catches it, whatever the database now says.
     restored = _run("restore", str(backup), "--checkpoint", str(kept))
-    assert restored.returncode == 0, restored.stderr
-    assert "audit log intact" in restored.stdout
+    assert restored.returncode == 1
+    assert "anchored outside the database" in restored.stderr
+    assert "older than that checkpoint" in restored.stderr
+    assert "certsvc audit reanchor" in restored.stderr
+    assert len(restored.stderr.strip().splitlines()) == 1
     assert _usernames(sessions) == before
     with sessions() as db:
         registrar = db.scalars(
             select(StaffAccount).where(StaffAccount.username == "registrar")
         ).one()
     assert registrar.active
-    verified = _run("audit", "verify")
+    refused = _run("audit", "checkpoint")
+    assert refused.returncode == 1
+    assert "does not extend the checkpoint anchored outside it" in refused.stderr
+    assert "NOT intact" in _run("audit", "verify").stderr
+
+    # The restore was meant: a security officer re-anchors, on record. A wrong password or
+    # another role is refused (and recorded), and nothing changes.
+    officer = json.loads(settings.credentials_file.read_text())["accounts"]["security_officer"]
+    admin = json.loads(settings.credentials_file.read_text())["accounts"]["admin"]
+    reason = ["--reason", "restore of the 1 December backup, ticket OPS-17"]
+    for who, password in (("security_officer", "not the password"), ("admin", admin["password"])):
+        wrong = _run(
+            "audit",
+            "reanchor",
+            "--officer",
+            who,
+            *reason,
+            "--password-stdin",
+            stdin=password + "\n",
+        )
+        assert wrong.returncode == 1 and "refused" in wrong.stderr, wrong.stderr
+        assert password not in wrong.stdout + wrong.stderr
+    assert _run("audit", "checkpoint").returncode == 1
+    reanchored = _run(
+        "audit",
+        "reanchor",
+        "--officer",
+        "security_officer",
+        *reason,
+        "--password-stdin",
+        stdin=officer["password"] + "\n",
+    )
+    assert reanchored.returncode == 0, reanchored.stderr
+    verified = _run("audit", "verify", "--checkpoint", str(kept))
     assert verified.returncode == 0, verified.stderr
+    with sessions() as db:
+        events = [
+            decode_leaf(leaf)
+            for leaf in db.scalars(
+                select(AuditEventRow.leaf).where(AuditEventRow.action == "audit.reanchor")
+            )
+        ]
+    assert [(e["actor"], e["outcome"]) for e in events] == [
+        ("os:" + getpass.getuser(), "refused"),
+        ("os:" + getpass.getuser(), "refused"),
+        ("security_officer", "ok"),
+    ]
+    given_up: dict[str, object] = events[-1]["details"]  # type: ignore[assignment]
+    later_checkpoint = parse_checkpoint(later.read_text().rpartition("\n\n")[0] + "\n")
+    assert given_up["given_up_size"] == later_checkpoint.size
+    assert "anchored outside the database" in str(given_up["differs"])
+    # Whoever kept the checkpoint signed after the backup sees the fork.
+    forked = _run("audit", "verify", "--checkpoint", str(later))
+    assert forked.returncode == 1
+    assert f"the checkpoint in {later}" in forked.stderr
 
     # A checkpoint published after the backup was made shows the restore lost history.
     older = _run("restore", str(backup), "--checkpoint", str(later))

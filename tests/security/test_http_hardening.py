@@ -86,15 +86,20 @@ def test_login_attempts_are_limited_and_audited(client: TestClient, make_staff: 
         "/api/v1/auth/token", json={"username": member.username, "password": member.password}
     )
     assert blocked.status_code == 429 and int(blocked.headers["retry-after"]) >= 1
-    with client.app.state.sessionmaker() as db:  # type: ignore[attr-defined]
-        reasons = [
-            decode_leaf(leaf)["reason"]
+    state = client.app.state  # type: ignore[attr-defined]
+    # Attempts refused by the limit are counted, and written per client and minute.
+    assert state.refused_logins.flush(state.writer_sessions, everything=True) == 1
+    with state.sessionmaker() as db:
+        leaves = [
+            decode_leaf(leaf)
             for leaf in db.scalars(
                 select(AuditEventRow.leaf).where(AuditEventRow.action == "service.login")
             )
         ]
+    reasons = [leaf["reason"] for leaf in leaves]
     assert reasons.count("wrong username or password") == limit
     assert reasons[-1] == "too many login attempts"
+    assert leaves[-1]["details"]["attempts"] == 1  # type: ignore[index]
 
 
 def test_logins_are_refused_while_the_shared_limiter_is_down(

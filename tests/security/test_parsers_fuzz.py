@@ -14,10 +14,12 @@ from pathlib import Path
 import base45
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from audit.checkpoints import InvalidNote, open_note, parse_checkpoint
+from audit.checkpoints import parse_checkpoint
+from audit.note import InvalidNote, note_key, open_note, parse_vkey
 from vault import gb11643, synthetic, validation
 from vault.errors import InvalidValue
 from vault.kinds import Kind
@@ -26,7 +28,28 @@ from verify.offline import verify_offline
 from verify.payload import PREFIX, MalformedQr, parse_qr_text
 from verify.trust import TrustListInvalid, open_trust_list
 
-KEY = ec.generate_private_key(ec.SECP256R1()).public_key()
+NAME = "certsvc.test/audit"
+KEYS = [
+    note_key(NAME, ec.generate_private_key(ec.SECP256R1()).public_key(), legacy_id=True),
+    note_key(NAME, Ed25519PrivateKey.generate().public_key()),
+]
+# Notes shaped like ours — checkpoint text, then lines naming our keys by name and key ID
+# (the old ECDSA ID too) with random signature bytes — reach the signature checks.
+NOTE_LIKE = st.one_of(
+    st.text(max_size=400),
+    st.builds(
+        lambda text, lines: text + "\n" + "".join(lines),
+        st.sampled_from([f"{NAME}\n5\n{'A' * 43}=\n", "x\n", ""]),
+        st.lists(
+            st.builds(
+                lambda key_id, sig: f"\u2014 {NAME} {base64.b64encode(key_id + sig).decode()}\n",
+                st.sampled_from([k.key_id for k in KEYS] + [*KEYS[0].legacy_ids, b"\0" * 4]),
+                st.binary(max_size=80),
+            ),
+            max_size=3,
+        ),
+    ),
+)
 QR_LIKE = st.one_of(
     st.text(max_size=300),
     st.builds(lambda b: PREFIX + base45.b45encode(b).decode(), st.binary(max_size=200)),
@@ -54,12 +77,29 @@ def test_offline_verifier_answers_anything(text: str) -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.text(max_size=400))
+@given(NOTE_LIKE)
 def test_checkpoint_notes_refuse_cleanly(note: str) -> None:
     with contextlib.suppress(InvalidNote):
-        parse_checkpoint(open_note(note, "certsvc.test/audit", KEY))
+        parse_checkpoint(open_note(note, KEYS).text)
     with contextlib.suppress(InvalidNote):
         parse_checkpoint(note)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        st.text(max_size=200),
+        st.builds(
+            lambda name, key_id, blob: f"{name}+{key_id}+{base64.b64encode(blob).decode()}",
+            st.text(max_size=20),
+            st.sampled_from([k.key_id.hex() for k in KEYS] + ["zz", "00000000"]),
+            st.one_of(st.binary(max_size=120), st.sampled_from([b"\1" + b"\0" * 32])),
+        ),
+    )
+)
+def test_vkeys_refuse_cleanly(vkey: str) -> None:
+    with contextlib.suppress(InvalidNote):
+        parse_vkey(vkey)
 
 
 @settings(max_examples=200, deadline=None)

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from audit.log import size
 from audit.models import AuditEventRow
+from audit.note import note_key
 from audit.publish import CheckpointSigner, publish_checkpoint
 from audit.verify import verify_log
 from certsvc.settings import Settings
@@ -35,10 +36,11 @@ def test_concurrent_appends_from_processes(
     assert [p.exitcode for p in processes] == [0] * WORKERS
 
     key = ec.generate_private_key(ec.SECP256R1())
+    verifier = note_key("certsvc.test/audit", key.public_key())
     signer = CheckpointSigner(
         "certsvc.test/audit",
-        key.public_key(),
-        lambda: lambda d: key.sign(d, ec.ECDSA(hashes.SHA256())),
+        [verifier],
+        lambda: [(verifier, lambda d: key.sign(d, ec.ECDSA(hashes.SHA256())))],
     )
     with sessions.begin() as db:
         publish_checkpoint(db, signer)
@@ -53,5 +55,5 @@ def test_concurrent_appends_from_processes(
             )
         }
         assert per_worker == {f"worker{w}": EACH for w in range(WORKERS)}
-        verdict = verify_log(db, "certsvc.test/audit", key.public_key())
+        verdict = verify_log(db, "certsvc.test/audit", signer.keys)
     assert verdict.ok, verdict.problems

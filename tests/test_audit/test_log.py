@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import pytest
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import delete, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from audit.bundle import build_bundle, verify_bundle
-from audit.checkpoints import InvalidNote, open_note, parse_checkpoint
+from audit.checkpoints import parse_checkpoint
 from audit.events import AuditEvent, InvalidEvent, decode_leaf
 from audit.log import append, consistency_proof, inclusion_proof, size, tree_root
 from audit.merkle import leaf_hash, verify_consistency, verify_inclusion
 from audit.models import AuditCheckpoint, AuditEventRow, AuditNode
+from audit.note import InvalidNote, note_key, open_note
 from audit.publish import CheckpointSigner, InconsistentLog, publish_checkpoint
+from audit.query import EventFilter, query_events
 from audit.verify import verify_log
 from signer.x509 import issue_root_certificate  # noqa: F401  (import check: no cycle)
 
@@ -45,8 +48,11 @@ def key() -> ec.EllipticCurvePrivateKey:
 
 @pytest.fixture
 def signer(key: ec.EllipticCurvePrivateKey) -> CheckpointSigner:
+    verifier = note_key(ORIGIN, key.public_key())
     return CheckpointSigner(
-        ORIGIN, key.public_key(), lambda: lambda data: key.sign(data, ec.ECDSA(hashes.SHA256()))
+        ORIGIN,
+        [verifier],
+        lambda: [(verifier, lambda data: key.sign(data, ec.ECDSA(hashes.SHA256())))],
     )
 
 
@@ -58,7 +64,7 @@ def fill(sessions: sessionmaker[Session], count: int, start: int = 0) -> None:
 
 def checkpoint(sessions: sessionmaker[Session], signer: CheckpointSigner) -> int:
     with sessions.begin() as db:
-        return publish_checkpoint(db, signer).size
+        return publish_checkpoint(db, signer).row.size
 
 
 def test_appends_number_the_leaves_and_prove_inclusion(sessions: sessionmaker[Session]) -> None:
@@ -109,12 +115,12 @@ def test_checkpoint_note_is_c2sp_and_verifies(
     body, _, signature = note.partition("\n\n")
     assert body.split("\n") == [ORIGIN, "10", base64.b64encode(root).decode()]
     assert signature.startswith(f"\u2014 {ORIGIN} ")
-    assert parse_checkpoint(open_note(note, ORIGIN, signer.public_key)).root_hash == root
-    other = ec.generate_private_key(ec.SECP256R1()).public_key()
+    assert parse_checkpoint(open_note(note, signer.keys).text).root_hash == root
+    other = note_key(ORIGIN, ec.generate_private_key(ec.SECP256R1()).public_key())
     with pytest.raises(InvalidNote):
-        open_note(note, ORIGIN, other)
+        open_note(note, [other])
     with pytest.raises(InvalidNote):
-        open_note(note.replace("\n10\n", "\n11\n"), ORIGIN, signer.public_key)
+        open_note(note.replace("\n10\n", "\n11\n"), signer.keys)
     assert checkpoint(sessions, signer) == 10  # nothing new: the same checkpoint
 
 
@@ -149,6 +155,14 @@ TAMPERING: dict[str, tuple[Tamper, str]] = {
     "changed column": (
         lambda db: _raw(db, "UPDATE audit_events SET actor = 'someone' WHERE idx = 9"),
         "entry 9 was changed (column actor)",
+    ),
+    "changed time": (
+        lambda db: db.execute(
+            update(AuditEventRow)
+            .where(AuditEventRow.idx == 10)
+            .values(occurred_at=datetime(2001, 1, 1, tzinfo=UTC))
+        ),
+        "entry 10 was changed (column occurred_at)",
     ),
     "deleted row": (
         lambda db: _raw(db, "DELETE FROM audit_events WHERE idx = 4"),
@@ -190,12 +204,12 @@ def test_tampering_is_detected_and_named(
     fill(sessions, 8, start=12)
     checkpoint(sessions, signer)
     with sessions() as db:
-        assert verify_log(db, ORIGIN, signer.public_key).ok
+        assert verify_log(db, ORIGIN, signer.keys).ok
     tamper, expected = TAMPERING[case]
     with sessions.begin() as db:
         tamper(db)
     with sessions() as db:
-        verdict = verify_log(db, ORIGIN, signer.public_key)
+        verdict = verify_log(db, ORIGIN, signer.keys)
     assert not verdict.ok
     assert expected in verdict.problems[0], verdict.problems
 
@@ -216,9 +230,30 @@ def test_history_rewritten_with_its_hashes_fails_at_the_checkpoint(
         row.actor = row.role = "custodiam"
         db.execute(delete(AuditNode).where(AuditNode.level == 0, AuditNode.idx == 5))
     with sessions() as db:
-        verdict = verify_log(db, ORIGIN, signer.public_key)
+        verdict = verify_log(db, ORIGIN, signer.keys)
     assert not verdict.ok
     assert "do not match their signed checkpoint" in verdict.problems[0]
+
+
+def test_a_time_moved_out_of_a_query_is_named(
+    sessions: sessionmaker[Session], signer: CheckpointSigner
+) -> None:
+    """`occurred_at` set to 2001: a security officer's "since today" query and the export leave
+    the event out; the time inside its leaf still says when it happened."""
+    fill(sessions, 8)
+    checkpoint(sessions, signer)
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    with sessions.begin() as db:
+        db.execute(
+            update(AuditEventRow)
+            .where(AuditEventRow.idx == 5)
+            .values(occurred_at=datetime(2001, 1, 1, tzinfo=UTC))
+        )
+    with sessions() as db:
+        seen = [row.idx for row in query_events(db, EventFilter(since=today))]
+        verdict = verify_log(db, ORIGIN, signer.keys)
+    assert 5 not in seen and len(seen) == 7
+    assert verdict.problems == ["entry 5 was changed (column occurred_at)"]
 
 
 def test_a_forged_checkpoint_is_refused(
@@ -229,7 +264,7 @@ def test_a_forged_checkpoint_is_refused(
     with sessions.begin() as db:
         db.execute(update(AuditCheckpoint).values(note=AuditCheckpoint.note + "x"))
     with sessions() as db:
-        verdict = verify_log(db, ORIGIN, signer.public_key)
+        verdict = verify_log(db, ORIGIN, signer.keys)
     assert not verdict.ok and "checkpoint at 5" in verdict.problems[0]
 
 
@@ -243,7 +278,7 @@ def test_bundle_verifies_alone_and_catches_edits(
     fill(sessions, 7, start=9)
     checkpoint(sessions, signer)
     with sessions() as db:
-        bundle = build_bundle(db, ORIGIN, self_signed(key), 3, 14)
+        bundle = build_bundle(db, ORIGIN, [self_signed(key)], 3, 14)
     verdict = verify_bundle(bundle)
     assert verdict.ok, verdict.problems
     assert verdict.events == 11 and verdict.checkpoints == 2
@@ -254,13 +289,7 @@ def test_bundle_verifies_alone_and_catches_edits(
     stranger = ec.generate_private_key(ec.SECP256R1())
     swapped = dict(
         bundle,
-        certificate=self_signed(stranger)
-        .public_bytes(
-            __import__(
-                "cryptography.hazmat.primitives.serialization", fromlist=["Encoding"]
-            ).Encoding.PEM
-        )
-        .decode(),
+        certificates=[self_signed(stranger).public_bytes(serialization.Encoding.PEM).decode()],
     )
     assert not verify_bundle(swapped).ok
 
@@ -308,4 +337,4 @@ def test_batched_appends_build_the_same_tree(
         assert tree_root(db, 11) == mth(leaves[:11])
     checkpoint(sessions, signer)
     with sessions() as db:
-        assert verify_log(db, ORIGIN, signer.public_key).ok
+        assert verify_log(db, ORIGIN, signer.keys).ok

@@ -17,15 +17,16 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from audit.bundle import verify_bundle
-from audit.checkpoints import open_note, parse_checkpoint
+from audit.checkpoints import parse_checkpoint
 from audit.events import AuditEvent
 from audit.log import append, size
 from audit.merkle import leaf_hash, verify_inclusion
 from audit.models import AuditEventRow
+from audit.note import open_note
 from audit.publish import latest_checkpoint
 from certsvc.accounts import Role
 from certsvc.app import create_app
-from certsvc.audit_keys import checkpoint_public_key
+from certsvc.audit_keys import note_keys
 from certsvc.bootstrap import initialise
 from certsvc.settings import Settings
 from service_helpers import MakeStaff
@@ -70,10 +71,10 @@ def test_init_is_audited_and_checkpointed_by_the_audit_token(
     with sessions() as db:
         logged = size(db)
         latest = latest_checkpoint(db)
-        public = checkpoint_public_key(db, provisioned)
+        keys = note_keys(db, provisioned)
     assert logged >= 10  # accounts, workstation, tokens, keys
     assert latest is not None and latest.size == logged
-    checkpoint = parse_checkpoint(open_note(latest.note, provisioned.audit_origin, public))
+    checkpoint = parse_checkpoint(open_note(latest.note, keys).text)
     assert checkpoint.size == logged
     # The last event it covers is its own signature's, through the signing gate.
     with sessions() as db:
@@ -126,8 +127,8 @@ def test_officer_queries_pages_and_proves(
 
     note = client.get("/.well-known/certsvc/audit-checkpoint").text
     with sessions() as db:
-        public = checkpoint_public_key(db, client.app.state.settings)  # type: ignore[attr-defined]
-    checkpoint = parse_checkpoint(open_note(note, client.app.state.settings.audit_origin, public))  # type: ignore[attr-defined]
+        keys = note_keys(db, client.app.state.settings)  # type: ignore[attr-defined]
+    checkpoint = parse_checkpoint(open_note(note, keys).text)
     event = first["events"][0]
     proof = client.get(f"/api/v1/audit/events/{event['index']}/proof", headers=officer.auth).json()
     with sessions() as db:

@@ -22,7 +22,7 @@ from fastapi.testclient import TestClient
 from certsvc import bootstrap
 from certsvc.accounts import Role
 from certsvc.app import create_app
-from certsvc.bootstrap import DEMO_TOKENS, DemoToken, initialise
+from certsvc.bootstrap import DEMO_TOKENS, DemoKey, DemoToken, initialise
 from certsvc.settings import Settings
 from common.cose import verify_sign1
 from service_helpers import MakeStaff, StaffMember, demo_member
@@ -105,7 +105,7 @@ def two_usbkeys(
 ) -> Iterator[Desk]:
     """The desk, with the custodian holding a second USBKey that carries the body's newer
     decision key (provisioned by `certsvc init` like the first, on the same workstation)."""
-    second = DemoToken("USBKEY-02", (("decision-2", KeyPurpose.DECISION),))
+    second = DemoToken("USBKEY-02", (DemoKey("decision-2", KeyPurpose.DECISION),))
     monkeypatch.setattr(bootstrap, "DEMO_TOKENS", (*DEMO_TOKENS, second))
     yield from _desk(settings, make_staff)
 

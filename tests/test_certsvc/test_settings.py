@@ -41,7 +41,7 @@ BAD_VALUES = {
     "vault_rotation_grace_seconds": "never",
     "password_hash_profile": "fast",
 }
-FREE = {"home", "database_url", "pkcs11_module", "service_pins_path"}
+FREE = {"home", "database_url", "pkcs11_module", "service_pins_path", "audit_anchor_dir"}
 
 
 def test_every_setting_with_rules_has_a_bad_value_tried() -> None:

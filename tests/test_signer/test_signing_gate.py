@@ -19,7 +19,7 @@ from sqlalchemy import select
 from audit.events import AuditEvent, decode_leaf
 from audit.log import append, size
 from audit.models import AuditEventRow
-from audit.publish import latest_checkpoint, publish_checkpoint
+from audit.publish import latest_checkpoint
 from certsvc.audit_keys import CHECKPOINTER, CheckpointKeyHolder
 from certsvc.bootstrap import INIT_SIGNER, ROOT_USBKEY
 from certsvc.trust_publish import publish_trust_list
@@ -57,7 +57,12 @@ SOURCES = (
     "verify",
 )
 # The raw operation and what is underneath it, each with the one module allowed to use it.
-RAW_OPERATIONS = {"sign_p256": "signer/gate.py", "sign_digest": "signer/_internal/raw.py"}
+RAW_OPERATIONS = {
+    "sign_p256": "signer/gate.py",
+    "sign_ed25519": "signer/gate.py",
+    "sign_digest": "signer/_internal/raw.py",
+    "sign_eddsa": "signer/_internal/raw.py",
+}
 PRIVATE_PACKAGE = "signer._internal"
 GATE = "signer/gate.py"
 
@@ -121,7 +126,9 @@ def test_the_inspection_sees_the_gates_own_use_of_the_raw_operation() -> None:
     assert {(u.path, u.what) for u in uses} >= {
         (GATE, "import signer._internal.raw"),
         (GATE, "uses sign_p256"),
+        (GATE, "uses sign_ed25519"),
         ("signer/_internal/raw.py", "uses sign_digest"),
+        ("signer/_internal/raw.py", "uses sign_eddsa"),
     }
 
 
@@ -167,6 +174,8 @@ class Purpose:
     # The event names the SHA-256 of what was signed; a checkpoint's event is written before
     # the checkpoint is built (so that the checkpoint covers it) and names its size instead.
     binds_digest: bool = True
+    # Keys that sign together for the act (a checkpoint: every checkpoint key, `key` first).
+    signing_together: tuple[str, ...] = ()
 
 
 def _sheet() -> CertificateSheet:
@@ -241,9 +250,7 @@ def _checkpoint(env: SigningEnv) -> int:
         append(db, AuditEvent("security_officer", "security_officer", "audit.note", "log", "ok"))
     holder = CheckpointKeyHolder(env.settings, env.tokens, env.sessions)
     try:
-        holder.unlock()
-        with signing_transaction(env.sessions) as unit:
-            return publish_checkpoint(unit.db, holder.signer(unit, CHECKPOINTER)).size
+        return holder.publish(env.sessions, CHECKPOINTER).row.size
     finally:
         holder.close()
 
@@ -252,7 +259,14 @@ PURPOSES = [
     Purpose("certificate-pdf", "certificate-1", "certificate-pdf:", _certificate_pdf),
     Purpose("certificate-qr", "certificate-1", "certificate-qr:", _certificate_qr),
     Purpose("trust-list", "root", "trust-list:", _trust_list),
-    Purpose("audit-checkpoint", "audit-checkpoint-1", "audit-checkpoint:", _checkpoint, False),
+    Purpose(
+        "audit-checkpoint",
+        "audit-checkpoint-1",
+        "audit-checkpoint:",
+        _checkpoint,
+        False,
+        ("audit-checkpoint-ed25519-1",),
+    ),
 ]
 PURPOSE_IDS = [p.name for p in PURPOSES]
 
@@ -320,7 +334,8 @@ def test_a_key_that_may_not_sign_refuses_each_purpose_with_one_event(
     env: SigningEnv, purpose: Purpose, rule: str
 ) -> None:
     key = _key(env, purpose.key)
-    _set(env, purpose.key, **KEY_STATES[rule](key))
+    for label in (purpose.key, *purpose.signing_together):
+        _set(env, label, **KEY_STATES[rule](_key(env, label)))
     produced, start = _produced(env), _log_size(env)
 
     with pytest.raises(PolicyRefused) as refused:
@@ -348,6 +363,9 @@ def test_each_signature_counts_against_its_key_and_leaves_one_ok_event(
     after = _key(env, purpose.key)
     assert after.usage_count == before + 1
     events = _sign_events_since(env, start)
+    keys = [e["details"]["key"] for e in events]  # type: ignore[index]
+    assert sorted(keys) == sorted((purpose.key, *purpose.signing_together))
+    events = [e for e in events if e["details"]["key"] == purpose.key]  # type: ignore[index]
     assert [(e["outcome"], e["reason"]) for e in events] == [("ok", "allowed by policy")]
     event = events[0]
     assert str(event["object"]).startswith(purpose.object)
@@ -448,7 +466,8 @@ def test_provisioning_signed_every_certificate_and_list_through_the_gate(
     env: SigningEnv,
 ) -> None:
     """`certsvc init`: the root's self-certificate, each key's certificate, the trust list and
-    the first checkpoint are each one ok event, counted on the key that made it."""
+    the first checkpoint's signatures (one per checkpoint key: Ed25519 and P-256) are each one
+    ok event, counted on the key that made it."""
     with env.sessions() as db:
         rows = db.scalars(
             select(AuditEventRow).where(
@@ -456,13 +475,17 @@ def test_provisioning_signed_every_certificate_and_list_through_the_gate(
             )
         ).all()
     kinds = sorted(str(decode_leaf(r.leaf)["object"]).split(":")[0] for r in rows)
-    keys = ["certificate-1", "decision-1", "revocation-1", "audit-checkpoint-1"]
+    checkpoint_keys = ["audit-checkpoint-1", "audit-checkpoint-ed25519-1"]
+    keys = ["certificate-1", "decision-1", "revocation-1", *checkpoint_keys]
     assert kinds == sorted(
-        ["root-certificate", "trust-list", "audit-checkpoint"] + ["key-certificate"] * len(keys)
+        ["root-certificate", "trust-list"]
+        + ["audit-checkpoint"] * len(checkpoint_keys)
+        + ["key-certificate"] * len(keys)
     )
     assert {r.outcome for r in rows} == {"ok"}
     assert _key(env, "root").usage_count == 1 + len(keys) + 1  # itself, the keys, the list
-    assert _key(env, "audit-checkpoint-1").usage_count == 1
+    for label in checkpoint_keys:
+        assert _key(env, label).usage_count == 1
     with env.sessions() as db:
         checkpoint = latest_checkpoint(db)
         assert checkpoint is not None and size(db) == checkpoint.size

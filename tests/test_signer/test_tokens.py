@@ -15,9 +15,10 @@ import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from hsm_fixtures import MAX_TRIES, Hsm, module_path
-from signer._internal.raw import sign_p256
+from signer._internal.raw import sign_ed25519, sign_p256
 from signer.ecdsa import EcdsaSignature, der_to_raw, raw_to_der
 from signer.errors import (
     KeyNotFound,
@@ -57,6 +58,27 @@ def test_private_key_is_sensitive_and_never_extractable(hsm: Hsm) -> None:
         "NEVER_EXTRACTABLE": True,
         "TOKEN": True,
     }
+
+
+def test_an_ed25519_key_is_made_on_the_token_and_signs_there(hsm: Hsm) -> None:
+    """CKM_EC_EDWARDS_KEY_PAIR_GEN and CKM_EDDSA (SoftHSM 2.6): the audit checkpoint's key for
+    public witnesses, protected like every other key; a signature is checked before use."""
+    key = hsm.add_token("USBKEY-AUDIT")
+    with hsm.tokens.login(key.serial, key.pin, rw=True) as session:
+        public = session.generate_ed25519("checkpoint", b"\x02")
+        assert session.public_key("checkpoint") == public
+        assert session.private_key_attributes("checkpoint") == {
+            "SENSITIVE": True,
+            "EXTRACTABLE": False,
+            "ALWAYS_SENSITIVE": True,
+            "NEVER_EXTRACTABLE": True,
+            "TOKEN": True,
+        }
+        signature = sign_ed25519(session, "checkpoint", b"a checkpoint\n", public)
+        public.verify(signature, b"a checkpoint\n")
+        other = Ed25519PrivateKey.generate().public_key()
+        with pytest.raises(SignatureInvalid):
+            sign_ed25519(session, "checkpoint", b"a checkpoint\n", other)
 
 
 def test_pkcs11_tool_lists_the_private_key_as_never_extractable(hsm: Hsm) -> None:
