@@ -25,10 +25,10 @@ from audit.merkle import (
 )
 from audit.models import AuditEventRow, AuditHead, AuditNode
 from common.dbtypes import utcnow
-from common.errors import CertsvcError
+from common.errors import ServiceFault
 
 
-class AuditUnavailable(CertsvcError):
+class AuditUnavailable(ServiceFault):
     """The event could not be appended, so the action it records must not happen."""
 
 

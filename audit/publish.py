@@ -15,10 +15,10 @@ from audit.log import AuditUnavailable, consistency_proof, size, tree_root
 from audit.merkle import verify_consistency
 from audit.models import AuditCheckpoint, AuditHead
 from common.dbtypes import utcnow
-from common.errors import CertsvcError
+from common.errors import ServiceFault
 
 
-class InconsistentLog(CertsvcError):
+class InconsistentLog(ServiceFault):
     """The stored tree no longer extends the last signed checkpoint: history was rewritten."""
 
 

@@ -19,7 +19,7 @@ from audit.publish import CheckpointSigner
 from certsvc.audit_trail import SYSTEM_ROLE
 from certsvc.service_pins import service_pin
 from certsvc.settings import Settings
-from common.errors import CertsvcError
+from common.errors import ServiceFault
 from signer.actor import Actor
 from signer.custody import certificate_of
 from signer.gate import GateTransaction, Subject, authorise_service
@@ -31,7 +31,7 @@ from signer.tokens import Pkcs11Tokens, TokenSession
 CHECKPOINTER = Actor("certsvc-checkpointer", 0, SYSTEM_ROLE)
 
 
-class NoCheckpointKey(CertsvcError):
+class NoCheckpointKey(ServiceFault):
     """No audit-checkpoint key is registered for the body."""
 
 

@@ -21,7 +21,7 @@ from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
-from common.errors import CertsvcError
+from common.errors import ServiceFault
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
 WRITER = "certsvc_writer"  # execution option: begin SQLite transactions with the write lock
@@ -29,11 +29,11 @@ SUPPORTED = "use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB"
 NOT_INITIALISED = "database not initialised — run `certsvc init`"
 
 
-class DatabaseConfigError(CertsvcError):
+class DatabaseConfigError(ServiceFault):
     """The database URL is unusable: unparseable, unsupported, or the server cannot be reached."""
 
 
-class DatabaseNotInitialisedError(CertsvcError):
+class DatabaseNotInitialisedError(ServiceFault):
     """The schema is missing or older than this code; only `certsvc init` creates or upgrades it."""
 
 

@@ -13,13 +13,13 @@ import pkcs11
 from sqlalchemy.orm import Session, sessionmaker
 
 from certsvc.settings import Settings
-from common.errors import CertsvcError
+from common.errors import ServiceFault
 from hsm_sim import open_simulated_library
 from signer.custody import DbPinCounter
 from signer.tokens import Pkcs11Tokens
 
 
-class HsmConfigError(CertsvcError):
+class HsmConfigError(ServiceFault):
     """The configured PKCS#11 module cannot be loaded."""
 
 

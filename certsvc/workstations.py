@@ -69,6 +69,11 @@ TIMESTAMP_RE = re.compile(r"[0-9]{1,12}")
 class RequestSignatureError(CertsvcError):
     """A request's workstation proof is missing or wrong; the message says which part."""
 
+    status_code = 401
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": "Certsvc-Signature"}
+
 
 class Workstation(Base):
     __tablename__ = "workstations"

@@ -30,7 +30,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from common.cose import encode_sign1, kid_of, protected_header, to_be_signed
-from common.errors import InvalidInput, NotFound
+from common.errors import InvalidInput, NotFound, ServiceFault
 from signer.actor import Actor
 from signer.custody import approvals_for, certificate_of
 from signer.errors import SignerError
@@ -130,7 +130,7 @@ class BatchReport:
         return self.total - len(self.signed) - len(self.already_signed) - len(self.refused)
 
 
-class BatchInterrupted(SignerError):
+class BatchInterrupted(SignerError, ServiceFault):
     """The token failed mid-batch; what was committed stays, the rest is signed on a re-run."""
 
     def __init__(self, report: BatchReport, cause: SignerError) -> None:

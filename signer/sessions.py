@@ -23,6 +23,8 @@ from signer.tokens import Pkcs11Tokens, TokenSession
 class NotYourSession(CertsvcError):
     """The session belongs to another custodian; its existence is all they learn."""
 
+    status_code = 403
+
 
 @dataclass
 class SigningSession:
