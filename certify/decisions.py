@@ -11,10 +11,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from audit.trail import record
 from certify.cases import get_application, get_batch
 from certify.checks import CRIMINAL_RECORD, latest_results, missing_for_approval
 from certify.models import Application, Decision
-from certify.trail import audit
 from common.dbtypes import utcnow
 from common.errors import Conflict, InvalidInput, NotFound
 from signer.actor import OFFICER_ROLE, Actor
@@ -66,7 +66,9 @@ def decide(db: Session, actor: Actor, application_id: int, outcome: str, reasons
     )
     db.add(decision)
     db.flush()
-    audit(db, actor, "certify.decision.make", f"decision:{decision.id}", outcome=outcome)
+    record(
+        db, actor, "certify.decision.make", f"decision:{decision.id}", details={"outcome": outcome}
+    )
     return decision
 
 
@@ -77,7 +79,7 @@ def override_deadline(db: Session, actor: Actor, application_id: int, reason: st
         raise InvalidInput(f"reason: at least {OVERRIDE_REASON_MIN} characters")
     application = get_application(db, application_id)
     application.override_by, application.override_reason = actor.username, reason[:500]
-    audit(db, actor, "certify.deadline.override", f"application:{application_id}", reason=reason)
+    record(db, actor, "certify.deadline.override", f"application:{application_id}", reason=reason)
 
 
 def sign_decisions(

@@ -21,12 +21,12 @@ from datetime import date
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from audit.trail import record
 from certify.cases import get_application
 from certify.decisions import APPROVE, CERTIFICATE_PREFIX, REVOCATION_PREFIX, _officer
 from certify.models import Applicant, Application, Certificate, Decision, Revocation
 from certify.numbers import next_number
 from certify.records import certificate_document_id, revocation_document, revocation_document_id
-from certify.trail import audit
 from common.cose import kid_of
 from common.errors import Conflict, InvalidInput, NotFound
 from signer.actor import Actor
@@ -167,7 +167,9 @@ def _publish(
     certificate.status = ISSUED
     certificate.issued_by = actor.username
     certificate.qr_text = qr_text(issuer.public_base_url, certificate.verification_id, cose)
-    audit(db, actor, "certify.certificate.issue", f"certificate:{number}", key=key.label)
+    record(
+        db, actor, "certify.certificate.issue", f"certificate:{number}", details={"key": key.label}
+    )
     return True
 
 
@@ -191,7 +193,13 @@ def request_revocation(
     )
     db.add(revocation)
     db.flush()
-    audit(db, actor, "certify.revocation.request", f"certificate:{number}", category=category)
+    record(
+        db,
+        actor,
+        "certify.revocation.request",
+        f"certificate:{number}",
+        details={"category": category},
+    )
     return revocation
 
 
@@ -230,13 +238,12 @@ def _apply(db: Session, actor: Actor, revocation_id: int, today: date) -> None:
     certificate.status = REVOKED
     revocation.revoked_on = today
     revoke_certificate(db, certificate.verification_id, today, revocation.category)
-    audit(
+    record(
         db,
         actor,
         "certify.certificate.revoke",
         f"certificate:{certificate.number}",
-        category=revocation.category,
-        revocation=revocation_id,
+        details={"category": revocation.category, "revocation": revocation_id},
     )
 
 

@@ -17,8 +17,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from audit.trail import record
+from certsvc import state
 from certsvc.accounts import Role, StaffAccount, resolve_api_token, revoke_exposed_token
-from certsvc.audit_trail import record
+from certsvc.audit_trail import actor_of
 from certsvc.log_redaction import TOKEN_QUERY_NAMES, TOKEN_TEXT_RE, redact
 from certsvc.settings import Settings
 from certsvc.workstations import (
@@ -39,33 +41,23 @@ bearer_scheme = HTTPBearer(
 )
 
 
-def get_settings_dep(request: Request) -> Settings:
-    """The settings the app was created with."""
-    settings: Settings = request.app.state.settings
-    return settings
-
-
-def get_password_hasher(request: Request) -> PasswordHasher:
-    """The Argon2 hasher for the app's settings."""
-    hasher: PasswordHasher = request.app.state.password_hasher
-    return hasher
-
-
 READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def get_session(request: Request) -> Iterator[Session]:
     """A session for one request; routes commit what they change, the rest is rolled back.
     Requests that may write get a writer session (see `make_writer_sessionmaker`)."""
-    state = request.app.state
-    maker = state.sessionmaker if request.method in READ_ONLY_METHODS else state.writer_sessions
+    if request.method in READ_ONLY_METHODS:
+        maker = state.reader_sessions(request)
+    else:
+        maker = state.writer_sessions(request)
     with maker() as session:
         yield session
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
-SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
-HasherDep = Annotated[PasswordHasher, Depends(get_password_hasher)]
+SettingsDep = Annotated[Settings, Depends(state.settings)]
+HasherDep = Annotated[PasswordHasher, Depends(state.password_hasher)]
 
 
 def _unauthorized(detail: str, challenge: str = "Bearer") -> HTTPException:
@@ -96,7 +88,7 @@ def _revoke_tokens_in_query(request: Request, session: Session) -> None:
         if exposed is not None:
             record(
                 session,
-                exposed.account,
+                actor_of(exposed.account),
                 "service.token_exposed",
                 exposed.token_id,
                 reason="API token sent in a URL: revoked",
@@ -205,7 +197,7 @@ async def require_workstation(
         session.rollback()
         record(
             session,
-            account,
+            actor_of(account),
             "service.workstation_proof",
             f"{request.method} {request.url.path}",
             outcome="refused",

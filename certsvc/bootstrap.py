@@ -18,9 +18,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from audit.events import AuditEvent
-from audit.log import append
 from audit.publish import latest_checkpoint, publish_checkpoint
+from audit.trail import record
 from certsvc.accounts import (
     Role,
     StaffAccount,
@@ -172,7 +171,9 @@ def _accounts(
                 db, username, role, password, f"demo {role.value}", hasher=hasher
             )
             token, _ = issue_api_token(db, account, settings.api_token_days)
-            _audit(db, "service.account.create", username, role=role.value)
+            record(
+                db, INIT_SIGNER, "service.account.create", username, details={"role": role.value}
+            )
             credentials.data["accounts"][username] = {
                 "role": role.value,
                 "password": password,
@@ -199,7 +200,9 @@ def _workstations(
             key_path = key_dir / f"{name}.pem"
             public_key = generate_workstation_key(key_path)
             register_workstation(db, name, owner, public_key)
-            _audit(db, "service.workstation.register", name, custodian=owner)
+            record(
+                db, INIT_SIGNER, "service.workstation.register", name, details={"custodian": owner}
+            )
             credentials.data["workstations"][name] = {
                 "custodian": owner,
                 "private_key": str(key_path),
@@ -360,7 +363,7 @@ def _provision_keys(
         db = unit.db
         root_key = db.scalar(select(SigningKey).where(SigningKey.purpose == KeyPurpose.ROOT))
         register_token(db, serial, demo.label, status.model, status.manufacturer, custodian_id)
-        _audit(db, "signer.token.register", serial, label=demo.label)
+        record(db, INIT_SIGNER, "signer.token.register", serial, details={"label": demo.label})
         for index, label, purpose, public in publics:
             name = f"{serial}/{label}"
             if purpose is KeyPurpose.ROOT:
@@ -381,7 +384,7 @@ def _provision_keys(
                     _root_signs(unit, root_key, root_session, name),
                 )
             session.store_certificate(label, bytes([index]), certificate)
-            _audit(db, "signer.key.generate", name, purpose=purpose.value)
+            record(db, INIT_SIGNER, "signer.key.generate", name, details={"purpose": purpose.value})
             register_key(
                 db,
                 serial,
@@ -418,10 +421,6 @@ def _root_signs(
         return sign_as_service(unit, INIT_SIGNER, root_key.id, root_session, request).der
 
     return sign_der
-
-
-def _audit(db: Session, action: str, subject: str, **details: str) -> None:
-    append(db, AuditEvent("certsvc-init", "system", action, subject, "ok", details=details))
 
 
 def _digits(count: int) -> str:

@@ -7,10 +7,10 @@ from cryptography.hazmat.primitives import serialization
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from audit.trail import record
 from common.dbtypes import utcnow
 from common.errors import Conflict, InvalidInput, NotFound
 from signer.actor import CUSTODIAN_ROLE, OFFICER_ROLE, Actor
-from signer.audit_trail import record
 from signer.errors import NotCustodian
 from signer.models import (
     HandoverStatus,

@@ -35,12 +35,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from audit.events import AuditEvent, DetailValue
 from audit.log import append_many
+from audit.trail import event
 from common.cose import kid_of
 from common.dbtypes import utcnow
 from common.errors import NotFound
 from signer._internal.raw import sign_p256
 from signer.actor import Actor
-from signer.audit_trail import actor_event
 from signer.custody import certificate_of, token_workstations
 from signer.ecdsa import EcdsaSignature
 from signer.errors import (
@@ -460,7 +460,7 @@ def _event(
     outcome: str,
     reason: str,
 ) -> AuditEvent:
-    return actor_event(
+    return event(
         actor,
         SIGN_ACTION,
         subject.object,

@@ -20,8 +20,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from audit.events import AuditEvent
-from audit.log import append
+from audit.events import OBJECT_MAX
+from audit.trail import Attributed, record
 from common.dbtypes import utcnow
 from common.errors import NotFound
 from vault._plaintext import Opened, open_entries
@@ -32,15 +32,6 @@ from vault.store import Vault
 ACTION = "vault.reveal"
 PURPOSE_MIN = 10
 PURPOSE_MAX = 500
-
-
-@dataclass(frozen=True)
-class Revealer:
-    """Who asks: their account, duty and workstation (if any), as the audit log names them."""
-
-    actor: str
-    role: str
-    workstation: str | None = None
 
 
 @dataclass(frozen=True)
@@ -65,29 +56,18 @@ def check_purpose(purpose: str) -> str:
 
 
 def record_refusal(
-    db: Session, who: Revealer, tokens: Sequence[str], reason: str, outcome: str = "refused"
+    db: Session, who: Attributed, tokens: Sequence[str], reason: str, outcome: str = "refused"
 ) -> None:
     """One event per token asked for (one without object when none is known yet): `refused`,
     or `failed` when the vault could not answer."""
     for token in tokens or [""]:
-        append(
-            db,
-            AuditEvent(
-                actor=who.actor,
-                role=who.role,
-                workstation=who.workstation,
-                action=ACTION,
-                object=token[:128],
-                outcome=outcome,
-                reason=reason[:500],
-            ),
-        )
+        record(db, who, ACTION, token[:OBJECT_MAX], outcome=outcome, reason=reason)
 
 
 def reveal(
     db: Session,
     vault: Vault,
-    who: Revealer,
+    who: Attributed,
     tokens: Sequence[str],
     purpose: str,
     limit: RevealLimit,
@@ -97,7 +77,7 @@ def reveal(
     otherwise leaves the events and the values' release for the caller to commit together."""
     purpose = check_purpose(purpose)
     now = utcnow()
-    used, oldest = _recent(db, who.actor, now - limit.window)
+    used, oldest = _recent(db, who.username, now - limit.window)
     if used + len(tokens) > limit.values:
         retry = _retry_after(oldest, limit.window, now)
         reason = f"rate limit: {limit.values} values per {_minutes(limit.window)} minutes"
@@ -116,20 +96,8 @@ def reveal(
         db.commit()
         raise NotFound(f"tokens[{unknown[0]}]: no such token in the vault")
     for token in tokens:
-        append(
-            db,
-            AuditEvent(
-                actor=who.actor,
-                role=who.role,
-                workstation=who.workstation,
-                action=ACTION,
-                object=token,
-                outcome="ok",
-                reason=purpose,
-                details={"kind": opened[token].kind.value},
-            ),
-        )
-        db.add(VaultReveal(actor=who.actor, token=token, revealed_at=now))
+        record(db, who, ACTION, token, reason=purpose, details={"kind": opened[token].kind.value})
+        db.add(VaultReveal(actor=who.username, token=token, revealed_at=now))
     db.flush()
     return {token: opened[token] for token in tokens}
 

@@ -17,11 +17,12 @@ from audit.log import consistency_proof, inclusion_proof, size
 from audit.models import AuditCheckpoint
 from audit.publish import latest_checkpoint, publish_checkpoint
 from audit.query import EventFilter, event_range, key_usage, query_events
+from certsvc import state
 from certsvc.accounts import Role, StaffAccount
-from certsvc.audit_keys import CheckpointKeyHolder, checkpoint_key
+from certsvc.audit_keys import checkpoint_key
+from certsvc.audit_trail import actor_of
 from certsvc.auth import SessionDep, SettingsDep, require_roles
 from certsvc.routes.schemas import ROLE_GATED, answers
-from certsvc.routes.signer_context import actor_of
 from common.errors import InvalidInput, NotFound
 from signer.gate import signing_transaction
 
@@ -124,9 +125,9 @@ def get_checkpoints(_: OfficerDep, db: SessionDep) -> list[CheckpointOut]:
 def post_checkpoint(request: Request, account: OfficerDep) -> CheckpointOut:
     """Sign a checkpoint for the log as it is now, through the signing gate (its event names
     the security officer who asked)."""
-    holder: CheckpointKeyHolder = request.app.state.checkpoint_key
+    holder = state.checkpoint_key(request)
     holder.unlock()
-    with signing_transaction(request.app.state.writer_sessions) as unit:
+    with signing_transaction(state.writer_sessions(request)) as unit:
         signed = publish_checkpoint(unit.db, holder.signer(unit, actor_of(account)))
     return CheckpointOut(size=signed.size, signed_at=signed.signed_at, note=signed.note)
 

@@ -12,8 +12,8 @@ from pydantic import BaseModel, Field, SecretStr
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from audit.events import AuditEvent
-from audit.log import append
+from audit.trail import record
+from certsvc import state
 from certsvc.accounts import (
     PASSWORD_MAX,
     account_exists,
@@ -21,10 +21,12 @@ from certsvc.accounts import (
     exposure_notices,
     issue_api_token,
 )
+from certsvc.audit_trail import actor_of
 from certsvc.auth import HasherDep, SessionDep, SettingsDep
 from certsvc.routes.schemas import answers
 from certsvc.settings import Settings
-from verify.ratelimit import RateLimiter, RateLimitUnavailable
+from signer.actor import Actor
+from verify.ratelimit import RateLimitUnavailable
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
@@ -60,7 +62,7 @@ async def create_token(
 ) -> TokenResponse:
     """Exchange a username and password for a new API token. Attempts are limited per client
     (guessing passwords is slow), and a refused attempt is audited like a failed one."""
-    limiter: RateLimiter = request.app.state.login_limiter
+    limiter = state.login_limiter(request)
     try:
         retry = await limiter.hit(request.client.host if request.client else "unknown")
     except RateLimitUnavailable as exc:
@@ -85,17 +87,8 @@ def _refuse(session: Session, username: str, reason: str) -> None:
         logger.warning("login failed for %s: %s", username, reason, extra=fields)
     else:
         logger.warning("login failed for an unknown username: %s", reason, extra=fields)
-    append(
-        session,
-        AuditEvent(
-            username if known else "unknown",
-            "staff",
-            "service.login",
-            "api",
-            "refused",
-            reason=reason,
-        ),
-    )
+    who = Actor(username if known else "unknown", 0, "staff")
+    record(session, who, "service.login", "api", outcome="refused", reason=reason)
     session.commit()
 
 
@@ -115,14 +108,11 @@ def _login(
             detail="wrong username or password",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    text, record = issue_api_token(session, account, settings.api_token_days)
+    text, issued = issue_api_token(session, account, settings.api_token_days)
     notices = exposure_notices(session, account)
-    append(
-        session,
-        AuditEvent(account.username, account.role.value, "service.login", record.token_id, "ok"),
-    )
+    record(session, actor_of(account), "service.login", issued.token_id)
     session.commit()
-    logger.info("login: %s received token %s", account.username, record.token_id)
+    logger.info("login: %s received token %s", account.username, issued.token_id)
     return TokenResponse(
-        token=text, token_id=record.token_id, expires_at=record.expires_at, notices=notices
+        token=text, token_id=issued.token_id, expires_at=issued.expires_at, notices=notices
     )

@@ -9,9 +9,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from certify.certificate_pdf import certificate_pdf
+from certsvc import state
+from certsvc.audit_trail import actor_of
 from certsvc.routes.certify_common import CustodianDep, WorkstationDep, issuer_of
 from certsvc.routes.schemas import ROLE_GATED, answers
-from certsvc.routes.signer_context import actor_of
 from certsvc.vault_setup import print_reveal_limit
 from signer.gate import signing_transaction
 
@@ -44,7 +45,7 @@ def get_certificate_pdf(
             actor_of(account, workstation),
             issuer.body_code,
             number,
-            print_reveal_limit(request.app.state.settings),
+            print_reveal_limit(state.settings(request)),
         )
     return Response(
         pdf,

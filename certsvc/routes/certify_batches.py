@@ -16,6 +16,7 @@ from certify.cases import BatchPlan, add_slot, create_batch, get_batch
 from certify.models import Announcement, Application, Batch, ConfirmationSlot
 from certify.publication import announcements, publish_conclusions, publish_text
 from certify.workdays import workdays_between, workdays_left
+from certsvc.audit_trail import actor_of
 from certsvc.auth import SessionDep, SettingsDep
 from certsvc.routes.certify_common import (
     CaseReaderDep,
@@ -25,7 +26,6 @@ from certsvc.routes.certify_common import (
     staff_hosts,
 )
 from certsvc.routes.schemas import ROLE_GATED, answers
-from certsvc.routes.signer_context import actor_of
 from certsvc.routes.vault import VaultDep
 from common.errors import CertsvcError
 

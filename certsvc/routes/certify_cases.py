@@ -27,10 +27,10 @@ from certify.checks import (
 from certify.decisions import decide, override_deadline
 from certify.intake import ApplicantTokens, register_applicant
 from certify.models import Applicant, Application, Certificate, Decision
+from certsvc.audit_trail import actor_of
 from certsvc.auth import SessionDep
 from certsvc.routes.certify_common import CaseReaderDep, ClerkDep, OfficerDep, RegistrarDep
 from certsvc.routes.schemas import ROLE_GATED, answers
-from certsvc.routes.signer_context import actor_of
 from certsvc.routes.vault import VAULT_TOKEN_SHAPE, VaultDep
 from common.errors import InvalidInput
 from vault.store import Vault

@@ -24,6 +24,8 @@ from certify.issuance import (
 )
 from certify.models import Application, Certificate, Revocation
 from certify.records import revocation_document
+from certsvc import state
+from certsvc.audit_trail import actor_of
 from certsvc.auth import SessionDep
 from certsvc.routes.certify_common import (
     CaseReaderDep,
@@ -35,7 +37,6 @@ from certsvc.routes.certify_common import (
 )
 from certsvc.routes.documents import BatchOut, report_out
 from certsvc.routes.schemas import ROLE_GATED, answers
-from certsvc.routes.signer_context import actor_of, document_signer
 from common.errors import NotFound
 from signer.custody import approvals_for
 from verify.codes import REVOCATION_CATEGORIES
@@ -96,7 +97,7 @@ class RevocationsIn(BaseModel):
 
 def certificate_out(db: Session, request: Request, certificate: Certificate) -> CertificateOut:
     application = db.get_one(Application, certificate.application_id)
-    base = request.app.state.settings.public_base_url.rstrip("/")
+    base = state.settings(request).public_base_url.rstrip("/")
     shown = certificate.status != "pending"
     return CertificateOut(
         number=certificate.number,
@@ -140,11 +141,11 @@ def post_sign_decisions(
 ) -> BatchOut:
     """Sign every unsigned decision of the batch with the body's decision key, through the
     caller's open session for it; refusals (R2, R3) are listed by rule. Safe to repeat."""
-    sessions = request.app.state.sessionmaker
+    sessions = state.reader_sessions(request)
     with sessions() as db:
         get_batch(db, batch_id)
     report = sign_decisions(
-        sessions, document_signer(request), actor_of(account, workstation), batch_id
+        sessions, state.document_signer(request), actor_of(account, workstation), batch_id
     )
     return report_out(report)
 

@@ -13,10 +13,11 @@ from fastapi import APIRouter, Depends, Request, status
 from pydantic import BaseModel, Field
 
 from certify.issuance import approve
+from certsvc import state
 from certsvc.accounts import Role, StaffAccount
+from certsvc.audit_trail import actor_of
 from certsvc.auth import SessionDep, require_roles, require_workstation
 from certsvc.routes.schemas import ROLE_GATED, answers
-from certsvc.routes.signer_context import actor_of, document_signer
 from certsvc.workstations import Workstation
 from signer.custody import get_key
 from signer.documents import BatchReport, DocumentRef, signed_document
@@ -121,7 +122,7 @@ def post_batch(
     say it (one with no record behind it is refused); documents already signed are skipped,
     so re-sending a batch after a fault signs only what is missing."""
     documents = [DocumentRef(d.kind, d.document_id, d.content) for d in body.documents]
-    report = document_signer(request).sign_batch(
+    report = state.document_signer(request).sign_batch(
         actor_of(account, workstation), body.key_id, documents, batch=body.batch
     )
     return report_out(report)

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from sqlalchemy import select, text
 from sqlalchemy.exc import SQLAlchemyError
 
+from certsvc import state
 from common.errors import CertsvcError
 from signer.models import HsmToken
 
@@ -35,7 +36,7 @@ def healthz(request: Request, response: Response) -> Health:
     registered: set[str] = set()
     database: Literal["ok", "unavailable"] = "ok"
     try:
-        with request.app.state.sessionmaker() as db:
+        with state.reader_sessions(request)() as db:
             db.execute(text("SELECT 1"))
             registered = set(db.scalars(select(HsmToken.serial)))
     except SQLAlchemyError:
@@ -43,7 +44,7 @@ def healthz(request: Request, response: Response) -> Health:
     hsm: Literal["ok", "unavailable"] = "ok"
     present = locked = 0
     try:
-        for token in request.app.state.tokens.statuses():
+        for token in state.tokens(request).statuses():
             if token.serial in registered:
                 present += 1
                 locked += token.pin_locked

@@ -9,13 +9,14 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, status
 from pydantic import BaseModel, Field
 
+from audit.trail import record
+from certsvc import state
 from certsvc.accounts import Role, StaffAccount
+from certsvc.audit_trail import actor_of
 from certsvc.auth import SessionDep, require_roles, require_workstation
 from certsvc.routes.schemas import ROLE_GATED, answers
-from certsvc.routes.signer_context import actor_of, signing_sessions
 from certsvc.workstations import Workstation
 from common.errors import CertsvcError
-from signer.audit_trail import record
 from signer.custody import authorise_session
 from signer.sessions import SigningSession
 
@@ -68,7 +69,7 @@ def open_session(
     """Insert and unlock: log in to a token in the caller's custody with its PIN, for one key."""
     actor = actor_of(account, workstation)
     target = f"token:{body.token_serial}"
-    sessions = signing_sessions(request)
+    sessions = state.signing_sessions(request)
     try:
         key = authorise_session(db, actor, body.token_serial, body.key_label)
         db.commit()  # logging in writes the PIN counter through another session
@@ -100,7 +101,7 @@ def open_session(
 @router.get("")
 def get_sessions(request: Request, account: CustodianDep) -> list[SessionOut]:
     """The caller's open signing sessions."""
-    return [_out(s) for s in signing_sessions(request).held_by(account.username)]
+    return [_out(s) for s in state.signing_sessions(request).held_by(account.username)]
 
 
 @router.delete("/{token_serial}", status_code=status.HTTP_204_NO_CONTENT, responses=answers(409))
@@ -112,6 +113,6 @@ def close_session(
     db: SessionDep,
 ) -> None:
     """Lock the USBKey again: log out and close the session."""
-    signing_sessions(request).close(token_serial, account.username)
+    state.signing_sessions(request).close(token_serial, account.username)
     record(db, actor_of(account, workstation), "signer.session.close", f"token:{token_serial}")
     db.commit()
