@@ -1,19 +1,22 @@
 """Who did what, as an audit event: the one helper every package records its acts with.
 
 The event is appended in the caller's transaction (`record`), so the act and its event commit
-together or not at all (fail closed); `event` builds one for `append_many`. Objects are ids,
-numbers, serials and tokens, never a personal value.
+together or not at all (fail closed); `event` builds one for `append_many`. A refused or failed
+attempt is recorded with `keep_events`: it stays on record although its unit of work rolls
+back (`common.unit_of_work.keep`). Objects are ids, numbers, serials and tokens, never a
+personal value.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from sqlalchemy.orm import Session
 
 from audit.events import REASON_MAX, AuditEvent, DetailValue
-from audit.log import append
+from audit.log import append, append_many
+from common.unit_of_work import keep
 
 
 class Attributed(Protocol):
@@ -78,3 +81,11 @@ def record(
             details=details,
         ),
     )
+
+
+def keep_events(db: Session, events: Sequence[AuditEvent]) -> None:
+    """Append `events` in `db`'s unit of work, and again on their own should it roll back:
+    refusals and failures stay on record whatever becomes of the action they refused."""
+    if events:
+        frozen = tuple(events)
+        keep(db, lambda into: append_many(into, frozen))

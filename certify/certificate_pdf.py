@@ -40,7 +40,7 @@ def certificate_pdf(
 ) -> bytes:
     """The signed PDF of an issued certificate; the holder-name reveal and the signature are
     recorded in `unit`'s transaction (commit it with the PDF's release). Over `limit`,
-    `RevealRateLimited` after committing the refusal: nothing is rendered."""
+    `RevealRateLimited` with the refusal kept on record: nothing is rendered."""
     db = unit.db
     row = db.execute(
         select(Certificate, Application, Applicant)

@@ -17,6 +17,7 @@ from certify.checks import CRIMINAL_RECORD, latest_results, missing_for_approval
 from certify.models import Application, Decision
 from common.dbtypes import utcnow
 from common.errors import Conflict, InvalidInput, NotFound
+from common.unit_of_work import unit_of_work
 from signer.actor import OFFICER_ROLE, Actor
 from signer.custody import active_key
 from signer.documents import BatchReport, DocumentRef, DocumentSigner
@@ -85,7 +86,9 @@ def override_deadline(db: Session, actor: Actor, application_id: int, reason: st
 def sign_decisions(
     sessions: sessionmaker[Session], signer: DocumentSigner, actor: Actor, batch_id: int
 ) -> BatchReport:
-    """Sign every unsigned decision of a batch; safe to run again after a fault."""
+    """Sign every unsigned decision of a batch; safe to run again after a fault. A job of many
+    units (`common.unit_of_work`): the batch signer commits chunk by chunk, then one unit marks
+    what was signed."""
     with sessions() as db:
         batch = get_batch(db, batch_id)
         key = active_key(db, batch.body_code, KeyPurpose.DECISION)
@@ -103,7 +106,7 @@ def sign_decisions(
         key_id = key.id
     report = signer.sign_batch(actor, key_id, documents, batch=f"decisions-{batch_id}")
     done = report.signed + report.already_signed
-    with sessions.begin() as db:
+    with unit_of_work(sessions) as db:
         for document_id in done:
             decision = db.get_one(Decision, int(document_id.removeprefix(DECISION_PREFIX)))
             decision.signed_at = decision.signed_at or utcnow()

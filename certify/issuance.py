@@ -10,6 +10,10 @@ finishes with the same number (the signer returns the earlier signature for the 
 Revoke: an officer files it, two officers approve it (the signer's dual control), the
 custodian signs it with the revocation key, and the register changes in the same transaction
 as the case record: verification says "revoked" at once.
+
+Both are jobs of many units (`common.unit_of_work`): they take a sessionmaker (`Issuer`), never
+a request's session, and commit certificate by certificate, revocation by revocation, by
+design; each unit is atomic and a re-run finishes what a fault left.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from certify.numbers import next_number
 from certify.records import certificate_document_id, revocation_document, revocation_document_id
 from common.cose import kid_of
 from common.errors import Conflict, InvalidInput, NotFound
+from common.unit_of_work import unit_of_work
 from signer.actor import Actor
 from signer.custody import active_key, approve_revocation, certificate_of
 from signer.documents import BatchReport, DocumentRef, DocumentSigner
@@ -63,7 +68,7 @@ class IssueReport:
 
 def issue(issuer: Issuer, actor: Actor, application_ids: list[int], today: date) -> IssueReport:
     """Issue (or finish issuing) a certificate for each application with a signed approval."""
-    with issuer.sessions.begin() as db:
+    with unit_of_work(issuer.sessions) as db:
         key = _key(db, issuer.body_code, KeyPurpose.CERTIFICATE)
         reserved = [
             _reserve(db, issuer, application_id, today) for application_id in application_ids
@@ -225,7 +230,7 @@ def sign_revocations(
     ]
     report = issuer.signer.sign_batch(actor, key.id, documents)
     for document_id in report.signed + report.already_signed:
-        with issuer.sessions.begin() as db:
+        with unit_of_work(issuer.sessions) as db:
             _apply(db, actor, int(document_id.removeprefix(REVOCATION_PREFIX)), today)
     return report
 

@@ -22,6 +22,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
 from common.errors import ServiceFault
+from common.unit_of_work import unit_of_work
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
 WRITER = "certsvc_writer"  # execution option: begin SQLite transactions with the write lock
@@ -196,11 +197,12 @@ def require_current_schema(engine: Engine) -> None:
 
 @contextmanager
 def database_session(url: str) -> Iterator[Session]:
-    """One transaction on an initialised database, for a CLI command: commit on success."""
+    """One unit of work on an initialised database, for a CLI command: committed on success
+    (`common.unit_of_work`)."""
     engine = make_engine(url)
     try:
         require_current_schema(engine)
-        with make_sessionmaker(engine)() as session, session.begin():
+        with unit_of_work(make_sessionmaker(engine)) as session:
             yield session
     finally:
         engine.dispose()

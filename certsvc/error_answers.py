@@ -24,7 +24,7 @@ async def _certsvc_error(_request: Request, exc: Exception) -> JSONResponse:
 
 async def _out_of_range(_request: Request, _exc: Exception) -> JSONResponse:
     """A number the database cannot hold (an id beyond any row): the client's error, not a 500.
-    Nothing was stored: the request's transaction is rolled back with its session."""
+    Nothing was stored: the request's unit of work is rolled back."""
     return JSONResponse(
         {"detail": "a number in the request is out of range"},
         status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,

@@ -13,6 +13,9 @@ checks the key's rules once; the chunk skips documents already signed, signs the
 commits documents and events together. A token fault rolls its chunk back — those signatures
 are discarded, nothing is half-recorded — and re-running the same batch signs only what is
 still missing.
+
+A job of many units (`common.unit_of_work`): the signer takes a sessionmaker, never a request's
+session, and commits chunk by chunk by design; each chunk is atomic.
 """
 
 from __future__ import annotations

@@ -114,8 +114,12 @@ class Pkcs11Tokens:
         with self.lock:
             return self._with_recovery(lambda: self._status(self._token(serial)))
 
-    def login(self, serial: str, pin: str, rw: bool = False) -> TokenSession:
-        """Log in to a token with the user PIN; at most one session per token."""
+    def login(
+        self, serial: str, pin: str, rw: bool = False, counter: PinCounter | None = None
+    ) -> TokenSession:
+        """Log in to a token with the user PIN; at most one session per token. Wrong PINs are
+        counted by `counter` (a request's), else by the process's."""
+        counter = counter or self._counter
         with self.lock:
             for attempt in (1, 2):
                 token = self._token(serial)
@@ -126,7 +130,7 @@ class Pkcs11Tokens:
                 try:
                     raw = token.open(rw=rw, user_pin=pin)
                 except p11e.PinIncorrect:
-                    raise self._wrong_pin(serial, name) from None
+                    raise self._wrong_pin(serial, name, counter) from None
                 except p11e.PinLocked:
                     raise TokenLocked(name) from None
                 except STALE_ERRORS as exc:
@@ -135,8 +139,8 @@ class Pkcs11Tokens:
                         raise TokenFault(name) from exc
                     self.reset()
                     continue
-                if self._counter is not None:
-                    self._counter.succeeded(serial)
+                if counter is not None:
+                    counter.succeeded(serial)
                 session = TokenSession(self, serial, str(token.label), raw)
                 self._sessions[serial] = session
                 return session
@@ -202,15 +206,15 @@ class Pkcs11Tokens:
             pin_final_try=bool(flags & TokenFlag.USER_PIN_FINAL_TRY),
         )
 
-    def _wrong_pin(self, serial: str, name: str) -> SignerError:
+    def _wrong_pin(self, serial: str, name: str, counter: PinCounter | None) -> SignerError:
         status = self._status(self._token(serial))
         if status.pin_locked:
             return TokenLocked(name)
         if status.pin_final_try:
             return WrongPin(name, 1)
-        if self._counter is None:
+        if counter is None:
             return WrongPin(name, None)
-        failures = self._counter.failed(serial)
+        failures = counter.failed(serial)
         left = None if failures is None else self._max_tries - failures
         return WrongPin(name, left if left is not None and left > 0 else None)
 

@@ -71,7 +71,6 @@ def post_account(
         account.username,
         details={"role": account.role.value},
     )
-    session.commit()
     return AccountCreated(account=StaffOut.model_validate(account), initial_password=generated)
 
 
@@ -82,5 +81,4 @@ def post_disable(username: str, admin: AdminDep, session: SessionDep) -> StaffOu
         raise Conflict("username: you cannot disable your own account")
     account = disable_account(session, username)
     record(session, actor_of(admin), "service.account.disable", account.username)
-    session.commit()
     return StaffOut.model_validate(account)

@@ -58,7 +58,6 @@ def post_workstation(
         workstation.name,
         details={"custodian": body.custodian},
     )
-    session.commit()
     return _out(workstation)
 
 
@@ -67,5 +66,4 @@ def post_disable(name: str, admin: AdminDep, session: SessionDep) -> Workstation
     """Disable a workstation: its signed requests are refused from now on."""
     workstation = disable_workstation(session, name)
     record(session, actor_of(admin), "service.workstation.disable", workstation.name)
-    session.commit()
     return _out(workstation)

@@ -21,7 +21,7 @@ from certsvc import state
 from certsvc.accounts import Role, StaffAccount
 from certsvc.audit_keys import checkpoint_key
 from certsvc.audit_trail import actor_of
-from certsvc.auth import SessionDep, SettingsDep, require_roles
+from certsvc.auth import JobSessionsDep, SessionDep, SettingsDep, require_roles
 from certsvc.routes.schemas import ROLE_GATED, answers
 from common.errors import InvalidInput, NotFound
 from signer.gate import signing_transaction
@@ -122,12 +122,14 @@ def get_checkpoints(_: OfficerDep, db: SessionDep) -> list[CheckpointOut]:
 
 
 @router.post("/checkpoints", status_code=status.HTTP_201_CREATED, responses=answers(409, 423))
-def post_checkpoint(request: Request, account: OfficerDep) -> CheckpointOut:
+def post_checkpoint(
+    request: Request, account: OfficerDep, sessions: JobSessionsDep
+) -> CheckpointOut:
     """Sign a checkpoint for the log as it is now, through the signing gate (its event names
-    the security officer who asked)."""
+    the security officer who asked), in a unit of its own (`signing_transaction`)."""
     holder = state.checkpoint_key(request)
     holder.unlock()
-    with signing_transaction(state.writer_sessions(request)) as unit:
+    with signing_transaction(sessions) as unit:
         signed = publish_checkpoint(unit.db, holder.signer(unit, actor_of(account)))
     return CheckpointOut(size=signed.size, signed_at=signed.signed_at, note=signed.note)
 

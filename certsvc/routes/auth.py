@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field, SecretStr
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from audit.trail import record
+from audit.trail import event, keep_events, record
 from certsvc import state
 from certsvc.accounts import (
     PASSWORD_MAX,
@@ -26,7 +26,6 @@ from certsvc.auth import HasherDep, SessionDep, SettingsDep
 from certsvc.routes.schemas import answers
 from certsvc.settings import Settings
 from signer.actor import Actor
-from verify.ratelimit import RateLimitUnavailable
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
@@ -63,12 +62,8 @@ async def create_token(
     """Exchange a username and password for a new API token. Attempts are limited per client
     (guessing passwords is slow), and a refused attempt is audited like a failed one."""
     limiter = state.login_limiter(request)
-    try:
-        retry = await limiter.hit(request.client.host if request.client else "unknown")
-    except RateLimitUnavailable as exc:
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(exc), headers={"Retry-After": "5"}
-        ) from None
+    # Fails closed: `RateLimitUnavailable` (503) while the shared counter cannot be reached.
+    retry = await limiter.hit(request.client.host if request.client else "unknown")
     if retry is not None:
         await run_in_threadpool(_refuse, session, body.username, "too many login attempts")
         raise HTTPException(
@@ -80,7 +75,8 @@ async def create_token(
 
 
 def _refuse(session: Session, username: str, reason: str) -> None:
-    """Audit a refused login; the typed name only if it is an account (it may be a password)."""
+    """Audit a refused login, kept on record although the request fails; the typed name only
+    if it is an account (it may be a password)."""
     known = account_exists(session, username)
     fields = {"event": "service.login", "outcome": "refused", "reason": reason}
     if known:
@@ -88,8 +84,7 @@ def _refuse(session: Session, username: str, reason: str) -> None:
     else:
         logger.warning("login failed for an unknown username: %s", reason, extra=fields)
     who = Actor(username if known else "unknown", 0, "staff")
-    record(session, who, "service.login", "api", outcome="refused", reason=reason)
-    session.commit()
+    keep_events(session, [event(who, "service.login", "api", outcome="refused", reason=reason)])
 
 
 def _login(
@@ -111,7 +106,6 @@ def _login(
     text, issued = issue_api_token(session, account, settings.api_token_days)
     notices = exposure_notices(session, account)
     record(session, actor_of(account), "service.login", issued.token_id)
-    session.commit()
     logger.info("login: %s received token %s", account.username, issued.token_id)
     return TokenResponse(
         token=text, token_id=issued.token_id, expires_at=issued.expires_at, notices=notices

@@ -166,7 +166,6 @@ def post_batch(
         closes_on=body.closes_on,
     )
     batch = create_batch(db, actor_of(account), plan)
-    db.commit()
     return _batch_out(db, batch, china_today())
 
 
@@ -191,7 +190,6 @@ def show_batch(
 def post_slot(batch_id: int, body: SlotIn, account: OfficerDep, db: SessionDep) -> SlotOut:
     """A confirmation time slot with a capacity, inside the on-site confirmation period."""
     slot_id = add_slot(db, actor_of(account), batch_id, body.starts_at, body.capacity)
-    db.commit()
     slot = db.get_one(ConfirmationSlot, slot_id)
     return SlotOut(id=slot.id, starts_at=slot.starts_at, capacity=slot.capacity, booked=0)
 
@@ -228,7 +226,6 @@ def post_conclusions(
     row = publish_conclusions(
         db, actor_of(account), vault, batch_id, body.preface, staff_hosts(request)
     )
-    db.commit()
     return _announcement_out(row)
 
 
@@ -246,5 +243,4 @@ def post_announcement(
     """Publish a hand-written announcement; refused (422, naming the kinds of item found) if
     the checker finds personal data or a link to the staff system or a login page."""
     row = publish_text(db, actor_of(account), body.batch_id, body.text, staff_hosts(request))
-    db.commit()
     return _announcement_out(row)

@@ -9,6 +9,7 @@ from typing import Annotated
 from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
+from sqlalchemy.orm import Session, sessionmaker
 
 from certify.decisions import CHINA
 from certify.issuance import Issuer
@@ -33,12 +34,13 @@ def china_today() -> date:
     return datetime.now(CHINA).date()
 
 
-def issuer_of(request: Request) -> Issuer:
-    """The issuer for this request; its sessions are writer sessions (issuing reads, then
-    writes: on SQLite it must hold the write lock from the start)."""
+def issuer_of(request: Request, sessions: sessionmaker[Session]) -> Issuer:
+    """The issuer for this request, working through `sessions`: a job route's writer sessions
+    (`JobSessionsDep`; issuing reads, then writes: on SQLite it must hold the write lock from
+    the start)."""
     settings = state.settings(request)
     return Issuer(
-        state.writer_sessions(request),
+        sessions,
         state.document_signer(request),
         state.signing_gate(request),
         state.vault(request),

@@ -68,7 +68,6 @@ def put_delivery(
         note=body.note,
     )
     delivery = arrange_delivery(db, actor_of(account), number, plan, staff_hosts(request))
-    db.commit()
     return _out(number, delivery)
 
 

@@ -81,7 +81,6 @@ def post_handover(
     handover = offer_handover(
         db, actor_of(account, workstation), body.token_serial, incoming.id, incoming.role.value
     )
-    db.commit()
     return _out(db, handover)
 
 
@@ -95,7 +94,6 @@ def post_accept(
 ) -> HandoverOut:
     """The incoming custodian confirms they hold the token; any open session on it ends."""
     handover = accept_handover(db, actor_of(account, workstation), handover_id)
-    db.commit()
     state.signing_sessions(request).end(handover.token_serial)
     return _out(db, handover)
 
@@ -106,5 +104,4 @@ def post_cancel(
 ) -> HandoverOut:
     """Either custodian withdraws a pending handover."""
     handover = cancel_handover(db, actor_of(account, workstation), handover_id)
-    db.commit()
     return _out(db, handover)

@@ -121,7 +121,6 @@ def post_token_workstation(
     register_token_workstation(
         db, actor_of(account), serial, workstation.name, workstation.custodian_id
     )
-    db.commit()
     return {"token_serial": serial, "workstation": workstation.name}
 
 
@@ -133,7 +132,6 @@ def post_token_workstation(
 def delete_token_workstation(serial: str, name: str, account: AdminDep, db: SessionDep) -> None:
     """The token may no longer be used on that workstation."""
     unregister_token_workstation(db, actor_of(account), serial, name)
-    db.commit()
 
 
 @router.post("/keys/{key_id}/retire", responses=answers(404, 409))
@@ -142,7 +140,6 @@ def post_retire(
 ) -> SigningKeyOut:
     """Retire a key: it never signs again; its signatures stay verifiable."""
     key = retire_key(db, actor_of(account), key_id, body.reason)
-    db.commit()
     state.signing_sessions(request).end(key.token_serial, key.label)
     return _key_out(key)
 
@@ -153,6 +150,5 @@ def post_revoke(
 ) -> SigningKeyOut:
     """Revoke a key's certificate (lost or compromised USBKey); the key is retired too."""
     key = revoke_key_certificate(db, actor_of(account), key_id, body.reason)
-    db.commit()
     state.signing_sessions(request).end(key.token_serial, key.label)
     return _key_out(key)

@@ -47,5 +47,4 @@ def revoke_my_token(token_id: str, account: StaffDep, session: SessionDep) -> Re
     """Revoke one of the account's own tokens (404 for any other)."""
     revoke_api_token(session, token_id, account=account)
     record(session, actor_of(account), "service.api_token.revoke", token_id)
-    session.commit()
     return Response(status_code=status.HTTP_204_NO_CONTENT)

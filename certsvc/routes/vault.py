@@ -161,7 +161,6 @@ def tokenise(body: Items, account: TokeniserDep, db: SessionDep, vault: VaultDep
             created += tokenised.created
     details = {"values": len(body.items), "created": created}
     record(db, actor_of(account), "vault.tokenise", "vault", details=details)
-    db.commit()
     return TokensOut(tokens=[item for item in out if item is not None])
 
 
@@ -176,9 +175,13 @@ def lookup(body: Items, account: LookupDep, db: SessionDep, vault: VaultDep) -> 
         for i, token in zip(positions, vault.lookup(db, kind, values), strict=True):
             found[i] = token
     hits = sum(token is not None for token in found)
-    details = {"values": len(found), "found": hits}
-    record(db, actor_of(account), "vault.lookup", "vault", details=details)
-    db.commit()
+    record(
+        db,
+        actor_of(account),
+        "vault.lookup",
+        "vault",
+        details={"values": len(found), "found": hits},
+    )
     return LookupOut(tokens=found)
 
 
@@ -194,10 +197,9 @@ def mask(body: Tokens, _: MaskDep, db: SessionDep, vault: VaultDep) -> list[Mask
 
 
 def revealer(account: StaffDep, db: SessionDep) -> StaffAccount:
-    """The caller if they hold the reveal role; otherwise the refusal is audited, then 403."""
+    """The caller if they hold the reveal role; otherwise 403, the refusal kept on record."""
     if account.role is not Role.VAULT_REVEALER:
         record_refusal(db, actor_of(account), [], f"role {account.role.value} may not reveal")
-        db.commit()
         raise HTTPException(
             status.HTTP_403_FORBIDDEN, detail="this action needs the role: vault_revealer"
         )
@@ -222,22 +224,19 @@ def reveal_values(
     _within_case(db, who, body)
     limit = reveal_limit(state.settings(request))
     values = reveal(db, vault, who, body.tokens, f"{body.case}: {body.purpose}", limit)
-    db.commit()
     response.headers["Cache-Control"] = "no-store"
     return [RevealedOut(token=t, kind=values[t].kind, value=values[t].value) for t in body.tokens]
 
 
 def _within_case(db: Session, who: Actor, body: RevealIn) -> None:
-    """Refuse (audited) unless every token belongs to the applicant of the stated case: a
-    purpose is checked against the records, not only read."""
+    """Refuse (kept on record) unless every token belongs to the applicant of the stated case:
+    a purpose is checked against the records, not only read."""
     try:
         allowed = case_tokens(db, body.case)
     except NotFound as exc:
         record_refusal(db, who, body.tokens, str(exc))
-        db.commit()
         raise
     outside = [i for i, token in enumerate(body.tokens) if token not in allowed]
     if outside:
         record_refusal(db, who, body.tokens, f"token outside {body.case}")
-        db.commit()
         raise InvalidInput(f"tokens[{outside[0]}]: not a value of the applicant of {body.case}")
