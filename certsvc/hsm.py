@@ -7,7 +7,6 @@ either way.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pkcs11
 from sqlalchemy.orm import Session, sessionmaker
@@ -17,14 +16,14 @@ from common.errors import ServiceFault
 from common.unit_of_work import unit_of_work
 from hsm_sim import open_simulated_library
 from signer.custody import DbPinCounter
-from signer.tokens import Pkcs11Tokens
+from signer.tokens import Pkcs11Library, Pkcs11Tokens
 
 
 class HsmConfigError(ServiceFault):
     """The configured PKCS#11 module cannot be loaded."""
 
 
-def open_library(settings: Settings) -> Any:
+def open_library(settings: Settings) -> Pkcs11Library:
     module = settings.pkcs11_module
     if not Path(module).is_file():
         raise HsmConfigError(f"CERTSVC_PKCS11_MODULE: no such file {module}")

@@ -9,22 +9,40 @@ PIN again: the PIN is never kept.
 python-pkcs11 calls `C_Initialize(NULL)`, which promises the module that no two threads call it
 at once; SoftHSM then drops its own locking (concurrent signing crashed the process here). So
 every call into the module goes through one process-wide lock.
+
+Typed with python-pkcs11's own types (it ships them, `py.typed`, since 0.10): a session and
+its objects are `pkcs11.Session` and its key classes. The module and its tokens are the two
+protocols below, of exactly what this file uses: `pkcs11.lib` and `pkcs11.Token` meet them, and
+so does `hsm_sim`'s look-alike, which is not a subclass of either. python-pkcs11 gives a key its
+operations (sign, encrypt, decrypt) at run time, by the key's capabilities; the key class this
+file asks the token for says which, and is cast to the matching mixin where it is used.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar, cast
 
 from asn1crypto import core as asn1_core
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from pkcs11 import Attribute, GCMParams, KeyType, Mechanism, ObjectClass, TokenFlag
+from pkcs11 import (
+    Attribute,
+    GCMParams,
+    KeyType,
+    Mechanism,
+    ObjectClass,
+    PublicKey,
+    SecretKey,
+    Session,
+    TokenFlag,
+)
 from pkcs11 import exceptions as p11e
+from pkcs11.types import DecryptMixin, EncryptMixin, SignMixin
 from pkcs11.util.ec import encode_ec_public_key, encode_named_curve_parameters
 
 from signer.errors import (
@@ -62,6 +80,39 @@ P256_CURVE_NAME = "secp256r1"
 _MODULE_LOCK = threading.RLock()
 
 
+class Pkcs11Token(Protocol):
+    """A token as this module uses it (what `pkcs11.Token` offers)."""
+
+    @property
+    def serial(self) -> bytes: ...
+
+    @property
+    def label(self) -> str: ...
+
+    @property
+    def model(self) -> str: ...
+
+    @property
+    def manufacturer_id(self) -> str: ...
+
+    @property
+    def flags(self) -> TokenFlag: ...
+
+    def open(
+        self, rw: bool = False, user_pin: str | None = None, so_pin: str | None = None
+    ) -> Session: ...
+
+
+class Pkcs11Library(Protocol):
+    """A loaded PKCS#11 module as this module uses it (what `pkcs11.lib` offers)."""
+
+    def get_tokens(self) -> Iterable[Pkcs11Token]: ...
+
+    def get_token(self, *, token_serial: bytes) -> Pkcs11Token: ...
+
+    def reinitialize(self) -> None: ...
+
+
 class PinCounter(Protocol):
     """Consecutive wrong PINs per token, shared by every process, for 'tries left' messages."""
 
@@ -82,7 +133,7 @@ class TokenStatus:
     pin_final_try: bool
 
 
-def _serial(token: Any) -> str:
+def _serial(token: Pkcs11Token) -> str:
     return bytes(token.serial).decode("ascii").strip()
 
 
@@ -90,7 +141,7 @@ class Pkcs11Tokens:
     """Tokens of one PKCS#11 module (a vendor's, or SoftHSM wrapped by `hsm_sim`)."""
 
     def __init__(
-        self, library: Any, pin_max_tries: int, pin_counter: PinCounter | None = None
+        self, library: Pkcs11Library, pin_max_tries: int, pin_counter: PinCounter | None = None
     ) -> None:
         self._lib = library
         self._max_tries = pin_max_tries
@@ -185,7 +236,7 @@ class Pkcs11Tokens:
             if self._sessions.get(session.serial) is session:
                 del self._sessions[session.serial]
 
-    def _token(self, serial: str) -> Any:
+    def _token(self, serial: str) -> Pkcs11Token:
         try:
             return self._lib.get_token(token_serial=serial.encode("ascii"))
         except (p11e.NoSuchToken, p11e.TokenNotPresent):
@@ -194,7 +245,7 @@ class Pkcs11Tokens:
                 stale.close()
             raise TokenAbsent(serial) from None
 
-    def _status(self, token: Any) -> TokenStatus:
+    def _status(self, token: Pkcs11Token) -> TokenStatus:
         flags = TokenFlag(token.flags)
         return TokenStatus(
             serial=_serial(token),
@@ -229,14 +280,14 @@ class Pkcs11Tokens:
 class TokenSession:
     """A logged-in session on one token: the USBKey inserted and unlocked."""
 
-    def __init__(self, tokens: Pkcs11Tokens, serial: str, label: str, raw: Any) -> None:
+    def __init__(self, tokens: Pkcs11Tokens, serial: str, label: str, raw: Session) -> None:
         self._tokens = tokens
         self._raw = raw
         self._epoch = tokens.epoch
         self._closed = False
         self._public_keys: dict[str, ec.EllipticCurvePublicKey] = {}
         # Object handles live as long as the session: look each key up once.
-        self._private_keys: dict[str, Any] = {}
+        self._private_keys: dict[str, SignMixin] = {}
         self.serial = serial
         self.label = label
 
@@ -299,7 +350,9 @@ class TokenSession:
             return cached
         with self._faults():
             try:
-                raw = self._raw.get_key(object_class=ObjectClass.PUBLIC_KEY, label=label)
+                raw = cast(
+                    PublicKey, self._raw.get_key(object_class=ObjectClass.PUBLIC_KEY, label=label)
+                )
             except p11e.NoSuchKey:
                 raise KeyNotFound(self.name, label) from None
             key = self._load_public(raw)
@@ -358,7 +411,7 @@ class TokenSession:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _private(self, label: str) -> Any:
+    def _private(self, label: str) -> SignMixin:
         cached = self._private_keys.get(label)
         if cached is not None:
             return cached
@@ -366,11 +419,12 @@ class TokenSession:
             key = self._raw.get_key(object_class=ObjectClass.PRIVATE_KEY, label=label)
         except p11e.NoSuchKey:
             raise KeyNotFound(self.name, label) from None
-        self._private_keys[label] = key
-        return key
+        signing = cast(SignMixin, key)  # a private key of ours signs (CKA_SIGN)
+        self._private_keys[label] = signing
+        return signing
 
     @staticmethod
-    def _load_public(raw: Any) -> ec.EllipticCurvePublicKey:
+    def _load_public(raw: PublicKey) -> ec.EllipticCurvePublicKey:
         key = serialization.load_der_public_key(encode_ec_public_key(raw))
         if not isinstance(key, ec.EllipticCurvePublicKey):
             raise TypeError("not an EC public key")
@@ -435,8 +489,8 @@ class TokenSession:
         """AES-GCM on the token with a secret key: ciphertext ‖ 16-byte tag."""
         with self._faults():
             params = GCMParams(nonce, aad)
-            key = self._secret(label)
-            return bytes(key.encrypt(data, mechanism=Mechanism.AES_GCM, mechanism_param=params))
+            key = cast(EncryptMixin, self._secret(label))  # made with CKA_ENCRYPT
+            return _whole(key.encrypt(data, mechanism=Mechanism.AES_GCM, mechanism_param=params))
 
     def aes_gcm_decrypt(self, label: str, nonce: bytes, aad: bytes, data: bytes) -> bytes:
         """The inverse of `aes_gcm_encrypt`; a wrong tag is a token error (SoftHSM reports it
@@ -444,8 +498,8 @@ class TokenSession:
         caller is the vault's key unwrapping (`tests/test_vault/test_plaintext_gate.py`)."""
         with self._faults():
             params = GCMParams(nonce, aad)
-            key = self._secret(label)
-            return bytes(key.decrypt(data, mechanism=Mechanism.AES_GCM, mechanism_param=params))
+            key = cast(DecryptMixin, self._secret(label))  # made with CKA_DECRYPT
+            return _whole(key.decrypt(data, mechanism=Mechanism.AES_GCM, mechanism_param=params))
 
     def destroy_secret_key(self, label: str) -> None:
         """Delete a secret key from the token: what it encrypted can never be decrypted again."""
@@ -457,8 +511,15 @@ class TokenSession:
             ):
                 key.destroy()
 
-    def _secret(self, label: str) -> Any:
+    def _secret(self, label: str) -> SecretKey:
         try:
-            return self._raw.get_key(object_class=ObjectClass.SECRET_KEY, label=label)
+            return cast(
+                SecretKey, self._raw.get_key(object_class=ObjectClass.SECRET_KEY, label=label)
+            )
         except p11e.NoSuchKey:
             raise KeyNotFound(self.name, label) from None
+
+
+def _whole(result: bytes | Iterator[bytes]) -> bytes:
+    """python-pkcs11 answers bytes to bytes and an iterator of blocks to an iterator."""
+    return result if isinstance(result, bytes) else b"".join(result)
