@@ -1,7 +1,8 @@
 """Appending to the log and reading roots and proofs from it.
 
 `append` writes in the caller's transaction: the action and its event commit together or not
-at all (fail closed). A refused attempt is recorded by committing its event before refusing.
+at all (fail closed). A refused attempt stays on record although its action rolls back
+(`audit.trail.keep_events`).
 """
 
 from __future__ import annotations

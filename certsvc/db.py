@@ -138,7 +138,8 @@ def make_engine(url: str, *, create: bool = False) -> Engine:
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
-    """Sessions whose objects stay readable after commit, so a route can commit then answer."""
+    """Sessions whose objects stay readable after commit, so a job can report what it
+    committed."""
     return sessionmaker(engine, expire_on_commit=False)
 
 
