@@ -32,7 +32,7 @@ from typing import Any
 from audit.checkpoints import Checkpoint, parse_checkpoint
 from audit.merkle import CompactRange
 from audit.note import InvalidNote, NoteKey, open_note
-from common.errors import CertsvcError
+from common.errors import ServiceFault
 
 FORMAT = "certsvc-audit-anchor/1"
 HASH = 32
@@ -42,7 +42,7 @@ LOCK = "lock"
 CHUNK = 32 * 1024
 
 
-class AnchorDamaged(CertsvcError):
+class AnchorDamaged(ServiceFault):
     """The anchor directory cannot be trusted as it is: unreadable, open to other users, or
     not matching its own signed checkpoint."""
 

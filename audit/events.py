@@ -16,6 +16,8 @@ import cbor2
 
 ENCODING_VERSION = 1
 OUTCOMES = ("ok", "allowed", "refused", "failed")
+OBJECT_MAX = 128
+REASON_MAX = 500
 _ACTION_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_-]*)+$")
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 DetailValue = str | int | bool | None
@@ -44,12 +46,12 @@ class AuditEvent:
             raise InvalidEvent("role: 1–32 characters")
         if not _ACTION_RE.match(self.action) or len(self.action) > 64:
             raise InvalidEvent("action: dotted lower-case name such as 'signer.sign'")
-        if len(self.object) > 128:
-            raise InvalidEvent("object: at most 128 characters")
+        if len(self.object) > OBJECT_MAX:
+            raise InvalidEvent(f"object: at most {OBJECT_MAX} characters")
         if self.outcome not in OUTCOMES:
             raise InvalidEvent(f"outcome: one of {', '.join(OUTCOMES)}")
-        if len(self.reason) > 500:
-            raise InvalidEvent("reason: at most 500 characters")
+        if len(self.reason) > REASON_MAX:
+            raise InvalidEvent(f"reason: at most {REASON_MAX} characters")
         if self.document_sha256 is not None and not _SHA256_RE.match(self.document_sha256):
             raise InvalidEvent("document_sha256: 64 lower-case hex digits")
         for key, value in self.details.items():

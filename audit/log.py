@@ -1,7 +1,8 @@
 """Appending to the log and reading roots and proofs from it.
 
 `append` writes in the caller's transaction: the action and its event commit together or not
-at all (fail closed). A refused attempt is recorded by committing its event before refusing.
+at all (fail closed). A refused attempt stays on record although its action rolls back
+(`audit.trail.keep_events`).
 """
 
 from __future__ import annotations
@@ -25,10 +26,10 @@ from audit.merkle import (
 )
 from audit.models import AuditEventRow, AuditHead, AuditNode
 from common.dbtypes import utcnow
-from common.errors import CertsvcError
+from common.errors import ServiceFault
 
 
-class AuditUnavailable(CertsvcError):
+class AuditUnavailable(ServiceFault):
     """The event could not be appended, so the action it records must not happen."""
 
 

@@ -18,10 +18,10 @@ from audit.merkle import leaf_hash, verify_consistency
 from audit.models import AuditCheckpoint, AuditEventRow, AuditHead
 from audit.note import NoteKey, SignBytes, open_note, sign_note
 from common.dbtypes import utcnow
-from common.errors import CertsvcError
+from common.errors import ServiceFault
 
 
-class InconsistentLog(CertsvcError):
+class InconsistentLog(ServiceFault):
     """The stored tree no longer extends the last signed checkpoint: history was rewritten."""
 
 

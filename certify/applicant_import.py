@@ -8,6 +8,9 @@ row errors and the resume point) is one transaction: a crash loses no committed 
 re-run of the same file (recognised by its SHA-256) resumes after the last committed batch. The
 ID number's convergent token makes a person already on file a reported duplicate, never a second
 applicant.
+
+A job of many units (`common.unit_of_work`): it takes a sessionmaker, never a request's session,
+and commits batch by batch by design; each batch is atomic.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from audit.log import append
 from certify.models import Applicant, ApplicantImport, ApplicantImportError
 from common.dbtypes import utcnow
 from common.errors import InvalidInput
+from common.unit_of_work import unit_of_work
 from vault.errors import InvalidValue
 from vault.gb11643 import ResidentId
 from vault.kinds import Kind
@@ -181,7 +185,7 @@ def import_applicants(
     for _record in _records(path, facts.encoding):
         pass  # the whole file must read as CSV before a row of it is stored
     errors_file = errors_file or path.with_name(path.name + ".errors.csv")
-    with sessions.begin() as db:
+    with unit_of_work(sessions) as db:
         job = db.scalar(select(ApplicantImport).where(ApplicantImport.file_sha256 == facts.sha256))
         if job is None:
             job = ApplicantImport(
@@ -240,7 +244,7 @@ def _commit_batch(
                 for f, r in checked
             )
     invalid = len({e["row"] for e in errors})
-    with sessions.begin() as db:
+    with unit_of_work(sessions) as db:
         id_tokens = vault.tokenise(db, Kind.ID_NUMBER, [row.person.number for row in good])
         wanted = [t.token for t in id_tokens]
         on_file = set(
@@ -313,7 +317,7 @@ def _tokenise_columns(db: Session, vault: Vault, rows: list[_Row]) -> dict[str, 
 
 
 def _finish(sessions: sessionmaker[Session], import_id: int, actor: str) -> None:
-    with sessions.begin() as db:
+    with unit_of_work(sessions) as db:
         job = db.get_one(ApplicantImport, import_id)
         job.finished_at = utcnow()
         append(

@@ -19,8 +19,8 @@ from datetime import date, timedelta
 
 from sqlalchemy.orm import Session
 
+from audit.trail import record
 from certify.models import HolidaySchedule
-from certify.trail import audit
 from certify.workdays import SATURDAY, YearSchedule, package_covers, package_is_workday
 from common.errors import Conflict, InvalidInput
 from signer.actor import Actor
@@ -139,16 +139,18 @@ def import_schedule(
     row.file_sha256 = hashlib.sha256(data).hexdigest()
     row.imported_by = actor.username
     db.flush()
-    audit(
+    record(
         db,
         actor,
         "certify.calendar.import",
         f"calendar:{schedule.year}",
         reason=schedule.source,
-        holidays=len(schedule.holidays),
-        workdays=len(schedule.workdays),
-        replaced=replaced,
-        package_differs=len(differing),
-        file_sha256=row.file_sha256,
+        details={
+            "holidays": len(schedule.holidays),
+            "workdays": len(schedule.workdays),
+            "replaced": replaced,
+            "package_differs": len(differing),
+            "file_sha256": row.file_sha256,
+        },
     )
     return ImportedYear(schedule, replaced, len(differing))

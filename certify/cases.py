@@ -12,8 +12,8 @@ from datetime import date, datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from audit.trail import record
 from certify.models import Applicant, Application, Batch, Certificate, ConfirmationSlot
-from certify.trail import audit
 from certify.workdays import work_calendar
 from common.errors import Conflict, InvalidInput, NotFound
 from signer.actor import Actor
@@ -64,7 +64,7 @@ def create_batch(db: Session, actor: Actor, plan: BatchPlan) -> Batch:
     )
     db.add(batch)
     db.flush()
-    audit(db, actor, "certify.batch.create", f"batch:{batch.id}")
+    record(db, actor, "certify.batch.create", f"batch:{batch.id}")
     return batch
 
 
@@ -85,7 +85,7 @@ def add_slot(db: Session, actor: Actor, batch_id: int, starts_at: datetime, capa
     slot = ConfirmationSlot(batch_id=batch_id, starts_at=starts_at, capacity=capacity, booked=0)
     db.add(slot)
     db.flush()
-    audit(db, actor, "certify.slot.add", f"slot:{slot.id}", capacity=capacity)
+    record(db, actor, "certify.slot.add", f"slot:{slot.id}", details={"capacity": capacity})
     return slot.id
 
 
@@ -116,7 +116,7 @@ def create_application(
     )
     db.add(application)
     db.flush()
-    audit(db, actor, "certify.application.create", f"application:{application.id}")
+    record(db, actor, "certify.application.create", f"application:{application.id}")
     return application
 
 
@@ -146,7 +146,13 @@ def book_slot(db: Session, actor: Actor, application_id: int, slot_id: int) -> i
     if booked is None:
         raise Conflict(f"slot {slot_id}: full or not in the application's batch")
     application.slot_id, application.queue_number = slot_id, booked
-    audit(db, actor, "certify.application.book", f"application:{application_id}", slot=slot_id)
+    record(
+        db,
+        actor,
+        "certify.application.book",
+        f"application:{application_id}",
+        details={"slot": slot_id},
+    )
     return booked
 
 

@@ -22,7 +22,7 @@ from signer.gate import GateTransaction, SigningGate, SignRequest, Subject
 from signer.models import KeyPurpose
 from signer.pades import sign_pdf, signer_for_key
 from signer.policy import SignPurpose
-from vault.reveal import Revealer, RevealLimit, reveal
+from vault.reveal import RevealLimit, reveal
 from vault.store import Vault
 from verify.codes import QUALIFICATIONS, SUBJECTS
 from verify.models import TrustedBody
@@ -40,7 +40,7 @@ def certificate_pdf(
 ) -> bytes:
     """The signed PDF of an issued certificate; the holder-name reveal and the signature are
     recorded in `unit`'s transaction (commit it with the PDF's release). Over `limit`,
-    `RevealRateLimited` after committing the refusal: nothing is rendered."""
+    `RevealRateLimited` with the refusal kept on record: nothing is rendered."""
     db = unit.db
     row = db.execute(
         select(Certificate, Application, Applicant)
@@ -56,9 +56,8 @@ def certificate_pdf(
     key = active_key(db, body_code, KeyPurpose.CERTIFICATE)
     if key is None:
         raise Conflict("key: the body has no active certificate key")
-    who = Revealer(actor.username, actor.role, actor.workstation)
     purpose = f"print certificate {number}"
-    name = reveal(db, vault, who, [applicant.name_token], purpose, limit)[applicant.name_token]
+    name = reveal(db, vault, actor, [applicant.name_token], purpose, limit)[applicant.name_token]
     body = db.get(TrustedBody, body_code)
     qualification = QUALIFICATIONS[application.qualification]
     subject = SUBJECTS[application.subject]

@@ -10,9 +10,9 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from audit.trail import record
 from certify.cases import get_application
 from certify.models import CaseCheck
-from certify.trail import audit
 from common.errors import Conflict, InvalidInput
 from signer.actor import Actor
 
@@ -77,14 +77,12 @@ def record_check(db: Session, actor: Actor, application_id: int, outcome: CheckO
         )
     )
     db.flush()
-    audit(
+    record(
         db,
         actor,
         "certify.check.record",
         f"application:{application_id}",
-        kind=outcome.kind,
-        attempt=attempt,
-        result=outcome.result,
+        details={"kind": outcome.kind, "attempt": attempt, "result": outcome.result},
     )
     return attempt
 

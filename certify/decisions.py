@@ -11,12 +11,13 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from audit.trail import record
 from certify.cases import get_application, get_batch
 from certify.checks import CRIMINAL_RECORD, latest_results, missing_for_approval
 from certify.models import Application, Decision
-from certify.trail import audit
 from common.dbtypes import utcnow
 from common.errors import Conflict, InvalidInput, NotFound
+from common.unit_of_work import unit_of_work
 from signer.actor import OFFICER_ROLE, Actor
 from signer.custody import active_key
 from signer.documents import BatchReport, DocumentRef, DocumentSigner
@@ -66,7 +67,9 @@ def decide(db: Session, actor: Actor, application_id: int, outcome: str, reasons
     )
     db.add(decision)
     db.flush()
-    audit(db, actor, "certify.decision.make", f"decision:{decision.id}", outcome=outcome)
+    record(
+        db, actor, "certify.decision.make", f"decision:{decision.id}", details={"outcome": outcome}
+    )
     return decision
 
 
@@ -77,13 +80,15 @@ def override_deadline(db: Session, actor: Actor, application_id: int, reason: st
         raise InvalidInput(f"reason: at least {OVERRIDE_REASON_MIN} characters")
     application = get_application(db, application_id)
     application.override_by, application.override_reason = actor.username, reason[:500]
-    audit(db, actor, "certify.deadline.override", f"application:{application_id}", reason=reason)
+    record(db, actor, "certify.deadline.override", f"application:{application_id}", reason=reason)
 
 
 def sign_decisions(
     sessions: sessionmaker[Session], signer: DocumentSigner, actor: Actor, batch_id: int
 ) -> BatchReport:
-    """Sign every unsigned decision of a batch; safe to run again after a fault."""
+    """Sign every unsigned decision of a batch; safe to run again after a fault. A job of many
+    units (`common.unit_of_work`): the batch signer commits chunk by chunk, then one unit marks
+    what was signed."""
     with sessions() as db:
         batch = get_batch(db, batch_id)
         key = active_key(db, batch.body_code, KeyPurpose.DECISION)
@@ -101,7 +106,7 @@ def sign_decisions(
         key_id = key.id
     report = signer.sign_batch(actor, key_id, documents, batch=f"decisions-{batch_id}")
     done = report.signed + report.already_signed
-    with sessions.begin() as db:
+    with unit_of_work(sessions) as db:
         for document_id in done:
             decision = db.get_one(Decision, int(document_id.removeprefix(DECISION_PREFIX)))
             decision.signed_at = decision.signed_at or utcnow()

@@ -13,10 +13,10 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from audit.trail import record
 from certify.announcements import ensure_publishable
 from certify.decisions import CHINA
 from certify.models import Certificate, Delivery
-from certify.trail import audit
 from common.dbtypes import utcnow
 from common.errors import InvalidInput, NotFound
 from signer.actor import Actor
@@ -107,7 +107,13 @@ def arrange_delivery(
     delivery.notified_at = utcnow()
     delivery.recorded_by = actor.username
     db.flush()
-    audit(db, actor, "certify.delivery.arrange", f"certificate:{number}", method=plan.method)
+    record(
+        db,
+        actor,
+        "certify.delivery.arrange",
+        f"certificate:{number}",
+        details={"method": plan.method},
+    )
     return delivery
 
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from audit.trail import record
 from certify.models import Applicant
-from certify.trail import audit
 from common.errors import InvalidInput, NotFound
 from signer.actor import Actor
 from vault.kinds import Kind, kind_of_token
@@ -69,7 +69,7 @@ def register_applicant(db: Session, actor: Actor, vault: Vault, tokens: Applican
     )
     db.add(applicant)
     db.flush()
-    audit(db, actor, "certify.applicant.register", f"applicant:{applicant.id}")
+    record(db, actor, "certify.applicant.register", f"applicant:{applicant.id}")
     return applicant.id
 
 

@@ -10,6 +10,10 @@ finishes with the same number (the signer returns the earlier signature for the 
 Revoke: an officer files it, two officers approve it (the signer's dual control), the
 custodian signs it with the revocation key, and the register changes in the same transaction
 as the case record: verification says "revoked" at once.
+
+Both are jobs of many units (`common.unit_of_work`): they take a sessionmaker (`Issuer`), never
+a request's session, and commit certificate by certificate, revocation by revocation, by
+design; each unit is atomic and a re-run finishes what a fault left.
 """
 
 from __future__ import annotations
@@ -21,14 +25,15 @@ from datetime import date
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from audit.trail import record
 from certify.cases import get_application
 from certify.decisions import APPROVE, CERTIFICATE_PREFIX, REVOCATION_PREFIX, _officer
 from certify.models import Applicant, Application, Certificate, Decision, Revocation
 from certify.numbers import next_number
 from certify.records import certificate_document_id, revocation_document, revocation_document_id
-from certify.trail import audit
 from common.cose import kid_of
 from common.errors import Conflict, InvalidInput, NotFound
+from common.unit_of_work import unit_of_work
 from signer.actor import Actor
 from signer.custody import active_key, approve_revocation, certificate_of
 from signer.documents import BatchReport, DocumentRef, DocumentSigner
@@ -63,7 +68,7 @@ class IssueReport:
 
 def issue(issuer: Issuer, actor: Actor, application_ids: list[int], today: date) -> IssueReport:
     """Issue (or finish issuing) a certificate for each application with a signed approval."""
-    with issuer.sessions.begin() as db:
+    with unit_of_work(issuer.sessions) as db:
         key = _key(db, issuer.body_code, KeyPurpose.CERTIFICATE)
         reserved = [
             _reserve(db, issuer, application_id, today) for application_id in application_ids
@@ -167,7 +172,9 @@ def _publish(
     certificate.status = ISSUED
     certificate.issued_by = actor.username
     certificate.qr_text = qr_text(issuer.public_base_url, certificate.verification_id, cose)
-    audit(db, actor, "certify.certificate.issue", f"certificate:{number}", key=key.label)
+    record(
+        db, actor, "certify.certificate.issue", f"certificate:{number}", details={"key": key.label}
+    )
     return True
 
 
@@ -191,7 +198,13 @@ def request_revocation(
     )
     db.add(revocation)
     db.flush()
-    audit(db, actor, "certify.revocation.request", f"certificate:{number}", category=category)
+    record(
+        db,
+        actor,
+        "certify.revocation.request",
+        f"certificate:{number}",
+        details={"category": category},
+    )
     return revocation
 
 
@@ -217,7 +230,7 @@ def sign_revocations(
     ]
     report = issuer.signer.sign_batch(actor, key.id, documents)
     for document_id in report.signed + report.already_signed:
-        with issuer.sessions.begin() as db:
+        with unit_of_work(issuer.sessions) as db:
             _apply(db, actor, int(document_id.removeprefix(REVOCATION_PREFIX)), today)
     return report
 
@@ -230,13 +243,12 @@ def _apply(db: Session, actor: Actor, revocation_id: int, today: date) -> None:
     certificate.status = REVOKED
     revocation.revoked_on = today
     revoke_certificate(db, certificate.verification_id, today, revocation.category)
-    audit(
+    record(
         db,
         actor,
         "certify.certificate.revoke",
         f"certificate:{certificate.number}",
-        category=revocation.category,
-        revocation=revocation_id,
+        details={"category": revocation.category, "revocation": revocation_id},
     )
 
 

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from audit.trail import record
 from certify.announcements import ensure_publishable
 from certify.cases import get_batch
 from certify.decisions import APPROVE
 from certify.models import Announcement, Applicant, Application, Decision
-from certify.trail import audit
 from common.errors import Conflict, InvalidInput
 from signer.actor import Actor
 from vault.store import Vault
@@ -100,12 +100,12 @@ def _store(
     announcement = Announcement(batch_id=batch_id, text=text, published_by=actor.username)
     db.add(announcement)
     db.flush()
-    audit(
+    record(
         db,
         actor,
         "certify.announcement.publish",
         f"announcement:{announcement.id}",
-        batch=batch_id,
+        details={"batch": batch_id},
     )
     return announcement
 

@@ -6,18 +6,12 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 
-from fastapi import FastAPI, Request, status
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError
+from fastapi import FastAPI
 
-from audit.anchor import AnchorDamaged
-from audit.log import AuditUnavailable
-from audit.publish import InconsistentLog
 from certify.records import CaseRecords
 from certsvc import __version__
 from certsvc.accounts import password_hasher
-from certsvc.audit_keys import CheckpointKeyHolder, NoCheckpointKey
+from certsvc.audit_keys import CheckpointKeyHolder
 from certsvc.checkpointer import Checkpointer
 from certsvc.db import (
     make_engine,
@@ -25,104 +19,19 @@ from certsvc.db import (
     make_writer_sessionmaker,
     require_current_schema,
 )
-from certsvc.db_outage import answer_database_outages
+from certsvc.error_answers import install_error_answers
 from certsvc.hardening import Hardening
 from certsvc.hsm import open_tokens
 from certsvc.log_redaction import install_log_redaction
 from certsvc.login_refusals import RefusedLogins
 from certsvc.routes import PUBLIC_ROUTERS, STAFF_ROUTERS, openapi
-from certsvc.service_pins import ServicePinMissing
 from certsvc.settings import Settings, get_settings
-from common.cose import CoseInvalid
-from common.errors import CertsvcError, Conflict, InvalidInput, NotFound
-from signer.chain import ChainInvalid
-from signer.claims import SessionClaims, SessionElsewhere, TokenClaimedElsewhere
-from signer.documents import BatchInterrupted, DocumentSigner
-from signer.errors import (
-    KeyNotFound,
-    NotCustodian,
-    SessionLost,
-    SignatureInvalid,
-    TokenAbsent,
-    TokenBusy,
-    TokenFault,
-    TokenLocked,
-    WrongPin,
-)
+from common.errors import CertsvcError
+from signer.claims import SessionClaims
+from signer.documents import DocumentSigner
 from signer.gate import SigningGate
-from signer.policy import PolicyRefused
-from signer.sessions import NotYourSession, SigningSessions
-from vault.errors import RevealRateLimited, StoredValueCorrupt, VaultUnavailable
+from signer.sessions import SigningSessions
 from verify.ratelimit import make_rate_limiter
-
-ERROR_STATUS: dict[type[CertsvcError], int] = {
-    InvalidInput: status.HTTP_422_UNPROCESSABLE_CONTENT,
-    NotFound: status.HTTP_404_NOT_FOUND,
-    Conflict: status.HTTP_409_CONFLICT,
-    WrongPin: status.HTTP_403_FORBIDDEN,
-    NotYourSession: status.HTTP_403_FORBIDDEN,
-    TokenLocked: status.HTTP_423_LOCKED,
-    TokenAbsent: status.HTTP_409_CONFLICT,
-    TokenBusy: status.HTTP_409_CONFLICT,
-    TokenClaimedElsewhere: status.HTTP_409_CONFLICT,
-    SessionElsewhere: status.HTTP_409_CONFLICT,
-    SessionLost: status.HTTP_409_CONFLICT,
-    KeyNotFound: status.HTTP_404_NOT_FOUND,
-    TokenFault: status.HTTP_503_SERVICE_UNAVAILABLE,
-    SignatureInvalid: status.HTTP_503_SERVICE_UNAVAILABLE,
-    PolicyRefused: status.HTTP_403_FORBIDDEN,
-    NotCustodian: status.HTTP_403_FORBIDDEN,
-    BatchInterrupted: status.HTTP_503_SERVICE_UNAVAILABLE,
-    CoseInvalid: status.HTTP_422_UNPROCESSABLE_CONTENT,
-    ChainInvalid: status.HTTP_422_UNPROCESSABLE_CONTENT,
-    VaultUnavailable: status.HTTP_503_SERVICE_UNAVAILABLE,
-    RevealRateLimited: status.HTTP_429_TOO_MANY_REQUESTS,
-    # The service's data is damaged (a stored ciphertext fails its tag): no retry can help, and
-    # it is not the token's fault (503 would say "try later").
-    StoredValueCorrupt: status.HTTP_500_INTERNAL_SERVER_ERROR,
-    # The service's own faults: the request was fine, and nothing was done.
-    AuditUnavailable: status.HTTP_503_SERVICE_UNAVAILABLE,
-    InconsistentLog: status.HTTP_503_SERVICE_UNAVAILABLE,
-    AnchorDamaged: status.HTTP_503_SERVICE_UNAVAILABLE,
-    NoCheckpointKey: status.HTTP_503_SERVICE_UNAVAILABLE,
-    ServicePinMissing: status.HTTP_503_SERVICE_UNAVAILABLE,
-}
-
-
-async def _certsvc_error(_request: Request, exc: Exception) -> JSONResponse:
-    code = next(
-        (code for cls, code in ERROR_STATUS.items() if isinstance(exc, cls)),
-        status.HTTP_400_BAD_REQUEST,
-    )
-    body: dict[str, object] = {"detail": str(exc)}
-    if isinstance(exc, WrongPin):
-        body["tries_left"] = exc.tries_left
-    if isinstance(exc, PolicyRefused):
-        body["rule"] = exc.rule
-    headers = {}
-    if isinstance(exc, RevealRateLimited):
-        headers["Retry-After"] = str(exc.retry_after_seconds)
-    return JSONResponse(body, status_code=code, headers=headers)
-
-
-async def _out_of_range(_request: Request, _exc: Exception) -> JSONResponse:
-    """A number the database cannot hold (an id beyond any row): the client's error, not a 500.
-    Nothing was stored: the request's transaction is rolled back with its session."""
-    return JSONResponse(
-        {"detail": "a number in the request is out of range"},
-        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
-    )
-
-
-async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
-    """FastAPI's 422 echoes the offending input, which may be a password: keep only where and
-    what."""
-    assert isinstance(exc, RequestValidationError)
-    errors = [
-        {"loc": list(error["loc"]), "msg": error["msg"], "type": error["type"]}
-        for error in exc.errors()
-    ]
-    return JSONResponse({"detail": errors}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -197,11 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.login_limiter = make_rate_limiter(
         settings.login_attempts_per_minute, settings.redis_url, scope="login", fail_open=False
     )
-    app.add_exception_handler(CertsvcError, _certsvc_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(OverflowError, _out_of_range)
-    app.add_exception_handler(DataError, _out_of_range)
-    answer_database_outages(app)
+    install_error_answers(app)
     for router in PUBLIC_ROUTERS + STAFF_ROUTERS:
         app.include_router(router)
     app.include_router(openapi.router)

@@ -21,12 +21,12 @@ from audit.anchor import Anchor
 from audit.log import size
 from audit.note import NoteKey, SignBytes, note_key
 from audit.publish import CheckpointSigner, Published, publish_checkpoint
+from audit.trail import record
 from certsvc.audit_trail import SYSTEM_ROLE
 from certsvc.service_pins import service_pin
 from certsvc.settings import Settings
-from common.errors import CertsvcError
+from common.errors import ServiceFault
 from signer.actor import Actor
-from signer.audit_trail import record
 from signer.custody import certificate_of
 from signer.gate import GateTransaction, Subject, authorise_service, signing_transaction
 from signer.models import HsmToken, KeyPurpose, KeyStatus, SigningKey
@@ -37,7 +37,7 @@ from signer.tokens import Pkcs11Tokens, TokenSession
 CHECKPOINTER = Actor("certsvc-checkpointer", 0, SYSTEM_ROLE)
 
 
-class NoCheckpointKey(CertsvcError):
+class NoCheckpointKey(ServiceFault):
     """No audit-checkpoint key is registered for the body."""
 
 

@@ -1,14 +1,13 @@
-"""Staff and operator actions as audit events: who (account or OS user), under which role."""
+"""Who acts, as the service names them in the audit log (`audit.trail`): a staff account (and
+the workstation that proved its request), or the person at the server's shell."""
 
 from __future__ import annotations
 
 import getpass
 
-from sqlalchemy.orm import Session
-
-from audit.events import AuditEvent, DetailValue
-from audit.log import append
 from certsvc.accounts import StaffAccount
+from certsvc.workstations import Workstation
+from signer.actor import Actor
 
 SYSTEM_ROLE = "system"
 
@@ -21,29 +20,16 @@ def operator() -> str:
         return "os:unknown"
 
 
-def record(
-    db: Session,
-    actor: StaffAccount | None,
-    action: str,
-    subject: str,
-    outcome: str = "ok",
-    reason: str = "",
-    workstation: str | None = None,
-    **details: DetailValue,
-) -> None:
-    """Append the event in `db`'s transaction: it commits with the action or not at all.
-    With no account, the actor is the shell's operator."""
-    name, role = (actor.username, actor.role.value) if actor else (operator(), SYSTEM_ROLE)
-    append(
-        db,
-        AuditEvent(
-            actor=name,
-            role=role,
-            action=action,
-            object=subject,
-            outcome=outcome,
-            workstation=workstation,
-            reason=reason,
-            details=details,
-        ),
+def operator_actor() -> Actor:
+    """The shell's operator as an actor: no staff account behind it (id 0)."""
+    return Actor(operator(), 0, SYSTEM_ROLE)
+
+
+def actor_of(account: StaffAccount, workstation: Workstation | None = None) -> Actor:
+    """The authenticated staff member (and the workstation that proved the request)."""
+    return Actor(
+        username=account.username,
+        account_id=account.id,
+        role=account.role.value,
+        workstation=workstation.name if workstation is not None else None,
     )

@@ -1,5 +1,5 @@
-"""FastAPI dependencies: the database session, the staff member behind a request, their role,
-and the workstation the request comes from.
+"""FastAPI dependencies: the request's unit of work, the staff member behind a request, their
+role, and the workstation the request comes from.
 
 Declare `require_roles(...)` before `require_workstation` in a route's parameters: FastAPI
 resolves dependencies in order, so a wrong role is refused (403) before any workstation check.
@@ -14,11 +14,14 @@ from typing import Annotated
 from argon2 import PasswordHasher
 from fastapi import Depends, Header, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
+from audit.events import OBJECT_MAX
+from audit.trail import event, keep_events, record
+from certsvc import state
 from certsvc.accounts import Role, StaffAccount, resolve_api_token, revoke_exposed_token
-from certsvc.audit_trail import record
+from certsvc.audit_trail import actor_of
 from certsvc.log_redaction import TOKEN_QUERY_NAMES, TOKEN_TEXT_RE, redact
 from certsvc.settings import Settings
 from certsvc.workstations import (
@@ -30,6 +33,7 @@ from certsvc.workstations import (
     Workstation,
     verify_request,
 )
+from common.unit_of_work import Write, end_before_job, keep, unit_of_work
 
 logger = logging.getLogger(__name__)
 
@@ -39,33 +43,39 @@ bearer_scheme = HTTPBearer(
 )
 
 
-def get_settings_dep(request: Request) -> Settings:
-    """The settings the app was created with."""
-    settings: Settings = request.app.state.settings
-    return settings
-
-
-def get_password_hasher(request: Request) -> PasswordHasher:
-    """The Argon2 hasher for the app's settings."""
-    hasher: PasswordHasher = request.app.state.password_hasher
-    return hasher
-
-
 READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def get_session(request: Request) -> Iterator[Session]:
-    """A session for one request; routes commit what they change, the rest is rolled back.
-    Requests that may write get a writer session (see `make_writer_sessionmaker`)."""
-    state = request.app.state
-    maker = state.sessionmaker if request.method in READ_ONLY_METHODS else state.writer_sessions
-    with maker() as session:
+    """The request's unit of work (`common.unit_of_work`): what the route and its dependencies
+    write is committed once, after the route returns and before the answer is sent (the
+    dependency's scope is "function"); an error rolls it back whole, but for the records kept
+    on purpose (refusals). Requests that may write get a writer session (see
+    `make_writer_sessionmaker`)."""
+    if request.method in READ_ONLY_METHODS:
+        maker = state.reader_sessions(request)
+    else:
+        maker = state.writer_sessions(request)
+    with unit_of_work(maker) as session:
         yield session
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
-SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
-HasherDep = Annotated[PasswordHasher, Depends(get_password_hasher)]
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+SettingsDep = Annotated[Settings, Depends(state.settings)]
+HasherDep = Annotated[PasswordHasher, Depends(state.password_hasher)]
+
+
+def job_sessions(request: Request, session: SessionDep) -> sessionmaker[Session]:
+    """For a route whose action commits units of its own — a job (a batch signed chunk by
+    chunk, certificates issued one by one) or a signature in its own `signing_transaction` —:
+    the request's unit, what authenticating it wrote, is committed first (`end_before_job`),
+    and the action gets writer sessions. Declare it after the route's other dependencies:
+    they are resolved in order, and the request's session is not used again after it."""
+    end_before_job(session)
+    return state.writer_sessions(request)
+
+
+JobSessionsDep = Annotated[sessionmaker[Session], Depends(job_sessions)]
 
 
 def _unauthorized(detail: str, challenge: str = "Bearer") -> HTTPException:
@@ -83,7 +93,8 @@ def token_in_query(request: Request) -> bool:
 
 def _revoke_tokens_in_query(request: Request, session: Session) -> None:
     """Revoke every real token the URL carries, each with an audit event for its holder: the
-    URL is already in logs and histories the service does not control."""
+    URL is already in logs and histories the service does not control. Kept although the
+    request is refused (`keep`)."""
     texts = {
         found
         for name, value in request.query_params.multi_items()
@@ -91,17 +102,23 @@ def _revoke_tokens_in_query(request: Request, session: Session) -> None:
             [value] if name.lower() in TOKEN_QUERY_NAMES else TOKEN_TEXT_RE.findall(value)
         )
     }
-    for text in texts:
-        exposed = revoke_exposed_token(session, text)
+    for text in sorted(texts):
+        keep(session, _revocation(text))
+
+
+def _revocation(text: str) -> Write:
+    def revoke(db: Session) -> None:
+        exposed = revoke_exposed_token(db, text)
         if exposed is not None:
             record(
-                session,
-                exposed.account,
+                db,
+                actor_of(exposed.account),
                 "service.token_exposed",
                 exposed.token_id,
                 reason="API token sent in a URL: revoked",
             )
-    session.commit()
+
+    return revoke
 
 
 def current_staff(
@@ -134,7 +151,6 @@ def current_staff(
             redact(request.url.path),
         )
         raise _unauthorized("invalid, expired or revoked API token")
-    session.commit()
     return account
 
 
@@ -173,7 +189,9 @@ async def require_workstation(
     signature: Annotated[str | None, Header(alias=HEADER_SIGNATURE)] = None,
 ) -> Workstation:
     """The registered workstation, in the current staff member's custody, that signed this
-    request (see `certsvc.workstations`); 401 naming what is wrong otherwise."""
+    request (see `certsvc.workstations`); 401 naming what is wrong otherwise, the refusal kept
+    on record although the request fails (an attempt from an unknown or wrong computer is what
+    a security officer looks for)."""
     headers = {
         name: value
         for name, value in (
@@ -187,35 +205,27 @@ async def require_workstation(
     body = await request.body()
 
     def verify() -> Workstation:
-        verified = verify_request(
-            session,
-            account=account,
-            method=request.method,
-            path=_path_with_query(request),
-            body=body,
-            authorization=request.headers.get("authorization", ""),
-            headers=headers,
-            max_skew_seconds=settings.request_max_skew_seconds,
-        )
-        session.commit()
-        return verified
+        try:
+            return verify_request(
+                session,
+                account=account,
+                method=request.method,
+                path=_path_with_query(request),
+                body=body,
+                authorization=request.headers.get("authorization", ""),
+                headers=headers,
+                max_skew_seconds=settings.request_max_skew_seconds,
+            )
+        except RequestSignatureError as exc:
+            logger.warning("refused workstation proof from %s: %s", account.username, exc)
+            refusal = event(
+                actor_of(account),
+                "service.workstation_proof",
+                f"{request.method} {request.url.path}"[:OBJECT_MAX],
+                outcome="refused",
+                reason=str(exc),
+            )
+            keep_events(session, [refusal])
+            raise
 
-    def refuse(reason: str) -> None:
-        # An attempt from an unknown or wrong computer is what a security officer looks for.
-        session.rollback()
-        record(
-            session,
-            account,
-            "service.workstation_proof",
-            f"{request.method} {request.url.path}",
-            outcome="refused",
-            reason=reason,
-        )
-        session.commit()
-
-    try:
-        return await run_in_threadpool(verify)
-    except RequestSignatureError as exc:
-        logger.warning("refused workstation proof from %s: %s", account.username, exc)
-        await run_in_threadpool(refuse, str(exc))
-        raise _unauthorized(str(exc), challenge="Certsvc-Signature") from None
+    return await run_in_threadpool(verify)

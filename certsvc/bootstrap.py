@@ -20,10 +20,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from audit.events import AuditEvent
 from audit.keychain import KEY_ADDED, KEY_RETIRED
-from audit.log import append
 from audit.publish import InconsistentLog, latest_checkpoint
+from audit.trail import record
 from audit.verify import verify_log
 from certsvc.accounts import (
     Role,
@@ -54,7 +53,6 @@ from certsvc.workstations import (
 from hsm_sim import init_token
 from hsm_sim.softhsm import serial_of
 from signer.actor import Actor
-from signer.audit_trail import record
 from signer.custody import (
     active_key,
     certificate_of,
@@ -201,7 +199,9 @@ def _accounts(
                 db, username, role, password, f"demo {role.value}", hasher=hasher
             )
             token, _ = issue_api_token(db, account, settings.api_token_days)
-            _audit(db, "service.account.create", username, role=role.value)
+            record(
+                db, INIT_SIGNER, "service.account.create", username, details={"role": role.value}
+            )
             credentials.data["accounts"][username] = {
                 "role": role.value,
                 "password": password,
@@ -228,7 +228,9 @@ def _workstations(
             key_path = key_dir / f"{name}.pem"
             public_key = generate_workstation_key(key_path)
             register_workstation(db, name, owner, public_key)
-            _audit(db, "service.workstation.register", name, custodian=owner)
+            record(
+                db, INIT_SIGNER, "service.workstation.register", name, details={"custodian": owner}
+            )
             credentials.data["workstations"][name] = {
                 "custodian": owner,
                 "private_key": str(key_path),
@@ -405,7 +407,13 @@ def _provision_keys(
             register_token(
                 db, session.serial, demo.label, status.model, status.manufacturer, custodian_id
             )
-            _audit(db, "signer.token.register", session.serial, label=demo.label)
+            record(
+                db,
+                INIT_SIGNER,
+                "signer.token.register",
+                session.serial,
+                details={"label": demo.label},
+            )
         for index, key, public in publics:
             if key.purpose is KeyPurpose.ROOT:
                 if not isinstance(public, ec.EllipticCurvePublicKey):
@@ -592,10 +600,6 @@ def rotate_checkpoint_key(
     finally:
         holder.close()
     return new
-
-
-def _audit(db: Session, action: str, subject: str, **details: str) -> None:
-    append(db, AuditEvent("certsvc-init", "system", action, subject, "ok", details=details))
 
 
 def _digits(count: int) -> str:

@@ -23,6 +23,7 @@ from audit.bundle import (
     verify_bundle,
 )
 from audit.query import event_range
+from audit.trail import record
 from audit.verify import Kept, Verdict, verify_log
 from certsvc.accounts import Role, authenticate, password_hasher
 from certsvc.audit_keys import (
@@ -31,8 +32,7 @@ from certsvc.audit_keys import (
     note_keys,
     published_vkeys,
 )
-from certsvc.audit_trail import SYSTEM_ROLE, operator
-from certsvc.audit_trail import record as audit
+from certsvc.audit_trail import operator, operator_actor
 from certsvc.bootstrap import rotate_checkpoint_key
 from certsvc.cli_output import make_console
 from certsvc.db import (
@@ -133,7 +133,7 @@ def checkpoint() -> None:
     with _service() as (tokens, sessions):
         holder = CheckpointKeyHolder(settings, tokens, sessions)
         try:
-            published = holder.publish(sessions, Actor(operator(), 0, SYSTEM_ROLE))
+            published = holder.publish(sessions, operator_actor())
         finally:
             holder.close()
     if published.signed:
@@ -171,7 +171,7 @@ def rotate_key(
     root_pin = _secret("PIN of the root USBKey", root_pin_stdin)
     settings = get_settings()
     with _service() as (tokens, sessions):
-        actor = Actor(operator(), 0, SYSTEM_ROLE)
+        actor = operator_actor()
         new = rotate_checkpoint_key(
             settings, sessions, tokens, root_pin, actor, ALGORITHMS[algorithm]
         )
@@ -206,24 +206,33 @@ def reanchor(
             with sessions.begin() as db:
                 account = authenticate(db, officer, password, hasher=password_hasher(settings))
                 if account is None or account.role is not Role.SECURITY_OFFICER:
-                    audit(db, None, REANCHOR, "audit-anchor", "refused", "not a security officer")
+                    record(
+                        db,
+                        operator_actor(),
+                        REANCHOR,
+                        "audit-anchor",
+                        outcome="refused",
+                        reason=f"{officer} is not a security officer with that password",
+                    )
                     account = None
             if account is None:
                 _refuse("re-anchoring needs a security officer's username and password")
             given_up = _given_up(settings, sessions, holder)
             with sessions.begin() as db:
-                audit(
+                actor = Actor(account.username, account.id, account.role.value)
+                record(
                     db,
-                    account,
+                    actor,
                     REANCHOR,
                     "audit-anchor",
                     reason=reason.strip(),
-                    operator=operator(),
-                    given_up_size=given_up.size,
-                    given_up_root=given_up.root,
-                    differs=given_up.differs,
+                    details={
+                        "operator": operator(),
+                        "given_up_size": given_up.size,
+                        "given_up_root": given_up.root,
+                        "differs": given_up.differs,
+                    },
                 )
-            actor = Actor(account.username, account.id, account.role.value)
             published = holder.publish(sessions, actor, restart=True)
         finally:
             holder.close()

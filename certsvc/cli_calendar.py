@@ -12,12 +12,11 @@ from rich.table import Table
 
 from certify.calendar_import import import_schedule
 from certify.workdays import package_covers, work_calendar
-from certsvc.audit_trail import SYSTEM_ROLE, operator
+from certsvc.audit_trail import operator_actor
 from certsvc.cli_output import make_console
 from certsvc.db import database_session
 from certsvc.settings import get_settings
 from common.errors import InvalidInput
-from signer.actor import Actor
 
 calendar_app = typer.Typer(
     help="The Chinese holiday schedule working days are counted in.", no_args_is_help=True
@@ -43,7 +42,7 @@ def import_file(
         data = file.read_bytes()
     except OSError as exc:
         raise InvalidInput(f"FILE: cannot read {file} ({exc.strerror})") from None
-    actor = Actor(operator(), 0, SYSTEM_ROLE)
+    actor = operator_actor()
     with database_session(get_settings().resolved_database_url) as db:
         imported = import_schedule(db, actor, data, over_package=over_package)
     schedule = imported.schedule

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from audit.trail import record
 from certsvc.accounts import (
     TOKEN_MAX_DAYS,
     Role,
@@ -20,7 +21,7 @@ from certsvc.accounts import (
     list_accounts,
     revoke_api_token,
 )
-from certsvc.audit_trail import record as audit
+from certsvc.audit_trail import operator_actor
 from certsvc.cli_output import make_console
 from certsvc.db import database_session
 from certsvc.settings import get_settings
@@ -71,7 +72,13 @@ def staff_add(
     password, generated = _read_password(password_stdin, generate_password)
     with database_session(get_settings().resolved_database_url) as session:
         account = create_account(session, username, role, password, display_name)
-        audit(session, None, "service.account.create", account.username, role=account.role.value)
+        record(
+            session,
+            operator_actor(),
+            "service.account.create",
+            account.username,
+            details={"role": account.role.value},
+        )
     typer.echo(f"created {account.username} ({account.role.value})")
     if generated:
         typer.echo(f"password (shown only now): {password}")
@@ -98,7 +105,7 @@ def staff_disable(username: str) -> None:
     """Disable an account and revoke all its API tokens."""
     with database_session(get_settings().resolved_database_url) as session:
         disable_account(session, username)
-        audit(session, None, "service.account.disable", username)
+        record(session, operator_actor(), "service.account.disable", username)
     typer.echo(f"disabled {username}; its API tokens are revoked")
 
 
@@ -114,10 +121,16 @@ def staff_token(
     settings = get_settings()
     with database_session(settings.resolved_database_url) as session:
         account = get_account(session, username)
-        text, record = issue_api_token(session, account, days or settings.api_token_days)
-        audit(session, None, "service.api_token.issue", record.token_id, account=username)
+        text, issued = issue_api_token(session, account, days or settings.api_token_days)
+        record(
+            session,
+            operator_actor(),
+            "service.api_token.issue",
+            issued.token_id,
+            details={"account": username},
+        )
     typer.echo(
-        f"token {record.token_id} for {username}, expires {_when(record.expires_at)}"
+        f"token {issued.token_id} for {username}, expires {_when(issued.expires_at)}"
         " (shown only now):",
         err=True,
     )
@@ -129,7 +142,7 @@ def staff_revoke_token(token_id: str) -> None:
     """Revoke an API token by its public id."""
     with database_session(get_settings().resolved_database_url) as session:
         revoke_api_token(session, token_id)
-        audit(session, None, "service.api_token.revoke", token_id)
+        record(session, operator_actor(), "service.api_token.revoke", token_id)
     typer.echo(f"revoked token {token_id}")
 
 
@@ -148,7 +161,13 @@ def workstation_add(
             public_key = generate_workstation_key(key_out)
             written = True
             register_workstation(session, name, custodian, public_key)
-            audit(session, None, "service.workstation.register", name, custodian=custodian)
+            record(
+                session,
+                operator_actor(),
+                "service.workstation.register",
+                name,
+                details={"custodian": custodian},
+            )
     except BaseException:
         if written:
             key_out.unlink()
@@ -177,5 +196,5 @@ def workstation_disable(name: str) -> None:
     """Disable a workstation: its signed requests are refused from now on."""
     with database_session(get_settings().resolved_database_url) as session:
         disable_workstation(session, name)
-        audit(session, None, "service.workstation.disable", name)
+        record(session, operator_actor(), "service.workstation.disable", name)
     typer.echo(f"disabled workstation {name}")

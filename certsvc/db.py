@@ -21,7 +21,8 @@ from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
-from common.errors import CertsvcError
+from common.errors import ServiceFault
+from common.unit_of_work import unit_of_work
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
 WRITER = "certsvc_writer"  # execution option: begin SQLite transactions with the write lock
@@ -29,11 +30,11 @@ SUPPORTED = "use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB"
 NOT_INITIALISED = "database not initialised — run `certsvc init`"
 
 
-class DatabaseConfigError(CertsvcError):
+class DatabaseConfigError(ServiceFault):
     """The database URL is unusable: unparseable, unsupported, or the server cannot be reached."""
 
 
-class DatabaseNotInitialisedError(CertsvcError):
+class DatabaseNotInitialisedError(ServiceFault):
     """The schema is missing or older than this code; only `certsvc init` creates or upgrades it."""
 
 
@@ -137,7 +138,8 @@ def make_engine(url: str, *, create: bool = False) -> Engine:
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
-    """Sessions whose objects stay readable after commit, so a route can commit then answer."""
+    """Sessions whose objects stay readable after commit, so a job can report what it
+    committed."""
     return sessionmaker(engine, expire_on_commit=False)
 
 
@@ -196,11 +198,12 @@ def require_current_schema(engine: Engine) -> None:
 
 @contextmanager
 def database_session(url: str) -> Iterator[Session]:
-    """One transaction on an initialised database, for a CLI command: commit on success."""
+    """One unit of work on an initialised database, for a CLI command: committed on success
+    (`common.unit_of_work`)."""
     engine = make_engine(url)
     try:
         require_current_schema(engine)
-        with make_sessionmaker(engine)() as session, session.begin():
+        with unit_of_work(make_sessionmaker(engine)) as session:
             yield session
     finally:
         engine.dispose()

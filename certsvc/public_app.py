@@ -2,7 +2,7 @@
 nothing but the public register (no vault, no cases, no staff, no tokens).
 
 Built from `verify`, `common` and the neutral part of `certsvc` (settings, engines, hardening
-middleware, log redaction, the database-outage answer) and nothing else: no staff route, no
+middleware, log redaction, the error answers) and nothing else: no staff route, no
 signer, no vault, no PKCS#11 library is ever loaded by a public node, so a bug there cannot reach
 what it never had (`tests/test_verify/test_public_node_imports.py`)."""
 
@@ -16,7 +16,7 @@ from sqlalchemy import inspect
 
 from certsvc import __version__
 from certsvc.db import DatabaseNotInitialisedError, make_engine, make_sessionmaker
-from certsvc.db_outage import answer_database_outages
+from certsvc.error_answers import install_error_answers
 from certsvc.hardening import Hardening
 from certsvc.log_redaction import install_log_redaction
 from certsvc.settings import Settings, get_settings
@@ -66,7 +66,7 @@ def create_public_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
     app.state.rate_limiter = make_rate_limiter(settings.verify_rate_per_minute, settings.redis_url)
-    answer_database_outages(app)
+    install_error_answers(app)
     for router in ROUTERS:
         app.include_router(router)
     install_log_redaction()

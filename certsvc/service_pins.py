@@ -8,10 +8,10 @@ import os
 import stat
 from pathlib import Path
 
-from common.errors import CertsvcError
+from common.errors import ServiceFault
 
 
-class ServicePinMissing(CertsvcError):
+class ServicePinMissing(ServiceFault):
     """The service cannot unlock one of its own tokens; the message says where to put the PIN."""
 
 

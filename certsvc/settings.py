@@ -11,7 +11,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from certsvc.log_config import LogFormat, LogLevel
-from common.errors import CertsvcError
+from common.errors import ServiceFault
 
 ENV_PREFIX = "CERTSVC_"
 
@@ -189,7 +189,7 @@ class Settings(BaseSettings):
         return self.resolved_home / "credentials.json"
 
 
-class SettingsInvalid(CertsvcError):
+class SettingsInvalid(ServiceFault):
     """A `CERTSVC_*` variable holds a value the service cannot use; the message names each
     variable, says what is wrong and shows a good value — never the value given, which may be
     a URL with a password."""

@@ -50,6 +50,7 @@ from certsvc.accounts import Role, StaffAccount, get_account
 from common.db import Base
 from common.dbtypes import UTCDateTime, utcnow
 from common.errors import CertsvcError, Conflict, InvalidInput, NotFound
+from common.unit_of_work import keep
 
 SIGNATURE_CONTEXT = "certsvc-request-v1"
 # Whose requests must come from a registered computer: those who sign, and those who reveal.
@@ -68,6 +69,11 @@ TIMESTAMP_RE = re.compile(r"[0-9]{1,12}")
 
 class RequestSignatureError(CertsvcError):
     """A request's workstation proof is missing or wrong; the message says which part."""
+
+    status_code = 401
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": "Certsvc-Signature"}
 
 
 class Workstation(Base):
@@ -279,7 +285,8 @@ def verify_request(
     Checks, each with its own message: headers well formed; the workstation registered, active
     and in `account`'s custody; the timestamp within `max_skew_seconds`; the signature; the nonce
     never seen. The nonce is recorded only after the signature verifies, so forged requests
-    cannot fill the table; the caller commits.
+    cannot fill the table, and it stays used although the request fails (`keep`): a refused
+    request is not replayed later.
     """
     name = _header(headers, HEADER_WORKSTATION)
     timestamp = _header(headers, HEADER_TIMESTAMP)
@@ -324,9 +331,14 @@ def verify_request(
             WorkstationNonce.seen_at < now - timedelta(seconds=2 * max_skew_seconds)
         )
     )
+    workstation_id = workstation.id
+
+    def use_nonce(db: Session) -> None:
+        with db.begin_nested():
+            db.add(WorkstationNonce(workstation_id=workstation_id, nonce=nonce, seen_at=now))
+
     try:
-        with session.begin_nested():
-            session.add(WorkstationNonce(workstation_id=workstation.id, nonce=nonce, seen_at=now))
+        keep(session, use_nonce)
     except IntegrityError:
         raise RequestSignatureError(f"{HEADER_NONCE}: already used (a replayed request)") from None
     return workstation

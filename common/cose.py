@@ -35,6 +35,8 @@ P256_SIGNATURE_BYTES = 64
 class CoseInvalid(CertsvcError):
     """A COSE_Sign1 that is malformed, uses another algorithm, or does not verify."""
 
+    status_code = 422
+
 
 @dataclass(frozen=True)
 class VerifiedSign1:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pkcs11
 from pkcs11 import TokenFlag
@@ -19,13 +19,19 @@ from pkcs11 import exceptions as p11e
 
 from hsm_sim.state import UsbKey, UsbKeyStates
 
+if TYPE_CHECKING:
+    from pkcs11._pkcs11 import lib as LoadedModule  # what `pkcs11.lib` returns
+
 _PIN_FLAGS = TokenFlag.USER_PIN_COUNT_LOW | TokenFlag.USER_PIN_FINAL_TRY | TokenFlag.USER_PIN_LOCKED
 
 
 class SimulatedLibrary:
-    """Wraps a loaded `pkcs11.lib`; unknown attributes pass through to it."""
+    """Wraps a loaded `pkcs11.lib`; unknown attributes pass through to it. Meets
+    `signer.tokens.Pkcs11Library` as the vendor's module does."""
 
-    def __init__(self, lib: Any, hsm_dir: Path, max_tries: int, latency_ms: float = 0.0) -> None:
+    def __init__(
+        self, lib: LoadedModule, hsm_dir: Path, max_tries: int, latency_ms: float = 0.0
+    ) -> None:
         if max_tries < 1:
             raise ValueError("max_tries: must be at least 1")
         self._lib = lib
@@ -106,9 +112,10 @@ class SimulatedLibrary:
 
 
 class SimulatedToken:
-    """A token whose user PIN locks after `max_tries` wrong entries, until the SO unblocks it."""
+    """A token whose user PIN locks after `max_tries` wrong entries, until the SO unblocks it.
+    Meets `signer.tokens.Pkcs11Token` as `pkcs11.Token` does."""
 
-    def __init__(self, sim: SimulatedLibrary, token: Any) -> None:
+    def __init__(self, sim: SimulatedLibrary, token: pkcs11.Token) -> None:
         self._sim = sim
         self._token = token
         self.serial_text: str = token.serial.decode("ascii").strip()
@@ -140,7 +147,7 @@ class SimulatedToken:
         user_pin: str | None = None,
         so_pin: str | None = None,
         **kwargs: Any,
-    ) -> SimulatedObject:
+    ) -> pkcs11.Session:
         generation = self._sim.check(self.serial_text, None, "open")
         if user_pin is None:
             session = self._token.open(rw=rw, so_pin=so_pin, **kwargs)
@@ -153,7 +160,10 @@ class SimulatedToken:
                 self._sim.pin_failed(self.serial_text)
                 raise
             self._sim.pin_reset(self.serial_text)
-        return SimulatedObject(self._sim, self.serial_text, generation, session)
+        # The proxy stands in for the session: every call gated, then passed through to it.
+        return cast(
+            pkcs11.Session, SimulatedObject(self._sim, self.serial_text, generation, session)
+        )
 
 
 class SimulatedObject:

@@ -14,6 +14,8 @@ from signer.errors import SignerError
 class ChainInvalid(SignerError):
     """A certificate that its claimed root did not issue, or that is not valid at the time."""
 
+    status_code = 422
+
 
 def verify_issued_by(
     certificate: x509.Certificate, root: x509.Certificate, at: datetime | None = None

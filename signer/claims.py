@@ -22,6 +22,8 @@ _SERIAL = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}")  # never a path, neve
 class TokenClaimedElsewhere(SignerError):
     """Another worker process holds the signing session on this USBKey."""
 
+    status_code = 409
+
     def __init__(self, token: str) -> None:
         super().__init__(
             f"USBKey {token} has a signing session open in another worker process of the "
@@ -32,6 +34,8 @@ class TokenClaimedElsewhere(SignerError):
 class SessionElsewhere(SignerError):
     """The caller's session lives in another worker: this one cannot sign with it (and it is
     not lost: the worker that has it still can)."""
+
+    status_code = 409
 
     def __init__(self, token: str) -> None:
         super().__init__(

@@ -6,12 +6,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import delete, select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
+from audit.trail import record
 from common.dbtypes import utcnow
 from common.errors import Conflict, InvalidInput, NotFound
+from common.unit_of_work import keep
 from signer.actor import CUSTODIAN_ROLE, OFFICER_ROLE, Actor
-from signer.audit_trail import record
 from signer.errors import NotCustodian
 from signer.models import (
     ED25519,
@@ -111,31 +112,32 @@ def certificate_of(key: SigningKey) -> x509.Certificate:
 
 
 class DbPinCounter:
-    """Wrong PINs counted in the database, so every worker and the CLI agree on tries left."""
+    """Wrong PINs counted in the database, so every worker and the CLI agree on tries left;
+    written in the unit of work of the login and kept although it rolls back
+    (`common.unit_of_work.keep`): a wrong PIN was typed, whatever becomes of the request."""
 
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
-        self._sessions = sessions
+    def __init__(self, db: Session) -> None:
+        self._db = db
 
     def failed(self, serial: str) -> int | None:
-        with self._sessions.begin() as db:
-            db.execute(
-                update(HsmToken)
-                .where(HsmToken.serial == serial)
-                .values(pin_failures=HsmToken.pin_failures + 1)
-            )
-            return db.scalar(select(HsmToken.pin_failures).where(HsmToken.serial == serial))
+        count = (
+            update(HsmToken)
+            .where(HsmToken.serial == serial)
+            .values(pin_failures=HsmToken.pin_failures + 1)
+        )
+        keep(self._db, lambda db: db.execute(count))
+        return self._db.scalar(select(HsmToken.pin_failures).where(HsmToken.serial == serial))
 
     def succeeded(self, serial: str) -> None:
-        with self._sessions() as db:
-            failures = db.scalar(select(HsmToken.pin_failures).where(HsmToken.serial == serial))
+        failures = self._db.scalar(select(HsmToken.pin_failures).where(HsmToken.serial == serial))
         if not failures:
             return  # nothing to reset: no write, so no write lock taken on SQLite
-        with self._sessions.begin() as db:
-            db.execute(
-                update(HsmToken)
-                .where(HsmToken.serial == serial, HsmToken.pin_failures != 0)
-                .values(pin_failures=0)
-            )
+        reset = (
+            update(HsmToken)
+            .where(HsmToken.serial == serial, HsmToken.pin_failures != 0)
+            .values(pin_failures=0)
+        )
+        keep(self._db, lambda db: db.execute(reset))
 
 
 def find_token(db: Session, name: str, field: str = "token") -> HsmToken:

@@ -13,6 +13,9 @@ checks the key's rules once; the chunk skips documents already signed, signs the
 commits documents and events together. A token fault rolls its chunk back — those signatures
 are discarded, nothing is half-recorded — and re-running the same batch signs only what is
 still missing.
+
+A job of many units (`common.unit_of_work`): the signer takes a sessionmaker, never a request's
+session, and commits chunk by chunk by design; each chunk is atomic.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from common.cose import encode_sign1, kid_of, protected_header, to_be_signed
-from common.errors import InvalidInput, NotFound
+from common.errors import InvalidInput, NotFound, ServiceFault
 from signer.actor import Actor
 from signer.custody import approvals_for, certificate_of
 from signer.errors import SignerError
@@ -130,7 +133,7 @@ class BatchReport:
         return self.total - len(self.signed) - len(self.already_signed) - len(self.refused)
 
 
-class BatchInterrupted(SignerError):
+class BatchInterrupted(SignerError, ServiceFault):
     """The token failed mid-batch; what was committed stays, the rest is signed on a re-run."""
 
     def __init__(self, report: BatchReport, cause: SignerError) -> None:

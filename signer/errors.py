@@ -6,7 +6,7 @@ carries a PIN, key material or the data being signed.
 
 from __future__ import annotations
 
-from common.errors import CertsvcError
+from common.errors import CertsvcError, ServiceFault
 
 
 class SignerError(CertsvcError):
@@ -14,11 +14,15 @@ class SignerError(CertsvcError):
 
 
 class TokenAbsent(SignerError):
+    status_code = 409
+
     def __init__(self, token: str) -> None:
         super().__init__(f"USBKey {token} is not inserted: insert it and try again")
 
 
 class WrongPin(SignerError):
+    status_code = 403
+
     def __init__(self, token: str, tries_left: int | None) -> None:
         self.tries_left = tries_left
         if tries_left is None:
@@ -29,8 +33,13 @@ class WrongPin(SignerError):
             detail = f"{tries_left} tries left before the key locks"
         super().__init__(f"wrong PIN for USBKey {token}: {detail}")
 
+    def public(self) -> dict[str, object]:
+        return {**super().public(), "tries_left": self.tries_left}
+
 
 class TokenLocked(SignerError):
+    status_code = 423
+
     def __init__(self, token: str) -> None:
         super().__init__(
             f"USBKey {token} is locked after too many wrong PINs: the security officer unblocks "
@@ -39,13 +48,15 @@ class TokenLocked(SignerError):
 
 
 class TokenBusy(SignerError):
+    status_code = 409
+
     def __init__(self, token: str) -> None:
         super().__init__(
             f"USBKey {token} already has an open session in this service: close it first"
         )
 
 
-class TokenFault(SignerError):
+class TokenFault(SignerError, ServiceFault):
     def __init__(self, token: str) -> None:
         super().__init__(
             f"USBKey {token} stopped answering (removed or reset): re-insert it and open a new "
@@ -54,16 +65,20 @@ class TokenFault(SignerError):
 
 
 class SessionLost(SignerError):
+    status_code = 409
+
     def __init__(self, token: str) -> None:
         super().__init__(f"the session on USBKey {token} is closed: open a new one with the PIN")
 
 
 class KeyNotFound(SignerError):
+    status_code = 404
+
     def __init__(self, token: str, label: str) -> None:
         super().__init__(f"USBKey {token} holds no private key labelled {label!r}")
 
 
-class SignatureInvalid(SignerError):
+class SignatureInvalid(SignerError, ServiceFault):
     """The token returned a signature that does not verify; it is never handed out."""
 
     def __init__(self, token: str, label: str) -> None:
@@ -75,3 +90,5 @@ class SignatureInvalid(SignerError):
 
 class NotCustodian(SignerError):
     """The caller does not hold the token (or is not the party) a custody act needs."""
+
+    status_code = 403

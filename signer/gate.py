@@ -9,9 +9,9 @@ event `signer.sign`: outcome `ok`, `refused` (reason: the rule) or `failed` (rea
 `token-fault`). The raw token operation (`signer._internal.raw`) is imported by this module
 alone; `tests/test_signer/test_signing_gate.py` reads every module to hold that.
 
-Events go into the caller's transaction (`signing_transaction`): an ok event commits with the
-action it signs for, or neither does; a refusal or a token failure is recorded whether the
-action goes on or rolls back.
+Events go into the caller's unit of work (`signing_transaction`): an ok event commits with the
+action it signs for, or neither does; a refusal or a token failure is kept on record
+(`audit.trail.keep_events`) whether the action goes on or rolls back.
 
 Three entry points, by who holds the key:
 
@@ -37,12 +37,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from audit.events import AuditEvent, DetailValue
 from audit.log import append_many
+from audit.trail import event, keep_events
 from common.cose import kid_of
 from common.dbtypes import utcnow
 from common.errors import NotFound
+from common.unit_of_work import unit_of_work
 from signer._internal.raw import sign_ed25519, sign_p256
 from signer.actor import Actor
-from signer.audit_trail import actor_event
 from signer.custody import certificate_of, token_workstations
 from signer.ecdsa import EcdsaSignature
 from signer.errors import (
@@ -84,42 +85,32 @@ DETAIL_MAX = 400
 
 @dataclass
 class GateTransaction:
-    """The caller's transaction as the gate writes into it: ok events go into `db` with the
-    action; refusal and failure events wait in `pending` (see `signing_transaction`);
-    `unsigned` counts service signatures authorised and recorded but not made yet."""
+    """The caller's unit of work as the gate writes into it: ok events go into `db` with the
+    action, refusal and failure events are kept on record (`keep_events`); `unsigned` counts
+    service signatures authorised and recorded but not made yet."""
 
     db: Session
-    pending: list[AuditEvent] = field(default_factory=list)
     unsigned: int = 0
 
 
 @contextmanager
 def signing_transaction(sessions: sessionmaker[Session]) -> Iterator[GateTransaction]:
-    """One transaction for an action and the signatures it asks the gate for.
+    """One unit of work (`common.unit_of_work`) for an action and the signatures it asks the
+    gate for.
 
     The action and its ok events commit together (fail closed); a signature authorised but
-    never made rolls the transaction back, so no ok event stands without its signature.
-    Refusal and failure events are appended at the end of the same transaction when the caller
-    goes on; when an exception rolls the action back, they are written right after, in a
-    transaction of their own (the one side transaction of the signer): every attempt stays on
-    record, the action does not.
+    never made rolls the unit back, so no ok event stands without its signature. Refusal and
+    failure events stay on record whether the action goes on or rolls back: every attempt is
+    kept, the action only if it completes.
     """
-    unit: GateTransaction | None = None
-    try:
-        with sessions.begin() as db:
-            unit = GateTransaction(db)
-            yield unit
-            if unit.unsigned:
-                raise SignerError(
-                    "a signature was authorised and recorded but never made: nothing of this "
-                    "action was kept"
-                )
-            append_many(db, unit.pending)
-    except Exception:
-        if unit is not None and unit.pending:
-            with sessions.begin() as db:
-                append_many(db, unit.pending)
-        raise
+    with unit_of_work(sessions) as db:
+        unit = GateTransaction(db)
+        yield unit
+        if unit.unsigned:
+            raise SignerError(
+                "a signature was authorised and recorded but never made: nothing of this "
+                "action was kept"
+            )
 
 
 @dataclass(frozen=True)
@@ -209,8 +200,9 @@ class SigningChunk:
 
     def refuse(self, purpose: str | None, subject: Subject, refusal: Refusal) -> None:
         """Record a refused attempt: one event naming the rule."""
-        self._unit.pending.append(
-            _refused(self._actor, _key_details(self.key, purpose), subject, refusal)
+        keep_events(
+            self._unit.db,
+            [_refused(self._actor, _key_details(self.key, purpose), subject, refusal)],
         )
 
     def close(self) -> list[int]:
@@ -264,7 +256,7 @@ class SigningGate:
         )
         refusal = first_refusal(KEY_RULES, context)
         if refusal is not None:
-            unit.pending.append(_refused(actor, _key_details(key, purpose), subject, refusal))
+            keep_events(unit.db, [_refused(actor, _key_details(key, purpose), subject, refusal)])
             return refusal
         assert session is not None  # the session rule passed
         signing_sessions = self.signing_sessions
@@ -310,7 +302,7 @@ def authorise_service(
     refusal = first_refusal(SERVICE_RULES, ServiceContext(key, purpose, session, now))
     details = _key_details(key, purpose)
     if refusal is not None:
-        unit.pending.append(_refused(actor, details, subject, refusal))
+        keep_events(unit.db, [_refused(actor, details, subject, refusal)])
         raise PolicyRefused(refusal)
     assert session is not None  # the token-session rule passed
     public_key = _service_public_key(key)
@@ -384,7 +376,7 @@ def sign_root_enrolment(
     context = EnrolmentContext(session.serial, key_label, registered is not None, session)
     refusal = first_refusal(ENROLMENT_RULES, context)
     if refusal is not None:
-        unit.pending.append(_refused(actor, details, subject, refusal))
+        keep_events(unit.db, [_refused(actor, details, subject, refusal)])
         raise PolicyRefused(refusal)
     bound = SignRequest(SignPurpose.ROOT_CERTIFICATE, subject, data).bound()
     try:
@@ -393,7 +385,7 @@ def sign_root_enrolment(
             raise SignerError(f"key {key_label}: a root key is ECDSA P-256")
         signature = sign_p256(session, key_label, data, public_key)
     except TOKEN_ERRORS as exc:
-        unit.pending.append(_failed(actor, details, bound, exc))
+        keep_events(unit.db, [_failed(actor, details, bound, exc)])
         raise
     append_many(unit.db, [_event(actor, details, bound, "ok", "allowed by policy")])
     return signature
@@ -468,7 +460,7 @@ def _token_faults(
         yield
     except TOKEN_ERRORS as exc:
         details = _key_details(key, request.purpose)
-        unit.pending.append(_failed(actor, details, request.bound(), exc))
+        keep_events(unit.db, [_failed(actor, details, request.bound(), exc)])
         raise
 
 
@@ -490,7 +482,7 @@ def _event(
     outcome: str,
     reason: str,
 ) -> AuditEvent:
-    return actor_event(
+    return event(
         actor,
         SIGN_ACTION,
         subject.object,

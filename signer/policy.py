@@ -74,9 +74,14 @@ class Refusal:
 class PolicyRefused(SignerError):
     """A signature the policy does not allow; `rule` names the rule that refused it."""
 
+    status_code = 403
+
     def __init__(self, refusal: Refusal) -> None:
         self.rule = refusal.rule
         super().__init__(f"signing refused by rule {refusal.rule!r}: {refusal.message}")
+
+    def public(self) -> dict[str, object]:
+        return {**super().public(), "rule": self.rule}
 
 
 @dataclass(frozen=True)

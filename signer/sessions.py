@@ -17,11 +17,13 @@ from dataclasses import dataclass
 from common.errors import CertsvcError
 from signer.claims import SessionClaims, SessionElsewhere
 from signer.errors import SessionLost
-from signer.tokens import Pkcs11Tokens, TokenSession
+from signer.tokens import PinCounter, Pkcs11Tokens, TokenSession
 
 
 class NotYourSession(CertsvcError):
     """The session belongs to another custodian; its existence is all they learn."""
+
+    status_code = 403
 
 
 @dataclass
@@ -69,12 +71,15 @@ class SigningSessions:
         custodian: str,
         workstation: str,
         key_label: str | None = None,
+        counter: PinCounter | None = None,
     ) -> SigningSession:
+        """Log in to the token for `custodian` at `workstation`; wrong PINs are counted by
+        `counter` (the request's unit of work), else by the process's."""
         with self._lock:
             self._expire()
             claimed = self._claims is not None and self._claims.claim(serial)
             try:
-                token = self._tokens.login(serial, pin)
+                token = self._tokens.login(serial, pin, counter=counter)
             except BaseException:
                 if claimed:  # never the claim of a session this process already has open
                     self._release(serial)

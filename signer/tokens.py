@@ -9,23 +9,41 @@ PIN again: the PIN is never kept.
 python-pkcs11 calls `C_Initialize(NULL)`, which promises the module that no two threads call it
 at once; SoftHSM then drops its own locking (concurrent signing crashed the process here). So
 every call into the module goes through one process-wide lock.
+
+Typed with python-pkcs11's own types (it ships them, `py.typed`, since 0.10): a session and
+its objects are `pkcs11.Session` and its key classes. The module and its tokens are the two
+protocols below, of exactly what this file uses: `pkcs11.lib` and `pkcs11.Token` meet them, and
+so does `hsm_sim`'s look-alike, which is not a subclass of either. python-pkcs11 gives a key its
+operations (sign, encrypt, decrypt) at run time, by the key's capabilities; the key class this
+file asks the token for says which, and is cast to the matching mixin where it is used.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar, cast
 
 from asn1crypto import core as asn1_core
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from pkcs11 import Attribute, GCMParams, KeyType, Mechanism, ObjectClass, TokenFlag
+from pkcs11 import (
+    Attribute,
+    GCMParams,
+    KeyType,
+    Mechanism,
+    ObjectClass,
+    PublicKey,
+    SecretKey,
+    Session,
+    TokenFlag,
+)
 from pkcs11 import exceptions as p11e
+from pkcs11.types import DecryptMixin, EncryptMixin, SignMixin
 from pkcs11.util.ec import encode_ec_public_key, encode_named_curve_parameters
 
 from signer.errors import (
@@ -67,6 +85,39 @@ TokenPublicKey = ec.EllipticCurvePublicKey | Ed25519PublicKey
 _MODULE_LOCK = threading.RLock()
 
 
+class Pkcs11Token(Protocol):
+    """A token as this module uses it (what `pkcs11.Token` offers)."""
+
+    @property
+    def serial(self) -> bytes: ...
+
+    @property
+    def label(self) -> str: ...
+
+    @property
+    def model(self) -> str: ...
+
+    @property
+    def manufacturer_id(self) -> str: ...
+
+    @property
+    def flags(self) -> TokenFlag: ...
+
+    def open(
+        self, rw: bool = False, user_pin: str | None = None, so_pin: str | None = None
+    ) -> Session: ...
+
+
+class Pkcs11Library(Protocol):
+    """A loaded PKCS#11 module as this module uses it (what `pkcs11.lib` offers)."""
+
+    def get_tokens(self) -> Iterable[Pkcs11Token]: ...
+
+    def get_token(self, *, token_serial: bytes) -> Pkcs11Token: ...
+
+    def reinitialize(self) -> None: ...
+
+
 class PinCounter(Protocol):
     """Consecutive wrong PINs per token, shared by every process, for 'tries left' messages."""
 
@@ -87,7 +138,7 @@ class TokenStatus:
     pin_final_try: bool
 
 
-def _serial(token: Any) -> str:
+def _serial(token: Pkcs11Token) -> str:
     return bytes(token.serial).decode("ascii").strip()
 
 
@@ -95,7 +146,7 @@ class Pkcs11Tokens:
     """Tokens of one PKCS#11 module (a vendor's, or SoftHSM wrapped by `hsm_sim`)."""
 
     def __init__(
-        self, library: Any, pin_max_tries: int, pin_counter: PinCounter | None = None
+        self, library: Pkcs11Library, pin_max_tries: int, pin_counter: PinCounter | None = None
     ) -> None:
         self._lib = library
         self._max_tries = pin_max_tries
@@ -119,8 +170,12 @@ class Pkcs11Tokens:
         with self.lock:
             return self._with_recovery(lambda: self._status(self._token(serial)))
 
-    def login(self, serial: str, pin: str, rw: bool = False) -> TokenSession:
-        """Log in to a token with the user PIN; at most one session per token."""
+    def login(
+        self, serial: str, pin: str, rw: bool = False, counter: PinCounter | None = None
+    ) -> TokenSession:
+        """Log in to a token with the user PIN; at most one session per token. Wrong PINs are
+        counted by `counter` (a request's), else by the process's."""
+        counter = counter or self._counter
         with self.lock:
             for attempt in (1, 2):
                 token = self._token(serial)
@@ -131,7 +186,7 @@ class Pkcs11Tokens:
                 try:
                     raw = token.open(rw=rw, user_pin=pin)
                 except p11e.PinIncorrect:
-                    raise self._wrong_pin(serial, name) from None
+                    raise self._wrong_pin(serial, name, counter) from None
                 except p11e.PinLocked:
                     raise TokenLocked(name) from None
                 except STALE_ERRORS as exc:
@@ -140,8 +195,8 @@ class Pkcs11Tokens:
                         raise TokenFault(name) from exc
                     self.reset()
                     continue
-                if self._counter is not None:
-                    self._counter.succeeded(serial)
+                if counter is not None:
+                    counter.succeeded(serial)
                 session = TokenSession(self, serial, str(token.label), raw)
                 self._sessions[serial] = session
                 return session
@@ -186,7 +241,7 @@ class Pkcs11Tokens:
             if self._sessions.get(session.serial) is session:
                 del self._sessions[session.serial]
 
-    def _token(self, serial: str) -> Any:
+    def _token(self, serial: str) -> Pkcs11Token:
         try:
             return self._lib.get_token(token_serial=serial.encode("ascii"))
         except (p11e.NoSuchToken, p11e.TokenNotPresent):
@@ -195,7 +250,7 @@ class Pkcs11Tokens:
                 stale.close()
             raise TokenAbsent(serial) from None
 
-    def _status(self, token: Any) -> TokenStatus:
+    def _status(self, token: Pkcs11Token) -> TokenStatus:
         flags = TokenFlag(token.flags)
         return TokenStatus(
             serial=_serial(token),
@@ -207,15 +262,15 @@ class Pkcs11Tokens:
             pin_final_try=bool(flags & TokenFlag.USER_PIN_FINAL_TRY),
         )
 
-    def _wrong_pin(self, serial: str, name: str) -> SignerError:
+    def _wrong_pin(self, serial: str, name: str, counter: PinCounter | None) -> SignerError:
         status = self._status(self._token(serial))
         if status.pin_locked:
             return TokenLocked(name)
         if status.pin_final_try:
             return WrongPin(name, 1)
-        if self._counter is None:
+        if counter is None:
             return WrongPin(name, None)
-        failures = self._counter.failed(serial)
+        failures = counter.failed(serial)
         left = None if failures is None else self._max_tries - failures
         return WrongPin(name, left if left is not None and left > 0 else None)
 
@@ -230,14 +285,14 @@ class Pkcs11Tokens:
 class TokenSession:
     """A logged-in session on one token: the USBKey inserted and unlocked."""
 
-    def __init__(self, tokens: Pkcs11Tokens, serial: str, label: str, raw: Any) -> None:
+    def __init__(self, tokens: Pkcs11Tokens, serial: str, label: str, raw: Session) -> None:
         self._tokens = tokens
         self._raw = raw
         self._epoch = tokens.epoch
         self._closed = False
         self._public_keys: dict[str, TokenPublicKey] = {}
         # Object handles live as long as the session: look each key up once.
-        self._private_keys: dict[str, Any] = {}
+        self._private_keys: dict[str, SignMixin] = {}
         self.serial = serial
         self.label = label
 
@@ -311,7 +366,9 @@ class TokenSession:
             return cached
         with self._faults():
             try:
-                raw = self._raw.get_key(object_class=ObjectClass.PUBLIC_KEY, label=label)
+                raw = cast(
+                    PublicKey, self._raw.get_key(object_class=ObjectClass.PUBLIC_KEY, label=label)
+                )
             except p11e.NoSuchKey:
                 raise KeyNotFound(self.name, label) from None
             key = self._load_public(raw)
@@ -375,7 +432,7 @@ class TokenSession:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _private(self, label: str) -> Any:
+    def _private(self, label: str) -> SignMixin:
         cached = self._private_keys.get(label)
         if cached is not None:
             return cached
@@ -383,11 +440,12 @@ class TokenSession:
             key = self._raw.get_key(object_class=ObjectClass.PRIVATE_KEY, label=label)
         except p11e.NoSuchKey:
             raise KeyNotFound(self.name, label) from None
-        self._private_keys[label] = key
-        return key
+        signing = cast(SignMixin, key)  # a private key of ours signs (CKA_SIGN)
+        self._private_keys[label] = signing
+        return signing
 
     @staticmethod
-    def _load_public(raw: Any) -> TokenPublicKey:
+    def _load_public(raw: PublicKey) -> TokenPublicKey:
         if raw.key_type == KeyType.EC_EDWARDS:
             # CKA_EC_POINT of an Edwards key: the 32-byte key in a DER OCTET STRING.
             point = asn1_core.OctetString.load(bytes(raw[Attribute.EC_POINT])).native
@@ -456,8 +514,8 @@ class TokenSession:
         """AES-GCM on the token with a secret key: ciphertext ‖ 16-byte tag."""
         with self._faults():
             params = GCMParams(nonce, aad)
-            key = self._secret(label)
-            return bytes(key.encrypt(data, mechanism=Mechanism.AES_GCM, mechanism_param=params))
+            key = cast(EncryptMixin, self._secret(label))  # made with CKA_ENCRYPT
+            return _whole(key.encrypt(data, mechanism=Mechanism.AES_GCM, mechanism_param=params))
 
     def aes_gcm_decrypt(self, label: str, nonce: bytes, aad: bytes, data: bytes) -> bytes:
         """The inverse of `aes_gcm_encrypt`; a wrong tag is a token error (SoftHSM reports it
@@ -465,8 +523,8 @@ class TokenSession:
         caller is the vault's key unwrapping (`tests/test_vault/test_plaintext_gate.py`)."""
         with self._faults():
             params = GCMParams(nonce, aad)
-            key = self._secret(label)
-            return bytes(key.decrypt(data, mechanism=Mechanism.AES_GCM, mechanism_param=params))
+            key = cast(DecryptMixin, self._secret(label))  # made with CKA_DECRYPT
+            return _whole(key.decrypt(data, mechanism=Mechanism.AES_GCM, mechanism_param=params))
 
     def destroy_secret_key(self, label: str) -> None:
         """Delete a secret key from the token: what it encrypted can never be decrypted again."""
@@ -478,8 +536,15 @@ class TokenSession:
             ):
                 key.destroy()
 
-    def _secret(self, label: str) -> Any:
+    def _secret(self, label: str) -> SecretKey:
         try:
-            return self._raw.get_key(object_class=ObjectClass.SECRET_KEY, label=label)
+            return cast(
+                SecretKey, self._raw.get_key(object_class=ObjectClass.SECRET_KEY, label=label)
+            )
         except p11e.NoSuchKey:
             raise KeyNotFound(self.name, label) from None
+
+
+def _whole(result: bytes | Iterator[bytes]) -> bytes:
+    """python-pkcs11 answers bytes to bytes and an iterator of blocks to an iterator."""
+    return result if isinstance(result, bytes) else b"".join(result)

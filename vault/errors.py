@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from common.errors import CertsvcError, InvalidInput
+from common.errors import CertsvcError, InvalidInput, ServiceFault
 
 
 class InvalidValue(InvalidInput):
@@ -14,7 +14,7 @@ class InvalidValue(InvalidInput):
         super().__init__(f"{field}: {reason}")
 
 
-class VaultUnavailable(CertsvcError):
+class VaultUnavailable(ServiceFault):
     """The vault's key token cannot be used now, so nothing is stored or revealed."""
 
 
@@ -23,6 +23,8 @@ class StoredValueCorrupt(CertsvcError):
     vault (or copied from another token, kind or key version). Not a token fault: the keys work
     and retrying cannot help, so it is kept apart from `VaultUnavailable`; the token names the
     row for the security officer and is no personal value."""
+
+    status_code = 500
 
     def __init__(self, token: str) -> None:
         self.token = token
@@ -35,9 +37,14 @@ class StoredValueCorrupt(CertsvcError):
 class RevealRateLimited(CertsvcError):
     """The person has revealed as many values as the window allows."""
 
+    status_code = 429
+
     def __init__(self, limit: int, window_minutes: int, retry_after_seconds: int) -> None:
         self.retry_after_seconds = retry_after_seconds
         super().__init__(
             f"reveal limit reached: at most {limit} values per {window_minutes} minutes; "
             f"try again in {retry_after_seconds} s"
         )
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_seconds)}

@@ -3,9 +3,10 @@ event and one `VaultReveal` row per value, and a per-person rate limit. Callers 
 ask and under which limit: the `vault_revealer` role through the reveal route; the custodian
 printing a certificate, for the holder's name, under the print limit.
 
-Events are written in the caller's transaction: the reveal is allowed only if its events
-commit. A refused reveal commits its events, then refuses (`record_refusal`); so does one that
-meets a stored value failing its integrity check.
+Events are written in the caller's unit of work: the reveal is allowed only if its events
+commit. A refused reveal — and one that meets a stored value failing its integrity check —
+records its events with `record_refusal`, which keeps them although the refusal rolls the unit
+back (`common.unit_of_work.keep`), then raises.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from audit.events import AuditEvent
-from audit.log import append
+from audit.events import OBJECT_MAX
+from audit.trail import Attributed, event, keep_events, record
 from common.dbtypes import utcnow
 from common.errors import NotFound
 from vault._plaintext import Opened, open_entries
@@ -32,15 +33,6 @@ from vault.store import Vault
 ACTION = "vault.reveal"
 PURPOSE_MIN = 10
 PURPOSE_MAX = 500
-
-
-@dataclass(frozen=True)
-class Revealer:
-    """Who asks: their account, duty and workstation (if any), as the audit log names them."""
-
-    actor: str
-    role: str
-    workstation: str | None = None
 
 
 @dataclass(frozen=True)
@@ -65,71 +57,51 @@ def check_purpose(purpose: str) -> str:
 
 
 def record_refusal(
-    db: Session, who: Revealer, tokens: Sequence[str], reason: str, outcome: str = "refused"
+    db: Session, who: Attributed, tokens: Sequence[str], reason: str, outcome: str = "refused"
 ) -> None:
     """One event per token asked for (one without object when none is known yet): `refused`,
-    or `failed` when the vault could not answer."""
-    for token in tokens or [""]:
-        append(
-            db,
-            AuditEvent(
-                actor=who.actor,
-                role=who.role,
-                workstation=who.workstation,
-                action=ACTION,
-                object=token[:128],
-                outcome=outcome,
-                reason=reason[:500],
-            ),
-        )
+    or `failed` when the vault could not answer; kept although the unit rolls back."""
+    keep_events(
+        db,
+        [
+            event(who, ACTION, token[:OBJECT_MAX], outcome=outcome, reason=reason)
+            for token in tokens or [""]
+        ],
+    )
 
 
 def reveal(
     db: Session,
     vault: Vault,
-    who: Revealer,
+    who: Attributed,
     tokens: Sequence[str],
     purpose: str,
     limit: RevealLimit,
 ) -> dict[str, Opened]:
-    """token → kind and value. Raises after committing a refusal event when over the limit or when a
-    token is unknown (a `failed` event when a stored value fails its integrity check);
-    otherwise leaves the events and the values' release for the caller to commit together."""
+    """token → kind and value. Raises after recording a refusal (`record_refusal`) when over
+    the limit or when a token is unknown (a `failed` event when a stored value fails its
+    integrity check); otherwise the events and the reveal records are in the caller's unit, to
+    commit with the values' release."""
     purpose = check_purpose(purpose)
     now = utcnow()
-    used, oldest = _recent(db, who.actor, now - limit.window)
+    used, oldest = _recent(db, who.username, now - limit.window)
     if used + len(tokens) > limit.values:
         retry = _retry_after(oldest, limit.window, now)
         reason = f"rate limit: {limit.values} values per {_minutes(limit.window)} minutes"
         record_refusal(db, who, tokens, reason)
-        db.commit()
         raise RevealRateLimited(limit.values, _minutes(limit.window), retry)
     try:
         opened = open_entries(db, vault.keyring.current(db), tokens)
     except StoredValueCorrupt as exc:
         record_refusal(db, who, [exc.token], "stored value failed its integrity check", "failed")
-        db.commit()
         raise
     unknown = [i for i, token in enumerate(tokens) if token not in opened]
     if unknown:
         record_refusal(db, who, [tokens[i] for i in unknown], "unknown token")
-        db.commit()
         raise NotFound(f"tokens[{unknown[0]}]: no such token in the vault")
     for token in tokens:
-        append(
-            db,
-            AuditEvent(
-                actor=who.actor,
-                role=who.role,
-                workstation=who.workstation,
-                action=ACTION,
-                object=token,
-                outcome="ok",
-                reason=purpose,
-                details={"kind": opened[token].kind.value},
-            ),
-        )
-        db.add(VaultReveal(actor=who.actor, token=token, revealed_at=now))
+        record(db, who, ACTION, token, reason=purpose, details={"kind": opened[token].kind.value})
+        db.add(VaultReveal(actor=who.username, token=token, revealed_at=now))
     db.flush()
     return {token: opened[token] for token in tokens}
 

@@ -7,6 +7,9 @@ new version at their next call and write with it; values not yet moved still dec
 still found, because lookups search under every version in use. When no value uses an old
 version any more, its keys are deleted — the database refuses while a value still refers to
 one. Interrupted, `rotate` is run again and finishes the same rotation.
+
+A job of many units (`common.unit_of_work`): it takes a sessionmaker, never a request's session,
+and commits step by step and batch by batch by design; each is atomic.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from audit.events import AuditEvent
 from audit.log import append
+from common.unit_of_work import unit_of_work
 from vault._crypto import PURPOSES, KeySet, new_key_material, unwrap_version, wrap_key
 from vault._plaintext import decrypt_entry
 from vault.keyring import KEK_LABEL_PREFIX, KekSession, KeyRing, Keys, kek_label
@@ -65,7 +69,7 @@ def ensure_first_version(sessions: sessionmaker[Session], keyring: KeyRing) -> b
         return False
     with keyring.open_kek() as kek:
         _ensure_kek(kek, kek_label(1))
-        with sessions.begin() as db:
+        with unit_of_work(sessions) as db:
             _add_version(db, kek, 1, kek_label(1))
     return True
 
@@ -133,7 +137,7 @@ def rotate(
         label = kek_label(max(int(v.removeprefix(KEK_LABEL_PREFIX)) for v in versions.values()) + 1)
         with keyring.open_kek() as kek:
             _ensure_kek(kek, label)
-            with sessions.begin() as db:
+            with unit_of_work(sessions) as db:
                 if not rewrap_only:
                     _add_version(db, kek, target, label)
                 rewrap(db, kek, versions, label)
@@ -145,7 +149,7 @@ def rotate(
             return report
         time.sleep(grace_seconds)
     report.moved = reencrypt(sessions, keyring, report.version, batch_size, progress)
-    with sessions.begin() as db:
+    with unit_of_work(sessions) as db:
         report.retired = sorted(
             int(v)
             for v in db.scalars(
@@ -176,7 +180,7 @@ def reencrypt(
         cursor = ""
         moved_this_pass = 0
         while True:
-            with sessions.begin() as db:
+            with unit_of_work(sessions) as db:
                 keys = keyring.current(db)
                 rows = db.execute(
                     select(
@@ -219,7 +223,7 @@ def _moved(
 def _audit(
     sessions: sessionmaker[Session], actor: str, report: RotationReport, rewrap_only: bool
 ) -> None:
-    with sessions.begin() as db:
+    with unit_of_work(sessions) as db:
         append(
             db,
             AuditEvent(

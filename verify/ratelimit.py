@@ -12,7 +12,7 @@ import threading
 import time
 from typing import Protocol
 
-from common.errors import CertsvcError
+from common.errors import ServiceFault
 
 logger = logging.getLogger(__name__)
 WINDOW_SECONDS = 60
@@ -21,7 +21,7 @@ WINDOW_SECONDS = 60
 IPV6_CLIENT_PREFIX = 64
 
 
-class RateLimitUnavailable(CertsvcError):
+class RateLimitUnavailable(ServiceFault):
     """The shared counter cannot be reached, and this limit fails closed (logins): guessing
     passwords must not become unlimited while Redis is down."""
 

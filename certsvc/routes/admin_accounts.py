@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, status
 from pydantic import BaseModel, Field, SecretStr
 
+from audit.trail import record
 from certsvc.accounts import (
     DISPLAY_NAME_MAX,
     PASSWORD_MAX,
@@ -17,7 +18,7 @@ from certsvc.accounts import (
     disable_account,
     list_accounts,
 )
-from certsvc.audit_trail import record
+from certsvc.audit_trail import actor_of
 from certsvc.auth import HasherDep, SessionDep, require_roles
 from certsvc.routes.schemas import ROLE_GATED, StaffOut, answers
 from common.errors import Conflict
@@ -63,8 +64,13 @@ def post_account(
     account = create_account(
         session, body.username, body.role, password, body.display_name, hasher=hasher
     )
-    record(session, admin, "service.account.create", account.username, role=account.role.value)
-    session.commit()
+    record(
+        session,
+        actor_of(admin),
+        "service.account.create",
+        account.username,
+        details={"role": account.role.value},
+    )
     return AccountCreated(account=StaffOut.model_validate(account), initial_password=generated)
 
 
@@ -74,6 +80,5 @@ def post_disable(username: str, admin: AdminDep, session: SessionDep) -> StaffOu
     if username == admin.username:
         raise Conflict("username: you cannot disable your own account")
     account = disable_account(session, username)
-    record(session, admin, "service.account.disable", account.username)
-    session.commit()
+    record(session, actor_of(admin), "service.account.disable", account.username)
     return StaffOut.model_validate(account)

@@ -7,8 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, status
 from pydantic import BaseModel, Field
 
+from audit.trail import record
 from certsvc.accounts import Role, StaffAccount
-from certsvc.audit_trail import record
+from certsvc.audit_trail import actor_of
 from certsvc.auth import SessionDep, require_roles
 from certsvc.routes.schemas import ROLE_GATED, WorkstationOut, answers
 from certsvc.workstations import (
@@ -51,9 +52,12 @@ def post_workstation(
     """Register a workstation's public key in a custodian's custody."""
     workstation = register_workstation(session, body.name, body.custodian, body.public_key_pem)
     record(
-        session, admin, "service.workstation.register", workstation.name, custodian=body.custodian
+        session,
+        actor_of(admin),
+        "service.workstation.register",
+        workstation.name,
+        details={"custodian": body.custodian},
     )
-    session.commit()
     return _out(workstation)
 
 
@@ -61,6 +65,5 @@ def post_workstation(
 def post_disable(name: str, admin: AdminDep, session: SessionDep) -> WorkstationOut:
     """Disable a workstation: its signed requests are refused from now on."""
     workstation = disable_workstation(session, name)
-    record(session, admin, "service.workstation.disable", workstation.name)
-    session.commit()
+    record(session, actor_of(admin), "service.workstation.disable", workstation.name)
     return _out(workstation)

@@ -19,16 +19,12 @@ from audit.log import consistency_proof, inclusion_proof, size
 from audit.models import AuditCheckpoint
 from audit.publish import latest_checkpoint
 from audit.query import EventFilter, event_range, key_usage, query_events
+from certsvc import state
 from certsvc.accounts import Role, StaffAccount
-from certsvc.audit_keys import (
-    CheckpointKeyHolder,
-    checkpoint_keys,
-    note_keys,
-    published_vkeys,
-)
-from certsvc.auth import SessionDep, SettingsDep, require_roles
+from certsvc.audit_keys import checkpoint_keys, note_keys, published_vkeys
+from certsvc.audit_trail import actor_of
+from certsvc.auth import JobSessionsDep, SessionDep, SettingsDep, require_roles
 from certsvc.routes.schemas import ROLE_GATED, answers
-from certsvc.routes.signer_context import actor_of
 from common.errors import InvalidInput, NotFound
 from signer.custody import certificate_of
 
@@ -128,11 +124,12 @@ def get_checkpoints(_: OfficerDep, db: SessionDep) -> list[CheckpointOut]:
 
 
 @router.post("/checkpoints", status_code=status.HTTP_201_CREATED, responses=answers(409, 423))
-def post_checkpoint(request: Request, account: OfficerDep) -> CheckpointOut:
+def post_checkpoint(
+    request: Request, account: OfficerDep, sessions: JobSessionsDep
+) -> CheckpointOut:
     """Sign a checkpoint for the log as it is now, through the signing gate (its event names
-    the security officer who asked)."""
-    holder: CheckpointKeyHolder = request.app.state.checkpoint_key
-    signed = holder.publish(request.app.state.writer_sessions, actor_of(account)).row
+    the security officer who asked), in a unit of its own, then anchor it."""
+    signed = state.checkpoint_key(request).publish(sessions, actor_of(account)).row
     return CheckpointOut(size=signed.size, signed_at=signed.signed_at, note=signed.note)
 
 
@@ -168,8 +165,7 @@ def get_latest_checkpoint(
 ) -> PlainTextResponse:
     """The newest anchored checkpoint note (C2SP signed note): keep copies, and a rewritten
     history shows. When the database's log stops extending it, it stays the one served."""
-    holder: CheckpointKeyHolder = request.app.state.checkpoint_key
-    anchored = holder.anchor.read(note_keys(db, settings))
+    anchored = state.checkpoint_key(request).anchor.read(note_keys(db, settings))
     if anchored is None:
         raise NotFound("no checkpoint has been signed yet")
     return PlainTextResponse(anchored.note, media_type="text/plain; charset=utf-8")

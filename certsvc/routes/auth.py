@@ -12,8 +12,8 @@ from pydantic import BaseModel, Field, SecretStr
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from audit.events import AuditEvent
-from audit.log import append
+from audit.trail import event, keep_events, record
+from certsvc import state
 from certsvc.accounts import (
     PASSWORD_MAX,
     account_exists,
@@ -21,11 +21,11 @@ from certsvc.accounts import (
     exposure_notices,
     issue_api_token,
 )
+from certsvc.audit_trail import actor_of
 from certsvc.auth import HasherDep, SessionDep, SettingsDep
-from certsvc.login_refusals import RefusedLogins
 from certsvc.routes.schemas import answers
 from certsvc.settings import Settings
-from verify.ratelimit import RateLimiter, RateLimitUnavailable
+from signer.actor import Actor
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
@@ -62,17 +62,12 @@ async def create_token(
     """Exchange a username and password for a new API token. Attempts are limited per client
     (guessing passwords is slow); a failed attempt is audited, and attempts refused by the limit
     are counted into one audit event per client and minute (a flood must not write the log)."""
-    limiter: RateLimiter = request.app.state.login_limiter
+    limiter = state.login_limiter(request)
     address = request.client.host if request.client else "unknown"
-    try:
-        retry = await limiter.hit(address)
-    except RateLimitUnavailable as exc:
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(exc), headers={"Retry-After": "5"}
-        ) from None
+    # Fails closed: `RateLimitUnavailable` (503) while the shared counter cannot be reached.
+    retry = await limiter.hit(address)
     if retry is not None:
-        refused: RefusedLogins = request.app.state.refused_logins
-        refused.count(address)
+        state.refused_logins(request).count(address)
         raise HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS,
             detail="too many login attempts: wait and try again",
@@ -82,25 +77,16 @@ async def create_token(
 
 
 def _refuse(session: Session, username: str, reason: str) -> None:
-    """Audit a refused login; the typed name only if it is an account (it may be a password)."""
+    """Audit a refused login, kept on record although the request fails; the typed name only
+    if it is an account (it may be a password)."""
     known = account_exists(session, username)
     fields = {"event": "service.login", "outcome": "refused", "reason": reason}
     if known:
         logger.warning("login failed for %s: %s", username, reason, extra=fields)
     else:
         logger.warning("login failed for an unknown username: %s", reason, extra=fields)
-    append(
-        session,
-        AuditEvent(
-            username if known else "unknown",
-            "staff",
-            "service.login",
-            "api",
-            "refused",
-            reason=reason,
-        ),
-    )
-    session.commit()
+    who = Actor(username if known else "unknown", 0, "staff")
+    keep_events(session, [event(who, "service.login", "api", outcome="refused", reason=reason)])
 
 
 def _login(
@@ -119,14 +105,10 @@ def _login(
             detail="wrong username or password",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    text, record = issue_api_token(session, account, settings.api_token_days)
+    text, issued = issue_api_token(session, account, settings.api_token_days)
     notices = exposure_notices(session, account)
-    append(
-        session,
-        AuditEvent(account.username, account.role.value, "service.login", record.token_id, "ok"),
-    )
-    session.commit()
-    logger.info("login: %s received token %s", account.username, record.token_id)
+    record(session, actor_of(account), "service.login", issued.token_id)
+    logger.info("login: %s received token %s", account.username, issued.token_id)
     return TokenResponse(
-        token=text, token_id=record.token_id, expires_at=record.expires_at, notices=notices
+        token=text, token_id=issued.token_id, expires_at=issued.expires_at, notices=notices
     )

@@ -9,9 +9,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from certify.certificate_pdf import certificate_pdf
+from certsvc import state
+from certsvc.audit_trail import actor_of
+from certsvc.auth import JobSessionsDep
 from certsvc.routes.certify_common import CustodianDep, WorkstationDep, issuer_of
 from certsvc.routes.schemas import ROLE_GATED, answers
-from certsvc.routes.signer_context import actor_of
 from certsvc.vault_setup import print_reveal_limit
 from signer.gate import signing_transaction
 
@@ -27,15 +29,20 @@ router = APIRouter(prefix="/api/v1/certificates", tags=["certify"], responses=RO
     },
 )
 def get_certificate_pdf(
-    number: str, request: Request, account: CustodianDep, workstation: WorkstationDep
+    number: str,
+    request: Request,
+    account: CustodianDep,
+    workstation: WorkstationDep,
+    sessions: JobSessionsDep,
 ) -> Response:
     """The certificate as a PDF signed with the body's certificate key (PAdES), through the
     signing gate in the caller's session on that key's token: the signature is an audit event,
     a refusal (403) names the rule. The holder's name is a reveal by the custodian: an audit
     event and a reveal record each time, at most `CERTSVC_PRINT_REVEAL_LIMIT` per
     `CERTSVC_PRINT_REVEAL_WINDOW_MINUTES`, then 429 with Retry-After (the refusal audited,
-    nothing printed)."""
-    issuer = issuer_of(request)
+    nothing printed). The reveal and the signature are one unit of their own
+    (`signing_transaction`), committed before the PDF is answered."""
+    issuer = issuer_of(request, sessions)
     with signing_transaction(issuer.sessions) as unit:
         pdf = certificate_pdf(
             unit,
@@ -44,7 +51,7 @@ def get_certificate_pdf(
             actor_of(account, workstation),
             issuer.body_code,
             number,
-            print_reveal_limit(request.app.state.settings),
+            print_reveal_limit(state.settings(request)),
         )
     return Response(
         pdf,

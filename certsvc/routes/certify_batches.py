@@ -16,6 +16,7 @@ from certify.cases import BatchPlan, add_slot, create_batch, get_batch
 from certify.models import Announcement, Application, Batch, ConfirmationSlot
 from certify.publication import announcements, publish_conclusions, publish_text
 from certify.workdays import WorkCalendar, work_calendar
+from certsvc.audit_trail import actor_of
 from certsvc.auth import SessionDep, SettingsDep
 from certsvc.routes.certify_common import (
     CaseReaderDep,
@@ -25,7 +26,6 @@ from certsvc.routes.certify_common import (
     staff_hosts,
 )
 from certsvc.routes.schemas import ROLE_GATED, answers
-from certsvc.routes.signer_context import actor_of
 from certsvc.routes.vault import VaultDep
 from common.errors import CertsvcError
 
@@ -167,7 +167,6 @@ def post_batch(
         closes_on=body.closes_on,
     )
     batch = create_batch(db, actor_of(account), plan)
-    db.commit()
     return _batch_out(db, batch, china_today())
 
 
@@ -192,7 +191,6 @@ def show_batch(
 def post_slot(batch_id: int, body: SlotIn, account: OfficerDep, db: SessionDep) -> SlotOut:
     """A confirmation time slot with a capacity, inside the on-site confirmation period."""
     slot_id = add_slot(db, actor_of(account), batch_id, body.starts_at, body.capacity)
-    db.commit()
     slot = db.get_one(ConfirmationSlot, slot_id)
     return SlotOut(id=slot.id, starts_at=slot.starts_at, capacity=slot.capacity, booked=0)
 
@@ -229,7 +227,6 @@ def post_conclusions(
     row = publish_conclusions(
         db, actor_of(account), vault, batch_id, body.preface, staff_hosts(request)
     )
-    db.commit()
     return _announcement_out(row)
 
 
@@ -247,5 +244,4 @@ def post_announcement(
     """Publish a hand-written announcement; refused (422, naming the kinds of item found) if
     the checker finds personal data or a link to the staff system or a login page."""
     row = publish_text(db, actor_of(account), body.batch_id, body.text, staff_hosts(request))
-    db.commit()
     return _announcement_out(row)

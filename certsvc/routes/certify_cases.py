@@ -27,10 +27,10 @@ from certify.checks import (
 from certify.decisions import decide, override_deadline
 from certify.intake import ApplicantTokens, register_applicant
 from certify.models import Applicant, Application, Certificate, Decision
+from certsvc.audit_trail import actor_of
 from certsvc.auth import SessionDep
 from certsvc.routes.certify_common import CaseReaderDep, ClerkDep, OfficerDep, RegistrarDep
 from certsvc.routes.schemas import ROLE_GATED, answers
-from certsvc.routes.signer_context import actor_of
 from certsvc.routes.vault import VAULT_TOKEN_SHAPE, VaultDep
 from common.errors import InvalidInput
 from vault.store import Vault
@@ -181,7 +181,6 @@ def post_application(
     application = create_application(
         db, actor, body.batch_id, applicant_id, body.qualification, body.subject
     )
-    db.commit()
     return application_out(db, vault, application)
 
 
@@ -215,7 +214,6 @@ def post_booking(
 ) -> BookingOut:
     """Book an on-site confirmation slot; the answer is the queue number within it."""
     queue = book_slot(db, actor_of(account), application_id, body.slot_id)
-    db.commit()
     return BookingOut(application_id=application_id, slot_id=body.slot_id, queue_number=queue)
 
 
@@ -238,7 +236,6 @@ def post_check(application_id: int, body: CheckIn, account: ClerkDep, db: Sessio
         body.kind, body.result, body.source_system, body.reference, body.checked_at
     )
     attempt = record_check(db, actor_of(account), application_id, outcome)
-    db.commit()
     return CheckOut(
         kind=body.kind,
         attempt=attempt,
@@ -282,7 +279,6 @@ def post_decision(
     if body.deadline_override_reason is not None:
         override_deadline(db, actor, application_id, body.deadline_override_reason)
     decision = decide(db, actor, application_id, body.outcome, body.reasons)
-    db.commit()
     return decision_out(decision)
 
 
@@ -292,7 +288,6 @@ def post_override(
 ) -> ApplicationOut:
     """Let a late case be signed past its deadline; the reason goes to the audit log."""
     override_deadline(db, actor_of(account), application_id, body.reason)
-    db.commit()
     return application_out(db, vault, get_application(db, application_id))
 
 

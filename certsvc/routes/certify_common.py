@@ -9,13 +9,13 @@ from typing import Annotated
 from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
+from sqlalchemy.orm import Session, sessionmaker
 
 from certify.decisions import CHINA
 from certify.issuance import Issuer
+from certsvc import state
 from certsvc.accounts import Role, StaffAccount
 from certsvc.auth import require_roles, require_workstation
-from certsvc.routes.signer_context import document_signer, signing_gate
-from certsvc.routes.vault import vault_of
 from certsvc.workstations import Workstation
 
 RegistrarDep = Annotated[StaffAccount, Depends(require_roles(Role.REGISTRAR))]
@@ -34,23 +34,24 @@ def china_today() -> date:
     return datetime.now(CHINA).date()
 
 
-def issuer_of(request: Request) -> Issuer:
-    """The issuer for this request; its sessions are writer sessions (issuing reads, then
-    writes: on SQLite it must hold the write lock from the start)."""
-    state = request.app.state
+def issuer_of(request: Request, sessions: sessionmaker[Session]) -> Issuer:
+    """The issuer for this request, working through `sessions`: a job route's writer sessions
+    (`JobSessionsDep`; issuing reads, then writes: on SQLite it must hold the write lock from
+    the start)."""
+    settings = state.settings(request)
     return Issuer(
-        state.writer_sessions,
-        document_signer(request),
-        signing_gate(request),
-        vault_of(request),
-        state.settings.body_code,
-        state.settings.public_base_url,
+        sessions,
+        state.document_signer(request),
+        state.signing_gate(request),
+        state.vault(request),
+        settings.body_code,
+        settings.public_base_url,
     )
 
 
 def staff_hosts(request: Request) -> tuple[str, ...]:
     """The staff system's own address (the host this request reached), unless the public
     verification side shares it: published texts may not link to it (R5)."""
-    public_host = urlsplit(request.app.state.settings.public_base_url).netloc
+    public_host = urlsplit(state.settings(request).public_base_url).netloc
     own = request.url.netloc
     return (own,) if own and own != public_host else ()

@@ -12,10 +12,10 @@ from pydantic import BaseModel, Field
 
 from certify.delivery import METHODS, DeliveryPlan, arrange_delivery, delivery_of
 from certify.models import Delivery
+from certsvc.audit_trail import actor_of
 from certsvc.auth import SessionDep
 from certsvc.routes.certify_common import ClerkDep, RegistrarDep, staff_hosts
 from certsvc.routes.schemas import ROLE_GATED, answers
-from certsvc.routes.signer_context import actor_of
 from common.errors import NotFound
 
 router = APIRouter(prefix="/api/v1/certify", tags=["certify"], responses=ROLE_GATED)
@@ -68,7 +68,6 @@ def put_delivery(
         note=body.note,
     )
     delivery = arrange_delivery(db, actor_of(account), number, plan, staff_hosts(request))
-    db.commit()
     return _out(number, delivery)
 
 

@@ -24,7 +24,9 @@ from certify.issuance import (
 )
 from certify.models import Application, Certificate, Revocation
 from certify.records import revocation_document
-from certsvc.auth import SessionDep
+from certsvc import state
+from certsvc.audit_trail import actor_of
+from certsvc.auth import JobSessionsDep, SessionDep
 from certsvc.routes.certify_common import (
     CaseReaderDep,
     CustodianDep,
@@ -35,7 +37,6 @@ from certsvc.routes.certify_common import (
 )
 from certsvc.routes.documents import BatchOut, report_out
 from certsvc.routes.schemas import ROLE_GATED, answers
-from certsvc.routes.signer_context import actor_of, document_signer
 from common.errors import NotFound
 from signer.custody import approvals_for
 from verify.codes import REVOCATION_CATEGORIES
@@ -96,7 +97,7 @@ class RevocationsIn(BaseModel):
 
 def certificate_out(db: Session, request: Request, certificate: Certificate) -> CertificateOut:
     application = db.get_one(Application, certificate.application_id)
-    base = request.app.state.settings.public_base_url.rstrip("/")
+    base = state.settings(request).public_base_url.rstrip("/")
     shown = certificate.status != "pending"
     return CertificateOut(
         number=certificate.number,
@@ -136,15 +137,18 @@ def _revocation_out(db: Session, revocation: Revocation) -> RevocationOut:
 
 @router.post("/batches/{batch_id}/decisions/sign", responses=answers(404, 409))
 def post_sign_decisions(
-    batch_id: int, request: Request, account: CustodianDep, workstation: WorkstationDep
+    batch_id: int,
+    request: Request,
+    account: CustodianDep,
+    workstation: WorkstationDep,
+    sessions: JobSessionsDep,
 ) -> BatchOut:
     """Sign every unsigned decision of the batch with the body's decision key, through the
     caller's open session for it; refusals (R2, R3) are listed by rule. Safe to repeat."""
-    sessions = request.app.state.sessionmaker
     with sessions() as db:
         get_batch(db, batch_id)
     report = sign_decisions(
-        sessions, document_signer(request), actor_of(account, workstation), batch_id
+        sessions, state.document_signer(request), actor_of(account, workstation), batch_id
     )
     return report_out(report)
 
@@ -156,11 +160,12 @@ def post_issue(
     request: Request,
     account: CustodianDep,
     workstation: WorkstationDep,
+    sessions: JobSessionsDep,
 ) -> IssueOut:
     """Issue certificates from the batch's signed approvals with the certificate key: number,
     verification id, signed document, signed QR payload, public register entry. Safe to
     repeat: a certificate left pending by a fault is finished with the same number."""
-    issuer = issuer_of(request)
+    issuer = issuer_of(request, sessions)
     with issuer.sessions() as db:
         get_batch(db, batch_id)
         ids = body.application_ids
@@ -213,7 +218,6 @@ def post_revocation(
 ) -> RevocationOut:
     """File a revocation (R10); two officers must approve it before the custodian signs."""
     revocation = request_revocation(db, actor_of(account), number, body.category, body.reason)
-    db.commit()
     return _revocation_out(db, revocation)
 
 
@@ -236,18 +240,24 @@ def post_revocation_approval(
 ) -> RevocationOut:
     """One officer's approval; a second, different officer must approve too."""
     approve(db, actor_of(account), revocation_id, body.reason)
-    db.commit()
     return _revocation_out(db, db.get_one(Revocation, revocation_id))
 
 
 @router.post("/revocations/sign", responses=answers(404, 409))
 def post_sign_revocations(
-    body: RevocationsIn, request: Request, account: CustodianDep, workstation: WorkstationDep
+    body: RevocationsIn,
+    request: Request,
+    account: CustodianDep,
+    workstation: WorkstationDep,
+    sessions: JobSessionsDep,
 ) -> BatchOut:
     """Sign approved revocations with the revocation key; each one signed revokes its
     certificate and its public register entry in one transaction. Without two officers'
     approvals a revocation is refused (rule `dual-control`)."""
     report = sign_revocations(
-        issuer_of(request), actor_of(account, workstation), body.revocation_ids, china_today()
+        issuer_of(request, sessions),
+        actor_of(account, workstation),
+        body.revocation_ids,
+        china_today(),
     )
     return report_out(report)

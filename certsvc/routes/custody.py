@@ -11,10 +11,11 @@ from fastapi import APIRouter, Depends, Request, status
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
+from certsvc import state
 from certsvc.accounts import Role, StaffAccount, get_account
+from certsvc.audit_trail import actor_of
 from certsvc.auth import SessionDep, require_roles, require_workstation
 from certsvc.routes.schemas import ROLE_GATED, answers
-from certsvc.routes.signer_context import actor_of, signing_sessions
 from certsvc.workstations import Workstation
 from signer.custody import (
     accept_handover,
@@ -80,7 +81,6 @@ def post_handover(
     handover = offer_handover(
         db, actor_of(account, workstation), body.token_serial, incoming.id, incoming.role.value
     )
-    db.commit()
     return _out(db, handover)
 
 
@@ -94,8 +94,7 @@ def post_accept(
 ) -> HandoverOut:
     """The incoming custodian confirms they hold the token; any open session on it ends."""
     handover = accept_handover(db, actor_of(account, workstation), handover_id)
-    db.commit()
-    signing_sessions(request).end(handover.token_serial)
+    state.signing_sessions(request).end(handover.token_serial)
     return _out(db, handover)
 
 
@@ -105,5 +104,4 @@ def post_cancel(
 ) -> HandoverOut:
     """Either custodian withdraws a pending handover."""
     handover = cancel_handover(db, actor_of(account, workstation), handover_id)
-    db.commit()
     return _out(db, handover)

@@ -13,10 +13,11 @@ from fastapi import APIRouter, Depends, Request, status
 from pydantic import BaseModel, Field
 
 from certify.issuance import approve
+from certsvc import state
 from certsvc.accounts import Role, StaffAccount
-from certsvc.auth import SessionDep, require_roles, require_workstation
+from certsvc.audit_trail import actor_of
+from certsvc.auth import JobSessionsDep, SessionDep, require_roles, require_workstation
 from certsvc.routes.schemas import ROLE_GATED, answers
-from certsvc.routes.signer_context import actor_of, document_signer
 from certsvc.workstations import Workstation
 from signer.custody import get_key
 from signer.documents import BatchReport, DocumentRef, signed_document
@@ -104,7 +105,6 @@ def post_approval(body: ApprovalIn, account: OfficerDep, db: SessionDep) -> Appr
     """Approve a revocation, bound to its content as the server builds it from the records;
     two different officers must before it can be signed."""
     approval = approve(db, actor_of(account), body.revocation_id, body.reason)
-    db.commit()
     return ApprovalOut(
         document_id=approval.document_id,
         content_sha256=approval.content_sha256 or "",
@@ -115,13 +115,18 @@ def post_approval(body: ApprovalIn, account: OfficerDep, db: SessionDep) -> Appr
 
 @router.post("/batches", responses=answers(404, 409))
 def post_batch(
-    body: BatchIn, request: Request, account: CustodianDep, workstation: WorkstationDep
+    body: BatchIn,
+    request: Request,
+    account: CustodianDep,
+    workstation: WorkstationDep,
+    _: JobSessionsDep,
 ) -> BatchOut:
     """Sign a batch with the key of the caller's open session: each document as the records
     say it (one with no record behind it is refused); documents already signed are skipped,
-    so re-sending a batch after a fault signs only what is missing."""
+    so re-sending a batch after a fault signs only what is missing. A job: each chunk is
+    committed by the batch signer (`signer.documents`)."""
     documents = [DocumentRef(d.kind, d.document_id, d.content) for d in body.documents]
-    report = document_signer(request).sign_batch(
+    report = state.document_signer(request).sign_batch(
         actor_of(account, workstation), body.key_id, documents, batch=body.batch
     )
     return report_out(report)

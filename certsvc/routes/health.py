@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from audit.anchor import Anchor
 from audit.log import size, tree_root
 from audit.publish import latest_checkpoint
+from certsvc import state
 from certsvc.audit_keys import note_keys
 from certsvc.settings import Settings
 from common.errors import CertsvcError
@@ -74,18 +75,18 @@ def healthz(request: Request, response: Response) -> Health:
     database: Literal["ok", "unavailable"] = "ok"
     audit_log: AuditLogState = "ok"
     try:
-        with request.app.state.sessionmaker() as db:
+        with state.reader_sessions(request)() as db:
             db.execute(text("SELECT 1"))
             registered = set(db.scalars(select(HsmToken.serial)))
             audit_log = audit_log_state(
-                db, request.app.state.settings, request.app.state.checkpoint_key.anchor
+                db, state.settings(request), state.checkpoint_key(request).anchor
             )
     except SQLAlchemyError:
         database = "unavailable"
     hsm: Literal["ok", "unavailable"] = "ok"
     present = locked = 0
     try:
-        for token in request.app.state.tokens.statuses():
+        for token in state.tokens(request).statuses():
             if token.serial in registered:
                 present += 1
                 locked += token.pin_locked

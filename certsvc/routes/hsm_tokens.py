@@ -11,10 +11,11 @@ from fastapi import APIRouter, Depends, Request, status
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
+from certsvc import state
 from certsvc.accounts import Role, StaffAccount
+from certsvc.audit_trail import actor_of
 from certsvc.auth import SessionDep, require_roles
 from certsvc.routes.schemas import ROLE_GATED, answers
-from certsvc.routes.signer_context import actor_of, signing_sessions
 from certsvc.workstations import get_workstation
 from common.errors import InvalidInput
 from signer.custody import (
@@ -85,7 +86,7 @@ def _key_out(key: SigningKey) -> SigningKeyOut:
 def get_tokens(request: Request, _: ReaderDep, db: SessionDep) -> list[UsbKeyOut]:
     """Every registered token with its keys and workstations, and whether it is inserted and
     unlocked now."""
-    live = {status.serial: status for status in request.app.state.tokens.statuses()}
+    live = {status.serial: status for status in state.tokens(request).statuses()}
     tokens = list_tokens(db)
     keys = list(db.scalars(select(SigningKey).order_by(SigningKey.id)))
     places = list(db.scalars(select(TokenWorkstation).order_by(TokenWorkstation.workstation_name)))
@@ -120,7 +121,6 @@ def post_token_workstation(
     register_token_workstation(
         db, actor_of(account), serial, workstation.name, workstation.custodian_id
     )
-    db.commit()
     return {"token_serial": serial, "workstation": workstation.name}
 
 
@@ -132,7 +132,6 @@ def post_token_workstation(
 def delete_token_workstation(serial: str, name: str, account: AdminDep, db: SessionDep) -> None:
     """The token may no longer be used on that workstation."""
     unregister_token_workstation(db, actor_of(account), serial, name)
-    db.commit()
 
 
 @router.post("/keys/{key_id}/retire", responses=answers(404, 409))
@@ -141,8 +140,7 @@ def post_retire(
 ) -> SigningKeyOut:
     """Retire a key: it never signs again; its signatures stay verifiable."""
     key = retire_key(db, actor_of(account), key_id, body.reason)
-    db.commit()
-    signing_sessions(request).end(key.token_serial, key.label)
+    state.signing_sessions(request).end(key.token_serial, key.label)
     return _key_out(key)
 
 
@@ -152,6 +150,5 @@ def post_revoke(
 ) -> SigningKeyOut:
     """Revoke a key's certificate (lost or compromised USBKey); the key is retired too."""
     key = revoke_key_certificate(db, actor_of(account), key_id, body.reason)
-    db.commit()
-    signing_sessions(request).end(key.token_serial, key.label)
+    state.signing_sessions(request).end(key.token_serial, key.label)
     return _key_out(key)

@@ -6,10 +6,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.openapi.utils import get_openapi
 from fastapi.security import HTTPAuthorizationCredentials
 
 from certsvc.auth import SessionDep, bearer_scheme, current_staff, token_in_query
+from certsvc.state import public_openapi
 
 router = APIRouter()
 
@@ -24,20 +24,6 @@ def openapi_document(
     A wrong or leaked token is refused as on any staff route."""
     app: FastAPI = request.app
     if credentials is None and not token_in_query(request):
-        return public_document(app)
+        return public_openapi(request)
     current_staff(request, session, credentials)
     return app.openapi()
-
-
-def public_document(app: FastAPI) -> dict[str, Any]:
-    """The document of the public routers the app was built with, made once."""
-    cached: dict[str, Any] | None = getattr(app.state, "public_openapi", None)
-    if cached is None:
-        cached = get_openapi(
-            title=app.title,
-            version=app.version,
-            description=app.description,
-            routes=app.state.public_routes,
-        )
-        app.state.public_openapi = cached
-    return cached

@@ -95,8 +95,9 @@ ERROR_ANSWERS: dict[int, dict[str, Any]] = {
     ),
     503: _error(
         ErrorOut,
-        "the database, a USBKey or the vault's keys cannot be used now",
-        headers={"Retry-After": _header("seconds to wait, when the database is down", False)},
+        "the database, a USBKey, the vault's keys or the audit log cannot be used now, or what"
+        " the request did could not be stored: nothing of it was done",
+        headers={"Retry-After": _header("seconds to wait", False)},
     ),
 }
 

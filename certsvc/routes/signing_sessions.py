@@ -9,14 +9,16 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, status
 from pydantic import BaseModel, Field
 
+from audit.trail import event, keep_events, record
+from certsvc import state
 from certsvc.accounts import Role, StaffAccount
+from certsvc.audit_trail import actor_of
 from certsvc.auth import SessionDep, require_roles, require_workstation
 from certsvc.routes.schemas import ROLE_GATED, answers
-from certsvc.routes.signer_context import actor_of, signing_sessions
 from certsvc.workstations import Workstation
 from common.errors import CertsvcError
-from signer.audit_trail import record
-from signer.custody import authorise_session
+from common.unit_of_work import if_rolled_back
+from signer.custody import DbPinCounter, authorise_session
 from signer.sessions import SigningSession
 
 router = APIRouter(prefix="/api/v1/signing/sessions", tags=["signing"], responses=ROLE_GATED)
@@ -65,20 +67,24 @@ def open_session(
     workstation: WorkstationDep,
     db: SessionDep,
 ) -> SessionOut:
-    """Insert and unlock: log in to a token in the caller's custody with its PIN, for one key."""
+    """Insert and unlock: log in to a token in the caller's custody with its PIN, for one key.
+    A refusal (custody, PIN, token) is kept on record, with the wrong PIN counted, although the
+    request fails; a session whose opening cannot be recorded is closed again."""
     actor = actor_of(account, workstation)
     target = f"token:{body.token_serial}"
-    sessions = signing_sessions(request)
+    sessions = state.signing_sessions(request)
     try:
         key = authorise_session(db, actor, body.token_serial, body.key_label)
-        db.commit()  # logging in writes the PIN counter through another session
         session = sessions.open(
-            body.token_serial, body.pin, account.username, workstation.name, key.label
+            body.token_serial,
+            body.pin,
+            account.username,
+            workstation.name,
+            key.label,
+            counter=DbPinCounter(db),
         )
     except CertsvcError as exc:
-        db.rollback()
-        record(
-            db,
+        refusal = event(
             actor,
             "signer.session.open",
             target,
@@ -86,21 +92,17 @@ def open_session(
             reason=type(exc).__name__,
             details={"key": body.key_label},
         )
-        db.commit()
+        keep_events(db, [refusal])
         raise
-    try:
-        record(db, actor, "signer.session.open", target, details={"key": key.label})
-        db.commit()
-    except Exception:
-        sessions.end(body.token_serial)
-        raise
+    if_rolled_back(db, lambda: sessions.end(body.token_serial))
+    record(db, actor, "signer.session.open", target, details={"key": key.label})
     return _out(session)
 
 
 @router.get("")
 def get_sessions(request: Request, account: CustodianDep) -> list[SessionOut]:
     """The caller's open signing sessions."""
-    return [_out(s) for s in signing_sessions(request).held_by(account.username)]
+    return [_out(s) for s in state.signing_sessions(request).held_by(account.username)]
 
 
 @router.delete("/{token_serial}", status_code=status.HTTP_204_NO_CONTENT, responses=answers(409))
@@ -112,6 +114,5 @@ def close_session(
     db: SessionDep,
 ) -> None:
     """Lock the USBKey again: log out and close the session."""
-    signing_sessions(request).close(token_serial, account.username)
+    state.signing_sessions(request).close(token_serial, account.username)
     record(db, actor_of(account, workstation), "signer.session.close", f"token:{token_serial}")
-    db.commit()

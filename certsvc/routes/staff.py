@@ -7,8 +7,9 @@ from datetime import datetime
 from fastapi import APIRouter, Response, status
 from pydantic import BaseModel, ConfigDict
 
+from audit.trail import record
 from certsvc.accounts import list_api_tokens, revoke_api_token
-from certsvc.audit_trail import record
+from certsvc.audit_trail import actor_of
 from certsvc.auth import SessionDep, StaffDep
 from certsvc.routes.schemas import SIGNED_IN, StaffOut, answers
 
@@ -45,6 +46,5 @@ def my_tokens(account: StaffDep, session: SessionDep) -> list[ApiTokenOut]:
 def revoke_my_token(token_id: str, account: StaffDep, session: SessionDep) -> Response:
     """Revoke one of the account's own tokens (404 for any other)."""
     revoke_api_token(session, token_id, account=account)
-    record(session, account, "service.api_token.revoke", token_id)
-    session.commit()
+    record(session, actor_of(account), "service.api_token.revoke", token_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

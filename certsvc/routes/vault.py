@@ -12,7 +12,6 @@ item and the rule broken, never the value. Who may do what:
 
 from __future__ import annotations
 
-import threading
 from collections import defaultdict
 from datetime import date
 from typing import Annotated
@@ -21,18 +20,20 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
-from audit.events import AuditEvent
-from audit.log import append
+from audit.trail import record
 from certify.cases import CASE_REFERENCE, case_tokens
+from certsvc import state
 from certsvc.accounts import Role, StaffAccount
+from certsvc.audit_trail import actor_of
 from certsvc.auth import SessionDep, StaffDep, require_roles, require_workstation
 from certsvc.routes.schemas import ROLE_GATED, answers
-from certsvc.vault_setup import open_vault, reveal_limit
+from certsvc.vault_setup import reveal_limit
 from certsvc.workstations import Workstation
 from common.errors import InvalidInput, NotFound
+from signer.actor import Actor
 from vault.errors import InvalidValue
 from vault.kinds import Kind
-from vault.reveal import Revealer, record_refusal, reveal
+from vault.reveal import record_refusal, reveal
 from vault.store import Vault
 from vault.validation import normalise, resident_id
 
@@ -40,7 +41,6 @@ router = APIRouter(prefix="/api/v1/vault", tags=["vault"], responses=ROLE_GATED)
 MAX_ITEMS = 1000
 MAX_REVEAL = 100
 VAULT_TOKEN_SHAPE = r"^tk_[a-z]{2}_[A-Za-z0-9_-]{16,40}$"  # noqa: S105 (a pattern)
-_vault_lock = threading.Lock()
 
 TokeniserDep = Annotated[StaffAccount, Depends(require_roles(Role.REGISTRAR))]
 LookupDep = Annotated[StaffAccount, Depends(require_roles(Role.REGISTRAR, Role.OFFICER))]
@@ -114,18 +114,7 @@ class RevealedOut(BaseModel):
     value: str
 
 
-def vault_of(request: Request) -> Vault:
-    """The app's vault, made on first use: its keys are unwrapped only when needed."""
-    state = request.app.state
-    with _vault_lock:
-        vault: Vault | None = getattr(state, "vault", None)
-        if vault is None:
-            vault = open_vault(state.settings, state.sessionmaker, state.tokens)
-            state.vault = vault
-    return vault
-
-
-VaultDep = Annotated[Vault, Depends(vault_of)]
+VaultDep = Annotated[Vault, Depends(state.vault)]
 
 
 def _checked(items: list[Item]) -> dict[Kind, list[int]]:
@@ -149,20 +138,6 @@ def _checked(items: list[Item]) -> dict[Kind, list[int]]:
     return by_kind
 
 
-def _audit(db: SessionDep, account: StaffAccount, action: str, details: dict[str, int]) -> None:
-    append(
-        db,
-        AuditEvent(
-            actor=account.username,
-            role=account.role.value,
-            action=action,
-            object="vault",
-            outcome="ok",
-            details=details,
-        ),
-    )
-
-
 @router.post("/tokenise")
 def tokenise(body: Items, account: TokeniserDep, db: SessionDep, vault: VaultDep) -> TokensOut:
     """A token per value: the existing one if the vault already holds the value. ID numbers
@@ -184,8 +159,8 @@ def tokenise(body: Items, account: TokeniserDep, db: SessionDep, vault: VaultDep
                 kind=kind, token=tokenised.token, created=tokenised.created, facts=facts
             )
             created += tokenised.created
-    _audit(db, account, "vault.tokenise", {"values": len(body.items), "created": created})
-    db.commit()
+    details = {"values": len(body.items), "created": created}
+    record(db, actor_of(account), "vault.tokenise", "vault", details=details)
     return TokensOut(tokens=[item for item in out if item is not None])
 
 
@@ -200,8 +175,13 @@ def lookup(body: Items, account: LookupDep, db: SessionDep, vault: VaultDep) -> 
         for i, token in zip(positions, vault.lookup(db, kind, values), strict=True):
             found[i] = token
     hits = sum(token is not None for token in found)
-    _audit(db, account, "vault.lookup", {"values": len(found), "found": hits})
-    db.commit()
+    record(
+        db,
+        actor_of(account),
+        "vault.lookup",
+        "vault",
+        details={"values": len(found), "found": hits},
+    )
     return LookupOut(tokens=found)
 
 
@@ -217,11 +197,9 @@ def mask(body: Tokens, _: MaskDep, db: SessionDep, vault: VaultDep) -> list[Mask
 
 
 def revealer(account: StaffDep, db: SessionDep) -> StaffAccount:
-    """The caller if they hold the reveal role; otherwise the refusal is audited, then 403."""
+    """The caller if they hold the reveal role; otherwise 403, the refusal kept on record."""
     if account.role is not Role.VAULT_REVEALER:
-        who = Revealer(account.username, account.role.value)
-        record_refusal(db, who, [], f"role {account.role.value} may not reveal")
-        db.commit()
+        record_refusal(db, actor_of(account), [], f"role {account.role.value} may not reveal")
         raise HTTPException(
             status.HTTP_403_FORBIDDEN, detail="this action needs the role: vault_revealer"
         )
@@ -242,26 +220,23 @@ def reveal_values(
     workstation (a stolen API token alone reveals nothing): one audit event per value, naming
     the workstation, committed before anything is returned; at most
     `CERTSVC_VAULT_REVEAL_LIMIT` values per person per `CERTSVC_VAULT_REVEAL_WINDOW_MINUTES`."""
-    who = Revealer(account.username, account.role.value, workstation.name)
+    who = actor_of(account, workstation)
     _within_case(db, who, body)
-    limit = reveal_limit(request.app.state.settings)
+    limit = reveal_limit(state.settings(request))
     values = reveal(db, vault, who, body.tokens, f"{body.case}: {body.purpose}", limit)
-    db.commit()
     response.headers["Cache-Control"] = "no-store"
     return [RevealedOut(token=t, kind=values[t].kind, value=values[t].value) for t in body.tokens]
 
 
-def _within_case(db: Session, who: Revealer, body: RevealIn) -> None:
-    """Refuse (audited) unless every token belongs to the applicant of the stated case: a
-    purpose is checked against the records, not only read."""
+def _within_case(db: Session, who: Actor, body: RevealIn) -> None:
+    """Refuse (kept on record) unless every token belongs to the applicant of the stated case:
+    a purpose is checked against the records, not only read."""
     try:
         allowed = case_tokens(db, body.case)
     except NotFound as exc:
         record_refusal(db, who, body.tokens, str(exc))
-        db.commit()
         raise
     outside = [i for i, token in enumerate(body.tokens) if token not in allowed]
     if outside:
         record_refusal(db, who, body.tokens, f"token outside {body.case}")
-        db.commit()
         raise InvalidInput(f"tokens[{outside[0]}]: not a value of the applicant of {body.case}")

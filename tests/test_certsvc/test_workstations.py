@@ -37,6 +37,7 @@ from certsvc.workstations import (
 )
 from common.dbtypes import utcnow
 from common.errors import Conflict, InvalidInput, NotFound
+from common.unit_of_work import unit_of_work
 from service_helpers import MakeStaff, StaffMember
 
 PROBE = "/api/v1/custodian/workstation"
@@ -245,9 +246,10 @@ def test_failure_challenges_for_a_signature(client: TestClient, custodian: Staff
     assert response.headers["WWW-Authenticate"] == "Certsvc-Signature"
 
 
-def test_tampered_body(session: Session, custodian: StaffMember, settings: Settings) -> None:
+def test_tampered_body(
+    sessions: sessionmaker[Session], custodian: StaffMember, settings: Settings
+) -> None:
     assert custodian.workstation_key is not None and custodian.workstation is not None
-    account = get_account(session, custodian.username)
     authorization = custodian.auth["Authorization"]
     path = "/api/v1/anything"
     headers = sign_request(
@@ -255,20 +257,23 @@ def test_tampered_body(session: Session, custodian: StaffMember, settings: Setti
     )
 
     def verify(body: bytes) -> None:
-        verify_request(
-            session,
-            account=account,
-            method="POST",
-            path=path,
-            body=body,
-            authorization=authorization,
-            headers=headers,
-            max_skew_seconds=settings.request_max_skew_seconds,
-        )
+        with unit_of_work(sessions) as db:
+            verify_request(
+                db,
+                account=get_account(db, custodian.username),
+                method="POST",
+                path=path,
+                body=body,
+                authorization=authorization,
+                headers=headers,
+                max_skew_seconds=settings.request_max_skew_seconds,
+            )
 
     with pytest.raises(RequestSignatureError, match="does not verify"):
         verify(b'{"n":2}')
     verify(b'{"n":1}')
+    with pytest.raises(RequestSignatureError, match="already used"):
+        verify(b'{"n":1}')
 
 
 def test_old_nonces_are_purged(

@@ -26,6 +26,7 @@ NEUTRAL_CERTSVC = frozenset(
         "certsvc.cli_server",
         "certsvc.db",
         "certsvc.db_outage",
+        "certsvc.error_answers",
         "certsvc.hardening",
         "certsvc.log_config",
         "certsvc.log_redaction",

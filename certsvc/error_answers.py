@@ -1,0 +1,51 @@
+"""How both apps (the full service and a public node) answer errors: one handler for every
+`CertsvcError` — each class carries its status, its public body and its headers
+(`common.errors`) —, the request-validation answer that never echoes input, the out-of-range
+answer, and the database-outage answer (`certsvc.db_outage`).
+
+Neutral: it imports nothing private, so a public node installs it too
+(`tests/test_verify/test_public_node_imports.py`)."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
+
+from certsvc.db_outage import answer_database_outages
+from common.errors import CertsvcError
+
+
+async def _certsvc_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, CertsvcError)
+    return JSONResponse(exc.public(), status_code=exc.status_code, headers=exc.headers())
+
+
+async def _out_of_range(_request: Request, _exc: Exception) -> JSONResponse:
+    """A number the database cannot hold (an id beyond any row): the client's error, not a 500.
+    Nothing was stored: the request's unit of work is rolled back."""
+    return JSONResponse(
+        {"detail": "a number in the request is out of range"},
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+    )
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's 422 echoes the offending input, which may be a password: keep only where and
+    what."""
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {"loc": list(error["loc"]), "msg": error["msg"], "type": error["type"]}
+        for error in exc.errors()
+    ]
+    return JSONResponse({"detail": errors}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+
+def install_error_answers(app: FastAPI) -> None:
+    """Make `app` answer every error as the service's errors say they are answered."""
+    app.add_exception_handler(CertsvcError, _certsvc_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(OverflowError, _out_of_range)
+    app.add_exception_handler(DataError, _out_of_range)
+    answer_database_outages(app)
