@@ -219,12 +219,14 @@ def test_a_refused_signing_session_and_its_wrong_pin_stay_on_record(service: Ser
 
 def test_a_refused_signature_stays_on_record(service: Service) -> None:
     with service.sessions() as db:
-        key_id = db.scalar(
+        key_ids = db.scalars(
             select(SigningKey.id).where(SigningKey.purpose == KeyPurpose.AUDIT_CHECKPOINT)
+        ).all()
+    assert len(key_ids) == 2  # Ed25519 and P-256: with one still active, it would sign alone
+    for key_id in key_ids:
+        service.ok(
+            "POST", f"/api/v1/hsm/keys/{key_id}/retire", "security_officer", {"reason": "replaced"}
         )
-    service.ok(
-        "POST", f"/api/v1/hsm/keys/{key_id}/retire", "security_officer", {"reason": "replaced"}
-    )
     signed_before = len(service.events("signer.sign"))
     answer = service.call("POST", "/api/v1/audit/checkpoints", "security_officer")
     assert answer.status_code == 403 and answer.json()["rule"] == "key-retired"
