@@ -27,7 +27,7 @@ console = make_console()
 @calendar_app.command("import")
 def import_file(
     file: Annotated[
-        Path, typer.Argument(help="CSV: date,kind,name,source (see docs/staff-api.md: holiday schedule)")
+        Path, typer.Argument(help="date,kind,name,source (docs/staff-api.md, holiday schedule)")
     ],
     over_package: Annotated[
         bool,

@@ -108,7 +108,9 @@ WorkstationKey = Annotated[
         help="this workstation's private key (PEM)",
     ),
 ]
-UsbKey = Annotated[str, typer.Option("--usbkey", help="serial number of the USBKey to use")]
+UsbKey = Annotated[
+    str, typer.Option("--usbkey", help="the USBKey to use: its label (USBKEY-01) or serial")
+]
 
 
 @dataclass(frozen=True)
@@ -137,12 +139,12 @@ class Station:
             station = WorkstationClient(
                 client, f"Bearer {token}", self.name, load_workstation_key(self.key_path)
             )
-            station.call("POST", SESSIONS, opening, 201)
+            opened = station.call("POST", SESSIONS, opening, 201)
             try:
                 with console.status(activity):
                     return station.call(method, path, body, 200)
             finally:
-                station.call("DELETE", f"{SESSIONS}/{self.usbkey}", None, 204, 409)
+                station.call("DELETE", f"{SESSIONS}/{opened['token_serial']}", None, 204, 409)
 
 
 def _report(report: dict[str, Any], what: str) -> bool:

@@ -149,13 +149,6 @@ def find_token(db: Session, name: str, field: str = "token") -> HsmToken:
     return token
 
 
-def get_token(db: Session, serial: str) -> HsmToken:
-    token = db.get(HsmToken, serial)
-    if token is None:
-        raise NotFound(f"token_serial: no registered token {serial}")
-    return token
-
-
 def get_key(db: Session, key_id: int) -> SigningKey:
     key = db.get(SigningKey, key_id)
     if key is None:
@@ -172,11 +165,12 @@ def token_workstations(db: Session, serial: str) -> set[str]:
 
 
 def register_token_workstation(
-    db: Session, actor: Actor, serial: str, workstation: str, workstation_custodian_id: int
+    db: Session, actor: Actor, name: str, workstation: str, workstation_custodian_id: int
 ) -> TokenWorkstation:
-    """Allow `serial` to be used on `workstation`, which must be in the token custodian's
-    custody (R6: token, custodian and computer go together)."""
-    token = get_token(db, serial)
+    """Allow the token `name` (serial or label) to be used on `workstation`, which must be in
+    the token custodian's custody (R6: token, custodian and computer go together)."""
+    token = find_token(db, name, "token_serial")
+    serial = token.serial
     if token.custodian_id is None or token.custodian_id != workstation_custodian_id:
         raise InvalidInput(
             f"workstation: {workstation} is not in the custody of USBKey {token.label}'s "
@@ -199,8 +193,9 @@ def register_token_workstation(
     return row
 
 
-def unregister_token_workstation(db: Session, actor: Actor, serial: str, workstation: str) -> None:
-    get_token(db, serial)
+def unregister_token_workstation(db: Session, actor: Actor, name: str, workstation: str) -> None:
+    token = find_token(db, name, "token_serial")
+    serial = token.serial
     removed = db.execute(
         delete(TokenWorkstation).where(
             TokenWorkstation.token_serial == serial,
@@ -208,7 +203,7 @@ def unregister_token_workstation(db: Session, actor: Actor, serial: str, worksta
         )
     )
     if not getattr(removed, "rowcount", 0):
-        raise NotFound(f"workstation: {workstation} is not registered for token {serial}")
+        raise NotFound(f"workstation: {workstation} is not registered for USBKey {token.label}")
     record(
         db,
         actor,
@@ -218,10 +213,12 @@ def unregister_token_workstation(db: Session, actor: Actor, serial: str, worksta
     )
 
 
-def authorise_session(db: Session, actor: Actor, serial: str, key_label: str) -> SigningKey:
-    """The key a custodian may open a signing session for, after the custody checks: the
-    token is theirs, the workstation registered for it, the key on it and usable."""
-    token = get_token(db, serial)
+def authorise_session(db: Session, actor: Actor, name: str, key_label: str) -> SigningKey:
+    """The key a custodian may open a signing session for on the token `name` (serial or
+    label), after the custody checks: the token is theirs, the workstation registered for it,
+    the key on it and usable."""
+    token = find_token(db, name, "token_serial")
+    serial = token.serial
     if token.custodian_id != actor.account_id:
         raise NotCustodian(f"token_serial: USBKey {token.label} is in another person's custody")
     if actor.workstation not in token_workstations(db, serial):
@@ -240,11 +237,12 @@ def authorise_session(db: Session, actor: Actor, serial: str, key_label: str) ->
 
 
 def offer_handover(
-    db: Session, actor: Actor, serial: str, to_custodian_id: int, to_role: str
+    db: Session, actor: Actor, name: str, to_custodian_id: int, to_role: str
 ) -> TokenHandover:
-    """The outgoing custodian offers their token to another custodian; nothing changes hands
-    until the incoming one accepts."""
-    token = get_token(db, serial)
+    """The outgoing custodian offers their token `name` (serial or label) to another custodian;
+    nothing changes hands until the incoming one accepts."""
+    token = find_token(db, name, "token_serial")
+    serial = token.serial
     if token.custodian_id != actor.account_id:
         raise NotCustodian(f"token_serial: USBKey {token.label} is not in your custody")
     if to_role != CUSTODIAN_ROLE:
@@ -284,7 +282,7 @@ def accept_handover(db: Session, actor: Actor, handover_id: int) -> TokenHandove
     handover = _pending_handover(db, handover_id)
     if handover.to_custodian_id != actor.account_id:
         raise NotCustodian(f"handover {handover_id}: only the incoming custodian accepts it")
-    token = get_token(db, handover.token_serial)
+    token = find_token(db, handover.token_serial, "token_serial")
     token.custodian_id = actor.account_id
     db.execute(delete(TokenWorkstation).where(TokenWorkstation.token_serial == token.serial))
     _close(handover, actor, HandoverStatus.COMPLETED)

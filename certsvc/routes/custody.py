@@ -15,7 +15,7 @@ from certsvc import state
 from certsvc.accounts import Role, StaffAccount, get_account
 from certsvc.audit_trail import actor_of
 from certsvc.auth import SessionDep, require_roles, require_workstation
-from certsvc.routes.schemas import ROLE_GATED, answers
+from certsvc.routes.schemas import ROLE_GATED, TokenName, answers
 from certsvc.workstations import Workstation
 from signer.custody import (
     accept_handover,
@@ -34,7 +34,7 @@ ReaderDep = Annotated[
 
 
 class HandoverOffer(BaseModel):
-    token_serial: str = Field(min_length=1, max_length=32, pattern=r"^[0-9A-Za-z]+$")
+    token_serial: TokenName
     to: str = Field(min_length=3, max_length=32, description="username of the incoming custodian")
 
 

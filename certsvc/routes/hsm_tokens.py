@@ -19,6 +19,7 @@ from certsvc.routes.schemas import ROLE_GATED, answers
 from certsvc.workstations import get_workstation
 from common.errors import InvalidInput
 from signer.custody import (
+    find_token,
     list_tokens,
     register_token_workstation,
     retire_key,
@@ -114,14 +115,16 @@ def get_tokens(request: Request, _: ReaderDep, db: SessionDep) -> list[UsbKeyOut
 def post_token_workstation(
     serial: str, body: WorkstationForToken, account: AdminDep, db: SessionDep
 ) -> dict[str, str]:
-    """Allow a token to be used on a workstation of its custodian's (R6)."""
+    """Allow a token (named by serial or label) to be used on a workstation of its
+    custodian's (R6)."""
+    token = find_token(db, serial, "serial")
     workstation = get_workstation(db, body.workstation)
     if not workstation.active:
         raise InvalidInput(f"workstation: {workstation.name} is disabled")
     register_token_workstation(
-        db, actor_of(account), serial, workstation.name, workstation.custodian_id
+        db, actor_of(account), token.serial, workstation.name, workstation.custodian_id
     )
-    return {"token_serial": serial, "workstation": workstation.name}
+    return {"token_serial": token.serial, "workstation": workstation.name}
 
 
 @router.delete(
@@ -130,8 +133,9 @@ def post_token_workstation(
     responses=answers(404),
 )
 def delete_token_workstation(serial: str, name: str, account: AdminDep, db: SessionDep) -> None:
-    """The token may no longer be used on that workstation."""
-    unregister_token_workstation(db, actor_of(account), serial, name)
+    """The token (named by serial or label) may no longer be used on that workstation."""
+    token = find_token(db, serial, "serial")
+    unregister_token_workstation(db, actor_of(account), token.serial, name)
 
 
 @router.post("/keys/{key_id}/retire", responses=answers(404, 409))

@@ -4,11 +4,23 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from certsvc.accounts import Role
+
+# A USBKey as people name it: by the label printed on it (USBKEY-01) or the serial its module
+# reports; signer.custody.find_token resolves either.
+TokenName = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=32,
+        pattern=r"^[0-9A-Za-z][0-9A-Za-z._-]*$",
+        description="the USBKey's label (e.g. USBKEY-01) or its serial",
+    ),
+]
 
 
 class StaffOut(BaseModel):

@@ -14,11 +14,11 @@ from certsvc import state
 from certsvc.accounts import Role, StaffAccount
 from certsvc.audit_trail import actor_of
 from certsvc.auth import SessionDep, require_roles, require_workstation
-from certsvc.routes.schemas import ROLE_GATED, answers
+from certsvc.routes.schemas import ROLE_GATED, TokenName, answers
 from certsvc.workstations import Workstation
 from common.errors import CertsvcError
 from common.unit_of_work import if_rolled_back
-from signer.custody import DbPinCounter, authorise_session
+from signer.custody import DbPinCounter, authorise_session, find_token
 from signer.sessions import SigningSession
 
 router = APIRouter(prefix="/api/v1/signing/sessions", tags=["signing"], responses=ROLE_GATED)
@@ -27,7 +27,7 @@ WorkstationDep = Annotated[Workstation, Depends(require_workstation)]
 
 
 class SessionOpen(BaseModel):
-    token_serial: str = Field(min_length=1, max_length=32, pattern=r"^[0-9A-Za-z]+$")
+    token_serial: TokenName
     key_label: str = Field(
         min_length=1,
         max_length=64,
@@ -74,9 +74,11 @@ def open_session(
     target = f"token:{body.token_serial}"
     sessions = state.signing_sessions(request)
     try:
-        key = authorise_session(db, actor, body.token_serial, body.key_label)
+        serial = find_token(db, body.token_serial, "token_serial").serial
+        target = f"token:{serial}"
+        key = authorise_session(db, actor, serial, body.key_label)
         session = sessions.open(
-            body.token_serial,
+            serial,
             body.pin,
             account.username,
             workstation.name,
@@ -94,7 +96,7 @@ def open_session(
         )
         keep_events(db, [refusal])
         raise
-    if_rolled_back(db, lambda: sessions.end(body.token_serial))
+    if_rolled_back(db, lambda: sessions.end(serial))
     record(db, actor, "signer.session.open", target, details={"key": key.label})
     return _out(session)
 
@@ -105,7 +107,9 @@ def get_sessions(request: Request, account: CustodianDep) -> list[SessionOut]:
     return [_out(s) for s in state.signing_sessions(request).held_by(account.username)]
 
 
-@router.delete("/{token_serial}", status_code=status.HTTP_204_NO_CONTENT, responses=answers(409))
+@router.delete(
+    "/{token_serial}", status_code=status.HTTP_204_NO_CONTENT, responses=answers(404, 409)
+)
 def close_session(
     token_serial: str,
     request: Request,
@@ -113,6 +117,7 @@ def close_session(
     workstation: WorkstationDep,
     db: SessionDep,
 ) -> None:
-    """Lock the USBKey again: log out and close the session."""
-    state.signing_sessions(request).close(token_serial, account.username)
-    record(db, actor_of(account, workstation), "signer.session.close", f"token:{token_serial}")
+    """Lock the USBKey again (named by serial or label): log out and close the session."""
+    serial = find_token(db, token_serial, "token_serial").serial
+    state.signing_sessions(request).close(serial, account.username)
+    record(db, actor_of(account, workstation), "signer.session.close", f"token:{serial}")

@@ -1,5 +1,6 @@
-"""The runbook in docs/operators.md for a lost USBKey, step by step: the key is revoked and stops signing,
-the trust list is published again, and a certificate it signed before still verifies."""
+"""The runbook in docs/operators.md for a lost USBKey, step by step: the key is revoked and
+stops signing, the trust list is published again, and a certificate it signed before still
+verifies."""
 
 from __future__ import annotations
 

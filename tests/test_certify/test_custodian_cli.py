@@ -55,7 +55,8 @@ def test_custodian_signs_issues_and_prints_from_the_workstation(body: Body, tmp_
         assert issued.returncode == 0, issued.stderr
         [number] = issued.stdout.split()
         out = tmp_path / "certificate.pdf"
-        printed = _custodian("pdf", number, "--out", str(out), *usbkey, env=env, pin=pin)
+        by_label = ("--usbkey", "USBKEY-01")
+        printed = _custodian("pdf", number, "--out", str(out), *by_label, env=env, pin=pin)
         assert printed.returncode == 0, printed.stderr
         wrong = _custodian("issue", str(batch_id), *usbkey, env=env, pin="00000000")
         no_token = _custodian(

@@ -202,3 +202,57 @@ def test_session_on_an_unregistered_workstation_is_refused(
     assert demo.open(demo.usbkey["user_pin"], who=other).status_code == 201
     old = demo.open(demo.usbkey["user_pin"])
     assert old.status_code == 403 and "custody" in old.json()["detail"]
+
+
+def test_every_route_naming_a_usbkey_takes_its_label_or_its_serial(
+    demo: Demo, make_staff: MakeStaff
+) -> None:
+    """People read the label off the USBKey (USBKEY-01); its module reports the serial. Each
+    route naming a token takes either, answers and audits with the serial, and an unknown name
+    is a 404 naming the field."""
+    label, serial = "USBKEY-01", demo.usbkey["serial"]
+    opened = demo.open(demo.usbkey["user_pin"], serial=label)
+    assert opened.status_code == 201, opened.text
+    assert opened.json()["token_serial"] == serial
+    path = f"{SESSIONS}/{label}"
+    closed = demo.client.delete(path, headers=demo.custodian.signed("DELETE", path))
+    assert closed.status_code == 204, closed.text
+    assert demo.client.get(SESSIONS, headers=demo.custodian.auth).json() == []
+    wrong = demo.open("00000000", serial=label)
+    assert wrong.status_code == 403
+    unknown = demo.open(demo.usbkey["user_pin"], serial="USBKEY-99")
+    assert unknown.status_code == 404
+    assert unknown.json()["detail"].startswith("token_serial: no registered USBKey")
+    assert demo.usbkey["user_pin"] not in unknown.text
+    events = demo.client.get(
+        "/api/v1/audit/events",
+        params={"action": "signer.session.open"},
+        headers=demo.security_officer.auth,
+    ).json()["events"]
+    assert [(e["event"]["object"], e["event"]["outcome"]) for e in events] == [
+        (f"token:{serial}", "ok"),
+        (f"token:{serial}", "refused"),
+        ("token:USBKEY-99", "refused"),
+    ]
+
+    other = make_staff(Role.CUSTODIAN, workstation=True)
+    register = {"workstation": other.workstation}
+    unknown_token = demo.post("/api/v1/hsm/tokens/USBKEY-99/workstations", register, demo.admin)
+    assert unknown_token.status_code == 404
+    assert unknown_token.json()["detail"].startswith("serial: no registered USBKey")
+    offered = demo.post(
+        "/api/v1/custody/handovers", {"token_serial": label, "to": other.username}, demo.custodian
+    )
+    assert offered.status_code == 201, offered.text
+    assert offered.json()["token_serial"] == serial
+    handover = offered.json()["id"]
+    assert demo.post(f"/api/v1/custody/handovers/{handover}/accept", {}, other).status_code == 200
+    added = demo.post(f"/api/v1/hsm/tokens/{label}/workstations", register, demo.admin)
+    assert added.status_code == 201, added.text
+    assert added.json() == {"token_serial": serial, "workstation": other.workstation}
+    removed = demo.client.delete(
+        f"/api/v1/hsm/tokens/{label}/workstations/{other.workstation}", headers=demo.admin.auth
+    )
+    assert removed.status_code == 204, removed.text
+    refused = demo.open(demo.usbkey["user_pin"], who=other, serial=label)
+    assert refused.status_code == 403 and "not registered for USBKey" in refused.json()["detail"]
