@@ -38,8 +38,17 @@ def register_token(
     manufacturer: str,
     custodian_id: int | None,
 ) -> HsmToken:
+    """A USBKey into the register. A token is named by its serial or its label, so neither
+    may be another token's serial or label: each name finds exactly one token."""
     if db.get(HsmToken, serial) is not None:
         raise Conflict(f"token: serial {serial} is already registered")
+    clash = db.scalar(
+        select(HsmToken.serial).where(
+            (HsmToken.label == serial) | (HsmToken.label == label) | (HsmToken.serial == label)
+        )
+    )
+    if clash is not None:
+        raise Conflict(f"token: label {label} or serial {serial} already names USBKey {clash}")
     token = HsmToken(
         serial=serial,
         label=label,
