@@ -5,8 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # What the service needs to run: softhsm2, the PKCS#11 module behind the simulated USBKeys;
-# fonts-wqy-zenhei, the CJK font (TrueType outlines) embedded in certificate PDFs.
-RUN_PACKAGES := softhsm2 fonts-wqy-zenhei
+# fonts-wqy-zenhei, the CJK font (TrueType outlines) embedded in certificate PDFs;
+# curl and jq, for the README's certification round by hand (and its test).
+RUN_PACKAGES := softhsm2 fonts-wqy-zenhei curl jq
 # What the tests and benchmarks add: opensc (pkcs11-tool) and openssl check keys, signatures and
 # chains; zbar-tools (zbarimg) is a second QR decoder; chromium + fonts-noto-cjk render the
 # verification page as a phone would; poppler-utils (pdfsig, pdftoppm) + libnss3-tools
