@@ -401,7 +401,7 @@ def provision_keys(
     the signatures' events; a checkpoint key is announced in the log. `certsvc init` does it
     for simulated USBKeys, `certsvc hsm enrol` for a vendor's."""
     indexes = {key: demo.keys.index(key) + 1 for key in missing}  # their CKA_ID on the token
-    publics = [(indexes[key], key, _key_on_token(session, key, indexes[key])) for key in missing]
+    publics = [(indexes[key], key, key_on_token(session, key, indexes[key])) for key in missing]
     status = tokens.status(session.serial)
     with signing_transaction(sessions) as unit:
         db = unit.db
@@ -442,7 +442,7 @@ def provision_keys(
             )
 
 
-def _key_on_token(session: TokenSession, key: DemoKey, index: int) -> TokenPublicKey:
+def key_on_token(session: TokenSession, key: DemoKey, index: int) -> TokenPublicKey:
     """The key pair on the token: made now, or by an earlier run cut short."""
     if session.has_private_key(key.label):
         return session.public_key(key.label)
@@ -471,7 +471,7 @@ def certify_key(
         public,
         f"{token_label}/{key.label}",
         key.purpose.value,
-        _root_signs(unit, root_key, root_session, name, actor),
+        root_signs(unit, root_key, root_session, name, actor),
     )
     return _register(unit, settings, session, index, key, certificate, root_key.id, actor)
 
@@ -517,7 +517,7 @@ def _root_enrols(
     return sign_der
 
 
-def _root_signs(
+def root_signs(
     unit: GateTransaction,
     root_key: SigningKey,
     root_session: TokenSession,
@@ -574,7 +574,7 @@ def rotate_checkpoint_key(
             token.serial, service_pin(settings.service_pins_file, token.label), rw=True
         ) as session,
     ):
-        public = _key_on_token(session, key, index)
+        public = key_on_token(session, key, index)
         with signing_transaction(sessions) as unit:
             new = certify_key(
                 unit,

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from certsvc.accounts import StaffAccount
+from certsvc.audit_trail import operator_actor
 from certsvc.cli_output import make_console
 from certsvc.db import (
     database_session,
@@ -25,6 +26,7 @@ from certsvc.db import (
 )
 from certsvc.enrol import Enrolment, EnrolRefused, TokenRole, enrol, module_slots
 from certsvc.hsm import open_tokens
+from certsvc.renewal import find_key, renew_certificate, token_pin_source
 from certsvc.settings import Settings, get_settings
 from common.errors import CertsvcError, InvalidInput
 from hsm_sim import UsbKeyBay
@@ -228,7 +230,7 @@ def enrol_command(
             root_pin_file, "--root-pin-file", "PIN of the root token (its custodian)"
         )
     with _tokens(settings) as (access, sessions):
-        made = enrol(settings, sessions, access, request, pin, root_pin)
+        made = enrol(settings, sessions, access, request, pin, root_pin, operator_actor())
     for item in made:
         console.print(f"enrolled {item}")
     if settings.pkcs11_module != get_settings().pkcs11_module:
@@ -278,3 +280,38 @@ def read_pin(path: Path | None, option: str, prompt: str) -> str:
     if not pin:
         raise InvalidInput(f"PIN: none given ({prompt})")
     return pin
+
+
+@hsm_app.command("renew-certificate")
+def renew_certificate_command(
+    key: Annotated[str, typer.Argument(metavar="KEY", help="the key's id, label, or USBKEY/LABEL")],
+    new_key: Annotated[
+        bool, typer.Option("--new-key", help="make a new key on the same token and retire this one")
+    ] = False,
+    pin_file: Annotated[
+        Path | None,
+        typer.Option(dir_okay=False, help="owner-only file holding the key token's PIN"),
+    ] = None,
+    root_pin_file: Annotated[
+        Path | None, typer.Option(dir_okay=False, help="owner-only file holding the root's PIN")
+    ] = None,
+) -> None:
+    """Re-issue a key's certificate from the root (same key, or --new-key) and publish the new
+    trust list; what the key signed before keeps verifying. PINs as for `enrol`: the root's,
+    and the key token's unless the service holds it (audit checkpoint keys)."""
+    settings = get_settings()
+    with _tokens(settings) as (access, sessions):
+        with sessions() as db:
+            found = find_key(db, key)
+            key_id, label, service_token = found.id, found.label, token_pin_source(db, found)
+        root_pin = read_pin(root_pin_file, "--root-pin-file", "PIN of the root token")
+        token_pin = None
+        if service_token is None:
+            token_pin = read_pin(pin_file, "--pin-file", f"PIN of the USBKey carrying {label}")
+        renewed = renew_certificate(
+            settings, sessions, access, key_id, root_pin, token_pin, operator_actor(), new_key
+        )
+    console.print(
+        f"key {renewed.label}: certificate valid until {renewed.not_after:%Y-%m-%d}; "
+        "trust list published"
+    )

@@ -22,7 +22,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from audit.trail import record
 from certsvc.accounts import Role, StaffAccount
-from certsvc.audit_trail import SYSTEM_ROLE
 from certsvc.bootstrap import (
     AUDIT_USBKEY,
     DEMO_TOKENS,
@@ -43,8 +42,6 @@ from signer.custody import active_key, register_token_workstation
 from signer.models import HsmToken, KeyPurpose
 from signer.tokens import Pkcs11Tokens, TokenSession
 
-# Who asks the signing gate for what enrolment signs: key certificates, the trust list.
-ENROL_SIGNER = Actor(username="certsvc-enrol", account_id=0, role=SYSTEM_ROLE)
 # Protection a key must have had all its life to be adopted rather than made on the token.
 ADOPTABLE = {"SENSITIVE": True, "ALWAYS_SENSITIVE": True, "EXTRACTABLE": False,
              "NEVER_EXTRACTABLE": True, "TOKEN": True}  # fmt: skip
@@ -141,9 +138,11 @@ def enrol(
     request: Enrolment,
     pin: str,
     root_pin: str | None,
+    actor: Actor,
 ) -> list[str]:
-    """Enrol one token in `request.role`; what was made, by name. The root must be enrolled
-    first: every other key is certified by it."""
+    """Enrol one token in `request.role` as `actor` (the operator at the shell, who asks the
+    gate for the root's signatures); what was made, by name. The root must be enrolled first:
+    every other key is certified by it."""
     entry = resolve_token(_slots(settings), request.token)
     assert entry.serial is not None and entry.label is not None  # resolve_token's promise
     serial, label = entry.serial, entry.label
@@ -153,7 +152,7 @@ def enrol(
         with tokens.login(serial, pin, rw=True):
             pass  # the PIN is checked before it goes to the service PIN file
         enrol_vault_token(settings, sessions, tokens, serial, pin)
-        _recorded(sessions, request, serial, label)
+        _recorded(sessions, request, serial, label, actor)
         return [f"vault token {label}", "vault keys v1"]
     with sessions() as db:
         root_key = active_key(db, settings.body_code, KeyPurpose.ROOT)
@@ -165,22 +164,26 @@ def enrol(
     with tokens.login(serial, pin, rw=True) as session:
         _check_adopted(session, request)
         if request.role is TokenRole.ROOT:
-            _provision(settings, sessions, tokens, session, session, label, keys, custodian_id)
-            publish_trust_list(settings, sessions, session, ENROL_SIGNER)
+            _provision(
+                settings, sessions, tokens, session, session, label, keys, custodian_id, actor
+            )
+            publish_trust_list(settings, sessions, session, actor)
         else:
             if root_pin is None:
                 raise EnrolRefused("root PIN: the root's custodian must unlock the root token")
             assert root_serial is not None
             with tokens.login(root_serial, root_pin) as root:
-                _provision(settings, sessions, tokens, session, root, label, keys, custodian_id)
-                publish_trust_list(settings, sessions, root, ENROL_SIGNER)
+                _provision(
+                    settings, sessions, tokens, session, root, label, keys, custodian_id, actor
+                )
+                publish_trust_list(settings, sessions, root, actor)
     if request.role is TokenRole.AUDIT:
         store_service_pin(settings.service_pins_file, label, pin)
     if request.workstation is not None:
-        _workstation(sessions, serial, request.workstation)
-    _recorded(sessions, request, serial, label)
+        _workstation(sessions, serial, request.workstation, actor)
+    _recorded(sessions, request, serial, label, actor)
     if request.role is TokenRole.AUDIT:
-        checkpoint(settings, sessions, tokens, lambda _: None, ENROL_SIGNER)
+        checkpoint(settings, sessions, tokens, lambda _: None, actor)
     return [f"USBKey {label}", *(f"key {key.label}" for key in keys)]
 
 
@@ -267,25 +270,28 @@ def _provision(
     label: str,
     keys: list[DemoKey],
     custodian_id: int | None,
+    actor: Actor,
 ) -> None:
     token = DemoToken(label, tuple(keys))
     provision_keys(
-        settings, sessions, tokens, session, root, token, keys, custodian_id, True, ENROL_SIGNER
+        settings, sessions, tokens, session, root, token, keys, custodian_id, True, actor
     )
 
 
-def _workstation(sessions: sessionmaker[Session], serial: str, name: str) -> None:
+def _workstation(sessions: sessionmaker[Session], serial: str, name: str, actor: Actor) -> None:
     with sessions.begin() as db:
         workstation = db.scalar(select(Workstation).where(Workstation.name == name))
         assert workstation is not None  # checked by _check
-        register_token_workstation(db, ENROL_SIGNER, serial, name, workstation.custodian_id)
+        register_token_workstation(db, actor, serial, name, workstation.custodian_id)
 
 
-def _recorded(sessions: sessionmaker[Session], request: Enrolment, serial: str, label: str) -> None:
+def _recorded(
+    sessions: sessionmaker[Session], request: Enrolment, serial: str, label: str, actor: Actor
+) -> None:
     with sessions.begin() as db:
         record(
             db,
-            ENROL_SIGNER,
+            actor,
             "signer.token.enrol",
             serial,
             details={

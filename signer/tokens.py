@@ -353,6 +353,11 @@ class TokenSession:
             )
             return any(True for _ in found)
 
+    def key_id(self, label: str) -> bytes:
+        """The private key's CKA_ID, which its certificate on the token carries too."""
+        with self._faults():
+            return bytes(self._private(label)[Attribute.ID])
+
     def private_key_attributes(self, label: str) -> dict[str, bool]:
         """The protection attributes of a private key, read back from the token."""
         names = ("SENSITIVE", "EXTRACTABLE", "ALWAYS_SENSITIVE", "NEVER_EXTRACTABLE", "TOKEN")
