@@ -16,7 +16,7 @@ import enum
 from dataclasses import dataclass
 
 import pkcs11
-from pkcs11 import TokenFlag
+from pkcs11 import Mechanism, TokenFlag
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -62,6 +62,15 @@ ROLE_KEYS: dict[TokenRole, tuple[DemoKey, ...]] = {
     TokenRole.SIGNING: next(t.keys for t in DEMO_TOKENS if t.label == "USBKEY-01"),
     TokenRole.AUDIT: next(t.keys for t in DEMO_TOKENS if t.label == AUDIT_USBKEY),
     TokenRole.VAULT: (),
+}
+# What each role's keys need of the token; a mechanism its module says it lacks stops enrolment
+# before anything is made (a gap in what the module says is tried, `signer.profile`).
+P256 = (Mechanism.EC_KEY_PAIR_GEN, Mechanism.ECDSA)
+NEEDED: dict[TokenRole, tuple[Mechanism, ...]] = {
+    TokenRole.ROOT: P256,
+    TokenRole.SIGNING: P256,
+    TokenRole.AUDIT: (*P256, Mechanism.EC_EDWARDS_KEY_PAIR_GEN, Mechanism.EDDSA),
+    TokenRole.VAULT: (Mechanism.AES_KEY_GEN, Mechanism.AES_GCM),
 }
 # Tokens a person unlocks; the others the service unlocks itself with a PIN from its file.
 CUSTODIAN_ROLES = (TokenRole.ROOT, TokenRole.SIGNING)
@@ -148,6 +157,14 @@ def enrol(
     serial, label = entry.serial, entry.label
     custodian_id = _check(sessions, settings, request, serial, label)
     keys = _keys(request)
+    support = tokens.mechanism_support(serial, NEEDED[request.role])
+    absent = [f"CKM_{m.name}" for m, offered in support.items() if offered is False]
+    if absent:
+        raise EnrolRefused(
+            f"--token: {label} does not offer {', '.join(absent)}, which a {request.role.value} "
+            "token needs (if its module lists mechanisms incompletely, set "
+            "CERTSVC_HSM_PROFILE=generic)"
+        )
     if request.role is TokenRole.VAULT:
         with tokens.login(serial, pin, rw=True):
             pass  # the PIN is checked before it goes to the service PIN file
