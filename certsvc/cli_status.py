@@ -20,6 +20,7 @@ from audit.events import decode_leaf
 from audit.log import size
 from audit.models import AuditEventRow
 from audit.publish import latest_checkpoint
+from certify.calendar_import import imported_disagreements, package_version
 from certsvc.cli_output import make_console
 from certsvc.db import make_engine, make_sessionmaker, require_current_schema
 from certsvc.expiry import ALERT_ACTION, THRESHOLDS, expiring, raise_alerts
@@ -65,6 +66,7 @@ def collect(settings: Settings) -> dict[str, Any]:
                 "tokens": _tokens(db, sessions, settings, attention),
                 "audit": _audit(db, now, settings, attention),
                 "expiring": _expiring(db, now, attention),
+                "calendar": _calendar(db, attention),
                 "alerts_since_yesterday": _recent_alerts(db, now),
                 "refused_or_failed_since_yesterday": _alerts(db, now),
             }
@@ -137,6 +139,28 @@ def _expiring(db: Session, now: datetime, attention: list[str]) -> list[dict[str
     return soon
 
 
+def _calendar(db: Session, attention: list[str]) -> list[dict[str, Any]]:
+    """Imported holiday schedules the installed chinese-calendar package contradicts; one not
+    acknowledged at import (a newer package, typically) needs checking against the notice."""
+    answer = []
+    for item in imported_disagreements(db):
+        answer.append(
+            {
+                "year": item.year,
+                "source": item.source,
+                "days": [day.isoformat() for day in item.days],
+                "acknowledged": item.acknowledged,
+            }
+        )
+        if not item.acknowledged:
+            attention.append(
+                f"calendar {item.year}: the imported schedule ({item.source}) and "
+                f"chinese-calendar {package_version()} disagree on {len(item.days)} day(s) "
+                f"(first {item.days[0].isoformat()}); check the notice and import it again"
+            )
+    return answer
+
+
 def _recent_alerts(db: Session, now: datetime) -> list[str]:
     """The alerts recorded over the last day, as they read in the audit log."""
     rows = db.scalars(
@@ -183,6 +207,12 @@ def _print(report: dict[str, Any]) -> None:
         )
     for item in report["expiring"]:
         console.print(f"expires in {item['days_left']} days: {item['what']} {item['name']}")
+    for year in report["calendar"]:
+        state = "acknowledged at import" if year["acknowledged"] else "NOT CHECKED"
+        console.print(
+            f"calendar {year['year']}: imported schedule and chinese-calendar differ on "
+            f"{len(year['days'])} day(s), {state}"
+        )
     for alert in report["alerts_since_yesterday"]:
         console.print(f"alert since yesterday: {alert}")
     for action, count in sorted(report["refused_or_failed_since_yesterday"].items()):
