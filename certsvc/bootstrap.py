@@ -401,7 +401,7 @@ def provision_keys(
     the signatures' events; a checkpoint key is announced in the log. `certsvc init` does it
     for simulated USBKeys, `certsvc hsm enrol` for a vendor's."""
     indexes = {key: demo.keys.index(key) + 1 for key in missing}  # their CKA_ID on the token
-    publics = [(indexes[key], key, key_on_token(session, key, indexes[key])) for key in missing]
+    publics = [(key, key_on_token(session, key, indexes[key])) for key in missing]
     status = tokens.status(session.serial)
     with signing_transaction(sessions) as unit:
         db = unit.db
@@ -413,7 +413,7 @@ def provision_keys(
             record(
                 db, actor, "signer.token.register", session.serial, details={"label": demo.label}
             )
-        for index, key, public in publics:
+        for key, public in publics:
             if key.purpose is KeyPurpose.ROOT:
                 if not isinstance(public, ec.EllipticCurvePublicKey):
                     raise RuntimeError("the root key is ECDSA P-256")
@@ -424,7 +424,7 @@ def provision_keys(
                     settings.body_code,
                     _root_enrols(unit, session, key.label, name, actor),
                 )
-                _register(unit, settings, session, index, key, certificate, None, actor)
+                _register(unit, settings, session, key, certificate, None, actor)
                 continue
             if root_key is None:
                 raise RuntimeError("the root key must be provisioned before other keys")
@@ -433,7 +433,6 @@ def provision_keys(
                 settings,
                 session,
                 demo.label,
-                index,
                 key,
                 public,
                 root_key,
@@ -456,7 +455,6 @@ def certify_key(
     settings: Settings,
     session: TokenSession,
     token_label: str,
-    index: int,
     key: DemoKey,
     public: TokenPublicKey,
     root_key: SigningKey,
@@ -473,20 +471,19 @@ def certify_key(
         key.purpose.value,
         root_signs(unit, root_key, root_session, name, actor),
     )
-    return _register(unit, settings, session, index, key, certificate, root_key.id, actor)
+    return _register(unit, settings, session, key, certificate, root_key.id, actor)
 
 
 def _register(
     unit: GateTransaction,
     settings: Settings,
     session: TokenSession,
-    index: int,
     key: DemoKey,
     certificate: x509.Certificate,
     issuer_key_id: int | None,
     actor: Actor,
 ) -> SigningKey:
-    session.store_certificate(key.label, bytes([index]), certificate)
+    session.store_certificate(key.label, session.key_id(key.label), certificate)
     name = f"{session.serial}/{key.label}"
     record(unit.db, actor, "signer.key.generate", name, details={"purpose": key.purpose.value})
     registered = register_key(
@@ -581,7 +578,6 @@ def rotate_checkpoint_key(
                 settings,
                 session,
                 token.label,
-                index,
                 key,
                 public,
                 root_key,

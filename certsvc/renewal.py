@@ -118,7 +118,7 @@ def renew_certificate(
             public = key_on_token(session, spec, index)
             with signing_transaction(sessions) as unit:
                 renewed = certify_key(
-                    unit, settings, session, token.label, index, spec, public, root_key, root, actor
+                    unit, settings, session, token.label, spec, public, root_key, root, actor
                 )
                 retire_key(unit.db, actor, key.id, f"certificate renewed with new key {spec.label}")
         else:

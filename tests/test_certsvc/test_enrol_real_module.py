@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -174,3 +175,47 @@ def test_enrol_vendor_tokens_then_sign_and_verify(
 
     for done in (early, wrong, root, signing, audit, vault, round_, checked):
         assert vendor.leaked(done) == []
+
+
+def _keypair(vendor: Vendor, label: str, *flags: str) -> None:
+    """A key pair made with the vendor's tool (pkcs11-tool), as a body may have done before."""
+    subprocess.run(
+        ["pkcs11-tool", "--module", module_path(), "--token-label", LABELS["root"], "--login",
+         "--pin", vendor.pins["root"], "--keypairgen", "--key-type", "EC:prime256v1",
+         "--label", label, "--id", "42", *flags],
+        env=vendor.env, check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_key_made_with_the_vendor_tool_is_adopted_only_if_it_never_left(
+    vendor: Vendor, sessions: sessionmaker[Session]
+) -> None:
+    assert vendor.run("init").returncode == 0
+    _keypair(vendor, "exported-root", "--extractable")
+    _keypair(vendor, "kept-root", "--sensitive")
+    enrol = (
+        "hsm", "enrol", "--token", LABELS["root"], "--role", "root", "--custodian", "custodian",
+        "--pin-file", str(vendor.pin_files["root"]),
+    )  # fmt: skip
+    refused = vendor.run(*enrol, "--adopt", "root=exported-root")
+    assert refused.returncode != 0 and "could have left the token" in refused.stderr
+    missing = vendor.run(*enrol, "--adopt", "root=no-such-key")
+    assert missing.returncode != 0 and "no private key 'no-such-key'" in missing.stderr
+    with sessions() as db:
+        assert db.scalars(select(HsmToken)).all() == []
+
+    adopted = vendor.run(*enrol, "--adopt", "root=kept-root")
+    assert adopted.returncode == 0, adopted.stderr
+    with sessions() as db:
+        [root] = db.scalars(select(SigningKey)).all()
+    assert (root.label, root.purpose) == ("kept-root", KeyPurpose.ROOT)
+    certificate = x509.load_der_x509_certificate(root.certificate_der)
+    certificate.verify_directly_issued_by(certificate)  # self-signed by the adopted key
+    # Its certificate went onto the token beside it, under the key's own CKA_ID.
+    listing = subprocess.run(
+        ["pkcs11-tool", "--module", module_path(), "--token-label", LABELS["root"],
+         "--list-objects", "--type", "cert"],
+        env=vendor.env, check=True, capture_output=True, text=True, timeout=60,
+    ).stdout  # fmt: skip
+    assert re.search(r"label:\s+kept-root\s.*?ID:\s+42", listing, re.DOTALL), listing
