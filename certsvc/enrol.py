@@ -179,7 +179,7 @@ def enrol(
     if request.role is not TokenRole.ROOT and root_serial is None:
         raise EnrolRefused("--role: enrol the root token first (--role root)")
     with tokens.login(serial, pin, rw=True) as session:
-        _check_adopted(session, request)
+        _check_adopted(session, request, keys)
         if request.role is TokenRole.ROOT:
             _provision(
                 settings, sessions, tokens, session, session, label, keys, custodian_id, actor
@@ -266,15 +266,22 @@ def _keys(request: Enrolment) -> list[DemoKey]:
     ]
 
 
-def _check_adopted(session: TokenSession, request: Enrolment) -> None:
-    for purpose, label in request.adopt:
+def _check_adopted(session: TokenSession, request: Enrolment, keys: list[DemoKey]) -> None:
+    """Every key pair already on the token under a label enrolment would use — named by
+    `--adopt`, or left there by the vendor's tool or a run cut short — must never have been
+    able to leave it: it is certified as it is, not made anew."""
+    for _, label in request.adopt:
         if not session.has_private_key(label):
             raise NotFound(f"--adopt: USBKey {session.label} has no private key {label!r}")
-        attributes = session.private_key_attributes(label)
+    for key in keys:
+        if not session.has_private_key(key.label):
+            continue
+        attributes = session.private_key_attributes(key.label)
         if any(attributes[name] != wanted for name, wanted in ADOPTABLE.items()):
             raise EnrolRefused(
-                f"--adopt: key {label!r} ({purpose}) could have left the token (it is not "
-                "sensitive and never extractable); let enrolment make a new one"
+                f"--adopt: key {key.label!r} ({key.purpose}) is on the token already and could "
+                "have left it (it is not sensitive and never extractable); delete it with the "
+                "vendor's tool, or adopt another"
             )
 
 

@@ -192,14 +192,15 @@ def test_a_key_made_with_the_vendor_tool_is_adopted_only_if_it_never_left(
     vendor: Vendor, sessions: sessionmaker[Session]
 ) -> None:
     assert vendor.run("init").returncode == 0
-    _keypair(vendor, "exported-root", "--extractable")
+    _keypair(vendor, "root", "--extractable")  # under the label enrolment would give its key
     _keypair(vendor, "kept-root", "--sensitive")
     enrol = (
         "hsm", "enrol", "--token", LABELS["root"], "--role", "root", "--custodian", "custodian",
         "--pin-file", str(vendor.pin_files["root"]),
     )  # fmt: skip
-    refused = vendor.run(*enrol, "--adopt", "root=exported-root")
-    assert refused.returncode != 0 and "could have left the token" in refused.stderr
+    for adopt in ((), ("--adopt", "root=root")):
+        refused = vendor.run(*enrol, *adopt)
+        assert refused.returncode != 0 and "could have left it" in refused.stderr
     missing = vendor.run(*enrol, "--adopt", "root=no-such-key")
     assert missing.returncode != 0 and "no private key 'no-such-key'" in missing.stderr
     with sessions() as db:
