@@ -168,14 +168,17 @@ def enrol(
     if request.role is TokenRole.VAULT:
         with tokens.login(serial, pin, rw=True):
             pass  # the PIN is checked before it goes to the service PIN file
-        enrol_vault_token(settings, sessions, tokens, serial, pin)
+        first = enrol_vault_token(settings, sessions, tokens, serial, pin)
         _recorded(sessions, request, serial, label, actor)
-        return [f"vault token {label}", "vault keys v1"]
+        return [f"vault token {label}", *(["vault keys v1"] if first else [])]
     with sessions() as db:
         root_key = active_key(db, settings.body_code, KeyPurpose.ROOT)
         root_serial = None if root_key is None else root_key.token_serial
     if request.role is TokenRole.ROOT and root_serial is not None:
-        raise Conflict("--role: the body already has a root key; renew its certificate instead")
+        raise Conflict(
+            "--role: the body already has a root key; a second one would be a second trust "
+            "anchor for every verifier"
+        )
     if request.role is not TokenRole.ROOT and root_serial is None:
         raise EnrolRefused("--role: enrol the root token first (--role root)")
     with tokens.login(serial, pin, rw=True) as session:

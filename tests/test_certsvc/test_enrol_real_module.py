@@ -172,6 +172,10 @@ def test_enrol_vendor_tokens_then_sign_and_verify(
     assert "VALID" in checked.stdout
     verified = vendor.run("audit", "verify")
     assert verified.returncode == 0, verified.stderr
+    morning = vendor.run("status", "--json")
+    assert morning.returncode == 0, morning.stdout
+    present = {t["label"]: t["present"] for t in json.loads(morning.stdout)["tokens"]}
+    assert present == dict.fromkeys(LABELS.values(), True)
 
     for done in (early, wrong, root, signing, audit, vault, round_, checked):
         assert vendor.leaked(done) == []
