@@ -297,17 +297,17 @@ def renew_certificate_command(
     ] = None,
 ) -> None:
     """Re-issue a key's certificate from the root (same key, or --new-key) and publish the new
-    trust list; what the key signed before keeps verifying. PINs as for `enrol`: the root's,
-    and the key token's unless the service holds it (audit checkpoint keys)."""
+    trust list; what the key signed before keeps verifying. PINs as for `enrol`: the key
+    token's (unless the service holds it: audit checkpoint keys), then the root's."""
     settings = get_settings()
     with _tokens(settings) as (access, sessions):
         with sessions() as db:
             found = find_key(db, key)
             key_id, label, service_token = found.id, found.label, token_pin_source(db, found)
-        root_pin = read_pin(root_pin_file, "--root-pin-file", "PIN of the root token")
         token_pin = None
         if service_token is None:
             token_pin = read_pin(pin_file, "--pin-file", f"PIN of the USBKey carrying {label}")
+        root_pin = read_pin(root_pin_file, "--root-pin-file", "PIN of the root token")
         renewed = renew_certificate(
             settings, sessions, access, key_id, root_pin, token_pin, operator_actor(), new_key
         )

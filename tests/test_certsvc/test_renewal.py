@@ -24,7 +24,7 @@ __all__ = ["demo"]
 def _renew(demo: Demo, *args: str) -> subprocess.CompletedProcess[str]:
     """As the root's custodian and the USBKey's run it: their PINs typed (here, piped)."""
     tokens = json.loads(demo.settings.credentials_file.read_text())["tokens"]
-    pins = f"{tokens['CERTSVC-ROOT']['user_pin']}\n{tokens['USBKEY-01']['user_pin']}\n"
+    pins = f"{tokens['USBKEY-01']['user_pin']}\n{tokens['CERTSVC-ROOT']['user_pin']}\n"
     return subprocess.run(
         [CERTSVC, "hsm", "renew-certificate", *args],
         input=pins,
