@@ -37,7 +37,8 @@ from signer.models import HsmToken, KeyPurpose
 from signer.tokens import Pkcs11Tokens
 
 hsm_app = typer.Typer(
-    help="USBKeys: status, PIN unblock, simulated plug and faults.", no_args_is_help=True
+    help="USBKeys: enrolment, certificate renewal, status, PIN unblock, simulated plug and faults.",
+    no_args_is_help=True,
 )
 console = make_console()
 
