@@ -14,6 +14,11 @@ RUN_PACKAGES := softhsm2 fonts-wqy-zenhei curl jq
 # (certutil, vfychain) check signed PDFs; wrk loads the server in bench/verify.py.
 TEST_PACKAGES := opensc openssl zbar-tools chromium fonts-noto-cjk poppler-utils libnss3-tools wrk
 
+# The Chinese holiday calendar: pinned to the newest release (`pip index versions
+# chinese-calendar`), 1.11.0 on 2026-12-02, which covers years up to 2026. Bump it when a release
+# carries a new year; `certsvc status` then names any imported schedule it contradicts.
+CHINESE_CALENDAR := 1.11.0
+
 .PHONY: run test install deps lint bench clean
 
 # `make run HOST=0.0.0.0 PORT=8080` to listen elsewhere.
@@ -45,12 +50,12 @@ deps:
 	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 	  { echo "certsvc needs Python 3.11 or newer as $(PYTHON)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev]' 'chinese-calendar==$(CHINESE_CALENDAR)'
 	touch $(STAMP)
 
 # Every benchmark, short form: each prints `RESULT <name> ratio=… target=…` last.

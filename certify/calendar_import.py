@@ -16,12 +16,22 @@ import hashlib
 import io
 from dataclasses import dataclass
 from datetime import date, timedelta
+from importlib.metadata import version
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from audit.events import decode_leaf
+from audit.models import AuditEventRow
 from audit.trail import record
 from certify.models import HolidaySchedule
-from certify.workdays import SATURDAY, YearSchedule, package_covers, package_is_workday
+from certify.workdays import (
+    SATURDAY,
+    YearSchedule,
+    package_covers,
+    package_is_workday,
+    work_calendar,
+)
 from common.errors import Conflict, InvalidInput
 from signer.actor import Actor
 
@@ -31,6 +41,21 @@ KINDS = ("holiday", "workday")
 MAX_BYTES = 64 * 1024
 SOURCE_MAX = 200
 SOURCE_EXAMPLE = "国办发明电〔2026〕7号"
+
+
+IMPORT_ACTION = "certify.calendar.import"
+
+
+@dataclass(frozen=True)
+class Disagreement:
+    """An imported year that the installed package also covers, and says otherwise about.
+    `acknowledged`: the import said so knowingly (`--over-package`), against this very package
+    version and these days — anything else appeared since, e.g. with a newer package."""
+
+    year: int
+    source: str
+    days: list[date]
+    acknowledged: bool
 
 
 @dataclass(frozen=True)
@@ -142,7 +167,7 @@ def import_schedule(
     record(
         db,
         actor,
-        "certify.calendar.import",
+        IMPORT_ACTION,
         f"calendar:{schedule.year}",
         reason=schedule.source,
         details={
@@ -150,7 +175,37 @@ def import_schedule(
             "workdays": len(schedule.workdays),
             "replaced": replaced,
             "package_differs": len(differing),
+            "package_version": package_version(),
             "file_sha256": row.file_sha256,
         },
     )
     return ImportedYear(schedule, replaced, len(differing))
+
+
+def package_version() -> str:
+    """The installed chinese-calendar release (the Makefile pins the newest)."""
+    return version("chinese-calendar")
+
+
+def imported_disagreements(db: Session) -> list[Disagreement]:
+    """Every imported year on which the installed package now says otherwise: what to check
+    after upgrading the package, before the next batch's deadlines are computed."""
+    found = []
+    for year, schedule in sorted(work_calendar(db).imported.items()):
+        days = package_disagreements(schedule)
+        if not days:
+            continue
+        leaf = db.scalar(
+            select(AuditEventRow.leaf)
+            .where(
+                AuditEventRow.action == IMPORT_ACTION, AuditEventRow.object == f"calendar:{year}"
+            )
+            .order_by(AuditEventRow.idx.desc())
+        )
+        details = decode_leaf(leaf).get("details", {}) if leaf is not None else {}
+        known = isinstance(details, dict) and (
+            details.get("package_differs"),
+            details.get("package_version"),
+        ) == (len(days), package_version())
+        found.append(Disagreement(year, schedule.source, days, known))
+    return found

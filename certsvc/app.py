@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager, suppress
 from fastapi import FastAPI
 
 from certify.records import CaseRecords
-from certsvc import __version__
+from certsvc import __version__, expiry
 from certsvc.accounts import password_hasher
 from certsvc.audit_keys import CheckpointKeyHolder
 from certsvc.checkpointer import Checkpointer
@@ -65,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         background = [
             asyncio.create_task(Checkpointer(settings, checkpoint_key, sessions).run()),
             asyncio.create_task(refused_logins.run(writer_sessions)),
+            asyncio.create_task(expiry.watch(sessions)),
         ]
         yield
         for task in background:

@@ -171,7 +171,7 @@ def initialise(settings: Settings, progress: Callable[[str], None] = lambda _: N
                 _tokens(settings, sessions, tokens, credentials, report, progress)
                 _trust_list(settings, sessions, tokens, credentials, report, progress)
                 _token_workstations(sessions, report, progress)
-                _checkpoint(settings, sessions, tokens, progress)
+                checkpoint(settings, sessions, tokens, progress)
                 report.created += provision_vault(settings, sessions, tokens, credentials, progress)
             finally:
                 tokens.reset()
@@ -282,7 +282,7 @@ def _tokens(
                 root_session = session
             elif root_session is None:
                 root_session = _login_root(tokens, credentials)
-            _provision_keys(
+            provision_keys(
                 settings, sessions, tokens, session, root_session, demo, missing, custodian_id, new
             )
             if not is_root:
@@ -310,11 +310,12 @@ def _trust_list(
             report.created.append("trust list")
 
 
-def _checkpoint(
+def checkpoint(
     settings: Settings,
     sessions: sessionmaker[Session],
     tokens: Pkcs11Tokens,
     progress: Callable[[str], None],
+    actor: Actor = INIT_SIGNER,
 ) -> None:
     """Sign a checkpoint over what this run recorded (nothing happens when it recorded
     nothing): the first one proves the keys work, and covers the announcement of any new
@@ -334,9 +335,9 @@ def _checkpoint(
         if first_anchor:
             progress("audit anchor")
             with sessions.begin() as db:
-                record(db, INIT_SIGNER, "audit.anchor.create", "audit-anchor")
+                record(db, actor, "audit.anchor.create", "audit-anchor")
         progress("audit checkpoint")
-        holder.publish(sessions, INIT_SIGNER, restart=first_anchor)
+        holder.publish(sessions, actor, restart=first_anchor)
     finally:
         holder.close()
 
@@ -382,7 +383,7 @@ def _login_root(tokens: Pkcs11Tokens, credentials: Credentials) -> TokenSession:
     return tokens.login(root["serial"], root["user_pin"])
 
 
-def _provision_keys(
+def provision_keys(
     settings: Settings,
     sessions: sessionmaker[Session],
     tokens: Pkcs11Tokens,
@@ -392,13 +393,15 @@ def _provision_keys(
     missing: list[DemoKey],
     custodian_id: int | None,
     new: bool,
+    actor: Actor = INIT_SIGNER,
 ) -> None:
-    """Generate each missing key on the token (unless a cut-short run did), then in one
-    transaction certify each (the root key signing through the gate), store the certificates
-    on the token and register the token (when `new`) and the keys with the signatures'
-    events; a checkpoint key is announced in the log."""
+    """Generate each missing key on the token (or adopt the key pair already there under its
+    label), then in one transaction certify each (the root key signing through the gate),
+    store the certificates on the token and register the token (when `new`) and the keys with
+    the signatures' events; a checkpoint key is announced in the log. `certsvc init` does it
+    for simulated USBKeys, `certsvc hsm enrol` for a vendor's."""
     indexes = {key: demo.keys.index(key) + 1 for key in missing}  # their CKA_ID on the token
-    publics = [(indexes[key], key, _key_on_token(session, key, indexes[key])) for key in missing]
+    publics = [(key, key_on_token(session, key, indexes[key])) for key in missing]
     status = tokens.status(session.serial)
     with signing_transaction(sessions) as unit:
         db = unit.db
@@ -408,13 +411,9 @@ def _provision_keys(
                 db, session.serial, demo.label, status.model, status.manufacturer, custodian_id
             )
             record(
-                db,
-                INIT_SIGNER,
-                "signer.token.register",
-                session.serial,
-                details={"label": demo.label},
+                db, actor, "signer.token.register", session.serial, details={"label": demo.label}
             )
-        for index, key, public in publics:
+        for key, public in publics:
             if key.purpose is KeyPurpose.ROOT:
                 if not isinstance(public, ec.EllipticCurvePublicKey):
                     raise RuntimeError("the root key is ECDSA P-256")
@@ -423,9 +422,9 @@ def _provision_keys(
                     public,
                     settings.body_name,
                     settings.body_code,
-                    _root_enrols(unit, session, key.label, name),
+                    _root_enrols(unit, session, key.label, name, actor),
                 )
-                _register(unit, settings, session, index, key, certificate, None, INIT_SIGNER)
+                _register(unit, settings, session, key, certificate, None, actor)
                 continue
             if root_key is None:
                 raise RuntimeError("the root key must be provisioned before other keys")
@@ -434,16 +433,15 @@ def _provision_keys(
                 settings,
                 session,
                 demo.label,
-                index,
                 key,
                 public,
                 root_key,
                 root_session,
-                INIT_SIGNER,
+                actor,
             )
 
 
-def _key_on_token(session: TokenSession, key: DemoKey, index: int) -> TokenPublicKey:
+def key_on_token(session: TokenSession, key: DemoKey, index: int) -> TokenPublicKey:
     """The key pair on the token: made now, or by an earlier run cut short."""
     if session.has_private_key(key.label):
         return session.public_key(key.label)
@@ -457,7 +455,6 @@ def certify_key(
     settings: Settings,
     session: TokenSession,
     token_label: str,
-    index: int,
     key: DemoKey,
     public: TokenPublicKey,
     root_key: SigningKey,
@@ -472,22 +469,21 @@ def certify_key(
         public,
         f"{token_label}/{key.label}",
         key.purpose.value,
-        _root_signs(unit, root_key, root_session, name, actor),
+        root_signs(unit, root_key, root_session, name, actor),
     )
-    return _register(unit, settings, session, index, key, certificate, root_key.id, actor)
+    return _register(unit, settings, session, key, certificate, root_key.id, actor)
 
 
 def _register(
     unit: GateTransaction,
     settings: Settings,
     session: TokenSession,
-    index: int,
     key: DemoKey,
     certificate: x509.Certificate,
     issuer_key_id: int | None,
     actor: Actor,
 ) -> SigningKey:
-    session.store_certificate(key.label, bytes([index]), certificate)
+    session.store_certificate(key.label, session.key_id(key.label), certificate)
     name = f"{session.serial}/{key.label}"
     record(unit.db, actor, "signer.key.generate", name, details={"purpose": key.purpose.value})
     registered = register_key(
@@ -507,18 +503,18 @@ def _register(
 
 
 def _root_enrols(
-    unit: GateTransaction, session: TokenSession, label: str, name: str
+    unit: GateTransaction, session: TokenSession, label: str, name: str, actor: Actor
 ) -> Callable[[bytes], bytes]:
     """The root key `name` signing its own certificate through the gate, once, at enrolment."""
     subject = Subject(f"root-certificate:{name}")
 
     def sign_der(tbs: bytes) -> bytes:
-        return sign_root_enrolment(unit, INIT_SIGNER, session, label, subject, tbs).der
+        return sign_root_enrolment(unit, actor, session, label, subject, tbs).der
 
     return sign_der
 
 
-def _root_signs(
+def root_signs(
     unit: GateTransaction,
     root_key: SigningKey,
     root_session: TokenSession,
@@ -575,14 +571,13 @@ def rotate_checkpoint_key(
             token.serial, service_pin(settings.service_pins_file, token.label), rw=True
         ) as session,
     ):
-        public = _key_on_token(session, key, index)
+        public = key_on_token(session, key, index)
         with signing_transaction(sessions) as unit:
             new = certify_key(
                 unit,
                 settings,
                 session,
                 token.label,
-                index,
                 key,
                 public,
                 root_key,

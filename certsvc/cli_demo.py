@@ -33,13 +33,16 @@ from certify.models import Applicant, Certificate
 from certify.records import CaseRecords
 from certsvc.accounts import Role, StaffAccount, create_account, password_hasher
 from certsvc.bootstrap import initialise
+from certsvc.cli_hsm import read_pin
 from certsvc.cli_vault import console
 from certsvc.db import make_engine, make_sessionmaker
 from certsvc.hsm import open_tokens
 from certsvc.settings import Settings, get_settings
 from certsvc.vault_setup import open_vault, print_reveal_limit
+from common.errors import InvalidInput
 from signer.actor import Actor
 from signer.claims import SessionClaims
+from signer.custody import find_token
 from signer.documents import DocumentSigner
 from signer.gate import SigningGate, signing_transaction
 from signer.sessions import SigningSessions
@@ -55,14 +58,21 @@ SUBJECTS = ("01", "02", "03", "08")
 
 def demo(
     out: Annotated[Path, typer.Option(help="directory for manifest.json and the QR images")],
+    usbkey: Annotated[
+        str | None,
+        typer.Option(
+            help="with CERTSVC_HSM_SIMULATION=false: the custodian's enrolled USBKey (label or "
+            "serial); its PIN is asked for, or read from the first line of standard input"
+        ),
+    ] = None,
 ) -> None:
     """Run a certification round on synthetic applicants and write what it issued."""
     settings = get_settings()
     initialise(settings)
     out.mkdir(parents=True, exist_ok=True)
     (out / "qr").mkdir(exist_ok=True)
-    with _issuer(settings) as (issuer, signing, usbkey):
-        manifest = _round(settings, issuer, signing, usbkey, out)
+    with _issuer(settings, usbkey) as (issuer, signing, usbkey_pin):
+        manifest = _round(settings, issuer, signing, usbkey_pin, out)
         with issuer.sessions() as db:
             held = db.scalar(select(func.count()).select_from(Certificate))
     (out / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2))
@@ -75,12 +85,21 @@ def demo(
 
 
 @contextmanager
-def _issuer(settings: Settings) -> Iterator[tuple[Issuer, SigningSessions, dict[str, str]]]:
+def _issuer(
+    settings: Settings, usbkey_name: str | None
+) -> Iterator[tuple[Issuer, SigningSessions, dict[str, str]]]:
     engine = make_engine(settings.resolved_database_url)
     sessions = make_sessionmaker(engine)
     issuer = open_issuer(settings, sessions)
     signing = issuer.gate.signing_sessions
-    usbkey = json.loads(settings.credentials_file.read_text())["tokens"]["USBKEY-01"]
+    if settings.hsm_simulation:
+        usbkey = json.loads(settings.credentials_file.read_text())["tokens"]["USBKEY-01"]
+    else:
+        if usbkey_name is None:
+            raise InvalidInput("--usbkey: with the simulation off, name the custodian's USBKey")
+        with sessions() as db:
+            serial = find_token(db, usbkey_name, "--usbkey").serial
+        usbkey = {"serial": serial, "user_pin": read_pin(None, "--usbkey", f"PIN of {serial}")}
     try:
         yield issuer, signing, usbkey
     finally:

@@ -16,25 +16,23 @@ import typer
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from audit.events import decode_leaf
 from audit.log import size
 from audit.models import AuditEventRow
 from audit.publish import latest_checkpoint
-from certsvc.accounts import ApiToken, StaffAccount
+from certify.calendar_import import imported_disagreements, package_version
 from certsvc.cli_output import make_console
 from certsvc.db import make_engine, make_sessionmaker, require_current_schema
+from certsvc.expiry import ALERT_ACTION, THRESHOLDS, expiring, raise_alerts
 from certsvc.hsm import open_tokens
 from certsvc.settings import Settings, get_settings
 from common.dbtypes import utcnow
 from common.errors import CertsvcError
+from common.unit_of_work import unit_of_work
 from signer.claims import SessionClaims
 from signer.custody import list_tokens
-from signer.models import KeyStatus, SigningKey
 
 console = make_console()
-# Days before expiry at which a key certificate is reported; API tokens live 90 days by
-# design, so only their last week is worth a line.
-WARN_DAYS = (90, 30, 7)
-TOKEN_WARN_DAYS = 7
 ALERT_WINDOW = timedelta(days=1)
 
 
@@ -60,12 +58,16 @@ def collect(settings: Settings) -> dict[str, Any]:
     try:
         require_current_schema(engine)
         sessions = make_sessionmaker(engine)
+        with unit_of_work(sessions) as db:
+            raise_alerts(db, now)
         with sessions() as db:
             report: dict[str, Any] = {
                 "database": engine.dialect.name,
                 "tokens": _tokens(db, sessions, settings, attention),
                 "audit": _audit(db, now, settings, attention),
                 "expiring": _expiring(db, now, attention),
+                "calendar": _calendar(db, attention),
+                "alerts_since_yesterday": _recent_alerts(db, now),
                 "refused_or_failed_since_yesterday": _alerts(db, now),
             }
     finally:
@@ -120,44 +122,55 @@ def _audit(db: Session, now: datetime, settings: Settings, attention: list[str])
 
 
 def _expiring(db: Session, now: datetime, attention: list[str]) -> list[dict[str, Any]]:
-    horizon = now + timedelta(days=max(WARN_DAYS))
-    soon: list[dict[str, Any]] = []
-    keys = db.scalars(
-        select(SigningKey).where(
-            SigningKey.status != KeyStatus.RETIRED, SigningKey.not_after <= horizon
-        )
-    )
-    for key in keys:
+    """What ends within 90 days; its last week needs attention."""
+    soon = []
+    for item in expiring(db, now):
         soon.append(
-            _expiry("key certificate", f"{key.label} ({key.purpose.value})", key.not_after, now)
+            {
+                "what": item.what,
+                "name": item.name,
+                "expires": item.expires.isoformat(),
+                "days_left": item.days_left,
+                "warning": item.threshold,
+            }
         )
-    tokens = db.execute(
-        select(StaffAccount.username, ApiToken.token_id, ApiToken.expires_at)
-        .join(ApiToken, ApiToken.account_id == StaffAccount.id)
+        if item.threshold == min(THRESHOLDS):
+            attention.append(f"{item.what} {item.name} expires in {item.days_left} days")
+    return soon
+
+
+def _calendar(db: Session, attention: list[str]) -> list[dict[str, Any]]:
+    """Imported holiday schedules the installed chinese-calendar package contradicts; one not
+    acknowledged at import (a newer package, typically) needs checking against the notice."""
+    answer = []
+    for item in imported_disagreements(db):
+        answer.append(
+            {
+                "year": item.year,
+                "source": item.source,
+                "days": [day.isoformat() for day in item.days],
+                "acknowledged": item.acknowledged,
+            }
+        )
+        if not item.acknowledged:
+            attention.append(
+                f"calendar {item.year}: the imported schedule ({item.source}) and "
+                f"chinese-calendar {package_version()} disagree on {len(item.days)} day(s) "
+                f"(first {item.days[0].isoformat()}); check the notice and import it again"
+            )
+    return answer
+
+
+def _recent_alerts(db: Session, now: datetime) -> list[str]:
+    """The alerts recorded over the last day, as they read in the audit log."""
+    rows = db.scalars(
+        select(AuditEventRow)
         .where(
-            ApiToken.revoked_at.is_(None),
-            ApiToken.expires_at > now,
-            ApiToken.expires_at <= now + timedelta(days=TOKEN_WARN_DAYS),
-            StaffAccount.active.is_(True),
+            AuditEventRow.action == ALERT_ACTION, AuditEventRow.occurred_at >= now - ALERT_WINDOW
         )
+        .order_by(AuditEventRow.idx)
     )
-    for username, token_id, expires in tokens:
-        soon.append(_expiry("API token", f"{token_id} of {username}", expires, now))
-    for item in soon:
-        if item["days_left"] <= min(WARN_DAYS):
-            attention.append(f"{item['what']} {item['name']} expires in {item['days_left']} days")
-    return sorted(soon, key=lambda item: item["days_left"])
-
-
-def _expiry(what: str, name: str, expires: datetime, now: datetime) -> dict[str, Any]:
-    days = (expires - now).days
-    return {
-        "what": what,
-        "name": name,
-        "expires": expires.isoformat(),
-        "days_left": days,
-        "warning": next(limit for limit in sorted(WARN_DAYS) if days <= limit),
-    }
+    return [str(decode_leaf(row.leaf).get("reason", "")) for row in rows]
 
 
 def _alerts(db: Session, now: datetime) -> dict[str, int]:
@@ -194,6 +207,14 @@ def _print(report: dict[str, Any]) -> None:
         )
     for item in report["expiring"]:
         console.print(f"expires in {item['days_left']} days: {item['what']} {item['name']}")
+    for year in report["calendar"]:
+        state = "acknowledged at import" if year["acknowledged"] else "NOT CHECKED"
+        console.print(
+            f"calendar {year['year']}: imported schedule and chinese-calendar differ on "
+            f"{len(year['days'])} day(s), {state}"
+        )
+    for alert in report["alerts_since_yesterday"]:
+        console.print(f"alert since yesterday: {alert}")
     for action, count in sorted(report["refused_or_failed_since_yesterday"].items()):
         console.print(f"refused or failed since yesterday: {action} × {count}")
     if report["attention"]:

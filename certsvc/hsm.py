@@ -16,6 +16,7 @@ from common.errors import ServiceFault
 from common.unit_of_work import unit_of_work
 from hsm_sim import open_simulated_library
 from signer.custody import DbPinCounter
+from signer.profile import named
 from signer.tokens import Pkcs11Library, Pkcs11Tokens
 
 
@@ -60,4 +61,9 @@ def open_tokens(settings: Settings, sessions: sessionmaker[Session]) -> Pkcs11To
     """Token access for an app or a CLI command; the module itself is loaded once per process.
     A request that logs in counts its wrong PINs in its own unit of work instead
     (`Pkcs11Tokens.login`'s `counter`)."""
-    return Pkcs11Tokens(open_library(settings), settings.pin_max_tries, UnitPinCounter(sessions))
+    return Pkcs11Tokens(
+        open_library(settings),
+        settings.pin_max_tries,
+        UnitPinCounter(sessions),
+        named(settings.hsm_profile),
+    )

@@ -46,6 +46,12 @@ class Settings(BaseSettings):
         default=True,
         description="wrap the module in hsm_sim (USBKey behaviour over SoftHSM); off in production",
     )
+    hsm_profile: Literal["auto", "softhsm", "generic", "der-signatures", "raw-ec-point", "sm2"] = (
+        Field(
+            default="auto",
+            description="how the module answers (signer.profile): auto detects it per token",
+        )
+    )
     pin_max_tries: int = Field(default=6, ge=1, le=15, description="wrong PINs before lockout")
     hsm_latency_ms: float = Field(default=0.0, ge=0, description="simulated per-operation latency")
     public_base_url: str = "http://127.0.0.1:8000"

@@ -106,16 +106,29 @@ def provision_vault(
         created.append(f"USBKey {VAULT_TOKEN}")
     entry["serial"] = serial
     credentials.save()
-    store_service_pin(settings.service_pins_file, VAULT_TOKEN, str(entry["user_pin"]))
+    if enrol_vault_token(settings, sessions, tokens, serial, str(entry["user_pin"])):
+        progress("vault keys")
+        created.append("vault keys v1")
+    return created
+
+
+def enrol_vault_token(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    tokens: Pkcs11Tokens,
+    serial: str,
+    pin: str,
+) -> bool:
+    """Make `serial` the vault's key token: its PIN to the service PIN file (the service
+    unlocks it unattended), registered, and key version 1 with its KEK made on it when the
+    vault has none; whether version 1 was made. `certsvc init` calls it for the simulated
+    token, `certsvc hsm enrol` for a vendor's."""
+    store_service_pin(settings.service_pins_file, VAULT_TOKEN, pin)
     with sessions.begin() as db:
         if db.get(HsmToken, serial) is None:
             status = tokens.status(serial)
             register_token(db, serial, VAULT_TOKEN, status.model, status.manufacturer, None)
-    vault = open_vault(settings, sessions, tokens)
-    if ensure_first_version(sessions, vault.keyring):
-        progress("vault keys")
-        created.append("vault keys v1")
-    return created
+    return ensure_first_version(sessions, open_vault(settings, sessions, tokens).keyring)
 
 
 def _digits(count: int) -> str:

@@ -27,6 +27,7 @@ FAULTS = (
     "TokenNotPresent",
     "FunctionFailed",
     "PinLocked",
+    "UserAlreadyLoggedIn",
 )
 
 

@@ -64,6 +64,23 @@ class TokenFault(SignerError, ServiceFault):
         )
 
 
+class LoggedInElsewhere(SignerError):
+    """CKR_USER_ALREADY_LOGGED_IN after the module was initialised again: another application
+    holds the login. It is never reused (the PIN would go unchecked)."""
+
+    status_code = 409
+
+    def __init__(self, token: str) -> None:
+        super().__init__(
+            f"USBKey {token} is logged in by another application: close it, or remove and "
+            "re-insert the USBKey, then try again"
+        )
+
+
+class ModuleAnswer(SignerError, ServiceFault):
+    """The module answered in a form its profile cannot read (`signer.profile`)."""
+
+
 class SessionLost(SignerError):
     status_code = 409
 

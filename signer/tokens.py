@@ -40,14 +40,17 @@ from pkcs11 import (
     PublicKey,
     SecretKey,
     Session,
+    Slot,
     TokenFlag,
 )
 from pkcs11 import exceptions as p11e
 from pkcs11.types import DecryptMixin, EncryptMixin, SignMixin
-from pkcs11.util.ec import encode_ec_public_key, encode_named_curve_parameters
+from pkcs11.util.ec import encode_named_curve_parameters
 
 from signer.errors import (
     KeyNotFound,
+    LoggedInElsewhere,
+    ModuleAnswer,
     SessionLost,
     SignerError,
     TokenAbsent,
@@ -56,6 +59,7 @@ from signer.errors import (
     TokenLocked,
     WrongPin,
 )
+from signer.profile import ModuleProfile, ProfileError, detect
 
 T = TypeVar("T")
 
@@ -78,6 +82,8 @@ STALE_ERRORS: tuple[type[Exception], ...] = (p11e.UserAlreadyLoggedIn, *FAULT_ER
 
 P256_CURVE_NAME = "secp256r1"
 ED25519_CURVE_OID = "1.3.101.112"
+P256_POINT_BYTES = 65  # uncompressed: 0x04 ‖ X ‖ Y
+ED25519_POINT_BYTES = 32
 # What a token key's public half is: ECDSA P-256 for documents, certificates and lists;
 # Ed25519 for audit checkpoints (what public witnesses require).
 TokenPublicKey = ec.EllipticCurvePublicKey | Ed25519PublicKey
@@ -102,6 +108,9 @@ class Pkcs11Token(Protocol):
 
     @property
     def flags(self) -> TokenFlag: ...
+
+    @property
+    def slot(self) -> Slot: ...
 
     def open(
         self, rw: bool = False, user_pin: str | None = None, so_pin: str | None = None
@@ -146,11 +155,17 @@ class Pkcs11Tokens:
     """Tokens of one PKCS#11 module (a vendor's, or SoftHSM wrapped by `hsm_sim`)."""
 
     def __init__(
-        self, library: Pkcs11Library, pin_max_tries: int, pin_counter: PinCounter | None = None
+        self,
+        library: Pkcs11Library,
+        pin_max_tries: int,
+        pin_counter: PinCounter | None = None,
+        profile: ModuleProfile | None = None,
     ) -> None:
         self._lib = library
         self._max_tries = pin_max_tries
         self._counter = pin_counter
+        # None: each token's profile is detected from its manufacturer (`signer.profile`).
+        self._profile = profile
         self.lock = _MODULE_LOCK
         self._sessions: dict[str, TokenSession] = {}
         self.epoch = 0
@@ -190,17 +205,42 @@ class Pkcs11Tokens:
                 except p11e.PinLocked:
                     raise TokenLocked(name) from None
                 except STALE_ERRORS as exc:
-                    # Re-initialise once, as after a re-plug.
+                    # Re-initialise once, as after a re-plug: that ends any login this
+                    # process left behind, and the PIN is checked by a new one.
+                    if attempt == 2 and isinstance(exc, p11e.UserAlreadyLoggedIn):
+                        raise LoggedInElsewhere(name) from None
                     if attempt == 2:
                         raise TokenFault(name) from exc
                     self.reset()
                     continue
                 if counter is not None:
                     counter.succeeded(serial)
-                session = TokenSession(self, serial, str(token.label), raw)
+                profile = self._profile or detect(str(token.manufacturer_id))
+                session = TokenSession(self, serial, str(token.label), raw, profile)
                 self._sessions[serial] = session
                 return session
             raise AssertionError("unreachable")
+
+    def mechanism_support(
+        self, serial: str, mechanisms: Iterable[Mechanism]
+    ) -> dict[Mechanism, bool | None]:
+        """Whether the token offers each mechanism: True when C_GetMechanismInfo describes it;
+        False when it does not and the module's profile says its list is complete; None (not
+        known: try it) when a module lists it without an entry, or its list may have gaps."""
+        with self.lock:
+            token = self._token(serial)
+            profile = self._profile or detect(str(token.manufacturer_id))
+            slot = token.slot
+            listed = self._with_recovery(slot.get_mechanisms)
+            answer: dict[Mechanism, bool | None] = {}
+            for mechanism in mechanisms:
+                try:
+                    slot.get_mechanism_info(mechanism)
+                    answer[mechanism] = True
+                except (p11e.MechanismInvalid, p11e.ArgumentsBad, p11e.FunctionFailed):
+                    absent = profile.mechanisms_complete and mechanism not in listed
+                    answer[mechanism] = False if absent else None
+            return answer
 
     def unblock_pin(self, serial: str, so_pin: str, new_pin: str) -> None:
         """Set a new user PIN with the SO PIN (C_InitPIN): how a locked USBKey is unblocked.
@@ -285,9 +325,17 @@ class Pkcs11Tokens:
 class TokenSession:
     """A logged-in session on one token: the USBKey inserted and unlocked."""
 
-    def __init__(self, tokens: Pkcs11Tokens, serial: str, label: str, raw: Session) -> None:
+    def __init__(
+        self,
+        tokens: Pkcs11Tokens,
+        serial: str,
+        label: str,
+        raw: Session,
+        profile: ModuleProfile,
+    ) -> None:
         self._tokens = tokens
         self._raw = raw
+        self.profile = profile
         self._epoch = tokens.epoch
         self._closed = False
         self._public_keys: dict[str, TokenPublicKey] = {}
@@ -353,6 +401,11 @@ class TokenSession:
             )
             return any(True for _ in found)
 
+    def key_id(self, label: str) -> bytes:
+        """The private key's CKA_ID, which its certificate on the token carries too."""
+        with self._faults():
+            return bytes(self._private(label)[Attribute.ID])
+
     def private_key_attributes(self, label: str) -> dict[str, bool]:
         """The protection attributes of a private key, read back from the token."""
         names = ("SENSITIVE", "EXTRACTABLE", "ALWAYS_SENSITIVE", "NEVER_EXTRACTABLE", "TOKEN")
@@ -376,9 +429,14 @@ class TokenSession:
         return key
 
     def sign_digest(self, label: str, digest: bytes) -> bytes:
-        """Raw CKM_ECDSA over a digest computed outside (SoftHSM has no ECDSA_SHA256): r‖s."""
+        """Raw CKM_ECDSA over a digest computed outside (SoftHSM has no ECDSA_SHA256): r‖s,
+        whichever encoding the module answers in (its profile says)."""
         with self._faults():
-            return bytes(self._private(label).sign(digest, mechanism=Mechanism.ECDSA))
+            answer = bytes(self._private(label).sign(digest, mechanism=Mechanism.ECDSA))
+        try:
+            return self.profile.raw_signature(answer)
+        except ProfileError as exc:
+            raise ModuleAnswer(f"USBKey {self.name}: {exc}") from None
 
     def sign_eddsa(self, label: str, message: bytes) -> bytes:
         """CKM_EDDSA (pure Ed25519, RFC 8032) over the message itself: 64 bytes."""
@@ -444,16 +502,20 @@ class TokenSession:
         self._private_keys[label] = signing
         return signing
 
-    @staticmethod
-    def _load_public(raw: PublicKey) -> TokenPublicKey:
-        if raw.key_type == KeyType.EC_EDWARDS:
-            # CKA_EC_POINT of an Edwards key: the 32-byte key in a DER OCTET STRING.
-            point = asn1_core.OctetString.load(bytes(raw[Attribute.EC_POINT])).native
+    def _load_public(self, raw: PublicKey) -> TokenPublicKey:
+        """The public key from CKA_EC_POINT, wrapped in an OCTET STRING or bare as the
+        module's profile says; only P-256 and Ed25519 keys are ours."""
+        answer = bytes(raw[Attribute.EC_POINT])
+        edwards = raw.key_type == KeyType.EC_EDWARDS
+        try:
+            point = self.profile.point(answer, ED25519_POINT_BYTES if edwards else P256_POINT_BYTES)
+        except ProfileError as exc:
+            raise ModuleAnswer(f"USBKey {self.name}: {exc}") from None
+        if edwards:
             return Ed25519PublicKey.from_public_bytes(point)
-        key = serialization.load_der_public_key(encode_ec_public_key(raw))
-        if not isinstance(key, ec.EllipticCurvePublicKey):
-            raise TypeError("not an EC public key")
-        return key
+        if bytes(raw[Attribute.EC_PARAMS]) != encode_named_curve_parameters(P256_CURVE_NAME):
+            raise TypeError("not a P-256 key")
+        return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), point)
 
     @contextmanager
     def _faults(self) -> Iterator[None]:

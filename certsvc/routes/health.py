@@ -1,7 +1,9 @@
 """`/healthz` of the full service: is the database reachable, the PKCS#11 module answering, and
-does the database's audit log still extend the checkpoint anchored outside it? Counts and
-states only — no token label, serial or custodian is shown to an unauthenticated caller. A
-public node answers `verify.health`'s instead."""
+does the database's audit log still extend the checkpoint anchored outside it? How many key
+certificates and API tokens end within 90, 30 and 7 days (a warning, not a fault: it never
+turns the answer to 503). Counts and states only — no token label, serial, key or custodian is
+shown to an unauthenticated caller; `certsvc status` names them. A public node answers
+`verify.health`'s instead, status only."""
 
 from __future__ import annotations
 
@@ -18,7 +20,9 @@ from audit.log import size, tree_root
 from audit.publish import latest_checkpoint
 from certsvc import state
 from certsvc.audit_keys import note_keys
+from certsvc.expiry import THRESHOLDS, counts, expiring
 from certsvc.settings import Settings
+from common.dbtypes import utcnow
 from common.errors import CertsvcError
 from signer.models import HsmToken
 
@@ -35,6 +39,9 @@ class Health(BaseModel):
     tokens_present: int
     tokens_locked: int
     audit_log: AuditLogState
+    expiring_within_90_days: int
+    expiring_within_30_days: int
+    expiring_within_7_days: int
 
 
 def audit_log_state(db: Session, settings: Settings, anchor: Anchor) -> AuditLogState:
@@ -74,6 +81,7 @@ def healthz(request: Request, response: Response) -> Health:
     registered: set[str] = set()
     database: Literal["ok", "unavailable"] = "ok"
     audit_log: AuditLogState = "ok"
+    soon = {threshold: 0 for threshold in THRESHOLDS}
     try:
         with state.reader_sessions(request)() as db:
             db.execute(text("SELECT 1"))
@@ -81,6 +89,7 @@ def healthz(request: Request, response: Response) -> Health:
             audit_log = audit_log_state(
                 db, state.settings(request), state.checkpoint_key(request).anchor
             )
+            soon = counts(expiring(db, utcnow()))
     except SQLAlchemyError:
         database = "unavailable"
     hsm: Literal["ok", "unavailable"] = "ok"
@@ -103,4 +112,7 @@ def healthz(request: Request, response: Response) -> Health:
         tokens_present=present,
         tokens_locked=locked,
         audit_log=audit_log,
+        expiring_within_90_days=soon[90],
+        expiring_within_30_days=soon[30],
+        expiring_within_7_days=soon[7],
     )

@@ -24,11 +24,15 @@ from audit.models import AuditEventRow
 from certify.calendar_import import (
     STATUTORY_HOLIDAYS,
     import_schedule,
+    imported_disagreements,
     package_disagreements,
+    package_version,
     read_schedule,
 )
 from certify.cases import create_batch
+from certify.models import HolidaySchedule
 from certify.workdays import CalendarNotCovered, work_calendar
+from certsvc.cli_status import collect
 from certsvc.settings import Settings
 from common.errors import Conflict, InvalidInput
 from server_support import CERTSVC
@@ -207,3 +211,42 @@ def test_the_calendar_commands(
     assert "2027-02" in shown.stdout and "2027-12" in shown.stdout
     with sessions() as db:
         assert work_calendar(db).imported[2027].source == SOURCE
+
+
+def test_the_installed_calendar_package_is_the_one_the_makefile_pins() -> None:
+    makefile = (Path(__file__).parents[2] / "Makefile").read_text()
+    pinned = re.search(r"^CHINESE_CALENDAR := (\S+)$", makefile, re.MULTILINE)
+    assert pinned is not None and package_version() == pinned.group(1)
+
+
+def test_status_notices_an_imported_year_the_package_contradicts(
+    settings: Settings, sessions: sessionmaker[Session]
+) -> None:
+    """Both cover 2026: an import that agrees is quiet; one that disagrees knowingly
+    (--over-package, this package version) is listed; a disagreement nobody acknowledged — as
+    after upgrading the package past a year imported before — needs the operator's attention."""
+    rows = package_rows(2026)
+    with sessions.begin() as db:
+        import_schedule(db, OFFICER, _csv(synthetic_2027()))  # the package does not cover it
+        import_schedule(db, OFFICER, _csv(rows))
+        assert imported_disagreements(db) == []
+    national = [row for row in rows if row[1] == "holiday" and row[2] == "国庆节"]
+    with sessions.begin() as db:
+        import_schedule(db, OFFICER, _csv([r for r in rows if r != national[0]]), over_package=True)
+        [known] = imported_disagreements(db)
+    assert (known.year, known.acknowledged, known.days) == (
+        2026,
+        True,
+        [date.fromisoformat(national[0][0])],
+    )
+    calendar_lines = [line for line in collect(settings)["attention"] if "calendar" in line]
+    assert calendar_lines == []
+
+    with sessions.begin() as db:
+        stored = db.get_one(HolidaySchedule, 2026)
+        stored.holidays = " ".join(d for d in stored.holidays.split() if d != national[1][0])
+    report = collect(settings)
+    [entry] = report["calendar"]
+    assert entry["acknowledged"] is False and len(entry["days"]) == 2
+    [line] = [line for line in report["attention"] if "calendar" in line]
+    assert line.startswith("calendar 2026: the imported schedule") and package_version() in line

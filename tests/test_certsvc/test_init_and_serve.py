@@ -82,6 +82,9 @@ def test_serve_answers_healthz_green(settings: Settings) -> None:
             "tokens_present": 4,
             "tokens_locked": 0,
             "audit_log": "ok",
+            "expiring_within_90_days": 0,
+            "expiring_within_30_days": 0,
+            "expiring_within_7_days": 0,
         }
         assert httpx.get(f"{server.base}/openapi.json").status_code == 200
     assert "Traceback" not in server.output

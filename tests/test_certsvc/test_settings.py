@@ -16,6 +16,7 @@ from server_support import CERTSVC
 # A bad value for each setting that has rules; the others accept any text or path.
 BAD_VALUES = {
     "hsm_simulation": "maybe",
+    "hsm_profile": "feitian",
     "pin_max_tries": "abc",
     "hsm_latency_ms": "-1",
     "public_base_url": "127.0.0.1:8000",
