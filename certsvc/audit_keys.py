@@ -18,13 +18,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from audit.anchor import Anchor
-from audit.log import size
-from audit.note import NoteKey, SignBytes, note_key
+from audit.checkpoints import parse_checkpoint
+from audit.log import consistency_proof, size
+from audit.note import NoteKey, SignBytes, note_key, split_note
 from audit.publish import CheckpointSigner, Published, publish_checkpoint
 from audit.trail import record
 from certsvc.audit_trail import SYSTEM_ROLE
 from certsvc.service_pins import service_pin
 from certsvc.settings import Settings
+from certsvc.witness_client import WitnessClient, Witnessing
 from common.errors import ServiceFault
 from signer.actor import Actor
 from signer.custody import certificate_of
@@ -119,6 +121,9 @@ class CheckpointKeyHolder:
         self._lock = threading.Lock()
         self._logged_in: dict[str, TokenSession] = {}
         self.anchor = Anchor(settings.audit_anchor_path)
+        self.witnesses = WitnessClient.from_settings(
+            settings.audit_witnesses, settings.audit_witness_quorum
+        )
 
     def unlock(self) -> None:
         """Log in to the tokens of the signing keys with their service PINs, unless this process
@@ -182,8 +187,39 @@ class CheckpointKeyHolder:
         published.anchor_in(self.anchor)
         return published
 
+    def witness(self) -> Witnessing | None:
+        """Publish the anchored checkpoint: at once when no witness is configured, else with
+        the cosignatures gathered, once `CERTSVC_AUDIT_WITNESS_QUORUM` of them cosigned it. The
+        witnesses' answers, or None when there was nothing new to publish or no one to ask;
+        below the quorum the checkpoint published before stays so."""
+        with self._sessions() as db:
+            keys = note_keys(db, self._settings)
+        anchored = self.anchor.read(keys)
+        if anchored is None:
+            return None
+        published = self.anchor.published(keys)
+        if published is not None and published_size(published) >= anchored.size:
+            return None
+        if not self.witnesses.witnesses:
+            self.anchor.publish(anchored.note, anchored.checkpoint)
+            return None
+
+        def proof(old_size: int) -> list[bytes]:
+            with self._sessions() as db:
+                return consistency_proof(db, old_size, anchored.size)
+
+        witnessing = self.witnesses.witness(anchored.note, anchored.checkpoint, proof, published)
+        if witnessing.met:
+            self.anchor.publish(witnessing.note, anchored.checkpoint)
+        return witnessing
+
     def close(self) -> None:
         with self._lock:
             for session in self._logged_in.values():
                 session.close()
             self._logged_in.clear()
+
+
+def published_size(note: str) -> int:
+    """The tree size of a published (already opened) checkpoint note."""
+    return parse_checkpoint(split_note(note)[0]).size

@@ -22,9 +22,11 @@ from audit.bundle import (
     certificate_fingerprint,
     verify_bundle,
 )
+from audit.note import InvalidNote
 from audit.query import event_range
 from audit.trail import record
 from audit.verify import Kept, Verdict, verify_log
+from audit.witness_protocol import cosignatures, parse_witness_vkey
 from certsvc.accounts import Role, authenticate, password_hasher
 from certsvc.audit_keys import (
     CheckpointKeyHolder,
@@ -115,10 +117,21 @@ def verify(
     ] = None,
 ) -> None:
     """Recompute the whole tree from the stored events; check every signed checkpoint, the
-    checkpoint anchored outside the database (entry by entry) and each `--checkpoint`; exit 1
-    naming the first bad entry."""
+    checkpoint anchored outside the database (entry by entry) and each `--checkpoint` (and the
+    cosignatures it carries by the configured witnesses); exit 1 naming the first bad entry."""
     settings = get_settings()
     kept = _kept(checkpoint or [])
+    witnesses = [parse_witness_vkey(w.vkey) for w in settings.audit_witnesses]
+    for note in kept:
+        try:
+            names = sorted(c.witness.name for c in cosignatures(note.note, witnesses))
+        except InvalidNote as exc:
+            typer.echo(f"{note.label} NOT intact: {exc}", err=True)
+            raise typer.Exit(1) from None
+        if witnesses:
+            console.print(
+                f"{note.label}: cosigned by {', '.join(names) or 'no configured witness'}"
+            )
     with database_session(settings.resolved_database_url) as db:
         keys = note_keys(db, settings)
         anchor = Anchor(settings.audit_anchor_path)
@@ -134,12 +147,24 @@ def checkpoint() -> None:
         holder = CheckpointKeyHolder(settings, tokens, sessions)
         try:
             published = holder.publish(sessions, operator_actor())
+            witnessing = holder.witness()
         finally:
             holder.close()
     if published.signed:
         console.print(f"checkpoint signed at size {published.row.size}")
     else:
         console.print(f"nothing new since the checkpoint at size {published.row.size}")
+    if witnessing is None:
+        return
+    for problem in witnessing.problems():
+        typer.echo(f"witness {problem}", err=True)
+    console.print(
+        f"{witnessing.cosigned} of {len(holder.witnesses.witnesses)} witnesses cosigned the "
+        f"checkpoint at {witnessing.size} (quorum {witnessing.quorum})"
+    )
+    if not witnessing.met:
+        typer.echo("checkpoint NOT published: the witness quorum is not met", err=True)
+        raise typer.Exit(1)
 
 
 @audit_app.command("vkeys")

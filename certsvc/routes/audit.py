@@ -163,12 +163,20 @@ def get_export(
 def get_latest_checkpoint(
     request: Request, db: SessionDep, settings: SettingsDep
 ) -> PlainTextResponse:
-    """The newest anchored checkpoint note (C2SP signed note): keep copies, and a rewritten
-    history shows. When the database's log stops extending it, it stays the one served."""
-    anchored = state.checkpoint_key(request).anchor.read(note_keys(db, settings))
-    if anchored is None:
-        raise NotFound("no checkpoint has been signed yet")
-    return PlainTextResponse(anchored.note, media_type="text/plain; charset=utf-8")
+    """The published checkpoint note (C2SP signed note), read from the anchor outside the
+    database: the newest anchored checkpoint that met the witness quorum, with the witnesses'
+    cosignatures (`cosignature/v1` lines). Keep copies, and a rewritten history shows. When the
+    database's log stops extending it, or witnesses refuse a newer one, it stays the one
+    served."""
+    anchor = state.checkpoint_key(request).anchor
+    keys = note_keys(db, settings)
+    note = anchor.published(keys)
+    if note is None and settings.audit_witness_quorum == 0:
+        anchored = anchor.read(keys)
+        note = anchored.note if anchored is not None else None
+    if note is None:
+        raise NotFound("no checkpoint has been published yet")
+    return PlainTextResponse(note, media_type="text/plain; charset=utf-8")
 
 
 @public_router.get(
