@@ -185,7 +185,8 @@ def create_witness_app(witness: Witness) -> FastAPI:
         try:
             line = await witness.add_checkpoint(await request.body())
         except Refused as refused:
-            return Response(refused.body, refused.status, media_type=refused.media_type)
+            # Exactly the spec's type: Starlette would add a charset to a text/* media type.
+            return Response(refused.body, refused.status, {"content-type": refused.media_type})
         return PlainTextResponse(line, media_type=TEXT)
 
     @app.get("/{origin_hash}/checkpoint")
