@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -23,6 +24,7 @@ from audit.log import consistency_proof, size
 from audit.note import NoteKey, SignBytes, note_key, split_note
 from audit.publish import CheckpointSigner, Published, publish_checkpoint
 from audit.trail import record
+from certsvc.audit_tiles import CHECKPOINT, TilesWritten, publish_tiles
 from certsvc.audit_trail import SYSTEM_ROLE
 from certsvc.service_pins import service_pin
 from certsvc.settings import Settings
@@ -212,6 +214,29 @@ class CheckpointKeyHolder:
         if witnessing.met:
             self.anchor.publish(witnessing.note, anchored.checkpoint)
         return witnessing
+
+    def public_note(self) -> str | None:
+        """The checkpoint note the body publishes: the published one (witnessed when a quorum
+        is set); without a quorum, on an anchor from before publication, the anchored one."""
+        with self._sessions() as db:
+            keys = note_keys(db, self._settings)
+        note = self.anchor.published(keys)
+        if note is None and self._settings.audit_witness_quorum == 0:
+            anchored = self.anchor.read(keys)
+            note = anchored.note if anchored is not None else None
+        return note
+
+    def publish_tiles(self, directory: Path) -> TilesWritten | None:
+        """Write the tiles of the published checkpoint into `directory` unless they are there
+        already; None when nothing is published or nothing changed."""
+        note = self.public_note()
+        if note is None:
+            return None
+        checkpoint_file = directory / CHECKPOINT
+        if checkpoint_file.exists() and checkpoint_file.read_text() == note:
+            return None
+        with self._sessions() as db:
+            return publish_tiles(db, note, parse_checkpoint(split_note(note)[0]), directory)
 
     def close(self) -> None:
         with self._lock:

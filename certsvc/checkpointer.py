@@ -43,6 +43,8 @@ class Checkpointer:
         self._sessions = sessions
         self._failing: str | None = None
         self._unwitnessed: tuple[tuple[str, str], ...] | None = None
+        self._unpublished: str | None = None
+        self._tiles_dir = settings.audit_tiles_dir
 
     def due(self, db: Session) -> bool:
         latest = latest_checkpoint(db)
@@ -73,8 +75,14 @@ class Checkpointer:
         self._failing = None
         try:
             self._report(self._holder.witness())
+            if self._tiles_dir is not None:
+                self._holder.publish_tiles(self._tiles_dir)
         except CertsvcError as exc:
-            logger.error("audit checkpoint not published: %s", exc)
+            if str(exc) != self._unpublished:
+                logger.error("audit checkpoint not published: %s", exc)
+            self._unpublished = str(exc)
+            return
+        self._unpublished = None
 
     def _report(self, witnessing: Witnessing | None) -> None:
         """Below the quorum: one log line and one audit event (`audit.witness.quorum`, failed)

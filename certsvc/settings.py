@@ -97,6 +97,11 @@ class Settings(BaseSettings):
     audit_witness_quorum: int = Field(
         default=0, ge=0, description="cosignatures a checkpoint needs before it is published"
     )
+    audit_tiles_dir: Path | None = Field(
+        default=None,
+        description="where the audit log is written as C2SP tlog-tiles after each published "
+        "checkpoint, and served from under /audit/tiles/; unset: neither",
+    )
     login_attempts_per_minute: int = Field(
         default=10, ge=1, description="login attempts per client per minute"
     )

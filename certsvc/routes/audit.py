@@ -21,7 +21,7 @@ from audit.publish import latest_checkpoint
 from audit.query import EventFilter, event_range, key_usage, query_events
 from certsvc import state
 from certsvc.accounts import Role, StaffAccount
-from certsvc.audit_keys import checkpoint_keys, note_keys, published_vkeys
+from certsvc.audit_keys import checkpoint_keys, published_vkeys
 from certsvc.audit_trail import actor_of
 from certsvc.auth import JobSessionsDep, SessionDep, SettingsDep, require_roles
 from certsvc.routes.schemas import ROLE_GATED, answers
@@ -160,20 +160,13 @@ def get_export(
     response_class=PlainTextResponse,
     responses=answers(404, 503),
 )
-def get_latest_checkpoint(
-    request: Request, db: SessionDep, settings: SettingsDep
-) -> PlainTextResponse:
+def get_latest_checkpoint(request: Request) -> PlainTextResponse:
     """The published checkpoint note (C2SP signed note), read from the anchor outside the
     database: the newest anchored checkpoint that met the witness quorum, with the witnesses'
     cosignatures (`cosignature/v1` lines). Keep copies, and a rewritten history shows. When the
     database's log stops extending it, or witnesses refuse a newer one, it stays the one
     served."""
-    anchor = state.checkpoint_key(request).anchor
-    keys = note_keys(db, settings)
-    note = anchor.published(keys)
-    if note is None and settings.audit_witness_quorum == 0:
-        anchored = anchor.read(keys)
-        note = anchored.note if anchored is not None else None
+    note = state.checkpoint_key(request).public_note()
     if note is None:
         raise NotFound("no checkpoint has been published yet")
     return PlainTextResponse(note, media_type="text/plain; charset=utf-8")
