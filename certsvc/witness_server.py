@@ -197,8 +197,3 @@ def create_witness_app(witness: Witness) -> FastAPI:
         return PlainTextResponse(note, media_type=TEXT)
 
     return app
-
-
-def describe(witness: Witness) -> str:
-    """One line for the operator: the witness's vkey (what the log's operator configures)."""
-    return f"witness {witness.name}: vkey {witness.public.vkey()}"

@@ -82,6 +82,7 @@ def test_serve_answers_healthz_green(settings: Settings) -> None:
             "tokens_present": 4,
             "tokens_locked": 0,
             "audit_log": "ok",
+            "audit_witnesses": "ok",
         }
         assert httpx.get(f"{server.base}/openapi.json").status_code == 200
     assert "Traceback" not in server.output
