@@ -18,12 +18,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from audit.anchor import Anchor
+from audit.anchor import Anchor, AnchorDamaged
 from audit.checkpoints import parse_checkpoint
 from audit.log import consistency_proof, size
-from audit.note import NoteKey, SignBytes, note_key, split_note
+from audit.note import InvalidNote, NoteKey, SignBytes, note_key, split_note
 from audit.publish import CheckpointSigner, Published, publish_checkpoint
 from audit.trail import record
+from audit.witness_protocol import cosignatures
 from certsvc.audit_tiles import CHECKPOINT, TilesWritten, publish_tiles
 from certsvc.audit_trail import SYSTEM_ROLE
 from certsvc.service_pins import service_pin
@@ -179,14 +180,17 @@ class CheckpointKeyHolder:
     def publish(
         self, sessions: sessionmaker[Session], actor: Actor, *, restart: bool = False
     ) -> Published:
-        """Sign a checkpoint for the log as it is now (if it grew), then anchor it. `restart`
-        anchors it afresh whatever was anchored (`certsvc audit reanchor`, a first anchor)."""
+        """Sign a checkpoint for the log as it is now (if it grew), then anchor it; with no
+        witness configured, publish it too (else `witness` does). `restart` anchors it afresh
+        whatever was anchored (`certsvc audit reanchor`, a first anchor)."""
         self.unlock()
         with signing_transaction(sessions) as unit:
             published = publish_checkpoint(
                 unit.db, self.signer(unit, actor), self.anchor, restart=restart
             )
         published.anchor_in(self.anchor)
+        if not self.witnesses.witnesses:
+            self.witness()  # published as signed: nobody to ask
         return published
 
     def witness(self) -> Witnessing | None:
@@ -221,6 +225,11 @@ class CheckpointKeyHolder:
         with self._sessions() as db:
             keys = note_keys(db, self._settings)
         note = self.anchor.published(keys)
+        if note is not None:
+            try:  # the cosignatures of the configured witnesses must verify too
+                cosignatures(note, [w.key for w in self.witnesses.witnesses])
+            except InvalidNote as exc:
+                raise AnchorDamaged(f"the published checkpoint: {exc}") from None
         if note is None and self._settings.audit_witness_quorum == 0:
             anchored = self.anchor.read(keys)
             note = anchored.note if anchored is not None else None

@@ -128,8 +128,11 @@ def post_checkpoint(
     request: Request, account: OfficerDep, sessions: JobSessionsDep
 ) -> CheckpointOut:
     """Sign a checkpoint for the log as it is now, through the signing gate (its event names
-    the security officer who asked), in a unit of its own, then anchor it."""
-    signed = state.checkpoint_key(request).publish(sessions, actor_of(account)).row
+    the security officer who asked), in a unit of its own, then anchor it and publish it (once
+    the witness quorum cosigned it, when witnesses are configured)."""
+    holder = state.checkpoint_key(request)
+    signed = holder.publish(sessions, actor_of(account)).row
+    holder.witness()
     return CheckpointOut(size=signed.size, signed_at=signed.signed_at, note=signed.note)
 
 
