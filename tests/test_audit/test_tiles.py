@@ -36,6 +36,7 @@ from audit.tiles import (
 from certsvc.app import create_app
 from certsvc.audit_keys import published_vkeys
 from certsvc.bootstrap import initialise
+from certsvc.public_app import create_public_app
 from certsvc.settings import Settings, get_settings, reset_settings
 from server_support import CERTSVC, free_port
 from spec_note import merkle_root
@@ -184,6 +185,15 @@ def test_tiles_published_to_a_static_server_verify_from_the_vkeys_alone(
     assert client.get("/audit/tiles/../certsvc.db").status_code == 404
     assert client.get("/audit/tiles/tile/0/0").status_code == 404
     app.state.engine.dispose()
+    # A public node serves them only when its operator points it at them.
+    node = create_public_app(get_settings())
+    assert TestClient(node).get("/audit/tiles/tile/entries/000").status_code == 200
+    node.state.engine.dispose()
+    monkeypatch.delenv("CERTSVC_AUDIT_TILES_DIR")
+    reset_settings()
+    node = create_public_app(get_settings())
+    assert TestClient(node).get("/audit/tiles/tile/entries/000").status_code == 404
+    node.state.engine.dispose()
 
     # One byte of one entry changed on the static server: named.
     [bundle_file] = (directory / "tile/entries/001.p").iterdir()
