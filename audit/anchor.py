@@ -6,7 +6,10 @@ A directory owned by the service user (0700, its files 0600), outside the databa
   its tree (its compact range), so that the next head is proved an extension of it from the
   new entries alone;
 - `leaves`: the hash of every entry that checkpoint covers, 32 bytes each, in log order, so that
-  `audit verify` names the first entry a rewritten database changed, not just that one did.
+  `audit verify` names the first entry a rewritten database changed, not just that one did;
+- `published`: the checkpoint the service publishes — the newest anchored one that met the
+  witness quorum, with its cosignatures (`certsvc.witness_client`); with no quorum, each
+  anchored checkpoint as it is signed.
 
 The log signs a head only if it extends the anchor (`audit.publish`), and the anchor moves
 forward only after the checkpoint is committed. Writes happen under an exclusive lock: new
@@ -38,6 +41,7 @@ FORMAT = "certsvc-audit-anchor/1"
 HASH = 32
 STATE = "anchor.json"
 LEAVES = "leaves"
+PUBLISHED = "published"
 LOCK = "lock"
 CHUNK = 32 * 1024
 
@@ -142,12 +146,49 @@ class Anchor:
                 stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
                 kept = self.directory / f"replaced-{stamp}"
                 kept.mkdir(mode=0o700)
-                for name in (STATE, LEAVES):
+                for name in (STATE, LEAVES, PUBLISHED):
                     if (self.directory / name).exists():
                         os.replace(self.directory / name, kept / name)
             self._append_leaves(0, hashes)
             self._write_state(note, tree)
         return kept
+
+    def published(self, keys: Iterable[NoteKey]) -> str | None:
+        """The published note, opened with `keys`; None when nothing was published here (an
+        anchor made before publication was kept apart from it)."""
+        try:
+            self._owner_only(self.directory / PUBLISHED)
+            note = (self.directory / PUBLISHED).read_text()
+            open_note(note, keys)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise AnchorDamaged(f"audit anchor {self.directory}: published note ({exc})") from None
+        return note
+
+    def publish(self, note: str, checkpoint: Checkpoint) -> bool:
+        """Publish `note` (the anchored checkpoint `checkpoint`, perhaps with cosignatures);
+        False when a checkpoint at least as large is published already (another worker)."""
+        with self._locked():
+            current = self._load()
+            if current is None or current.checkpoint.size < checkpoint.size:
+                raise AnchorDamaged(f"the checkpoint at {checkpoint.size} is not anchored yet")
+            if checkpoint.size < current.size:
+                leaves = list(self.leaves(checkpoint.size))
+                tree = CompactRange()
+                for digest in leaves:
+                    tree.append(digest)
+                if tree.root() != checkpoint.root_hash:
+                    raise AnchorDamaged(f"the checkpoint at {checkpoint.size} is not anchored")
+            elif current.checkpoint != checkpoint:
+                raise AnchorDamaged(f"the checkpoint at {checkpoint.size} is not the anchored one")
+            path = self.directory / PUBLISHED
+            if path.exists():
+                text = path.read_text()
+                if parse_checkpoint(text[: text.rfind("\n\n") + 1]).size >= checkpoint.size:
+                    return False
+            self._replace(PUBLISHED, note.encode())
+        return True
 
     # --- files ------------------------------------------------------------------------------
 
@@ -208,13 +249,17 @@ class Anchor:
             "note": note,
             "subtrees": [base64.b64encode(h).decode() for h in tree.subtrees],
         }
-        temporary = self.directory / f".{STATE}.tmp"
+        self._replace(STATE, json.dumps(state, indent=1).encode())
+
+    def _replace(self, name: str, content: bytes) -> None:
+        """Write a temporary file, sync it, rename it over `name`, sync the directory."""
+        temporary = self.directory / f".{name}.tmp"
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as out:
-            json.dump(state, out, indent=1)
+        with os.fdopen(fd, "wb") as out:
+            out.write(content)
             out.flush()
             os.fsync(out.fileno())
-        os.replace(temporary, self.directory / STATE)
+        os.replace(temporary, self.directory / name)
         directory = os.open(self.directory, os.O_RDONLY)
         try:
             os.fsync(directory)

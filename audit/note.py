@@ -164,10 +164,18 @@ class OpenedNote:
     signed_by: tuple[NoteKey, ...]
 
 
-def open_note(note: str, keys: Iterable[NoteKey]) -> OpenedNote:
-    """The note's text if at least one key in `keys` signed it. Signatures by other keys are
-    ignored (the spec says so: that is how cosignatures and rotations coexist); a signature
-    whose name and key ID match a trusted key must verify, or the whole note is refused."""
+@dataclass(frozen=True)
+class SignatureLine:
+    """One signature line of a note: key name, 4-byte key ID, signature bytes."""
+
+    name: str
+    key_id: bytes
+    signature: bytes
+
+
+def split_note(note: str) -> tuple[str, list[SignatureLine]]:
+    """The note's text (ending in its newline) and its signature lines, checked for form only:
+    what `open_note` verifies, and where cosignatures (`audit.witness_protocol`) are read."""
     if any(ord(c) < 0x20 and c != "\n" for c in note):
         raise InvalidNote("note: control characters")
     split = note.rfind("\n\n")
@@ -177,8 +185,7 @@ def open_note(note: str, keys: Iterable[NoteKey]) -> OpenedNote:
     lines = signatures[:-1].split("\n")
     if len(lines) > MAX_SIGNATURES:
         raise InvalidNote(f"note: more than {MAX_SIGNATURES} signatures")
-    trusted = list(keys)
-    signed_by: list[NoteKey] = []
+    parsed = []
     for line in lines:
         if not line.startswith(SIGNATURE_PREFIX):
             raise InvalidNote("note: malformed signature line")
@@ -191,12 +198,27 @@ def open_note(note: str, keys: Iterable[NoteKey]) -> OpenedNote:
             raise InvalidNote("note: signature is not base64") from None
         if len(blob) < 5:
             raise InvalidNote("note: signature too short")
-        key_id, signature = blob[:4], blob[4:]
+        parsed.append(SignatureLine(name, blob[:4], blob[4:]))
+    return text, parsed
+
+
+def open_note(note: str, keys: Iterable[NoteKey]) -> OpenedNote:
+    """The note's text if at least one key in `keys` signed it. Signatures by other keys are
+    ignored (the spec says so: that is how cosignatures and rotations coexist); a signature
+    whose name and key ID match a trusted key must verify, or the whole note is refused."""
+    text, lines = split_note(note)
+    trusted = list(keys)
+    signed_by: list[NoteKey] = []
+    for line in lines:
         for key in trusted:
-            if key.name != name or (key_id != key.key_id and key_id not in key.legacy_ids):
+            if key.name != line.name or (
+                line.key_id != key.key_id and line.key_id not in key.legacy_ids
+            ):
                 continue
-            if not key.verify(text.encode(), signature):
-                raise InvalidNote(f"note: the signature by {name} ({key_id.hex()}) does not verify")
+            if not key.verify(text.encode(), line.signature):
+                raise InvalidNote(
+                    f"note: the signature by {line.name} ({line.key_id.hex()}) does not verify"
+                )
             signed_by.append(key)
     if not signed_by:
         raise InvalidNote("note: not signed by any trusted key")

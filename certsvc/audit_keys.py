@@ -11,20 +11,25 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from audit.anchor import Anchor
-from audit.log import size
-from audit.note import NoteKey, SignBytes, note_key
+from audit.anchor import Anchor, AnchorDamaged
+from audit.checkpoints import parse_checkpoint
+from audit.log import consistency_proof, size
+from audit.note import InvalidNote, NoteKey, SignBytes, note_key, split_note
 from audit.publish import CheckpointSigner, Published, publish_checkpoint
 from audit.trail import record
+from audit.witness_protocol import cosignatures
+from certsvc.audit_tiles import CHECKPOINT, TilesWritten, publish_tiles
 from certsvc.audit_trail import SYSTEM_ROLE
 from certsvc.service_pins import service_pin
 from certsvc.settings import Settings
+from certsvc.witness_client import WitnessClient, Witnessing
 from common.errors import ServiceFault
 from signer.actor import Actor
 from signer.custody import certificate_of
@@ -119,6 +124,9 @@ class CheckpointKeyHolder:
         self._lock = threading.Lock()
         self._logged_in: dict[str, TokenSession] = {}
         self.anchor = Anchor(settings.audit_anchor_path)
+        self.witnesses = WitnessClient.from_settings(
+            settings.audit_witnesses, settings.audit_witness_quorum
+        )
 
     def unlock(self) -> None:
         """Log in to the tokens of the signing keys with their service PINs, unless this process
@@ -172,18 +180,80 @@ class CheckpointKeyHolder:
     def publish(
         self, sessions: sessionmaker[Session], actor: Actor, *, restart: bool = False
     ) -> Published:
-        """Sign a checkpoint for the log as it is now (if it grew), then anchor it. `restart`
-        anchors it afresh whatever was anchored (`certsvc audit reanchor`, a first anchor)."""
+        """Sign a checkpoint for the log as it is now (if it grew), then anchor it; with no
+        witness configured, publish it too (else `witness` does). `restart` anchors it afresh
+        whatever was anchored (`certsvc audit reanchor`, a first anchor)."""
         self.unlock()
         with signing_transaction(sessions) as unit:
             published = publish_checkpoint(
                 unit.db, self.signer(unit, actor), self.anchor, restart=restart
             )
         published.anchor_in(self.anchor)
+        if not self.witnesses.witnesses:
+            self.witness()  # published as signed: nobody to ask
         return published
+
+    def witness(self) -> Witnessing | None:
+        """Publish the anchored checkpoint: at once when no witness is configured, else with
+        the cosignatures gathered, once `CERTSVC_AUDIT_WITNESS_QUORUM` of them cosigned it. The
+        witnesses' answers, or None when there was nothing new to publish or no one to ask;
+        below the quorum the checkpoint published before stays so."""
+        with self._sessions() as db:
+            keys = note_keys(db, self._settings)
+        anchored = self.anchor.read(keys)
+        if anchored is None:
+            return None
+        published = self.anchor.published(keys)
+        if published is not None and published_size(published) >= anchored.size:
+            return None
+        if not self.witnesses.witnesses:
+            self.anchor.publish(anchored.note, anchored.checkpoint)
+            return None
+
+        def proof(old_size: int) -> list[bytes]:
+            with self._sessions() as db:
+                return consistency_proof(db, old_size, anchored.size)
+
+        witnessing = self.witnesses.witness(anchored.note, anchored.checkpoint, proof, published)
+        if witnessing.met:
+            self.anchor.publish(witnessing.note, anchored.checkpoint)
+        return witnessing
+
+    def public_note(self) -> str | None:
+        """The checkpoint note the body publishes: the published one (witnessed when a quorum
+        is set); without a quorum, on an anchor from before publication, the anchored one."""
+        with self._sessions() as db:
+            keys = note_keys(db, self._settings)
+        note = self.anchor.published(keys)
+        if note is not None:
+            try:  # the cosignatures of the configured witnesses must verify too
+                cosignatures(note, [w.key for w in self.witnesses.witnesses])
+            except InvalidNote as exc:
+                raise AnchorDamaged(f"the published checkpoint: {exc}") from None
+        if note is None and self._settings.audit_witness_quorum == 0:
+            anchored = self.anchor.read(keys)
+            note = anchored.note if anchored is not None else None
+        return note
+
+    def publish_tiles(self, directory: Path) -> TilesWritten | None:
+        """Write the tiles of the published checkpoint into `directory` unless they are there
+        already; None when nothing is published or nothing changed."""
+        note = self.public_note()
+        if note is None:
+            return None
+        checkpoint_file = directory / CHECKPOINT
+        if checkpoint_file.exists() and checkpoint_file.read_text() == note:
+            return None
+        with self._sessions() as db:
+            return publish_tiles(db, note, parse_checkpoint(split_note(note)[0]), directory)
 
     def close(self) -> None:
         with self._lock:
             for session in self._logged_in.values():
                 session.close()
             self._logged_in.clear()
+
+
+def published_size(note: str) -> int:
+    """The tree size of a published (already opened) checkpoint note."""
+    return parse_checkpoint(split_note(note)[0]).size

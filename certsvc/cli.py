@@ -35,6 +35,7 @@ COMMANDS = {
     "vault": "certsvc.cli_vault:vault_app",
     "import": "certsvc.cli_import:import_app",
     "audit": "certsvc.cli_audit:audit_app",
+    "witness": "certsvc.cli_witness:witness_app",
     "calendar": "certsvc.cli_calendar:calendar_app",
     "custodian": "certsvc.cli_custodian:custodian_app",
     "backup": "certsvc.cli_backup:backup",

@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, NoReturn
 
+import httpx
 import typer
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -22,9 +23,12 @@ from audit.bundle import (
     certificate_fingerprint,
     verify_bundle,
 )
+from audit.note import InvalidNote, parse_vkey
 from audit.query import event_range
+from audit.tiles import TileError
 from audit.trail import record
 from audit.verify import Kept, Verdict, verify_log
+from audit.witness_protocol import cosignatures, parse_witness_vkey
 from certsvc.accounts import Role, authenticate, password_hasher
 from certsvc.audit_keys import (
     CheckpointKeyHolder,
@@ -43,6 +47,7 @@ from certsvc.db import (
 )
 from certsvc.hsm import open_tokens
 from certsvc.settings import Settings, get_settings
+from certsvc.tiles_check import check_tiles
 from signer.actor import Actor
 from signer.custody import certificate_of
 from signer.models import ED25519, ES256
@@ -115,10 +120,21 @@ def verify(
     ] = None,
 ) -> None:
     """Recompute the whole tree from the stored events; check every signed checkpoint, the
-    checkpoint anchored outside the database (entry by entry) and each `--checkpoint`; exit 1
-    naming the first bad entry."""
+    checkpoint anchored outside the database (entry by entry) and each `--checkpoint` (and the
+    cosignatures it carries by the configured witnesses); exit 1 naming the first bad entry."""
     settings = get_settings()
     kept = _kept(checkpoint or [])
+    witnesses = [parse_witness_vkey(w.vkey) for w in settings.audit_witnesses]
+    for note in kept:
+        try:
+            names = sorted(c.witness.name for c in cosignatures(note.note, witnesses))
+        except InvalidNote as exc:
+            typer.echo(f"{note.label} NOT intact: {exc}", err=True)
+            raise typer.Exit(1) from None
+        if witnesses:
+            console.print(
+                f"{note.label}: cosigned by {', '.join(names) or 'no configured witness'}"
+            )
     with database_session(settings.resolved_database_url) as db:
         keys = note_keys(db, settings)
         anchor = Anchor(settings.audit_anchor_path)
@@ -134,12 +150,24 @@ def checkpoint() -> None:
         holder = CheckpointKeyHolder(settings, tokens, sessions)
         try:
             published = holder.publish(sessions, operator_actor())
+            witnessing = holder.witness()
         finally:
             holder.close()
     if published.signed:
         console.print(f"checkpoint signed at size {published.row.size}")
     else:
         console.print(f"nothing new since the checkpoint at size {published.row.size}")
+    if witnessing is None:
+        return
+    for problem in witnessing.problems():
+        typer.echo(f"witness {problem}", err=True)
+    console.print(
+        f"{witnessing.cosigned} of {len(holder.witnesses.witnesses)} witnesses cosigned the "
+        f"checkpoint at {witnessing.size} (quorum {witnessing.quorum})"
+    )
+    if not witnessing.met:
+        typer.echo("checkpoint NOT published: the witness quorum is not met", err=True)
+        raise typer.Exit(1)
 
 
 @audit_app.command("vkeys")
@@ -289,6 +317,51 @@ def _secret(prompt: str, from_stdin: bool) -> str:
         return typer.get_text_stream("stdin").readline().rstrip("\r\n")
     secret: str = typer.prompt(prompt, hide_input=True)
     return secret
+
+
+@audit_app.command("publish-tiles")
+def publish_tiles_command(
+    directory: Annotated[Path, typer.Argument(help="where to write (served as the tiles' URL)")],
+) -> None:
+    """Write the log up to its published checkpoint as C2SP tlog-tiles files (hash tiles,
+    entry bundles, `checkpoint`) for any static web server or CDN; tiles already there are
+    kept, and never replaced by others."""
+    settings = get_settings()
+    with _service() as (tokens, sessions):
+        holder = CheckpointKeyHolder(settings, tokens, sessions)
+        written = holder.publish_tiles(directory)
+    if written is None:
+        console.print(f"{directory} already holds the published checkpoint's tiles")
+        return
+    console.print(
+        f"tiles of the checkpoint at {written.size} in {directory}: {written.written} files "
+        f"written, {written.kept} kept"
+    )
+
+
+@audit_app.command("verify-tiles")
+def verify_tiles_command(
+    url: Annotated[str, typer.Argument(help="the tiles' URL prefix, e.g. https://…/audit/tiles")],
+    vkey: Annotated[list[str], typer.Option(help="a vkey of the log (repeatable)")],
+    event: Annotated[
+        int | None, typer.Option(min=0, help="check this event's inclusion proof only")
+    ] = None,
+) -> None:
+    """Check the log from its tiles alone, over HTTP, with nothing but its vkeys: the
+    checkpoint's signature, then every entry against its tile and the root they make (or, with
+    `--event`, that event's inclusion proof). Exit 1 naming what differs."""
+    try:
+        keys = [parse_vkey(line) for line in vkey]
+    except InvalidNote as exc:
+        raise typer.BadParameter(f"--vkey: {exc}") from None
+    try:
+        console.print(check_tiles(url.rstrip("/"), keys, event))
+    except (TileError, InvalidNote) as exc:
+        typer.echo(f"audit tiles NOT intact: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except httpx.HTTPError as exc:
+        typer.echo(f"audit tiles unreadable: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 @audit_app.command("export")

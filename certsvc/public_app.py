@@ -24,13 +24,14 @@ from verify.health import router as health_router
 from verify.models import PublicCertificate, SignedTrustList, TrustedBody, TrustedKey
 from verify.ratelimit import make_rate_limiter
 from verify.routes import router as verify_router
+from verify.tiles import router as tiles_router
 
 PUBLIC_TABLES = tuple(
     str(model.__tablename__)
     for model in (PublicCertificate, TrustedBody, TrustedKey, SignedTrustList)
 )
 # Verification first: it is the hot path, and routes are matched in order.
-ROUTERS = (verify_router, health_router)
+ROUTERS = (verify_router, health_router, tiles_router)
 
 
 def create_public_app(settings: Settings | None = None) -> FastAPI:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from certsvc.log_config import LogFormat, LogLevel
@@ -28,6 +28,32 @@ def _default_softhsm_module() -> str:
         if Path(candidate).exists():
             return candidate
     return SOFTHSM_MODULE_PATHS[0]
+
+
+class WitnessSetting(BaseModel):
+    """A witness the log asks for cosignatures (C2SP tlog-witness): its submission URL prefix
+    and its vkey (type 0x04, Ed25519 cosignatures)."""
+
+    url: str
+    vkey: str
+
+    @field_validator("url")
+    @classmethod
+    def _witness_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise ValueError("url: must be an http(s) URL with a host")
+        if parts.username or parts.password or parts.query or parts.fragment:
+            raise ValueError("url: no credentials, query or fragment")
+        return value.rstrip("/")
+
+    @field_validator("vkey")
+    @classmethod
+    def _witness_vkey(cls, value: str) -> str:
+        from audit.witness_protocol import parse_witness_vkey
+
+        parse_witness_vkey(value)  # InvalidNote is a ValueError: it names what is wrong
+        return value.strip()
 
 
 class Settings(BaseSettings):
@@ -68,6 +94,19 @@ class Settings(BaseSettings):
         default=None,
         description="where the last signed checkpoint is kept outside the database; default "
         "home/audit-anchor (owner-only, never on the database's host or in its backups)",
+    )
+    audit_witnesses: list[WitnessSetting] = Field(
+        default_factory=list,
+        description='witnesses that cosign checkpoints, as JSON: [{"url": "https://…", "vkey": '
+        '"<name>+<id>+<key>"}, …] (the name is the vkey\'s)',
+    )
+    audit_witness_quorum: int = Field(
+        default=0, ge=0, description="cosignatures a checkpoint needs before it is published"
+    )
+    audit_tiles_dir: Path | None = Field(
+        default=None,
+        description="where the audit log is written as C2SP tlog-tiles after each published "
+        "checkpoint, and served from under /audit/tiles/; unset: neither",
     )
     login_attempts_per_minute: int = Field(
         default=10, ge=1, description="login attempts per client per minute"
@@ -120,6 +159,18 @@ class Settings(BaseSettings):
         default="production",
         description="Argon2id cost: RFC 9106 low-memory; 'test' is cheap, for the test suite only",
     )
+
+    @model_validator(mode="after")
+    def _quorum_reachable(self) -> Settings:
+        if self.audit_witness_quorum > len(self.audit_witnesses):
+            raise ValueError(
+                f"{ENV_PREFIX}AUDIT_WITNESS_QUORUM: more cosignatures than witnesses in "
+                f"{ENV_PREFIX}AUDIT_WITNESSES"
+            )
+        names = [setting.vkey.partition("+")[0] for setting in self.audit_witnesses]
+        if len(set(names)) != len(names):
+            raise ValueError(f"{ENV_PREFIX}AUDIT_WITNESSES: two witnesses with the same name")
+        return self
 
     @field_validator("public_base_url")
     @classmethod
@@ -203,9 +254,12 @@ class SettingsInvalid(ServiceFault):
     def __init__(self, error: ValidationError) -> None:
         problems = []
         for item in error.errors(include_url=False, include_input=False):
-            field = str(item["loc"][0]) if item["loc"] else ""
-            variable = ENV_PREFIX + field.upper()
             message = item["msg"].removeprefix("Value error, ")
+            if not item["loc"]:  # a rule across fields names them itself
+                problems.append(message)
+                continue
+            field = str(item["loc"][0])
+            variable = ENV_PREFIX + field.upper()
             problems.append(f"{variable}: {message} (e.g. {variable}={_example(field)})")
         super().__init__("; ".join(problems))
 
@@ -217,6 +271,7 @@ def _example(field: str) -> str:
         "redis_url": "redis://127.0.0.1:6379/0",
         "trusted_proxies": "10.0.0.5,10.1.0.0/24",
         "database_url": "postgresql+psycopg://certsvc@127.0.0.1/certsvc",
+        "audit_witnesses": '[{"url": "https://witness.example.cn", "vkey": "<name>+<id>+<key>"}]',
     }
     if field in examples:
         return examples[field]

@@ -163,3 +163,37 @@ def follow(
                 trusted.discard(vkey)
         covered = checkpoint.size
     return trusted
+
+
+def verify_cosignature(note: str, vkey: str) -> int:
+    """The timestamp of the witness `vkey`'s cosignature on `note`, checked as
+    c2sp.org/tlog-cosignature says: a vkey of type 0x04 whose key ID is SHA-256(name || 0x0A ||
+    0x04 || key)[:4]; a line of that name and key ID whose signature is a big-endian u64
+    timestamp then an Ed25519 signature over "cosignature/v1\\ntime <timestamp>\\n" and the
+    checkpoint's text."""
+    parts = vkey.split("+", 2)
+    if len(parts) != 3:
+        raise Rejected("a vkey has three parts")
+    name, hex_id, blob = parts
+    material = base64.b64decode(blob, validate=True)
+    if len(material) != 33 or material[0] != 0x04:
+        raise Rejected("an Ed25519 cosigner key is type 0x04 and 32 bytes")
+    key_id = hashlib.sha256(name.encode() + b"\n\x04" + material[1:]).digest()[:4]
+    if key_id.hex() != hex_id:
+        raise Rejected("the key ID is not the key's")
+    text, lines = split_note(note)
+    for line in lines:
+        if (line.name, line.key_id) != (name, key_id):
+            continue
+        if len(line.signature) != 8 + 64:
+            raise Rejected("a timestamped signature is 72 bytes")
+        timestamp = int.from_bytes(line.signature[:8], "big")
+        if not 0 < timestamp < 2**63:
+            raise Rejected("the timestamp is not zero and below 2^63")
+        message = f"cosignature/v1\ntime {timestamp}\n{text}".encode()
+        try:
+            Ed25519PublicKey.from_public_bytes(material[1:]).verify(line.signature[8:], message)
+        except InvalidSignature:
+            raise Rejected(f"the cosignature of {name} does not verify") from None
+        return timestamp
+    raise Rejected(f"no cosignature by {name}")

@@ -26,9 +26,15 @@ from certsvc.routes import (
     vault,
 )
 from verify.routes import router as verify_router
+from verify.tiles import router as tiles_router
 
 # Verification first: it is the hot path of the public side, and routes are matched in order.
-PUBLIC_ROUTERS: tuple[APIRouter, ...] = (verify_router, health.router, audit.public_router)
+PUBLIC_ROUTERS: tuple[APIRouter, ...] = (
+    verify_router,
+    health.router,
+    audit.public_router,
+    tiles_router,
+)
 STAFF_ROUTERS: tuple[APIRouter, ...] = (
     auth.router,
     staff.router,

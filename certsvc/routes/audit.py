@@ -21,7 +21,7 @@ from audit.publish import latest_checkpoint
 from audit.query import EventFilter, event_range, key_usage, query_events
 from certsvc import state
 from certsvc.accounts import Role, StaffAccount
-from certsvc.audit_keys import checkpoint_keys, note_keys, published_vkeys
+from certsvc.audit_keys import checkpoint_keys, published_vkeys
 from certsvc.audit_trail import actor_of
 from certsvc.auth import JobSessionsDep, SessionDep, SettingsDep, require_roles
 from certsvc.routes.schemas import ROLE_GATED, answers
@@ -128,8 +128,11 @@ def post_checkpoint(
     request: Request, account: OfficerDep, sessions: JobSessionsDep
 ) -> CheckpointOut:
     """Sign a checkpoint for the log as it is now, through the signing gate (its event names
-    the security officer who asked), in a unit of its own, then anchor it."""
-    signed = state.checkpoint_key(request).publish(sessions, actor_of(account)).row
+    the security officer who asked), in a unit of its own, then anchor it and publish it (once
+    the witness quorum cosigned it, when witnesses are configured)."""
+    holder = state.checkpoint_key(request)
+    signed = holder.publish(sessions, actor_of(account)).row
+    holder.witness()
     return CheckpointOut(size=signed.size, signed_at=signed.signed_at, note=signed.note)
 
 
@@ -160,15 +163,16 @@ def get_export(
     response_class=PlainTextResponse,
     responses=answers(404, 503),
 )
-def get_latest_checkpoint(
-    request: Request, db: SessionDep, settings: SettingsDep
-) -> PlainTextResponse:
-    """The newest anchored checkpoint note (C2SP signed note): keep copies, and a rewritten
-    history shows. When the database's log stops extending it, it stays the one served."""
-    anchored = state.checkpoint_key(request).anchor.read(note_keys(db, settings))
-    if anchored is None:
-        raise NotFound("no checkpoint has been signed yet")
-    return PlainTextResponse(anchored.note, media_type="text/plain; charset=utf-8")
+def get_latest_checkpoint(request: Request) -> PlainTextResponse:
+    """The published checkpoint note (C2SP signed note), read from the anchor outside the
+    database: the newest anchored checkpoint that met the witness quorum, with the witnesses'
+    cosignatures (`cosignature/v1` lines). Keep copies, and a rewritten history shows. When the
+    database's log stops extending it, or witnesses refuse a newer one, it stays the one
+    served."""
+    note = state.checkpoint_key(request).public_note()
+    if note is None:
+        raise NotFound("no checkpoint has been published yet")
+    return PlainTextResponse(note, media_type="text/plain; charset=utf-8")
 
 
 @public_router.get(

@@ -19,7 +19,7 @@ from audit.anchor import Anchor
 from audit.log import size, tree_root
 from audit.publish import latest_checkpoint
 from certsvc import state
-from certsvc.audit_keys import note_keys
+from certsvc.audit_keys import note_keys, published_size
 from certsvc.expiry import THRESHOLDS, counts, expiring
 from certsvc.settings import Settings
 from common.dbtypes import utcnow
@@ -27,6 +27,7 @@ from common.errors import CertsvcError
 from signer.models import HsmToken
 
 AuditLogState = Literal["ok", "inconsistent", "unanchored"]
+WitnessState = Literal["ok", "unwitnessed"]
 
 router = APIRouter(tags=["health"])
 
@@ -42,6 +43,7 @@ class Health(BaseModel):
     expiring_within_90_days: int
     expiring_within_30_days: int
     expiring_within_7_days: int
+    audit_witnesses: WitnessState
 
 
 def audit_log_state(db: Session, settings: Settings, anchor: Anchor) -> AuditLogState:
@@ -65,30 +67,50 @@ def audit_log_state(db: Session, settings: Settings, anchor: Anchor) -> AuditLog
     return "inconsistent"
 
 
+def witness_state(db: Session, settings: Settings, anchor: Anchor) -> WitnessState:
+    """`unwitnessed` when witnesses must cosign (a quorum is set) and the newest anchored
+    checkpoint is not published yet: the quorum was not met (or is being asked for)."""
+    if settings.audit_witness_quorum == 0:
+        return "ok"
+    try:
+        keys = note_keys(db, settings)
+        anchored = anchor.read(keys)
+        if anchored is None:
+            return "ok"
+        published = anchor.published(keys)
+    except CertsvcError:
+        return "unwitnessed"
+    if published is None or published_size(published) < anchored.size:
+        return "unwitnessed"
+    return "ok"
+
+
 @router.get(
     "/healthz",
     responses={
         503: {
             "model": Health,
             "description": "the database or the token module fails, or the audit log does not "
-            "extend its anchored checkpoint",
+            "extend its anchored checkpoint, or fewer witnesses than the quorum cosigned it",
         }
     },
 )
 def healthz(request: Request, response: Response) -> Health:
-    """200 when the database and the token module answer and the audit log extends its anchor;
-    503, saying which does not, else."""
+    """200 when the database and the token module answer, the audit log extends its anchor and
+    its newest checkpoint is witnessed (when a quorum is set); 503, saying which does not,
+    else."""
     registered: set[str] = set()
     database: Literal["ok", "unavailable"] = "ok"
     audit_log: AuditLogState = "ok"
     soon = {threshold: 0 for threshold in THRESHOLDS}
+    witnesses: WitnessState = "ok"
     try:
         with state.reader_sessions(request)() as db:
             db.execute(text("SELECT 1"))
             registered = set(db.scalars(select(HsmToken.serial)))
-            audit_log = audit_log_state(
-                db, state.settings(request), state.checkpoint_key(request).anchor
-            )
+            anchor = state.checkpoint_key(request).anchor
+            audit_log = audit_log_state(db, state.settings(request), anchor)
+            witnesses = witness_state(db, state.settings(request), anchor)
             soon = counts(expiring(db, utcnow()))
     except SQLAlchemyError:
         database = "unavailable"
@@ -101,7 +123,7 @@ def healthz(request: Request, response: Response) -> Health:
                 locked += token.pin_locked
     except (CertsvcError, RuntimeError):
         hsm = "unavailable"
-    healthy = database == "ok" and hsm == "ok" and audit_log == "ok"
+    healthy = database == "ok" and hsm == "ok" and audit_log == "ok" and witnesses == "ok"
     if not healthy:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     return Health(
@@ -115,4 +137,5 @@ def healthz(request: Request, response: Response) -> Health:
         expiring_within_90_days=soon[90],
         expiring_within_30_days=soon[30],
         expiring_within_7_days=soon[7],
+        audit_witnesses=witnesses,
     )

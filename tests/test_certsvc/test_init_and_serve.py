@@ -85,6 +85,7 @@ def test_serve_answers_healthz_green(settings: Settings) -> None:
             "expiring_within_90_days": 0,
             "expiring_within_30_days": 0,
             "expiring_within_7_days": 0,
+            "audit_witnesses": "ok",
         }
         assert httpx.get(f"{server.base}/openapi.json").status_code == 200
     assert "Traceback" not in server.output

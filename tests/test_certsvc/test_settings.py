@@ -41,8 +41,17 @@ BAD_VALUES = {
     "print_reveal_window_minutes": "0",
     "vault_rotation_grace_seconds": "never",
     "password_hash_profile": "fast",
+    "audit_witnesses": '[{"url": "ftp://w.example", "vkey": "w+00000000+AAAA"}]',
+    "audit_witness_quorum": "-1",
 }
-FREE = {"home", "database_url", "pkcs11_module", "service_pins_path", "audit_anchor_dir"}
+FREE = {
+    "home",
+    "database_url",
+    "pkcs11_module",
+    "service_pins_path",
+    "audit_anchor_dir",
+    "audit_tiles_dir",
+}
 
 
 def test_every_setting_with_rules_has_a_bad_value_tried() -> None:
@@ -74,6 +83,35 @@ def test_a_bad_value_stops_the_command_in_one_line(
     if len(value) > 2:  # the value itself is never repeated back
         assert value not in err.removeprefix(f"certsvc: error: {variable}: ")
     assert not any(path.is_file() for path in tmp_path.rglob("*"))  # nothing was written
+
+
+@pytest.mark.parametrize(
+    ("witnesses", "quorum", "said"),
+    [
+        ("[]", "1", "CERTSVC_AUDIT_WITNESS_QUORUM: more cosignatures than witnesses"),
+        ('[{"url": "https://w.example", "vkey": "w+00000000+AAAA"}]', "0", "witness vkey"),
+    ],
+)
+def test_a_witness_quorum_no_witnesses_can_meet_is_refused(
+    witnesses: str,
+    quorum: str,
+    said: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("CERTSVC_HOME", str(tmp_path))
+    monkeypatch.setenv("CERTSVC_AUDIT_WITNESSES", witnesses)
+    monkeypatch.setenv("CERTSVC_AUDIT_WITNESS_QUORUM", quorum)
+    reset_settings()
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            main(["hsm", "status"])
+    finally:
+        reset_settings()
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and said in err, err
 
 
 def test_the_command_line_says_it_in_one_line_too(tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
 """After tokenising and importing known values, none of them is in the database file, the
-PostgreSQL dump, the logs, or an audit event — only ciphertext and tokens are."""
+PostgreSQL dump, the logs, an audit event or the audit log's published tiles (entry bundles
+included) — only ciphertext and tokens are."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from sqlalchemy import make_url
 from certify.applicant_import import import_applicants
 from certify.intake import ApplicantTokens
 from certsvc.app import create_app
+from certsvc.audit_keys import CHECKPOINTER, CheckpointKeyHolder
 from certsvc.bootstrap import DEMO_REVEALER_WORKSTATION
 from service_helpers import demo_member
 from test_vault.conftest import VaultEnv, case_for
@@ -97,11 +99,21 @@ def test_raw_values_are_nowhere(
     import_applicants(vault_env.sessions, vault_env.vault, csv_path, "cli:test")
     errors = (tmp_path / "in.csv.errors.csv").read_text(encoding="utf-8-sig")
 
+    # The log published as tiles after all of it: its entries, for anyone to mirror.
+    holder = CheckpointKeyHolder(settings, vault_env.tokens, vault_env.sessions)
+    holder.publish(vault_env.sessions, CHECKPOINTER)
+    holder.witness()
+    tiles = holder.publish_tiles(tmp_path / "tiles")
+    assert tiles is not None and tiles.written
+    published = b"".join(p.read_bytes() for p in (tmp_path / "tiles").rglob("*") if p.is_file())
+    assert b"vault.reveal" in published  # the scan does see the entries' text
+
     stored = database_bytes(db_url, tmp_path)
     assert listed[0].encode() in stored  # the scan does see the database's text
     logs = caplog.text
     for needle in NEEDLES:
         for encoded in {needle.encode("utf-8"), needle.encode("gb18030")}:
             assert encoded not in stored, f"a raw value is in the database: {needle[:2]}…"
+            assert encoded not in published, f"a raw value is in the tiles: {needle[:2]}…"
         assert needle not in logs
         assert needle not in errors

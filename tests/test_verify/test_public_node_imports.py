@@ -41,6 +41,7 @@ PUBLIC_ROUTES = {
     "/.well-known/certsvc/trust-list.json",
     "/.well-known/certsvc/revocations.json",
     "/healthz",
+    "/audit/tiles/{path}",
 }
 # Which project packages each package may import (itself included); third-party ones are free.
 MAY_IMPORT = {
