@@ -346,15 +346,21 @@ class DocumentSigner:
         return Subject(f"{ref.kind}:{ref.document_id}", digest, {"batch": batch}), ref.kind
 
     def _earlier(self, db: Session, chunk: Sequence[DocumentRef]) -> dict[tuple[str, str], str]:
-        ids = [d.document_id for d in chunk]
-        rows = db.execute(
-            select(
-                SignedDocumentRow.kind,
-                SignedDocumentRow.document_id,
-                SignedDocumentRow.payload_sha256,
-            ).where(SignedDocumentRow.document_id.in_(ids))
-        )
-        return {(kind, document_id): digest for kind, document_id, digest in rows}
+        """The payload digests of the chunk's documents signed before, looked up by the unique
+        index on (kind, document_id): a condition on `document_id` alone reads the whole table,
+        and every chunk would cost more as the years' documents pile up."""
+        by_kind: dict[str, list[str]] = {}
+        for ref in chunk:
+            by_kind.setdefault(ref.kind, []).append(ref.document_id)
+        earlier: dict[tuple[str, str], str] = {}
+        for kind, ids in by_kind.items():
+            rows = db.execute(
+                select(SignedDocumentRow.document_id, SignedDocumentRow.payload_sha256).where(
+                    SignedDocumentRow.kind == kind, SignedDocumentRow.document_id.in_(ids)
+                )
+            )
+            earlier.update(((kind, document_id), digest) for document_id, digest in rows)
+        return earlier
 
     def _gates_for(self, db: Session, kind: str, document_id: str) -> CaseGates | None:
         if kind not in GATED_KINDS:
