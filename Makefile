@@ -58,10 +58,17 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip install -q -e '.[dev]' 'chinese-calendar==$(CHINESE_CALENDAR)'
 	touch $(STAMP)
 
-# Every benchmark, short form: each prints `RESULT <name> ratio=… target=…` last.
+# Every benchmark, short form: each prints `RESULT <name> ratio=… target=…` last. Then issuing
+# and tokenising again on PostgreSQL (lines `issue_pg`, `tokenise_pg`): each creates and drops
+# databases of its own on the server BENCH_POSTGRES_URL names.
+BENCH_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/postgres
+
 bench: DEB_PACKAGES = $(RUN_PACKAGES) $(TEST_PACKAGES)
 bench: install
-	@for script in bench/*.py; do $(BIN)/python $$script --quick || exit 1; done
+	@for script in bench/[!_]*.py; do $(BIN)/python $$script --quick || exit 1; done
+	@for name in issue tokenise; do \
+	  $(BIN)/python bench/$$name.py --quick --database-url $(BENCH_POSTGRES_URL) || exit 1; \
+	done
 
 lint: DEB_PACKAGES = $(RUN_PACKAGES)
 lint: install

@@ -2,7 +2,7 @@
 measured in the same run on the same database. The proof at the large size should cost at most
 3x the proof at the small size (O(log n) stored-node lookups, not O(n)).
 
-    python bench/audit.py [--quick] [--events N]
+    python bench/audit.py [--quick] [--events N] [--database-url URL]
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import _isolated  # noqa: F401  (first: takes bench/ off the import path)
+from bench_database import BenchDatabases, add_database_argument
 from sqlalchemy.orm import Session, sessionmaker
 
 from audit.events import AuditEvent
@@ -52,12 +53,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a short run, under a minute")
     parser.add_argument("--events", type=int, help="size of the large tree")
+    add_database_argument(parser)
     args = parser.parse_args()
     large = args.events or (50_000 if args.quick else 1_000_000)
     rounds = 200 if args.quick else 1_000
 
-    with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite:///{Path(tmp) / 'audit.db'}"
+    with tempfile.TemporaryDirectory() as tmp, BenchDatabases(args.database_url) as databases:
+        url = databases.fresh() or f"sqlite:///{Path(tmp) / 'audit.db'}"
         upgrade_database(url)
         engine = make_engine(url)
         sessions = make_sessionmaker(engine)
@@ -67,9 +69,9 @@ def main() -> None:
         big = proof_time(sessions, large, rounds)
         engine.dispose()
 
-    print(f"append: {rate:,.0f} events/s (SQLite, transactions of {BATCH})")
+    print(f"append: {rate:,.0f} events/s ({databases.label}, transactions of {BATCH})")
     print(f"proofs at {SMALL:,}: {small * 1e3:.3f} ms; at {large:,}: {big * 1e3:.3f} ms")
-    print(f"RESULT audit ratio={big / small:.2f} target=<={TARGET}")
+    print(f"RESULT {databases.result_name('audit')} ratio={big / small:.2f} target=<={TARGET}")
 
 
 if __name__ == "__main__":

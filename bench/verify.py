@@ -2,7 +2,7 @@
 returning a constant, both served by uvicorn with the same settings, loaded by the same
 client in a separate process, in the same run.
 
-    python bench/verify.py [--quick]
+    python bench/verify.py [--quick] [--database-url URL]
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pathlib import Path
 
 import _isolated  # noqa: F401  (first: takes bench/ off the import path)
 import httpx
+from bench_database import BenchDatabases, add_database_argument
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
@@ -51,8 +52,8 @@ def wait_ready(port: int) -> None:
     raise RuntimeError("server did not start")
 
 
-def public_register(tmp: Path) -> tuple[str, list[str]]:
-    """A register-only SQLite database with valid and revoked certificates."""
+def public_register(tmp: Path, database_url: str | None) -> tuple[str, list[str]]:
+    """A register-only database (default SQLite) with valid and revoked certificates."""
     from sqlalchemy import create_engine
     from sqlalchemy.orm import Session
 
@@ -64,7 +65,7 @@ def public_register(tmp: Path) -> tuple[str, list[str]]:
     from verify.register import PublicFields, publish_certificate, revoke_certificate
 
     import_all_models()
-    url = f"sqlite:///{tmp / 'public.db'}"
+    url = database_url or f"sqlite:///{tmp / 'public.db'}"
     engine = create_engine(url)
     Base.metadata.create_all(engine, tables=[Base.metadata.tables[t] for t in PUBLIC_TABLES])
     key = ec.generate_private_key(ec.SECP256R1())
@@ -143,11 +144,12 @@ def measure(argv: list[str], env: dict[str, str], port: int, seconds: float) -> 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a short run, under a minute")
+    add_database_argument(parser)
     args = parser.parse_args()
     seconds = 8.0 if args.quick else 30.0
-    with tempfile.TemporaryDirectory() as tmp_dir:
+    with tempfile.TemporaryDirectory() as tmp_dir, BenchDatabases(args.database_url) as databases:
         tmp = Path(tmp_dir)
-        url, ids = public_register(tmp)
+        url, ids = public_register(tmp, databases.fresh())
         (tmp / "bare_app.py").write_text(BARE_APP)
         (tmp / "ids.txt").write_text("\n".join(ids) + "\n")
         (tmp / "load.lua").write_text(WRK_SCRIPT)
@@ -196,7 +198,8 @@ def main() -> None:
             f"p99 {result['p99']:.1f} ms, non-2xx or failed {result['errors']:.0f} "
             "(the ids include unknown ones on purpose: their 404s count here)"
         )
-    print(f"RESULT verify ratio={ours['rps'] / bare['rps']:.2f} target=>={TARGET}")
+    name = databases.result_name("verify")
+    print(f"RESULT {name} ratio={ours['rps'] / bare['rps']:.2f} target=>={TARGET}")
 
 
 if __name__ == "__main__":

@@ -60,6 +60,7 @@ SOURCES = (
 RAW_OPERATIONS = {
     "sign_p256": "signer/gate.py",
     "sign_ed25519": "signer/gate.py",
+    "DigestSigner": "signer/gate.py",
     "sign_digest": "signer/_internal/raw.py",
     "sign_eddsa": "signer/_internal/raw.py",
 }
@@ -127,6 +128,7 @@ def test_the_inspection_sees_the_gates_own_use_of_the_raw_operation() -> None:
         (GATE, "import signer._internal.raw"),
         (GATE, "uses sign_p256"),
         (GATE, "uses sign_ed25519"),
+        (GATE, "uses DigestSigner"),
         ("signer/_internal/raw.py", "uses sign_digest"),
         ("signer/_internal/raw.py", "uses sign_eddsa"),
     }
