@@ -33,7 +33,10 @@ router = APIRouter(tags=["audit"])
 @router.get(
     PREFIX + "/{path:path}",
     response_class=Response,
-    responses={200: {"content": {"application/octet-stream": {}, "text/plain": {}}}},
+    responses={
+        200: {"content": {"application/octet-stream": {}, "text/plain": {}}},
+        404: {"description": "no such tile, or tiles not served by this node"},
+    },
 )
 def get_tile(path: str, request: Request) -> Response:
     """`checkpoint`, a tile or an entry bundle of the audit log (c2sp.org/tlog-tiles)."""
