@@ -10,6 +10,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from audit.events import decode_leaf
+from audit.merkle import leaf_hash
 from audit.models import AuditEventRow
 
 MAX_PAGE = 500
@@ -56,6 +57,28 @@ def query_events(
         query = query.where(AuditEventRow.occurred_at < where.until)
     limit = max(1, min(limit, MAX_PAGE))
     return list(db.scalars(query.order_by(AuditEventRow.idx).limit(limit)))
+
+
+def recorded_digests(db: Session, action: str, objects: list[str]) -> dict[str, str | None]:
+    """The `document_sha256` each object's latest ok `action` event carries, as its leaf says
+    (a leaf that no longer hashes to its stored hash counts as no event): what was recorded
+    when the act was done, to hold the records against later."""
+    found: dict[str, str | None] = {}
+    if not objects:
+        return found
+    rows = db.execute(
+        select(AuditEventRow.object, AuditEventRow.leaf, AuditEventRow.leaf_hash)
+        .where(
+            AuditEventRow.action == action,
+            AuditEventRow.object.in_(objects),
+            AuditEventRow.outcome == "ok",
+        )
+        .order_by(AuditEventRow.idx)
+    )
+    for obj, leaf, stored_hash in rows:
+        digest = decode_leaf(leaf).get("doc") if leaf_hash(leaf) == stored_hash else None
+        found[obj] = digest if isinstance(digest, str) else None
+    return found
 
 
 def event_range(db: Session, since: datetime | None, until: datetime | None) -> tuple[int, int]:

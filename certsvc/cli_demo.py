@@ -125,6 +125,7 @@ def open_issuer(settings: Settings, sessions: sessionmaker[Session]) -> Issuer:
         open_vault(settings, sessions, tokens),
         settings.body_code,
         settings.public_base_url,
+        settings.pinned_anchors(),
     )
 
 

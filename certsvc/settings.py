@@ -12,6 +12,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from certsvc.log_config import LogFormat, LogLevel
 from common.errors import ServiceFault
+from verify.anchors import AnchorsInvalid, parse_fingerprints, read_anchors
+
+ANCHORS_FILE = "trust-anchors.json"
 
 ENV_PREFIX = "CERTSVC_"
 
@@ -85,6 +88,11 @@ class Settings(BaseSettings):
         default="410000", pattern=r"^[0-9]{6}$", description="certifying body's 6-digit code"
     )
     body_name: str = Field(default="河南省教育厅（演示）", min_length=2, max_length=64)
+    trust_anchors: str = Field(
+        default="",
+        description="SHA-256 fingerprints (hex, comma-separated) of the body's root "
+        "certificates; empty: the ones `certsvc init` pinned in home/trust-anchors.json",
+    )
     api_token_days: int = Field(default=90, ge=1, le=366)
     request_max_skew_seconds: int = Field(default=300, ge=10, le=3600)
     signing_session_minutes: float = Field(
@@ -138,6 +146,14 @@ class Settings(BaseSettings):
                 raise ValueError("must list IP addresses or networks separated by commas") from None
         return ",".join(entries)
 
+    @field_validator("trust_anchors")
+    @classmethod
+    def _fingerprints(cls, value: str) -> str:
+        try:
+            return ",".join(sorted(parse_fingerprints(value)))
+        except AnchorsInvalid as exc:
+            raise ValueError(str(exc)) from None
+
     @field_validator("redis_url")
     @classmethod
     def _redis_address(cls, value: str | None) -> str | None:
@@ -182,6 +198,18 @@ class Settings(BaseSettings):
         """PINs of the tokens the service itself logs in to, unattended (audit checkpoints,
         vault keys) — never a custodian's. Owner-only; in production, a secret mount."""
         return self.service_pins_path or self.resolved_home / "service-pins.json"
+
+    @property
+    def trust_anchors_file(self) -> Path:
+        """The root fingerprints `certsvc init` pinned, outside the database."""
+        return self.resolved_home / ANCHORS_FILE
+
+    def pinned_anchors(self) -> frozenset[str]:
+        """The trust anchors: `trust_anchors` when set, else the pinned file's (empty when
+        neither: then no trust list opens, and nothing public verifies — fail closed)."""
+        if self.trust_anchors:
+            return parse_fingerprints(self.trust_anchors)
+        return read_anchors(self.trust_anchors_file)
 
     @property
     def credentials_file(self) -> Path:
