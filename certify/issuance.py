@@ -273,12 +273,12 @@ def _apply(
     certificate = db.get_one(Certificate, revocation.certificate_id, with_for_update=True)
     certificate.status = REVOKED
     revocation.revoked_on = today
-    revoke_certificate(db, certificate.verification_id, today, revocation.category)
-    version = _sign_revocation_list(
+    version = publish_revocation(
         unit,
-        issuer,
+        issuer.gate,
         actor,
         key,
+        issuer.trust_anchors,
         certificate.verification_id,
         Revoked(today, revocation.category),
     )
@@ -295,18 +295,20 @@ def _apply(
     )
 
 
-def _sign_revocation_list(
+def publish_revocation(
     unit: GateTransaction,
-    issuer: Issuer,
+    gate: SigningGate,
     actor: Actor,
     key: SigningKey,
+    trust_anchors: frozenset[str],
     verification_id: str,
     revoked: Revoked,
 ) -> int:
-    """The next revocation list version — the previous signed one, which must verify under the
-    pinned trust anchors, plus this certificate — signed through the gate with the revocation
-    key; its version."""
+    """Revoke the register entry and sign the next revocation list version — the previous
+    signed one, which must verify under the pinned trust anchors, plus this certificate —
+    through the gate with the revocation `key`, in `unit`; the new version."""
     db = unit.db
+    revoke_certificate(db, verification_id, revoked.on, revoked.category)
     previous = None
     latest = latest_revocation_list(db)
     if latest is not None:
@@ -314,7 +316,7 @@ def _sign_revocation_list(
         try:
             if signed_trust is None:
                 raise TrustListInvalid("trust list: none published")
-            trust = open_trust_list(published(signed_trust), issuer.trust_anchors)
+            trust = open_trust_list(published(signed_trust), trust_anchors)
             previous = open_revocation_list(published_revocations(latest), trust)
         except TrustListInvalid as exc:
             raise Conflict(
@@ -322,9 +324,9 @@ def _sign_revocation_list(
                 "run `certsvc audit reconcile` and restore it before revoking more"
             ) from None
     kid = kid_of(certificate_of(key)).hex()
-    document = next_revocation_list(previous, issuer.body_code, kid, verification_id, revoked)
-    subject = Subject(f"revocation-list:{issuer.body_code}:{document['version']}")
-    signature = issuer.gate.sign(
+    document = next_revocation_list(previous, key.body_code, kid, verification_id, revoked)
+    subject = Subject(f"revocation-list:{key.body_code}:{document['version']}")
+    signature = gate.sign(
         unit,
         actor,
         key.id,
