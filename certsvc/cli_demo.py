@@ -33,9 +33,11 @@ from certify.models import Applicant, Certificate
 from certify.records import CaseRecords
 from certsvc.accounts import Role, StaffAccount, create_account, password_hasher
 from certsvc.bootstrap import initialise
+from certsvc.cli_audit import report_findings
 from certsvc.cli_vault import console
 from certsvc.db import make_engine, make_sessionmaker
 from certsvc.hsm import open_tokens
+from certsvc.reconcile import reconcile
 from certsvc.settings import Settings, get_settings
 from certsvc.vault_setup import open_vault, print_reveal_limit
 from signer.actor import Actor
@@ -56,7 +58,8 @@ SUBJECTS = ("01", "02", "03", "08")
 def demo(
     out: Annotated[Path, typer.Option(help="directory for manifest.json and the QR images")],
 ) -> None:
-    """Run a certification round on synthetic applicants and write what it issued."""
+    """Run a certification round on synthetic applicants, write what it issued, and reconcile
+    the records with the audit log (exit 1 naming any mismatch)."""
     settings = get_settings()
     initialise(settings)
     out.mkdir(parents=True, exist_ok=True)
@@ -65,6 +68,7 @@ def demo(
         manifest = _round(settings, issuer, signing, usbkey, out)
         with issuer.sessions() as db:
             held = db.scalar(select(func.count()).select_from(Certificate))
+            findings = reconcile(db, issuer.trust_anchors)
     (out / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2))
     revoked = sum(1 for m in manifest if m["status"] == "revoked")
     console.print(f"{len(manifest)} certificates ({revoked} revoked): {out / 'manifest.json'}")
@@ -72,6 +76,7 @@ def demo(
         f"each run adds a new batch: the register now holds {held} demo certificates "
         f"(start afresh with an empty CERTSVC_HOME)"
     )
+    report_findings(findings)
 
 
 @contextmanager
