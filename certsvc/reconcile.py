@@ -34,13 +34,12 @@ from signer.custody import certificate_of
 from signer.documents import payload_digest
 from signer.models import KeyPurpose, SignedDocumentRow, SigningKey
 from verify.anchors import fingerprint
-from verify.models import PublicCertificate
+from verify.models import PublicCertificate, SignedTrustList
 from verify.offline import verify_signed_payload
 from verify.trust import (
     RevocationList,
     TrustListInvalid,
     latest_revocation_list,
-    latest_trust_list,
     open_revocation_list,
     open_trust_list,
     published,
@@ -96,12 +95,13 @@ def _lists(
 ) -> tuple[dict[str, object] | None, RevocationList | None, list[Finding]]:
     findings: list[Finding] = []
     trust = revocations = None
-    signed = latest_trust_list(db)
-    if signed is not None:
+    for signed in db.scalars(select(SignedTrustList).order_by(SignedTrustList.version.desc())):
         try:
             trust = open_trust_list(published(signed), anchors)
         except TrustListInvalid as exc:
             findings.append(Finding(f"trust list version {signed.version}", str(exc)))
+            continue
+        break
     latest = latest_revocation_list(db)
     if latest is not None and trust is not None:
         try:

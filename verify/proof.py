@@ -20,6 +20,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from verify.lookup import RegisterRow
@@ -58,28 +59,33 @@ class RegisterProof:
 
     def trust(self, version: int | None) -> dict[str, Any] | None:
         """The newest trust list that opens under the pinned anchors, as of `version` (the
-        newest on file); None when none does."""
+        newest on file), never older than one opened before; None when none does. A version
+        that does not open is reported once and passed over."""
         with self._lock:
             current = self._trust
             if version is None or (current is not None and version <= current[0]):
                 if current is not None and (version or 0) < current[0]:
                     self._report("trust list", f"version {version} on file, {current[0]} seen")
                 return None if current is None else current[1]
-            if ("trust", version) in self._refused:
-                return None if current is None else current[1]
+            floor = 0 if current is None else current[0]
             with self._sessions() as db:
-                signed = db.get(SignedTrustList, version)
-                served = None if signed is None else published(signed)
-            try:
-                if served is None:
-                    raise TrustListInvalid(f"trust list: version {version} vanished")
-                document = open_trust_list(served, self._anchors)
-            except TrustListInvalid as exc:
-                self._refused.add(("trust", version))
-                self._report("trust list", f"version {version} refused: {exc}")
-                return None if current is None else current[1]
-            self._trust = (version, document)
-            return document
+                candidates = db.scalars(
+                    select(SignedTrustList)
+                    .where(SignedTrustList.version > floor, SignedTrustList.version <= version)
+                    .order_by(SignedTrustList.version.desc())
+                )
+                for signed in candidates:
+                    if ("trust", signed.version) in self._refused:
+                        continue
+                    try:
+                        document = open_trust_list(published(signed), self._anchors)
+                    except TrustListInvalid as exc:
+                        self._refused.add(("trust", signed.version))
+                        self._report("trust list", f"version {signed.version} refused: {exc}")
+                        continue
+                    self._trust = (signed.version, document)
+                    return document
+            return None if current is None else current[1]
 
     def revocations(self, version: int | None, trust: dict[str, Any]) -> RevocationList | None:
         """The newest signed revocation list, as of `version` (the newest on file)."""
