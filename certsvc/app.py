@@ -104,6 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.refused_logins = refused_logins
     app.state.rate_limiter = make_rate_limiter(settings.verify_rate_per_minute, settings.redis_url)
     app.state.trust_anchors = settings.pinned_anchors()
+    app.state.register_watermark = settings.register_watermark_file
     app.state.login_limiter = make_rate_limiter(
         settings.login_attempts_per_minute, settings.redis_url, scope="login", fail_open=False
     )

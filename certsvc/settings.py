@@ -204,6 +204,12 @@ class Settings(BaseSettings):
         """The root fingerprints `certsvc init` pinned, outside the database."""
         return self.resolved_home / ANCHORS_FILE
 
+    @property
+    def register_watermark_file(self) -> Path:
+        """The newest trust and revocation list versions this node has used (`verify.proof`):
+        never the database's, so a rolled-back register is refused after a restart too."""
+        return self.resolved_home / "register-watermark.json"
+
     def pinned_anchors(self) -> frozenset[str]:
         """The trust anchors: `trust_anchors` when set, else the pinned file's (empty when
         neither: then no trust list opens, and nothing public verifies — fail closed)."""

@@ -7,17 +7,22 @@ A row that fails answers like an unknown id (404) and is logged for the security
 and `certsvc audit reconcile` names the same row on the inside. A row edited back to "valid"
 while the signed list names it is answered "revoked", as the list says.
 
-Neither list may go back: the newest version a process has opened stays in use when the
-database offers an older one (a restored backup, a deleted row). Verdicts on a row are cached
+Neither list may go back: the newest version a node has used stays in use when the database
+offers an older one (a restored backup, a deleted row), and is kept in a watermark file in the
+node's home, so that a node restarted onto a rolled-back database answers no row (404) rather
+than an un-revoked one. Verdicts on a row are cached
 keyed by everything the row holds, so an edited row is checked again at once.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -39,6 +44,53 @@ log = logging.getLogger("certsvc.verify.proof")
 VALID, REVOKED = "valid", "revoked"
 VERDICTS_KEPT = 65536
 REPORTS_KEPT = 10000
+TRUST, REVOCATIONS = "trust_list", "revocation_list"
+
+
+class ListRolledBack(Exception):
+    """The database offers an older list than this node has used: nothing is answered from it."""
+
+
+class Watermark:
+    """The newest trust and revocation list versions a node has used, kept in a small file of
+    its own (its home, never the database), so that a restart does not forget them. A file that
+    cannot be written (a read-only home) leaves them in memory, said once in the log."""
+
+    def __init__(self, path: Path | None) -> None:
+        self._path = path
+        self._versions: dict[str, int] = {}
+        if path is not None:
+            try:
+                stored = json.loads(path.read_text())
+            except FileNotFoundError:
+                stored = {}
+            except (OSError, ValueError):
+                raise ValueError(f"register watermark: {path} is not readable JSON") from None
+            if not isinstance(stored, dict):
+                raise ValueError(f"register watermark: {path} is not a JSON object")
+            self._versions = {k: v for k, v in stored.items() if isinstance(v, int)}
+
+    def floor(self, kind: str) -> int:
+        return self._versions.get(kind, 0)
+
+    def raise_to(self, kind: str, version: int) -> None:
+        if version <= self.floor(kind):
+            return
+        self._versions[kind] = version
+        if self._path is None:
+            return
+        temporary = self._path.with_name(f"{self._path.name}.{os.getpid()}.tmp")
+        try:
+            self._path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            descriptor = os.open(
+                temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600
+            )
+            with os.fdopen(descriptor, "w") as out:
+                json.dump(self._versions, out)
+            os.replace(temporary, self._path)
+        except OSError as exc:
+            log.warning("register watermark not kept in %s: %s", self._path, exc.strerror)
+            self._path = None
 
 
 class RegisterProof:
@@ -46,10 +98,14 @@ class RegisterProof:
     process, shared by requests."""
 
     def __init__(
-        self, sessions: Callable[[], AbstractContextManager[Session]], anchors: frozenset[str]
+        self,
+        sessions: Callable[[], AbstractContextManager[Session]],
+        anchors: frozenset[str],
+        watermark: Path | None = None,
     ) -> None:
         self._sessions = sessions
         self._anchors = anchors
+        self._watermark = Watermark(watermark)
         self._lock = threading.Lock()
         self._trust: tuple[int, dict[str, Any]] | None = None
         self._revocations: RevocationList | None = None
@@ -59,61 +115,77 @@ class RegisterProof:
 
     def trust(self, version: int | None) -> dict[str, Any] | None:
         """The newest trust list that opens under the pinned anchors, as of `version` (the
-        newest on file), never older than one opened before; None when none does. A version
-        that does not open is reported once and passed over."""
+        newest on file), never older than one used before (in this process or, through the
+        watermark, before it); None when none does. A version that does not open is reported
+        once and passed over."""
         with self._lock:
-            current = self._trust
-            if version is None or (current is not None and version <= current[0]):
-                if current is not None and (version or 0) < current[0]:
-                    self._report("trust list", f"version {version} on file, {current[0]} seen")
-                return None if current is None else current[1]
-            floor = 0 if current is None else current[0]
-            with self._sessions() as db:
-                candidates = db.scalars(
-                    select(SignedTrustList)
-                    .where(SignedTrustList.version > floor, SignedTrustList.version <= version)
-                    .order_by(SignedTrustList.version.desc())
-                )
-                for signed in candidates:
-                    if ("trust", signed.version) in self._refused:
-                        continue
-                    try:
-                        document = open_trust_list(published(signed), self._anchors)
-                    except TrustListInvalid as exc:
-                        self._refused.add(("trust", signed.version))
-                        self._report("trust list", f"version {signed.version} refused: {exc}")
-                        continue
-                    self._trust = (signed.version, document)
-                    return document
-            return None if current is None else current[1]
+            known = 0 if self._trust is None else self._trust[0]
+            if version is not None and version > known:
+                self._open_trust(known, version)
+                known = 0 if self._trust is None else self._trust[0]
+            if (version or 0) < known:
+                self._report("trust list", f"version {version} on file, {known} used before")
+            floor = self._watermark.floor(TRUST)
+            if known < floor:
+                self._report("trust list", f"none opens at or above version {floor} used before")
+                return None
+            return None if self._trust is None else self._trust[1]
+
+    def _open_trust(self, after: int, upto: int) -> None:
+        with self._sessions() as db:
+            candidates = db.scalars(
+                select(SignedTrustList)
+                .where(SignedTrustList.version > after, SignedTrustList.version <= upto)
+                .order_by(SignedTrustList.version.desc())
+            )
+            for signed in candidates:
+                if (TRUST, signed.version) in self._refused:
+                    continue
+                try:
+                    document = open_trust_list(published(signed), self._anchors)
+                except TrustListInvalid as exc:
+                    self._refused.add((TRUST, signed.version))
+                    self._report("trust list", f"version {signed.version} refused: {exc}")
+                    continue
+                self._trust = (signed.version, document)
+                self._watermark.raise_to(TRUST, signed.version)
+                return
 
     def revocations(self, version: int | None, trust: dict[str, Any]) -> RevocationList | None:
-        """The newest signed revocation list, as of `version` (the newest on file)."""
+        """The newest signed revocation list, as of `version` (the newest on file); None when
+        none was ever published. `ListRolledBack` when the newest that opens is older than one
+        used before."""
         with self._lock:
-            current = self._revocations
-            if version is None or (current is not None and version <= current.version):
-                if current is not None and (version or 0) < current.version:
-                    self._report(
-                        "revocation list", f"version {version} on file, {current.version} seen"
-                    )
-                return current
-            if ("revocations", version) in self._refused:
-                return current
-            with self._sessions() as db:
-                signed = db.get(SignedRevocationList, version)
-                served = None if signed is None else published_revocations(signed)
-            try:
-                if served is None:
-                    raise TrustListInvalid(f"revocation list: version {version} vanished")
-                opened = open_revocation_list(served, trust)
-                if opened.version != version:
-                    raise TrustListInvalid("revocation list: its version is not the one filed")
-            except TrustListInvalid as exc:
-                self._refused.add(("revocations", version))
-                self._report("revocation list", f"version {version} refused: {exc}")
-                return current
-            self._revocations = opened
-            return opened
+            known = 0 if self._revocations is None else self._revocations.version
+            if version is not None and version > known:
+                self._open_revocations(version, trust)
+                known = 0 if self._revocations is None else self._revocations.version
+            if (version or 0) < known:
+                self._report("revocation list", f"version {version} on file, {known} used before")
+            floor = self._watermark.floor(REVOCATIONS)
+            if known < floor:
+                self._report("revocation list", f"version {known} opens, {floor} used before")
+                raise ListRolledBack
+            return self._revocations
+
+    def _open_revocations(self, version: int, trust: dict[str, Any]) -> None:
+        if (REVOCATIONS, version) in self._refused:
+            return
+        with self._sessions() as db:
+            signed = db.get(SignedRevocationList, version)
+            served = None if signed is None else published_revocations(signed)
+        try:
+            if served is None:
+                raise TrustListInvalid(f"revocation list: version {version} vanished")
+            opened = open_revocation_list(served, trust)
+            if opened.version != version:
+                raise TrustListInvalid("revocation list: its version is not the one filed")
+        except TrustListInvalid as exc:
+            self._refused.add((REVOCATIONS, version))
+            self._report("revocation list", f"version {version} refused: {exc}")
+            return
+        self._revocations = opened
+        self._watermark.raise_to(REVOCATIONS, version)
 
     def judge(self, verification_id: str, row: RegisterRow) -> RegisterRow | None:
         """The row as it may be answered, or None when its proof does not hold."""
@@ -124,7 +196,10 @@ class RegisterProof:
         if not self._payload_holds(verification_id, row, trust):
             self._report(f"certificate {row.number}", "its signed payload does not match the row")
             return None
-        listing = self.revocations(row.revocations_version, trust)
+        try:
+            listing = self.revocations(row.revocations_version, trust)
+        except ListRolledBack:
+            return None
         entry = None if listing is None else listing.find(verification_id)
         if row.status == VALID and entry is None:
             return row

@@ -5,6 +5,7 @@ client address is logged."""
 from __future__ import annotations
 
 import json
+from contextlib import suppress
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, status
@@ -18,7 +19,7 @@ from verify.models import PublicCertificate, SignedRevocationList, SignedTrustLi
 from verify.offline import verify_offline
 from verify.page import CONTENT_SECURITY_POLICY, certificate_page, not_found_page
 from verify.payload import MAX_QR_TEXT, is_verification_id
-from verify.proof import RegisterProof
+from verify.proof import ListRolledBack, RegisterProof
 from verify.ratelimit import RateLimiter
 from verify.trust import (
     latest_revocation_list,
@@ -111,7 +112,9 @@ def _proof(request: Request) -> RegisterProof:
     state = request.app.state
     proof: RegisterProof | None = getattr(state, "register_proof", None)
     if proof is None:
-        proof = state.register_proof = RegisterProof(state.sessionmaker, state.trust_anchors)
+        proof = state.register_proof = RegisterProof(
+            state.sessionmaker, state.trust_anchors, state.register_watermark
+        )
     return proof
 
 
@@ -277,7 +280,9 @@ def revocations(request: Request) -> JSONResponse:
         latest = latest_revocation_list(db)
         listing = None
         if trust is not None:
-            listing = _proof(request).revocations(None if latest is None else latest.version, trust)
+            with suppress(ListRolledBack):
+                version = None if latest is None else latest.version
+                listing = _proof(request).revocations(version, trust)
         signed = None if listing is None else db.get(SignedRevocationList, listing.version)
         if signed is None:
             return JSONResponse(

@@ -148,7 +148,8 @@ def test_unrevoking_the_records_too_is_named(
 def test_an_older_revocation_list_is_refused(
     body: Body, settings: Settings, round_: Round, public: TestClient
 ) -> None:
-    """The newest list deleted (a restored backup): a node that has seen it keeps it, the
+    """The newest list deleted and the row edited back (a restored backup): a node that has
+    used the list keeps it, one restarted answers no row rather than an un-revoked one, and
     reconcile names the version the audit log recorded."""
     vid = _vid(body, round_.revoked)
     assert public.get(f"/api/v1/verify/{vid}").json()["status"] == "revoked"
@@ -160,6 +161,11 @@ def test_an_older_revocation_list_is_refused(
             .values(status="valid", revoked_on=None, revocation_category=None)
         )
     assert public.get(f"/api/v1/verify/{vid}").json()["status"] == "revoked"
+    restarted = create_public_app(settings)  # remembers the version through its watermark
+    with TestClient(restarted) as client:
+        assert client.get(f"/api/v1/verify/{vid}").status_code == 404
+        assert client.get("/.well-known/certsvc/revocations.json").status_code == 404
+    restarted.state.engine.dispose()
     assert "revocation list: the audit log recorded version 1, the newest on file is 0" in (
         _findings(body, settings)
     )
