@@ -268,3 +268,35 @@ def test_offline_endpoint_refuses_garbage_cleanly(demo: Demo, text: str) -> None
     assert answer.status_code in (200, 413)
     if answer.status_code == 200:
         assert answer.json()["signature_valid"] is False
+
+
+def test_cli_refuses_an_older_revocation_list_and_an_unpinned_root(
+    demo: Demo, tmp_path: Path
+) -> None:
+    issued = demo.certificate("20204100000000013")
+    trust = tmp_path / "trust-list.json"
+    trust.write_text(demo.client.get("/.well-known/certsvc/trust-list.json").text)
+    saved = []
+    for n, number in enumerate(("20204100000000014", "20204100000000015"), start=1):
+        demo.revoke(demo.certificate(number).verification_id, date(2021, 1, n), "error")
+        saved.append(tmp_path / f"revocations-{n}.json")
+        saved[-1].write_text(demo.client.get("/.well-known/certsvc/revocations.json").text)
+    seen = tmp_path / "seen.json"
+
+    def check(revocations: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+        lists = ["--trust-list", str(trust), "--revocations", str(revocations)]
+        return subprocess.run(
+            [CERTSVC, "verify-qr", issued.text, *lists, "--seen", str(seen), *extra],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    newer = check(saved[1])
+    assert newer.returncode == 0 and "revocation list version 2" in newer.stdout
+    older = check(saved[0])
+    assert older.returncode == 2 and "older than version 2" in older.stderr
+    pinned = demo.anchors
+    assert check(saved[1], "--anchor", pinned).returncode == 0
+    other = check(saved[1], "--anchor", "ab" * 32)
+    assert other.returncode == 2 and "not pinned" in other.stderr
