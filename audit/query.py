@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -59,25 +60,21 @@ def query_events(
     return list(db.scalars(query.order_by(AuditEventRow.idx).limit(limit)))
 
 
-def recorded_digests(db: Session, action: str, objects: list[str]) -> dict[str, str | None]:
-    """The `document_sha256` each object's latest ok `action` event carries, as its leaf says
-    (a leaf that no longer hashes to its stored hash counts as no event): what was recorded
-    when the act was done, to hold the records against later."""
-    found: dict[str, str | None] = {}
-    if not objects:
-        return found
-    rows = db.execute(
-        select(AuditEventRow.object, AuditEventRow.leaf, AuditEventRow.leaf_hash)
-        .where(
-            AuditEventRow.action == action,
-            AuditEventRow.object.in_(objects),
-            AuditEventRow.outcome == "ok",
-        )
-        .order_by(AuditEventRow.idx)
-    )
-    for obj, leaf, stored_hash in rows:
-        digest = decode_leaf(leaf).get("doc") if leaf_hash(leaf) == stored_hash else None
-        found[obj] = digest if isinstance(digest, str) else None
+def ok_leaves(
+    db: Session, actions: Sequence[str], objects: Sequence[str] | None = None
+) -> dict[tuple[str, str], list[dict[str, object]]]:
+    """The leaves of the ok events of `actions` (on `objects`, or all), by (action, object), in
+    log order: what was recorded when each act was done, to hold the records against later. A
+    leaf that no longer hashes to its stored hash is left out (`audit verify` names it)."""
+    query = select(
+        AuditEventRow.action, AuditEventRow.object, AuditEventRow.leaf, AuditEventRow.leaf_hash
+    ).where(AuditEventRow.action.in_(actions), AuditEventRow.outcome == "ok")
+    if objects is not None:
+        query = query.where(AuditEventRow.object.in_(objects))
+    found: dict[tuple[str, str], list[dict[str, object]]] = {}
+    for action, obj, leaf, stored in db.execute(query.order_by(AuditEventRow.idx)):
+        if leaf_hash(leaf) == stored:
+            found.setdefault((action, obj), []).append(decode_leaf(leaf))
     return found
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from audit.query import recorded_digests
+from audit.query import ok_leaves
 from certify.checks import CRIMINAL_RECORD, latest_results
 from certify.decisions import (
     APPROVE,
@@ -88,11 +88,18 @@ def document_on_file(db: Session, kind: str, document_id: str) -> Document | Non
 
 
 def decision_as_recorded(db: Session, decision: Decision) -> bool:
-    """Whether the decision on file is the one the officer made: its digest is the one the
-    audit log recorded when it was decided (an edited outcome or reason is not)."""
+    """Whether the decision on file is the one the officer made: its digest is the one its
+    audit event recorded when it was decided (an edited outcome or reason is not). An event
+    from before digests were recorded holds the decision to the outcome it names."""
     obj = decision_object(decision.id)
-    recorded = recorded_digests(db, DECISION_MADE, [obj]).get(obj)
-    return recorded is not None and recorded == decision_document(db, decision).digest()
+    leaves = ok_leaves(db, [DECISION_MADE], [obj]).get((DECISION_MADE, obj))
+    if not leaves:
+        return False
+    made = leaves[-1]
+    if made.get("doc") is not None:
+        return made["doc"] == decision_document(db, decision).digest()
+    details = made.get("details")
+    return isinstance(details, dict) and details.get("outcome") == decision.outcome
 
 
 def certificate_document_id(number: str) -> str:

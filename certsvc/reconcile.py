@@ -17,9 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from audit.events import decode_leaf
-from audit.merkle import leaf_hash
-from audit.models import AuditEventRow
+from audit.query import ok_leaves
 from certify.decisions import APPROVE, DECISION_MADE, decision_document
 from certify.issuance import ISSUED, REVOKED
 from certify.models import Application, Certificate, Decision, Revocation
@@ -63,31 +61,11 @@ class Finding:
 def reconcile(db: Session, anchors: frozenset[str]) -> list[Finding]:
     """Every mismatch between the records, their signatures and the audit log."""
     trust, revocations, findings = _lists(db, anchors)
-    events = _events(db)
+    events = ok_leaves(db, [DECISION_MADE, ISSUE_ACTION, REVOKE_ACTION])
     findings += _decisions(db, anchors, events)
     findings += _certificates(db, anchors, trust, revocations, events)
     findings += _register(db, trust)
     return findings
-
-
-def _events(db: Session) -> dict[tuple[str, str], list[dict[str, object]]]:
-    """The leaves of the ok events reconcile reads, by (action, object); a leaf that no longer
-    hashes to its stored hash is left out (`audit verify` names it)."""
-    found: dict[tuple[str, str], list[dict[str, object]]] = {}
-    rows = db.execute(
-        select(
-            AuditEventRow.action, AuditEventRow.object, AuditEventRow.leaf, AuditEventRow.leaf_hash
-        )
-        .where(
-            AuditEventRow.action.in_((DECISION_MADE, ISSUE_ACTION, REVOKE_ACTION)),
-            AuditEventRow.outcome == "ok",
-        )
-        .order_by(AuditEventRow.idx)
-    )
-    for action, obj, leaf, stored in rows:
-        if leaf_hash(leaf) == stored:
-            found.setdefault((action, obj), []).append(decode_leaf(leaf))
-    return found
 
 
 def _lists(

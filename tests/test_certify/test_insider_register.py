@@ -21,6 +21,7 @@ from cryptography.x509.oid import NameOID
 from fastapi.testclient import TestClient
 from sqlalchemy import delete, select, update
 
+from audit.trail import record
 from certify.decisions import decide, override_deadline, sign_decisions
 from certify.issuance import approve, issue, request_revocation, sign_revocations
 from certify.models import Application, Certificate, Decision
@@ -311,3 +312,37 @@ def test_a_trust_list_signed_by_a_root_of_ones_own_is_not_served(
     findings = _findings(body, settings)
     assert len(findings) == 1 and "not pinned" in findings[0]
     assert findings[0].startswith(f"trust list version {forged['version']}: ")
+
+
+def test_a_decision_recorded_before_digests_is_held_to_its_outcome(
+    body: Body, settings: Settings
+) -> None:
+    """An install upgraded with unsigned decisions: their events name the outcome only."""
+    batch_id = body.batch()
+    application_id = body.case(batch_id, 21)
+    with body.sessions.begin() as db:
+        override_deadline(db, OFFICER, application_id, "test signs long after 2020")
+        decision = Decision(
+            application_id=application_id,
+            outcome="refuse",
+            reasons="decided before digests",
+            decided_by="officer",
+        )
+        db.add(decision)
+        db.flush()
+        record(
+            db,
+            OFFICER,
+            "certify.decision.make",
+            f"decision:{decision.id}",
+            details={"outcome": "refuse"},
+        )
+        decision.outcome = "approve"
+        decision_id = decision.id
+    body.open("decision-1")
+    report = sign_decisions(body.sessions, body.issuer.signer, body.custodian, batch_id)
+    assert [r.rule for r in report.refused] == ["as-recorded"]
+    with body.sessions.begin() as db:
+        db.get_one(Decision, decision_id).outcome = "refuse"
+    report = sign_decisions(body.sessions, body.issuer.signer, body.custodian, batch_id)
+    assert report.signed == [f"DEC-{decision_id}"]
