@@ -245,6 +245,7 @@ def _example(field: str) -> str:
         "redis_url": "redis://127.0.0.1:6379/0",
         "trusted_proxies": "10.0.0.5,10.1.0.0/24",
         "database_url": "postgresql+psycopg://certsvc@127.0.0.1/certsvc",
+        "trust_anchors": "<64 hex digits: SHA-256 of the root certificate's DER>",
     }
     if field in examples:
         return examples[field]

@@ -40,6 +40,7 @@ BAD_VALUES = {
     "print_reveal_window_minutes": "0",
     "vault_rotation_grace_seconds": "never",
     "password_hash_profile": "fast",
+    "trust_anchors": "sha256:not-a-fingerprint",
 }
 FREE = {"home", "database_url", "pkcs11_module", "service_pins_path", "audit_anchor_dir"}
 
