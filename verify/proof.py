@@ -45,6 +45,9 @@ VALID, REVOKED = "valid", "revoked"
 VERDICTS_KEPT = 65536
 REPORTS_KEPT = 10000
 TRUST, REVOCATIONS = "trust_list", "revocation_list"
+TRUST_LIST, REVOCATION_LIST = "trust-list", "revocation-list"
+# What a refusal is reported to beyond the log: (object, reason).
+Reporter = Callable[[str, str], None]
 
 
 class ListRolledBack(Exception):
@@ -102,8 +105,10 @@ class RegisterProof:
         sessions: Callable[[], AbstractContextManager[Session]],
         anchors: frozenset[str],
         watermark: Path | None = None,
+        on_refused: Reporter | None = None,
     ) -> None:
         self._sessions = sessions
+        self._on_refused = on_refused
         self._anchors = anchors
         self._watermark = Watermark(watermark)
         self._lock = threading.Lock()
@@ -124,10 +129,10 @@ class RegisterProof:
                 self._open_trust(known, version)
                 known = 0 if self._trust is None else self._trust[0]
             if (version or 0) < known:
-                self._report("trust list", f"version {version} on file, {known} used before")
+                self._report(TRUST_LIST, f"version {version} on file, {known} used before")
             floor = self._watermark.floor(TRUST)
             if known < floor:
-                self._report("trust list", f"none opens at or above version {floor} used before")
+                self._report(TRUST_LIST, f"none opens at or above version {floor} used before")
                 return None
             return None if self._trust is None else self._trust[1]
 
@@ -145,7 +150,7 @@ class RegisterProof:
                     document = open_trust_list(published(signed), self._anchors)
                 except TrustListInvalid as exc:
                     self._refused.add((TRUST, signed.version))
-                    self._report("trust list", f"version {signed.version} refused: {exc}")
+                    self._report(TRUST_LIST, f"version {signed.version} refused: {exc}")
                     continue
                 self._trust = (signed.version, document)
                 self._watermark.raise_to(TRUST, signed.version)
@@ -161,10 +166,10 @@ class RegisterProof:
                 self._open_revocations(version, trust)
                 known = 0 if self._revocations is None else self._revocations.version
             if (version or 0) < known:
-                self._report("revocation list", f"version {version} on file, {known} used before")
+                self._report(REVOCATION_LIST, f"version {version} on file, {known} used before")
             floor = self._watermark.floor(REVOCATIONS)
             if known < floor:
-                self._report("revocation list", f"version {known} opens, {floor} used before")
+                self._report(REVOCATION_LIST, f"version {known} opens, {floor} used before")
                 raise ListRolledBack
             return self._revocations
 
@@ -182,7 +187,7 @@ class RegisterProof:
                 raise TrustListInvalid("revocation list: its version is not the one filed")
         except TrustListInvalid as exc:
             self._refused.add((REVOCATIONS, version))
-            self._report("revocation list", f"version {version} refused: {exc}")
+            self._report(REVOCATION_LIST, f"version {version} refused: {exc}")
             return
         self._revocations = opened
         self._watermark.raise_to(REVOCATIONS, version)
@@ -191,10 +196,10 @@ class RegisterProof:
         """The row as it may be answered, or None when its proof does not hold."""
         trust = self.trust(row.trust_version)
         if trust is None:
-            self._report(f"certificate {row.number}", "no trust list opens under the anchors")
+            self._report(f"certificate:{row.number}", "no trust list opens under the anchors")
             return None
         if not self._payload_holds(verification_id, row, trust):
-            self._report(f"certificate {row.number}", "its signed payload does not match the row")
+            self._report(f"certificate:{row.number}", "its signed payload does not match the row")
             return None
         try:
             listing = self.revocations(row.revocations_version, trust)
@@ -204,7 +209,7 @@ class RegisterProof:
         if row.status == VALID and entry is None:
             return row
         if row.status == VALID and entry is not None:
-            self._report(f"certificate {row.number}", "row says valid, the signed list revoked")
+            self._report(f"certificate:{row.number}", "row says valid, the signed list revoked")
             return row._replace(
                 status=REVOKED, revoked_on=entry.on, revocation_category=entry.category
             )
@@ -214,7 +219,7 @@ class RegisterProof:
             and (entry.on, entry.category) == (row.revoked_on, row.revocation_category)
         ):
             return row
-        self._report(f"certificate {row.number}", "its status is not the signed list's")
+        self._report(f"certificate:{row.number}", "its status is not the signed list's")
         return None
 
     def _payload_holds(self, verification_id: str, row: RegisterRow, trust: dict[str, Any]) -> bool:
@@ -251,10 +256,16 @@ class RegisterProof:
         return holds
 
     def _report(self, what: str, reason: str) -> None:
-        """One log line per distinct finding (a flood of lookups writes it once)."""
+        """One log line per distinct finding (a flood of lookups writes it once), and, on a
+        node that has an audit log, one event."""
         if (what, reason) in self._reported:
             return
         if len(self._reported) >= REPORTS_KEPT:
             self._reported.clear()
         self._reported.add((what, reason))
         log.warning("register proof refused: %s: %s", what, reason)
+        if self._on_refused is not None:
+            try:
+                self._on_refused(what, reason)
+            except Exception:  # the answer is a refusal already; the log line stands
+                log.exception("register proof refusal not recorded: %s", what)

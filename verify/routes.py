@@ -113,7 +113,10 @@ def _proof(request: Request) -> RegisterProof:
     proof: RegisterProof | None = getattr(state, "register_proof", None)
     if proof is None:
         proof = state.register_proof = RegisterProof(
-            state.sessionmaker, state.trust_anchors, state.register_watermark
+            state.sessionmaker,
+            state.trust_anchors,
+            state.register_watermark,
+            getattr(state, "record_register_refusal", None),
         )
     return proof
 

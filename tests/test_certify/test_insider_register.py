@@ -21,10 +21,12 @@ from cryptography.x509.oid import NameOID
 from fastapi.testclient import TestClient
 from sqlalchemy import delete, select, update
 
+from audit.models import AuditEventRow
 from audit.trail import record
 from certify.decisions import decide, override_deadline, sign_decisions
 from certify.issuance import approve, issue, request_revocation, sign_revocations
 from certify.models import Application, Certificate, Decision
+from certsvc.app import REFUSED_ACTION, create_app
 from certsvc.public_app import create_public_app
 from certsvc.reconcile import reconcile
 from certsvc.settings import Settings
@@ -197,6 +199,16 @@ def test_a_made_up_row_answers_404_and_is_named(
         )
     assert public.get(f"/api/v1/verify/{made_up}").status_code == 404
     assert public.get(f"/api/v1/verify/{real}").json()["status"] == "valid"
+    service = create_app(settings)  # the full service has an audit log: one event, once
+    with TestClient(service) as client:
+        for _ in range(3):
+            assert client.get(f"/api/v1/verify/{made_up}").status_code == 404
+    service.state.engine.dispose()
+    with body.sessions() as db:
+        refused = db.scalars(
+            select(AuditEventRow.object).where(AuditEventRow.action == REFUSED_ACTION)
+        ).all()
+    assert refused == ["certificate:20204100009999999"]
     findings = _findings(body, settings)
     assert findings[0] == "register row 20204100009999999: no certificate on file behind it"
     assert findings[1].startswith("register row 20204100009999999: its signed payload does not")
