@@ -10,8 +10,9 @@ while the signed list names it is answered "revoked", as the list says.
 Neither list may go back: the newest version a node has used stays in use when the database
 offers an older one (a restored backup, a deleted row), and is kept in a watermark file in the
 node's home, so that a node restarted onto a rolled-back database answers no row (404) rather
-than an un-revoked one. Verdicts on a row are cached
-keyed by everything the row holds, so an edited row is checked again at once.
+than an un-revoked one. Answers are cached keyed by
+everything the row holds and the list versions they were judged under, so an edited row, or a
+new list, is judged again at once.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -42,7 +43,8 @@ from verify.trust import (
 
 log = logging.getLogger("certsvc.verify.proof")
 VALID, REVOKED = "valid", "revoked"
-VERDICTS_KEPT = 65536
+ANSWERS_KEPT = 65536
+_UNKNOWN = object()
 REPORTS_KEPT = 10000
 TRUST, REVOCATIONS = "trust_list", "revocation_list"
 TRUST_LIST, REVOCATION_LIST = "trust-list", "revocation-list"
@@ -114,8 +116,9 @@ class RegisterProof:
         self._lock = threading.Lock()
         self._trust: tuple[int, dict[str, Any]] | None = None
         self._revocations: RevocationList | None = None
-        self._refused: set[tuple[str, int]] = set()
-        self._verdicts: dict[tuple[Any, ...], bool] = {}
+        self._refused: set[int] = set()  # revocation list versions that did not open
+        self._examined = 0
+        self._answers: dict[tuple[Any, ...], RegisterRow | None] = {}
         self._reported: set[tuple[str, str]] = set()
 
     def trust(self, version: int | None) -> dict[str, Any] | None:
@@ -125,7 +128,9 @@ class RegisterProof:
         once and passed over."""
         with self._lock:
             known = 0 if self._trust is None else self._trust[0]
-            if version is not None and version > known:
+            if version is not None and version > max(known, self._examined):
+                # Each version is read once: one that does not open costs no query after.
+                self._examined = version
                 self._open_trust(known, version)
                 known = 0 if self._trust is None else self._trust[0]
             if (version or 0) < known:
@@ -144,12 +149,9 @@ class RegisterProof:
                 .order_by(SignedTrustList.version.desc())
             )
             for signed in candidates:
-                if (TRUST, signed.version) in self._refused:
-                    continue
                 try:
                     document = open_trust_list(published(signed), self._anchors)
                 except TrustListInvalid as exc:
-                    self._refused.add((TRUST, signed.version))
                     self._report(TRUST_LIST, f"version {signed.version} refused: {exc}")
                     continue
                 self._trust = (signed.version, document)
@@ -174,7 +176,7 @@ class RegisterProof:
             return self._revocations
 
     def _open_revocations(self, version: int, trust: dict[str, Any]) -> None:
-        if (REVOCATIONS, version) in self._refused:
+        if version in self._refused:
             return
         with self._sessions() as db:
             signed = db.get(SignedRevocationList, version)
@@ -186,7 +188,7 @@ class RegisterProof:
             if opened.version != version:
                 raise TrustListInvalid("revocation list: its version is not the one filed")
         except TrustListInvalid as exc:
-            self._refused.add((REVOCATIONS, version))
+            self._refused.add(version)
             self._report(REVOCATION_LIST, f"version {version} refused: {exc}")
             return
         self._revocations = opened
@@ -198,12 +200,29 @@ class RegisterProof:
         if trust is None:
             self._report(f"certificate:{row.number}", "no trust list opens under the anchors")
             return None
-        if not self._payload_holds(verification_id, row, trust):
-            self._report(f"certificate:{row.number}", "its signed payload does not match the row")
-            return None
         try:
             listing = self.revocations(row.revocations_version, trust)
         except ListRolledBack:
+            return None
+        key = (verification_id, row, trust["version"], 0 if listing is None else listing.version)
+        known = self._answers.get(key, _UNKNOWN)
+        if known is not _UNKNOWN:
+            return cast(RegisterRow | None, known)
+        answer = self._answer(verification_id, row, trust, listing)
+        if len(self._answers) >= ANSWERS_KEPT:
+            self._answers.clear()
+        self._answers[key] = answer
+        return answer
+
+    def _answer(
+        self,
+        verification_id: str,
+        row: RegisterRow,
+        trust: dict[str, Any],
+        listing: RevocationList | None,
+    ) -> RegisterRow | None:
+        if not self._payload_holds(verification_id, row, trust):
+            self._report(f"certificate:{row.number}", "its signed payload does not match the row")
             return None
         entry = None if listing is None else listing.find(verification_id)
         if row.status == VALID and entry is None:
@@ -222,22 +241,11 @@ class RegisterProof:
         self._report(f"certificate:{row.number}", "its status is not the signed list's")
         return None
 
-    def _payload_holds(self, verification_id: str, row: RegisterRow, trust: dict[str, Any]) -> bool:
-        fields = (
-            row.number,
-            row.qualification,
-            row.subject,
-            row.body_code,
-            row.issue_date,
-            row.masked_name,
-        )
-        key = (trust["version"], verification_id, row.payload, *fields)
-        known = self._verdicts.get(key)
-        if known is not None:
-            return known
+    @staticmethod
+    def _payload_holds(verification_id: str, row: RegisterRow, trust: dict[str, Any]) -> bool:
         verdict = verify_signed_payload(verification_id, row.payload, trust)
         claims = verdict.claims
-        holds = (
+        return (
             verdict.valid
             and claims is not None
             and (
@@ -248,12 +256,15 @@ class RegisterProof:
                 claims.issue_date,
                 claims.masked_name,
             )
-            == fields
+            == (
+                row.number,
+                row.qualification,
+                row.subject,
+                row.body_code,
+                row.issue_date,
+                row.masked_name,
+            )
         )
-        if len(self._verdicts) >= VERDICTS_KEPT:
-            self._verdicts.clear()
-        self._verdicts[key] = holds
-        return holds
 
     def _report(self, what: str, reason: str) -> None:
         """One log line per distinct finding (a flood of lookups writes it once), and, on a
