@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, IntegrityError
 
 from certsvc.db_outage import answer_database_outages
@@ -34,13 +34,13 @@ async def _out_of_range(_request: Request, _exc: Exception) -> JSONResponse:
     )
 
 
-async def _integrity_error(_request: Request, exc: Exception) -> Response:
+async def _integrity_error(_request: Request, exc: Exception) -> JSONResponse:
     """Two requests that raced for one unique row (an approval, a live certificate, a
     decision): the loser's unit of work is rolled back and it is told so, with 409 — never a
-    500. Any other integrity error is a fault of the service's own."""
+    500. Any other integrity error is a fault of the service's own, answered as one."""
     assert isinstance(exc, IntegrityError)
     if not _unique_violation(exc):
-        return PlainTextResponse("Internal Server Error", status.HTTP_500_INTERNAL_SERVER_ERROR)
+        raise exc
     return JSONResponse(
         {
             "detail": "another request changed the same record at the same time; nothing of "
