@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -10,6 +11,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from audit.events import decode_leaf
+from audit.merkle import leaf_hash
 from audit.models import AuditEventRow
 
 MAX_PAGE = 500
@@ -56,6 +58,24 @@ def query_events(
         query = query.where(AuditEventRow.occurred_at < where.until)
     limit = max(1, min(limit, MAX_PAGE))
     return list(db.scalars(query.order_by(AuditEventRow.idx).limit(limit)))
+
+
+def ok_leaves(
+    db: Session, actions: Sequence[str], objects: Sequence[str] | None = None
+) -> dict[tuple[str, str], list[dict[str, object]]]:
+    """The leaves of the ok events of `actions` (on `objects`, or all), by (action, object), in
+    log order: what was recorded when each act was done, to hold the records against later. A
+    leaf that no longer hashes to its stored hash is left out (`audit verify` names it)."""
+    query = select(
+        AuditEventRow.action, AuditEventRow.object, AuditEventRow.leaf, AuditEventRow.leaf_hash
+    ).where(AuditEventRow.action.in_(actions), AuditEventRow.outcome == "ok")
+    if objects is not None:
+        query = query.where(AuditEventRow.object.in_(objects))
+    found: dict[tuple[str, str], list[dict[str, object]]] = {}
+    for action, obj, leaf, stored in db.execute(query.order_by(AuditEventRow.idx)):
+        if leaf_hash(leaf) == stored:
+            found.setdefault((action, obj), []).append(decode_leaf(leaf))
+    return found
 
 
 def event_range(db: Session, since: datetime | None, until: datetime | None) -> tuple[int, int]:

@@ -131,6 +131,8 @@ def book_slot(db: Session, actor: Actor, application_id: int, slot_id: int) -> i
     """Book the slot (a conditional update, so capacity holds under concurrency); returns the
     queue number within the slot."""
     application = get_application(db, application_id)
+    # Held until the booking commits: two bookings of one application never both count.
+    db.refresh(application, with_for_update=True)
     if application.slot_id is not None:
         raise Conflict(f"application {application_id} already has an appointment")
     booked = db.execute(

@@ -9,24 +9,26 @@ from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from audit.trail import record
 from certify.cases import get_application, get_batch
 from certify.checks import CRIMINAL_RECORD, latest_results, missing_for_approval
-from certify.models import Application, Decision
+from certify.models import Application, Batch, Decision
 from common.dbtypes import utcnow
 from common.errors import Conflict, InvalidInput, NotFound
 from common.unit_of_work import unit_of_work
 from signer.actor import OFFICER_ROLE, Actor
 from signer.custody import active_key
-from signer.documents import BatchReport, DocumentRef, DocumentSigner
+from signer.documents import BatchReport, Document, DocumentRef, DocumentSigner
 from signer.models import KeyPurpose
 
 APPROVE, REFUSE = "approve", "refuse"
 CHINA = ZoneInfo("Asia/Shanghai")
 DECISION_PREFIX, CERTIFICATE_PREFIX, REVOCATION_PREFIX = "DEC-", "CRT-", "REV-"
 OVERRIDE_REASON_MIN = 10
+DECISION_MADE = "certify.decision.make"
 
 
 def end_of_day(day: date) -> datetime:
@@ -36,6 +38,32 @@ def end_of_day(day: date) -> datetime:
 
 def decision_document_id(decision_id: int) -> str:
     return f"{DECISION_PREFIX}{decision_id}"
+
+
+def decision_document(db: Session, decision: Decision) -> Document:
+    """The conclusion as the officer recorded it."""
+    application = db.get_one(Application, decision.application_id)
+    batch = db.get_one(Batch, application.batch_id)
+    return Document(
+        KeyPurpose.DECISION.value,
+        decision_document_id(decision.id),
+        {
+            "body": batch.body_code,
+            "batch": batch.name,
+            "application": application.id,
+            "applicant": application.applicant_id,
+            "qualification": application.qualification,
+            "subject": application.subject,
+            "outcome": decision.outcome,
+            "reasons": decision.reasons,
+            "decided_by": decision.decided_by,
+            "decided_on": decision.decided_at.date().isoformat(),
+        },
+    )
+
+
+def decision_object(decision_id: int) -> str:
+    return f"decision:{decision_id}"
 
 
 def _officer(actor: Actor) -> None:
@@ -66,9 +94,17 @@ def decide(db: Session, actor: Actor, application_id: int, outcome: str, reasons
         decided_by=actor.username,
     )
     db.add(decision)
-    db.flush()
+    try:
+        db.flush()
+    except IntegrityError:
+        raise Conflict(f"application {application_id} already has a decision") from None
     record(
-        db, actor, "certify.decision.make", f"decision:{decision.id}", details={"outcome": outcome}
+        db,
+        actor,
+        DECISION_MADE,
+        decision_object(decision.id),
+        document_sha256=decision_document(db, decision).digest(),
+        details={"outcome": outcome},
     )
     return decision
 

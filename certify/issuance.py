@@ -9,7 +9,8 @@ finishes with the same number (the signer returns the earlier signature for the 
 
 Revoke: an officer files it, two officers approve it (the signer's dual control), the
 custodian signs it with the revocation key, and the register changes in the same transaction
-as the case record: verification says "revoked" at once.
+as the case record, with the next version of the signed revocation list (the public side's
+proof of the status): verification says "revoked" at once.
 
 Both are jobs of many units (`common.unit_of_work`): they take a sessionmaker (`Issuer`), never
 a request's session, and commit certificate by certificate, revocation by revocation, by
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from audit.trail import record
@@ -44,6 +46,19 @@ from vault.store import Vault
 from verify.codes import REVOCATION_CATEGORIES
 from verify.payload import Claims, new_verification_id, qr_text, sign_claims
 from verify.register import PublicFields, publish_certificate, revoke_certificate
+from verify.trust import (
+    Revoked,
+    TrustListInvalid,
+    latest_revocation_list,
+    latest_trust_list,
+    next_revocation_list,
+    open_revocation_list,
+    open_trust_list,
+    published,
+    published_revocations,
+    store_revocation_list,
+)
+from verify.trust import canonical as trust_canonical
 
 PENDING, ISSUED, REVOKED = "pending", "issued", "revoked"
 
@@ -58,6 +73,7 @@ class Issuer:
     vault: Vault
     body_code: str
     public_base_url: str
+    trust_anchors: frozenset[str]
 
 
 @dataclass
@@ -120,7 +136,12 @@ def _reserve(db: Session, issuer: Issuer, application_id: int, today: date) -> C
         status=PENDING,
     )
     db.add(certificate)
-    db.flush()
+    try:
+        db.flush()
+    except IntegrityError:
+        raise Conflict(
+            f"application {application_id}: another request is issuing its certificate"
+        ) from None
     return certificate
 
 
@@ -218,8 +239,8 @@ def approve(db: Session, actor: Actor, revocation_id: int, reason: str) -> Revoc
 def sign_revocations(
     issuer: Issuer, actor: Actor, revocation_ids: list[int], today: date
 ) -> BatchReport:
-    """Sign the revocations with the revocation key; each signed one revokes its certificate
-    and its public register entry in one transaction."""
+    """Sign the revocations with the revocation key; each signed one revokes its certificate,
+    its public register entry and signs the next revocation list version, in one transaction."""
     with issuer.sessions() as db:
         key = _key(db, issuer.body_code, KeyPurpose.REVOCATION)
         for revocation_id in revocation_ids:
@@ -230,26 +251,89 @@ def sign_revocations(
     ]
     report = issuer.signer.sign_batch(actor, key.id, documents)
     for document_id in report.signed + report.already_signed:
-        with unit_of_work(issuer.sessions) as db:
-            _apply(db, actor, int(document_id.removeprefix(REVOCATION_PREFIX)), today)
+        with signing_transaction(issuer.sessions) as unit:
+            _apply(
+                unit, issuer, actor, key, int(document_id.removeprefix(REVOCATION_PREFIX)), today
+            )
     return report
 
 
-def _apply(db: Session, actor: Actor, revocation_id: int, today: date) -> None:
+def _apply(
+    unit: GateTransaction,
+    issuer: Issuer,
+    actor: Actor,
+    key: SigningKey,
+    revocation_id: int,
+    today: date,
+) -> None:
+    db = unit.db
     revocation = db.get_one(Revocation, revocation_id, with_for_update=True)
     if revocation.revoked_on is not None:
         return
     certificate = db.get_one(Certificate, revocation.certificate_id, with_for_update=True)
     certificate.status = REVOKED
     revocation.revoked_on = today
-    revoke_certificate(db, certificate.verification_id, today, revocation.category)
+    version = publish_revocation(
+        unit,
+        issuer.gate,
+        actor,
+        key,
+        issuer.trust_anchors,
+        certificate.verification_id,
+        Revoked(today, revocation.category),
+    )
     record(
         db,
         actor,
         "certify.certificate.revoke",
         f"certificate:{certificate.number}",
-        details={"category": revocation.category, "revocation": revocation_id},
+        details={
+            "category": revocation.category,
+            "revocation": revocation_id,
+            "revocation_list": version,
+        },
     )
+
+
+def publish_revocation(
+    unit: GateTransaction,
+    gate: SigningGate,
+    actor: Actor,
+    key: SigningKey,
+    trust_anchors: frozenset[str],
+    verification_id: str,
+    revoked: Revoked,
+) -> int:
+    """Revoke the register entry and sign the next revocation list version — the previous
+    signed one, which must verify under the pinned trust anchors, plus this certificate —
+    through the gate with the revocation `key`, in `unit`; the new version."""
+    db = unit.db
+    revoke_certificate(db, verification_id, revoked.on, revoked.category)
+    previous = None
+    latest = latest_revocation_list(db)
+    if latest is not None:
+        signed_trust = latest_trust_list(db)
+        try:
+            if signed_trust is None:
+                raise TrustListInvalid("trust list: none published")
+            trust = open_trust_list(published(signed_trust), trust_anchors)
+            previous = open_revocation_list(published_revocations(latest), trust)
+        except TrustListInvalid as exc:
+            raise Conflict(
+                f"revocation list: version {latest.version} on file does not verify ({exc}); "
+                "run `certsvc audit reconcile` and restore it before revoking more"
+            ) from None
+    kid = kid_of(certificate_of(key)).hex()
+    document = next_revocation_list(previous, key.body_code, kid, verification_id, revoked)
+    subject = Subject(f"revocation-list:{key.body_code}:{document['version']}")
+    signature = gate.sign(
+        unit,
+        actor,
+        key.id,
+        SignRequest(SignPurpose.REVOCATION_LIST, subject, trust_canonical(document)),
+    )
+    store_revocation_list(db, document, signature.der)
+    return int(document["version"])
 
 
 def issuable(db: Session, batch_id: int) -> list[int]:

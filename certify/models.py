@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Date, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from common.db import Base
 from common.dbtypes import UTCDateTime, utcnow
+
+LIVE_CERTIFICATE = "status IN ('pending', 'issued')"
 
 
 class Applicant(Base):
@@ -161,6 +163,16 @@ class Certificate(Base):
     published (issued), perhaps later revoked."""
 
     __tablename__ = "certify_certificates"
+    # One live (pending or issued) certificate per application, whatever runs in parallel.
+    __table_args__ = (
+        Index(
+            "uq_certify_certificates_live_application",
+            "application_id",
+            unique=True,
+            sqlite_where=text(LIVE_CERTIFICATE),
+            postgresql_where=text(LIVE_CERTIFICATE),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     application_id: Mapped[int] = mapped_column(ForeignKey("certify_applications.id"), index=True)

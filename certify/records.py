@@ -10,19 +10,23 @@ A document id names its record: `DEC-<decision id>`, `CRT-<certificate number>`,
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from audit.query import ok_leaves
 from certify.checks import CRIMINAL_RECORD, latest_results
 from certify.decisions import (
     APPROVE,
     CERTIFICATE_PREFIX,
+    DECISION_MADE,
     DECISION_PREFIX,
     REVOCATION_PREFIX,
-    decision_document_id,
+    decision_document,
+    decision_object,
     end_of_day,
 )
 from certify.models import Application, Batch, Certificate, Decision, Revocation
@@ -51,7 +55,8 @@ class CaseRecords:
             application = db.get_one(Application, decision.application_id)
             accepted = ("clear",) if decision.outcome == APPROVE else ("clear", "record")
             due = db.get_one(Batch, application.batch_id).decision_deadline
-            return _gates(db, application, accepted, due)
+            gates = _gates(db, application, accepted, due)
+            return replace(gates, as_recorded=decision_as_recorded(db, decision))
         if kind == KeyPurpose.CERTIFICATE.value and document_id.startswith(CERTIFICATE_PREFIX):
             number = document_id.removeprefix(CERTIFICATE_PREFIX)
             certificate = db.scalar(select(Certificate).where(Certificate.number == number))
@@ -82,34 +87,27 @@ def document_on_file(db: Session, kind: str, document_id: str) -> Document | Non
     return None
 
 
+def decision_as_recorded(db: Session, decision: Decision) -> bool:
+    """Whether the decision on file is the one the officer made: its digest is the one its
+    audit event recorded when it was decided (an edited outcome or reason is not). An event
+    from before digests were recorded holds the decision to the outcome it names."""
+    obj = decision_object(decision.id)
+    leaves = ok_leaves(db, [DECISION_MADE], [obj]).get((DECISION_MADE, obj))
+    if not leaves:
+        return False
+    made = leaves[-1]
+    if made.get("doc") is not None:
+        return made["doc"] == decision_document(db, decision).digest()
+    details = made.get("details")
+    return isinstance(details, dict) and details.get("outcome") == decision.outcome
+
+
 def certificate_document_id(number: str) -> str:
     return f"{CERTIFICATE_PREFIX}{number}"
 
 
 def revocation_document_id(revocation_id: int) -> str:
     return f"{REVOCATION_PREFIX}{revocation_id}"
-
-
-def decision_document(db: Session, decision: Decision) -> Document:
-    """The conclusion as the officer recorded it."""
-    application = db.get_one(Application, decision.application_id)
-    batch = db.get_one(Batch, application.batch_id)
-    return Document(
-        KeyPurpose.DECISION.value,
-        decision_document_id(decision.id),
-        {
-            "body": batch.body_code,
-            "batch": batch.name,
-            "application": application.id,
-            "applicant": application.applicant_id,
-            "qualification": application.qualification,
-            "subject": application.subject,
-            "outcome": decision.outcome,
-            "reasons": decision.reasons,
-            "decided_by": decision.decided_by,
-            "decided_on": decision.decided_at.date().isoformat(),
-        },
-    )
 
 
 def certificate_document(db: Session, certificate: Certificate) -> Document:

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 
 from fastapi import FastAPI
+from sqlalchemy.orm import Session, sessionmaker
 
+from audit.trail import record
 from certify.records import CaseRecords
 from certsvc import __version__, expiry
 from certsvc.accounts import password_hasher
 from certsvc.audit_keys import CheckpointKeyHolder
+from certsvc.audit_trail import SYSTEM_ROLE
 from certsvc.checkpointer import Checkpointer
 from certsvc.db import (
     make_engine,
@@ -27,11 +30,30 @@ from certsvc.login_refusals import RefusedLogins
 from certsvc.routes import PUBLIC_ROUTERS, STAFF_ROUTERS, openapi
 from certsvc.settings import Settings, get_settings
 from common.errors import CertsvcError
+from common.unit_of_work import unit_of_work
+from signer.actor import Actor
 from signer.claims import SessionClaims
 from signer.documents import DocumentSigner
 from signer.gate import SigningGate
 from signer.sessions import SigningSessions
 from verify.ratelimit import make_rate_limiter
+
+# Who records a register proof refusal: the service itself, no staff account behind it.
+REGISTER_GUARD = Actor("certsvc:register-proof", 0, SYSTEM_ROLE)
+REFUSED_ACTION = "verify.register.refused"
+
+
+def register_refusal_recorder(sessions: sessionmaker[Session]) -> Callable[[str, str], None]:
+    """What the full service does with a register row or list that failed its proof, beside
+    the log line: one audit event for the security officer (a public node has no log)."""
+
+    def record_refusal(obj: str, reason: str) -> None:
+        with unit_of_work(sessions) as db:
+            record(
+                db, REGISTER_GUARD, "verify.register.refused", obj, outcome="refused", reason=reason
+            )
+
+    return record_refusal
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -104,6 +126,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.checkpoint_key = checkpoint_key
     app.state.refused_logins = refused_logins
     app.state.rate_limiter = make_rate_limiter(settings.verify_rate_per_minute, settings.redis_url)
+    app.state.trust_anchors = settings.pinned_anchors()
+    app.state.register_watermark = settings.register_watermark_file
+    app.state.record_register_refusal = register_refusal_recorder(writer_sessions)
     app.state.login_limiter = make_rate_limiter(
         settings.login_attempts_per_minute, settings.redis_url, scope="login", fail_open=False
     )

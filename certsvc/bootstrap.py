@@ -74,6 +74,7 @@ from signer.models import ED25519, ES256, HsmToken, KeyPurpose, SigningKey
 from signer.policy import SignPurpose
 from signer.tokens import Pkcs11Tokens, TokenPublicKey, TokenSession
 from signer.x509 import issue_key_certificate, issue_root_certificate
+from verify.anchors import pin_anchor
 
 DEMO_CUSTODIAN = "custodian"
 DEMO_WORKSTATION = "ws-custodian-01"
@@ -305,6 +306,13 @@ def _trust_list(
 ) -> None:
     """Publish the issuing keys and sign the trust list with the root key when they changed."""
     progress("trust list")
+    with sessions() as db:
+        root_key = active_key(db, settings.body_code, KeyPurpose.ROOT)
+        root_der = None if root_key is None else root_key.certificate_der
+    if root_der is not None and pin_anchor(
+        settings.trust_anchors_file, settings.body_code, root_der
+    ):
+        report.created.append("trust anchor")
     with _login_root(tokens, credentials) as root:
         if publish_trust_list(settings, sessions, root, INIT_SIGNER):
             report.created.append("trust list")

@@ -1,5 +1,6 @@
-"""`certsvc audit …`: verify the log, sign a checkpoint, show the vkeys, rotate the checkpoint
-key, re-anchor after a deliberate restore, export and check bundles."""
+"""`certsvc audit …`: verify the log, reconcile the records with it, sign a checkpoint, show the
+vkeys, rotate the checkpoint key, re-anchor after a deliberate restore, export and check
+bundles."""
 
 from __future__ import annotations
 
@@ -46,6 +47,7 @@ from certsvc.db import (
     require_current_schema,
 )
 from certsvc.hsm import open_tokens
+from certsvc.reconcile import Finding, reconcile
 from certsvc.settings import Settings, get_settings
 from certsvc.tiles_check import check_tiles
 from signer.actor import Actor
@@ -140,6 +142,28 @@ def verify(
         anchor = Anchor(settings.audit_anchor_path)
         verdict = verify_log(db, settings.audit_origin, keys, anchor, kept)
     _report(verdict, "audit log")
+
+
+@audit_app.command("reconcile")
+def reconcile_command() -> None:
+    """Hold decisions, signed documents, certificates, public register rows, revocations, the
+    trust and revocation lists and the audit events against each other (signatures checked
+    under the pinned root); exit 1 naming every mismatch."""
+    settings = get_settings()
+    with database_session(settings.resolved_database_url) as db:
+        findings = reconcile(db, settings.pinned_anchors())
+    report_findings(findings)
+
+
+def report_findings(findings: list[Finding]) -> None:
+    """Print each finding; exit 1 when there is any."""
+    if not findings:
+        console.print("[green]reconciled[/green]: records, signatures and audit log agree")
+        return
+    for finding in findings:
+        typer.echo(f"MISMATCH {finding}", err=True)
+    typer.echo(f"{_count(len(findings), 'mismatch')} found", err=True)
+    raise typer.Exit(1)
 
 
 @audit_app.command("checkpoint")

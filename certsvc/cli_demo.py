@@ -34,9 +34,11 @@ from certify.records import CaseRecords
 from certsvc.accounts import Role, StaffAccount, create_account, password_hasher
 from certsvc.bootstrap import initialise
 from certsvc.cli_hsm import read_pin
+from certsvc.cli_audit import report_findings
 from certsvc.cli_vault import console
 from certsvc.db import make_engine, make_sessionmaker
 from certsvc.hsm import open_tokens
+from certsvc.reconcile import reconcile
 from certsvc.settings import Settings, get_settings
 from certsvc.vault_setup import open_vault, print_reveal_limit
 from common.errors import InvalidInput
@@ -66,7 +68,8 @@ def demo(
         ),
     ] = None,
 ) -> None:
-    """Run a certification round on synthetic applicants and write what it issued."""
+    """Run a certification round on synthetic applicants, write what it issued, and reconcile
+    the records with the audit log (exit 1 naming any mismatch)."""
     settings = get_settings()
     initialise(settings)
     out.mkdir(parents=True, exist_ok=True)
@@ -75,6 +78,7 @@ def demo(
         manifest = _round(settings, issuer, signing, usbkey_pin, out)
         with issuer.sessions() as db:
             held = db.scalar(select(func.count()).select_from(Certificate))
+            findings = reconcile(db, issuer.trust_anchors)
     (out / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2))
     revoked = sum(1 for m in manifest if m["status"] == "revoked")
     console.print(f"{len(manifest)} certificates ({revoked} revoked): {out / 'manifest.json'}")
@@ -82,6 +86,7 @@ def demo(
         f"each run adds a new batch: the register now holds {held} demo certificates "
         f"(start afresh with an empty CERTSVC_HOME)"
     )
+    report_findings(findings)
 
 
 @contextmanager
@@ -144,6 +149,7 @@ def open_issuer(settings: Settings, sessions: sessionmaker[Session]) -> Issuer:
         open_vault(settings, sessions, tokens),
         settings.body_code,
         settings.public_base_url,
+        settings.pinned_anchors(),
     )
 
 

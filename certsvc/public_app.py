@@ -21,14 +21,20 @@ from certsvc.hardening import Hardening
 from certsvc.log_redaction import install_log_redaction
 from certsvc.settings import Settings, get_settings
 from verify.health import router as health_router
-from verify.models import PublicCertificate, SignedTrustList, TrustedBody, TrustedKey
+from verify.models import (
+    PublicCertificate,
+    SignedRevocationList,
+    SignedTrustList,
+    TrustedBody,
+    TrustedKey,
+)
 from verify.ratelimit import make_rate_limiter
 from verify.routes import router as verify_router
 from verify.tiles import router as tiles_router
 
 PUBLIC_TABLES = tuple(
     str(model.__tablename__)
-    for model in (PublicCertificate, TrustedBody, TrustedKey, SignedTrustList)
+    for model in (PublicCertificate, TrustedBody, TrustedKey, SignedTrustList, SignedRevocationList)
 )
 # Verification first: it is the hot path, and routes are matched in order.
 ROUTERS = (verify_router, health_router, tiles_router)
@@ -66,6 +72,8 @@ def create_public_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
+    app.state.trust_anchors = settings.pinned_anchors()
+    app.state.register_watermark = settings.register_watermark_file
     app.state.rate_limiter = make_rate_limiter(settings.verify_rate_per_minute, settings.redis_url)
     install_error_answers(app)
     for router in ROUTERS:

@@ -12,6 +12,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from certsvc.log_config import LogFormat, LogLevel
 from common.errors import ServiceFault
+from verify.anchors import AnchorsInvalid, parse_fingerprints, read_anchors
+
+ANCHORS_FILE = "trust-anchors.json"
 
 ENV_PREFIX = "CERTSVC_"
 
@@ -130,6 +133,11 @@ class Settings(BaseSettings):
         default="410000", pattern=r"^[0-9]{6}$", description="certifying body's 6-digit code"
     )
     body_name: str = Field(default="河南省教育厅（演示）", min_length=2, max_length=64)
+    trust_anchors: str = Field(
+        default="",
+        description="SHA-256 fingerprints (hex, comma-separated) of the body's root "
+        "certificates; empty: the ones `certsvc init` pinned in home/trust-anchors.json",
+    )
     api_token_days: int = Field(default=90, ge=1, le=366)
     request_max_skew_seconds: int = Field(default=300, ge=10, le=3600)
     signing_session_minutes: float = Field(
@@ -195,6 +203,14 @@ class Settings(BaseSettings):
                 raise ValueError("must list IP addresses or networks separated by commas") from None
         return ",".join(entries)
 
+    @field_validator("trust_anchors")
+    @classmethod
+    def _fingerprints(cls, value: str) -> str:
+        try:
+            return ",".join(sorted(parse_fingerprints(value)))
+        except AnchorsInvalid as exc:
+            raise ValueError(str(exc)) from None
+
     @field_validator("redis_url")
     @classmethod
     def _redis_address(cls, value: str | None) -> str | None:
@@ -241,6 +257,24 @@ class Settings(BaseSettings):
         return self.service_pins_path or self.resolved_home / "service-pins.json"
 
     @property
+    def trust_anchors_file(self) -> Path:
+        """The root fingerprints `certsvc init` pinned, outside the database."""
+        return self.resolved_home / ANCHORS_FILE
+
+    @property
+    def register_watermark_file(self) -> Path:
+        """The newest trust and revocation list versions this node has used (`verify.proof`):
+        never the database's, so a rolled-back register is refused after a restart too."""
+        return self.resolved_home / "register-watermark.json"
+
+    def pinned_anchors(self) -> frozenset[str]:
+        """The trust anchors: `trust_anchors` when set, else the pinned file's (empty when
+        neither: then no trust list opens, and nothing public verifies — fail closed)."""
+        if self.trust_anchors:
+            return parse_fingerprints(self.trust_anchors)
+        return read_anchors(self.trust_anchors_file)
+
+    @property
     def credentials_file(self) -> Path:
         """Demo credentials written by `certsvc init`, readable only by its owner."""
         return self.resolved_home / "credentials.json"
@@ -272,6 +306,7 @@ def _example(field: str) -> str:
         "trusted_proxies": "10.0.0.5,10.1.0.0/24",
         "database_url": "postgresql+psycopg://certsvc@127.0.0.1/certsvc",
         "audit_witnesses": '[{"url": "https://witness.example.cn", "vkey": "<name>+<id>+<key>"}]',
+        "trust_anchors": "<64 hex digits: SHA-256 of the root certificate's DER>",
     }
     if field in examples:
         return examples[field]

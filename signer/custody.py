@@ -6,6 +6,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from audit.trail import record
@@ -396,6 +397,12 @@ def approve_revocation(
         reason=_reason(reason, limit=500),
     )
     db.add(approval)
+    try:
+        db.flush()
+    except IntegrityError:
+        raise Conflict(
+            f"document_id: you already approved revocation {document_id}; a second officer must"
+        ) from None
     record(
         db,
         actor,
@@ -403,7 +410,6 @@ def approve_revocation(
         f"revocation:{document_id}",
         document_sha256=content_sha256,
     )
-    db.flush()
     return approval
 
 

@@ -95,11 +95,13 @@ class DeadlineOverride:
 
 @dataclass(frozen=True)
 class CaseGates:
-    """What `certify` knows about a document's case: the R2 check and the R3 deadline."""
+    """What `certify` knows about a document's case: the R2 check, the R3 deadline, and whether
+    the records still say what was recorded in the audit log when the document was made."""
 
     criminal_record_clear: bool
     deadline: datetime | None = None
     override: DeadlineOverride | None = None
+    as_recorded: bool = True
 
 
 class CaseGateSource(Protocol):
@@ -322,6 +324,16 @@ def _criminal_record(d: DocumentContext) -> str | None:
     return None
 
 
+def _as_recorded(d: DocumentContext) -> str | None:
+    if d.kind not in GATED_KINDS or d.gates is None or d.gates.as_recorded:
+        return None
+    return (
+        f"{d.kind} {d.document_id}: the records no longer say what the audit log recorded when "
+        f"it was made (edited in the database?); nothing is signed — run `certsvc audit "
+        f"reconcile` and have a security officer look"
+    )
+
+
 def _deadline(d: DocumentContext) -> str | None:
     if d.kind not in GATED_KINDS or d.gates is None or d.gates.deadline is None:
         return None
@@ -418,6 +430,7 @@ KEY_RULES: tuple[Rule[KeyContext], ...] = (
 # Each document a custodian signs (certificate, decision, revocation).
 DOCUMENT_RULES: tuple[Rule[DocumentContext], ...] = (
     Rule("purpose", _purpose),
+    Rule("as-recorded", _as_recorded),
     Rule("criminal-record", _criminal_record),
     Rule("deadline", _deadline),
     Rule("dual-control", _dual_control),

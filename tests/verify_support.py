@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, inspect, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from certify.issuance import publish_revocation
 from certsvc.accounts import StaffAccount
 from certsvc.app import create_app
 from certsvc.bootstrap import initialise
@@ -38,6 +39,7 @@ from signer.policy import SignPurpose
 from signer.sessions import SigningSessions
 from verify.payload import Claims, new_verification_id, qr_text, sign_claims
 from verify.register import PublicFields, publish_certificate
+from verify.trust import Revoked
 
 WORKSTATION = "ws-custodian-01"
 
@@ -70,6 +72,12 @@ class Demo:
     issue: Callable[[str, str, int | None, SignRaw], Issued]
     through_gate: SignRaw
     with_the_token: SignRaw
+    revoke: Callable[[str, date, str], int]
+
+    @property
+    def anchors(self) -> str:
+        """The pinned root fingerprints, as CERTSVC_TRUST_ANCHORS for a node of its own."""
+        return ",".join(sorted(self.settings.pinned_anchors()))
 
     def certificate(self, number: str, masked: str = "欧阳**", when: int | None = None) -> Issued:
         """A certificate issued as `certify` issues it: its QR payload signed through the
@@ -133,8 +141,36 @@ def demo(settings: Settings, sessions: sessionmaker[Session]) -> Iterator[Demo]:
     def with_the_token(_unit: GateTransaction, _number: str, tbs: bytes) -> bytes:
         return session.token.sign_digest(key.label, hashlib.sha256(tbs).digest())
 
+    def revoke(verification_id: str, on: date, category: str) -> int:
+        """Revoked as `certify` revokes: the register entry and the next signed revocation
+        list, by the custodian with the revocation key; the list's version."""
+        nonlocal session
+        with sessions() as db:
+            revocation_key = active_key(db, settings.body_code, KeyPurpose.REVOCATION)
+        assert revocation_key is not None
+        signing.close(usbkey["serial"], "custodian")
+        signing.open(
+            usbkey["serial"], usbkey["user_pin"], "custodian", WORKSTATION, revocation_key.label
+        )
+        try:
+            with signing_transaction(sessions) as unit:
+                return publish_revocation(
+                    unit,
+                    gate,
+                    custodian,
+                    revocation_key,
+                    settings.pinned_anchors(),
+                    verification_id,
+                    Revoked(on, category),
+                )
+        finally:
+            signing.close(usbkey["serial"], "custodian")
+            session = signing.open(
+                usbkey["serial"], usbkey["user_pin"], "custodian", WORKSTATION, key.label
+            )
+
     with TestClient(app) as client:
-        yield Demo(settings, sessions, client, issue, through_gate, with_the_token)
+        yield Demo(settings, sessions, client, issue, through_gate, with_the_token, revoke)
     signing.close_all()
     app.state.engine.dispose()
 

@@ -12,7 +12,8 @@ each thread its own connection (in-memory SQLite) are used per request instead.
 
 Nothing is cached: every statement runs in autocommit, outside any transaction, and so reads
 the row as last committed by any process; a revocation shows at the next request (R10).
-Only the allow-listed public columns are selected (R8); the signed payload is not read.
+Only the allow-listed public columns are selected (R8), with the row's signed payload and the
+newest versions of the trust and revocation lists, which `verify.proof` checks the row against.
 """
 
 from __future__ import annotations
@@ -22,15 +23,16 @@ from collections.abc import Callable
 from datetime import date
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Engine, bindparam, event, select
+from sqlalchemy import Engine, bindparam, event, func, select
 from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.pool import PoolProxiedConnection, QueuePool
 
-from verify.models import PublicCertificate, TrustedBody
+from verify.models import PublicCertificate, SignedRevocationList, SignedTrustList, TrustedBody
 
 
 class RegisterRow(NamedTuple):
-    """The public fields of one register entry, plus its issuing body's name."""
+    """The public fields of one register entry, its issuing body's name, its proof (the signed
+    payload) and the newest trust and revocation list versions on file."""
 
     status: str
     number: str
@@ -42,6 +44,9 @@ class RegisterRow(NamedTuple):
     revoked_on: date | None
     revocation_category: str | None
     body_name: str | None
+    payload: bytes
+    trust_version: int | None
+    revocations_version: int | None
 
 
 LOOKUP = (
@@ -56,6 +61,11 @@ LOOKUP = (
         PublicCertificate.revoked_on,
         PublicCertificate.revocation_category,
         TrustedBody.name.label("body_name"),
+        PublicCertificate.payload,
+        select(func.max(SignedTrustList.version)).scalar_subquery().label("trust_version"),
+        select(func.max(SignedRevocationList.version))
+        .scalar_subquery()
+        .label("revocations_version"),
     )
     .select_from(PublicCertificate)
     .outerjoin(TrustedBody, TrustedBody.code == PublicCertificate.body_code)

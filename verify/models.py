@@ -63,3 +63,15 @@ class SignedTrustList(Base):
     document: Mapped[str] = mapped_column(Text)
     signature: Mapped[bytes] = mapped_column(LargeBinary)
     signed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class SignedRevocationList(Base):
+    """The revoked certificates as published: canonical JSON, versioned (each revocation makes
+    the next version), signed by the body's revocation key."""
+
+    __tablename__ = "public_revocation_lists"
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    document: Mapped[str] = mapped_column(Text)
+    signature: Mapped[bytes] = mapped_column(LargeBinary)
+    signed_at: Mapped[datetime] = mapped_column(UTCDateTime)

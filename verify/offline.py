@@ -106,6 +106,16 @@ def verify_offline(
         return OfflineVerdict(False, "trust list: malformed; fetch it again from the body")
 
 
+def verify_signed_payload(
+    verification_id: str, cose: bytes, trust: dict[str, Any]
+) -> OfflineVerdict:
+    """Verdict on a stored COSE payload bound to `verification_id` (a register row's proof)."""
+    try:
+        return _verify(verification_id, _unwrap_cwt(cose), trust, None)
+    except _MALFORMED:
+        return OfflineVerdict(False, "trust list: malformed")
+
+
 def _verify(
     verification_id: str | None,
     cose: bytes,

@@ -5,26 +5,35 @@ client address is logged."""
 from __future__ import annotations
 
 import json
+from contextlib import suppress
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from verify.lookup import RegisterLookup
-from verify.models import PublicCertificate
+from verify.models import PublicCertificate, SignedRevocationList, SignedTrustList
 from verify.offline import verify_offline
 from verify.page import CONTENT_SECURITY_POLICY, certificate_page, not_found_page
 from verify.payload import MAX_QR_TEXT, is_verification_id
+from verify.proof import ListRolledBack, RegisterProof
 from verify.ratelimit import RateLimiter
-from verify.trust import latest_trust_list, published, revocation_list
+from verify.trust import (
+    latest_revocation_list,
+    latest_trust_list,
+    published,
+    published_revocations,
+)
 from verify.views import public_view
 
 router = APIRouter(tags=["verify"])
 CACHE = "public, max-age=30"  # a revocation shows everywhere within a minute
 HEADERS = {"Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff"}
 NOT_FOUND = {"detail": "no such certificate"}
+_NO_TRUST_LIST = "no trust list published yet that verifies under the pinned root"
 _PADDING_ID = "A" * 26
 _LIMITED: dict[int | str, dict[str, Any]] = {
     429: {"description": "too many requests from this client; see Retry-After"},
@@ -98,15 +107,31 @@ def _lookup(request: Request) -> RegisterLookup:
     return lookup
 
 
+def _proof(request: Request) -> RegisterProof:
+    """The app's register proof, made once from its sessions and pinned anchors."""
+    state = request.app.state
+    proof: RegisterProof | None = getattr(state, "register_proof", None)
+    if proof is None:
+        proof = state.register_proof = RegisterProof(
+            state.sessionmaker,
+            state.trust_anchors,
+            state.register_watermark,
+            getattr(state, "record_register_refusal", None),
+        )
+    return proof
+
+
 def _view_of(request: Request, verification_id: str) -> dict[str, Any] | None:
-    """The public view, or None for an unknown or malformed id (both cost one lookup).
+    """The public view, or None for an unknown or malformed id, or a row whose proof does not
+    hold (all cost one lookup).
 
     Called on the event loop, not in a worker thread: the read is one primary-key lookup
     (tens of microseconds on SQLite, one round trip on PostgreSQL), cheaper than the hop."""
     wanted = verification_id.upper()
     if not is_verification_id(wanted):
         wanted = _PADDING_ID
-    row = _lookup(request).find(wanted)
+    found = _lookup(request).find(wanted)
+    row = None if found is None else _proof(request).judge(wanted, found)
     if row is None:
         return None
     return public_view(row, row.body_name or row.body_code)
@@ -197,10 +222,9 @@ async def verify_scanned(request: Request) -> JSONResponse:
     if len(text) > MAX_QR_TEXT:
         return JSONResponse({"detail": "body: longer than any certificate QR"}, 413)
     with _db(request) as db:
-        signed = latest_trust_list(db)
-        if signed is None:
-            return JSONResponse({"detail": "no trust list published yet"}, 503)
-        trust = published(signed)["trust_list"]
+        trust = _opened_trust(request, db)
+        if trust is None:
+            return JSONResponse({"detail": _NO_TRUST_LIST}, 503)
 
         def id_for_number(number: str) -> str | None:
             found: str | None = db.scalar(
@@ -231,22 +255,41 @@ async def verify_scanned(request: Request) -> JSONResponse:
     return JSONResponse(answer.model_dump(mode="json"), headers=HEADERS)
 
 
+def _opened_trust(request: Request, db: Session) -> dict[str, Any] | None:
+    """The newest trust list that opens under the pinned anchors (never an older one than this
+    process has served)."""
+    signed = latest_trust_list(db)
+    return _proof(request).trust(None if signed is None else signed.version)
+
+
 @router.get("/.well-known/certsvc/trust-list.json", responses=_UNPUBLISHED)
 def trust_list(request: Request) -> JSONResponse:
-    """Issuing bodies, roots, keys and code tables, signed by the body's root key."""
+    """Issuing bodies, roots, keys and code tables, signed by the body's root key; served only
+    when it verifies under the pinned root."""
     with _db(request) as db:
-        signed = latest_trust_list(db)
+        trust = _opened_trust(request, db)
+        signed = None if trust is None else db.get(SignedTrustList, trust["version"])
     if signed is None:
-        return JSONResponse({"detail": "no trust list published yet"}, 404, headers=HEADERS)
+        return JSONResponse({"detail": _NO_TRUST_LIST}, 404, headers=HEADERS)
     return JSONResponse(published(signed), headers={**HEADERS, "Cache-Control": CACHE})
 
 
 @router.get("/.well-known/certsvc/revocations.json", responses=_UNPUBLISHED)
 def revocations(request: Request) -> JSONResponse:
-    """Revoked verification ids as truncated keyed hashes, for offline verifiers."""
+    """The signed revocation list (versioned; revoked ids as truncated keyed hashes), for
+    offline verifiers; served only when its signature holds under the trust list."""
     with _db(request) as db:
-        signed = latest_trust_list(db)
+        trust = _opened_trust(request, db)
+        latest = latest_revocation_list(db)
+        listing = None
+        if trust is not None:
+            with suppress(ListRolledBack):
+                version = None if latest is None else latest.version
+                listing = _proof(request).revocations(version, trust)
+        signed = None if listing is None else db.get(SignedRevocationList, listing.version)
         if signed is None:
-            return JSONResponse({"detail": "no trust list published yet"}, 404, headers=HEADERS)
-        listing = revocation_list(db, published(signed)["trust_list"])
-    return JSONResponse(listing, headers={**HEADERS, "Cache-Control": CACHE})
+            return JSONResponse(
+                {"detail": "no revocation list published yet"}, 404, headers=HEADERS
+            )
+        served = published_revocations(signed)
+    return JSONResponse(served, headers={**HEADERS, "Cache-Control": CACHE})

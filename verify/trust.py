@@ -1,7 +1,9 @@
 """The trust list: issuing bodies, their roots, their keys' certificates and the code tables,
-signed as a whole by each body's root key; and the revocation list for offline verifiers.
+signed as a whole by each body's root key and opened only under a pinned root
+(`verify.anchors`); and the revocation list: versioned, each version signed by the body's
+revocation key when a certificate is revoked.
 
-Both are built from the public register only, so a public node can serve them.
+Both are kept in the public register, so a public node can serve and check them.
 """
 
 from __future__ import annotations
@@ -10,8 +12,10 @@ import base64
 import hashlib
 import hmac
 import json
-from collections.abc import Callable
-from datetime import datetime
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
 from cryptography import x509
@@ -22,10 +26,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from common.dbtypes import utcnow
+from verify.anchors import fingerprint
 from verify.codes import QUALIFICATIONS, REVOCATION_CATEGORIES, SUBJECTS
-from verify.models import PublicCertificate, SignedTrustList, TrustedBody, TrustedKey
+from verify.models import SignedRevocationList, SignedTrustList, TrustedBody, TrustedKey
 
 FORMAT = "certsvc-trust-list/1"
+REVOCATIONS_FORMAT = "certsvc-revocation-list/1"
 REVOKED_ENTRY_BYTES = 8
 
 
@@ -98,22 +104,33 @@ def published(signed: SignedTrustList) -> dict[str, Any]:
     }
 
 
-def open_trust_list(served: dict[str, Any], root: x509.Certificate | None = None) -> dict[str, Any]:
-    """The trust list if its signature verifies with `root` (default: the root it names for its
-    first body — pin a root fingerprint out of band to make that meaningful)."""
+def open_trust_list(served: dict[str, Any], anchors: frozenset[str]) -> dict[str, Any]:
+    """The trust list if every body's root is pinned in `anchors` (`verify.anchors`) and the
+    signature verifies with one of them; `TrustListInvalid` otherwise (also when nothing is
+    pinned: an unpinned list proves only that someone signed it)."""
     try:
         document = served["trust_list"]
         signature = base64.b64decode(served["signature"])
         if document.get("format") != FORMAT:
             raise TrustListInvalid("trust list: unknown format")
-        if root is None:
-            root = x509.load_pem_x509_certificate(
-                document["bodies"][0]["root_certificate"].encode()
+        roots = [
+            x509.load_pem_x509_certificate(body["root_certificate"].encode())
+            for body in document["bodies"]
+        ]
+        if not roots:
+            raise TrustListInvalid("trust list: names no body")
+        unpinned = [
+            r
+            for r in roots
+            if fingerprint(r.public_bytes(serialization.Encoding.DER)) not in anchors
+        ]
+        if unpinned:
+            raise TrustListInvalid(
+                "trust list: signed under a root that is not pinned (CERTSVC_TRUST_ANCHORS, or "
+                "trust-anchors.json written by `certsvc init`)"
             )
-        public = root.public_key()
-        if not isinstance(public, ec.EllipticCurvePublicKey):
-            raise TrustListInvalid("trust list: the root is not an EC key")
-        public.verify(signature, canonical(document), ec.ECDSA(hashes.SHA256()))
+        if not any(_verifies(root, signature, canonical(document)) for root in roots):
+            raise InvalidSignature
     except InvalidSignature:
         raise TrustListInvalid("trust list: the signature does not verify") from None
     except (AttributeError, KeyError, IndexError, TypeError, ValueError) as exc:
@@ -123,8 +140,15 @@ def open_trust_list(served: dict[str, Any], root: x509.Certificate | None = None
     return dict(document)
 
 
-def revocation_salt(document: dict[str, Any]) -> bytes:
-    return hashlib.sha256(b"certsvc-revocations\n" + canonical(document)).digest()[:16]
+def _verifies(certificate: x509.Certificate, signature: bytes, data: bytes) -> bool:
+    public = certificate.public_key()
+    if not isinstance(public, ec.EllipticCurvePublicKey):
+        return False
+    try:
+        public.verify(signature, data, ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature:
+        return False
+    return True
 
 
 def revoked_entry(salt: bytes, verification_id: str) -> str:
@@ -133,14 +157,111 @@ def revoked_entry(salt: bytes, verification_id: str) -> str:
     return digest[:REVOKED_ENTRY_BYTES].hex()
 
 
-def revocation_list(db: Session, document: dict[str, Any]) -> dict[str, Any]:
-    salt = revocation_salt(document)
-    ids = db.scalars(
-        select(PublicCertificate.verification_id).where(PublicCertificate.status == "revoked")
-    )
+@dataclass(frozen=True)
+class Revoked:
+    """One entry of a revocation list: when, and in which category."""
+
+    on: date
+    category: str
+
+
+@dataclass(frozen=True)
+class RevocationList:
+    """A revocation list whose signature verified: its version and entries."""
+
+    version: int
+    salt: bytes
+    entries: Mapping[str, Revoked]
+    document: dict[str, Any]
+
+    def find(self, verification_id: str) -> Revoked | None:
+        return self.entries.get(revoked_entry(self.salt, verification_id))
+
+
+def latest_revocation_list(db: Session) -> SignedRevocationList | None:
+    return db.scalars(
+        select(SignedRevocationList).order_by(SignedRevocationList.version.desc())
+    ).first()
+
+
+def published_revocations(signed: SignedRevocationList) -> dict[str, Any]:
+    """As served: the document and the revocation key's signature over its canonical bytes."""
     return {
-        "trust_list_version": document["version"],
-        "salt": base64.b64encode(salt).decode(),
-        "generated_at": utcnow().isoformat(),
-        "revoked": sorted(revoked_entry(salt, vid) for vid in ids),
+        "revocation_list": json.loads(signed.document),
+        "signature": base64.b64encode(signed.signature).decode(),
     }
+
+
+def open_revocation_list(served: dict[str, Any], trust: dict[str, Any]) -> RevocationList:
+    """The list if it is signed by a revocation key of an opened trust list (`open_trust_list`)
+    whose certificate the body's root issued; `TrustListInvalid` otherwise."""
+    try:
+        document = served["revocation_list"]
+        signature = base64.b64decode(served["signature"])
+        if document.get("format") != REVOCATIONS_FORMAT:
+            raise TrustListInvalid("revocation list: unknown format")
+        key = next(k for k in trust["keys"] if k["kid"] == document["kid"])
+        body = next(b for b in trust["bodies"] if b["code"] == key["body"])
+        certificate = x509.load_pem_x509_certificate(key["certificate"].encode())
+        root = x509.load_pem_x509_certificate(body["root_certificate"].encode())
+        certificate.verify_directly_issued_by(root)
+        if key["purpose"] != "revocation" or document["body"] != key["body"]:
+            raise TrustListInvalid("revocation list: not signed by the body's revocation key")
+        if not _verifies(certificate, signature, canonical(document)):
+            raise TrustListInvalid("revocation list: the signature does not verify")
+        entries = {
+            str(entry): Revoked(date.fromisoformat(value["on"]), str(value["category"]))
+            for entry, value in document["revoked"].items()
+        }
+        return RevocationList(
+            int(document["version"]), base64.b64decode(document["salt"]), entries, document
+        )
+    except StopIteration:
+        raise TrustListInvalid("revocation list: signed by a key not in the trust list") from None
+    except (AttributeError, KeyError, IndexError, TypeError, ValueError, InvalidSignature) as exc:
+        if isinstance(exc, TrustListInvalid):
+            raise
+        raise TrustListInvalid("revocation list: malformed") from None
+
+
+def next_revocation_list(
+    previous: RevocationList | None,
+    body_code: str,
+    kid: str,
+    verification_id: str,
+    revoked: Revoked,
+) -> dict[str, Any]:
+    """The next version: the previous (verified) list's entries, plus one. Built from the
+    signed list and never from register rows, so a row edited back to valid stays listed."""
+    salt = previous.salt if previous is not None else secrets.token_bytes(16)
+    entries = {
+        entry: {"on": r.on.isoformat(), "category": r.category}
+        for entry, r in (previous.entries.items() if previous is not None else ())
+    }
+    entries[revoked_entry(salt, verification_id)] = {
+        "on": revoked.on.isoformat(),
+        "category": revoked.category,
+    }
+    return {
+        "format": REVOCATIONS_FORMAT,
+        "version": 1 if previous is None else previous.version + 1,
+        "body": body_code,
+        "kid": kid,
+        "issued_at": utcnow().isoformat(),
+        "salt": base64.b64encode(salt).decode(),
+        "revoked": entries,
+    }
+
+
+def store_revocation_list(db: Session, document: dict[str, Any], signature: bytes) -> None:
+    """Add a signed version, in the caller's transaction (the version is the primary key: two
+    writers of one version cannot both commit)."""
+    db.add(
+        SignedRevocationList(
+            version=document["version"],
+            document=canonical(document).decode(),
+            signature=signature,
+            signed_at=utcnow(),
+        )
+    )
+    db.flush()

@@ -46,6 +46,7 @@ def issuer_of(request: Request, sessions: sessionmaker[Session]) -> Issuer:
         state.vault(request),
         settings.body_code,
         settings.public_base_url,
+        settings.pinned_anchors(),
     )
 
 

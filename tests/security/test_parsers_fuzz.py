@@ -26,7 +26,7 @@ from vault.kinds import Kind
 from vault.validation import normalise
 from verify.offline import verify_offline
 from verify.payload import PREFIX, MalformedQr, parse_qr_text
-from verify.trust import TrustListInvalid, open_trust_list
+from verify.trust import TrustListInvalid, open_revocation_list, open_trust_list
 
 NAME = "certsvc.test/audit"
 KEYS = [
@@ -116,7 +116,9 @@ def test_trust_lists_refuse_cleanly(served: dict[str, object], signature: bytes)
     if "signature" in served:
         served["signature"] = base64.b64encode(signature).decode()
     with contextlib.suppress(TrustListInvalid):
-        open_trust_list(served)
+        open_trust_list(served, frozenset({"0" * 64}))
+    with contextlib.suppress(TrustListInvalid):
+        open_revocation_list({"revocation_list": served.get("trust_list"), **served}, {})
 
 
 # --- Personal identifiers (vault.validation): every kind, fed anything ---------------------------

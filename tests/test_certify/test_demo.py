@@ -1,5 +1,6 @@
 """`certsvc demo --out DIR` (a contract): the manifest, its QR images decoded, each URL
-followed on the app, the revoked certificate shown revoked; a second run works too."""
+followed on the app, the revoked certificate shown revoked, the round reconciled; a second run
+works too."""
 
 from __future__ import annotations
 
@@ -26,8 +27,10 @@ def test_demo_round(settings: Settings, tmp_path: Path, capsys: pytest.CaptureFi
         with pytest.raises(SystemExit) as done:
             main(["demo", "--out", str(tmp_path / run)])
         assert done.value.code == 0
-        said = " ".join(capsys.readouterr().err.split())  # rich wraps its lines
+        captured = capsys.readouterr()
+        said = " ".join(captured.err.split())  # rich wraps its lines
         assert f"the register now holds {held} demo certificates" in said
+        assert "reconciled: records, signatures and audit log agree" in captured.out
     manifest = json.loads((tmp_path / "one" / "manifest.json").read_text())
     assert len(manifest) == 4
     assert [m["status"] for m in manifest].count("revoked") == 1

@@ -41,6 +41,7 @@ BAD_VALUES = {
     "print_reveal_window_minutes": "0",
     "vault_rotation_grace_seconds": "never",
     "password_hash_profile": "fast",
+    "trust_anchors": "sha256:not-a-fingerprint",
     "audit_witnesses": '[{"url": "ftp://w.example", "vkey": "w+00000000+AAAA"}]',
     "audit_witness_quorum": "-1",
 }

@@ -33,7 +33,12 @@ CHROMIUM = [
 def served(demo: Demo, tmp_path: Path) -> Iterator[tuple[str, Issued]]:
     issued = demo.certificate("20204100000000012")
     url = public_copy(demo, tmp_path / "public.db")
-    env = {**os.environ, "CERTSVC_DATABASE_URL": url, "CERTSVC_HOME": str(tmp_path / "h")}
+    env = {
+        **os.environ,
+        "CERTSVC_DATABASE_URL": url,
+        "CERTSVC_HOME": str(tmp_path / "h"),
+        "CERTSVC_TRUST_ANCHORS": demo.anchors,
+    }
     with serving("--public", env=env) as server:
         yield server.base, issued
 

@@ -17,7 +17,7 @@ from verify_support import Demo, public_copy
 def test_public_app_needs_only_the_register(demo: Demo, tmp_path: Path) -> None:
     issued = demo.certificate("20204100000000010")
     url = public_copy(demo, tmp_path / "public.db")
-    settings = Settings(home=tmp_path / "public-home", database_url=url)
+    settings = Settings(home=tmp_path / "public-home", database_url=url, trust_anchors=demo.anchors)
     app = create_public_app(settings)
     with TestClient(app) as client:
         assert client.get(f"/api/v1/verify/{issued.verification_id}").json()["status"] == "valid"
@@ -35,7 +35,12 @@ def test_public_app_needs_only_the_register(demo: Demo, tmp_path: Path) -> None:
 def test_serve_public_answers_from_a_register_only_database(demo: Demo, tmp_path: Path) -> None:
     issued = demo.certificate("20204100000000011")
     url = public_copy(demo, tmp_path / "public.db")
-    env = {**os.environ, "CERTSVC_DATABASE_URL": url, "CERTSVC_HOME": str(tmp_path / "h")}
+    env = {
+        **os.environ,
+        "CERTSVC_DATABASE_URL": url,
+        "CERTSVC_HOME": str(tmp_path / "h"),
+        "CERTSVC_TRUST_ANCHORS": demo.anchors,
+    }
     with serving("--public", env=env) as server:
         answer = httpx.get(f"{server.base}/api/v1/verify/{issued.verification_id}", timeout=5)
         assert answer.json()["status"] == "valid"

@@ -87,6 +87,7 @@ def test_serve_public_loads_the_public_side_only(demo: Demo, tmp_path: Path, wor
         **os.environ,
         "CERTSVC_DATABASE_URL": public_copy(demo, tmp_path / "public.db"),
         "CERTSVC_HOME": str(tmp_path / "public-home"),
+        "CERTSVC_TRUST_ANCHORS": demo.anchors,
         "PYTHONPATH": str(tmp_path / "site"),
         "MODULES_REPORT_DIR": str(reports),
     }

@@ -24,7 +24,7 @@ from verify.payload import (
     verification_url,
 )
 from verify.qrimage import MAX_VERSION, decode_image, qr_version, write_png
-from verify.register import retire_key, revoke_certificate
+from verify.register import retire_key
 from verify_support import PRIVATE, Demo
 
 ID_NUMBER_RE = re.compile(r"\d{17}[\dXx]")
@@ -73,15 +73,14 @@ def test_largest_realistic_payload_fits_version_10() -> None:
 
 def test_revocation_shows_at_the_next_request(demo: Demo) -> None:
     issued = demo.certificate("20204100000000002")
-    with demo.sessions.begin() as db:
-        revoke_certificate(db, issued.verification_id, date(2021, 3, 1), "fraud")
+    demo.revoke(issued.verification_id, date(2021, 3, 1), "fraud")
     online = demo.client.get(f"/api/v1/verify/{issued.verification_id}").json()
     assert online["status"] == "revoked"
     assert online["revocation_category"]["code"] == "fraud"
     page = demo.client.get(f"/v/{issued.verification_id}")
     assert "证书已撤销" in page.text
     listing = demo.client.get("/.well-known/certsvc/revocations.json").json()
-    assert len(listing["revoked"]) == 1
+    assert len(listing["revocation_list"]["revoked"]) == 1
 
 
 def _offline(demo: Demo, text: str) -> dict[str, object]:
@@ -170,8 +169,7 @@ def test_clients_are_rate_limited(demo: Demo) -> None:
 def test_no_private_field_in_any_public_answer(demo: Demo, tmp_path: Path) -> None:
     issued = demo.certificate("20204100000000007")
     revoked = demo.certificate("20204100000000008")
-    with demo.sessions.begin() as db:
-        revoke_certificate(db, revoked.verification_id, date(2021, 3, 1), "misconduct")
+    demo.revoke(revoked.verification_id, date(2021, 3, 1), "misconduct")
     answers = []
     for record in (issued, revoked):
         for path in (
@@ -224,6 +222,8 @@ def test_cli_verifies_a_qr_image_offline(demo: Demo, tmp_path: Path) -> None:
 
 def test_cli_tells_valid_from_revoked_with_a_revocation_list(demo: Demo, tmp_path: Path) -> None:
     issued = demo.certificate("20204100000000010")
+    other = demo.certificate("20204100000000012")
+    demo.revoke(other.verification_id, date(2021, 1, 4), "error")
     trust = tmp_path / "trust-list.json"
     trust.write_text(demo.client.get("/.well-known/certsvc/trust-list.json").text)
 
@@ -240,8 +240,7 @@ def test_cli_tells_valid_from_revoked_with_a_revocation_list(demo: Demo, tmp_pat
     saved = ["--revocations", str(tmp_path / "revocations.json")]
     valid = check(issued.text, *saved)
     assert valid.returncode == 0 and "VALID 有效" in valid.stdout and "not revoked" in valid.stdout
-    with demo.sessions.begin() as db:
-        revoke_certificate(db, issued.verification_id, date(2021, 1, 5), "fraud")
+    demo.revoke(issued.verification_id, date(2021, 1, 5), "fraud")
     revoked = check(issued.text, *saved)
     assert revoked.returncode == 1 and "REVOKED" in revoked.stderr
     missing = check(str(tmp_path / "nofile.png"))
@@ -269,3 +268,35 @@ def test_offline_endpoint_refuses_garbage_cleanly(demo: Demo, text: str) -> None
     assert answer.status_code in (200, 413)
     if answer.status_code == 200:
         assert answer.json()["signature_valid"] is False
+
+
+def test_cli_refuses_an_older_revocation_list_and_an_unpinned_root(
+    demo: Demo, tmp_path: Path
+) -> None:
+    issued = demo.certificate("20204100000000013")
+    trust = tmp_path / "trust-list.json"
+    trust.write_text(demo.client.get("/.well-known/certsvc/trust-list.json").text)
+    saved = []
+    for n, number in enumerate(("20204100000000014", "20204100000000015"), start=1):
+        demo.revoke(demo.certificate(number).verification_id, date(2021, 1, n), "error")
+        saved.append(tmp_path / f"revocations-{n}.json")
+        saved[-1].write_text(demo.client.get("/.well-known/certsvc/revocations.json").text)
+    seen = tmp_path / "seen.json"
+
+    def check(revocations: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+        lists = ["--trust-list", str(trust), "--revocations", str(revocations)]
+        return subprocess.run(
+            [CERTSVC, "verify-qr", issued.text, *lists, "--seen", str(seen), *extra],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    newer = check(saved[1])
+    assert newer.returncode == 0 and "revocation list version 2" in newer.stdout
+    older = check(saved[0])
+    assert older.returncode == 2 and "older than version 2" in older.stderr
+    pinned = demo.anchors
+    assert check(saved[1], "--anchor", pinned).returncode == 0
+    other = check(saved[1], "--anchor", "ab" * 32)
+    assert other.returncode == 2 and "not pinned" in other.stderr

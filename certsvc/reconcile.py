@@ -1,0 +1,282 @@
+"""`certsvc audit reconcile`: hold the records against each other and against what was signed
+and logged — decisions, signed documents, certificates, public register rows, revocations, the
+trust and revocation lists, audit events — and name every mismatch.
+
+A database administrator can rewrite any row, but not the signatures over them (made on tokens,
+checked here under the pinned root) nor the audit log (`certsvc audit verify`). Each finding
+names the record and what disagrees; no finding means the records tell one story.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from audit.query import ok_leaves
+from certify.decisions import APPROVE, DECISION_MADE, decision_document
+from certify.issuance import ISSUED, REVOKED
+from certify.models import Application, Certificate, Decision, Revocation
+from certify.records import (
+    certificate_document,
+    decision_as_recorded,
+    document_on_file,
+    revocation_document_id,
+)
+from common.cose import CoseInvalid, verify_sign1
+from signer.custody import certificate_of
+from signer.documents import payload_digest
+from signer.models import KeyPurpose, SignedDocumentRow, SigningKey
+from verify.anchors import fingerprint
+from verify.models import PublicCertificate, SignedTrustList
+from verify.offline import verify_signed_payload
+from verify.trust import (
+    RevocationList,
+    TrustListInvalid,
+    latest_revocation_list,
+    open_revocation_list,
+    open_trust_list,
+    published,
+    published_revocations,
+)
+
+ISSUE_ACTION, REVOKE_ACTION = "certify.certificate.issue", "certify.certificate.revoke"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One mismatch: the record it is about and what disagrees."""
+
+    record: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{self.record}: {self.problem}"
+
+
+def reconcile(db: Session, anchors: frozenset[str]) -> list[Finding]:
+    """Every mismatch between the records, their signatures and the audit log."""
+    trust, revocations, findings = _lists(db, anchors)
+    events = ok_leaves(db, [DECISION_MADE, ISSUE_ACTION, REVOKE_ACTION])
+    findings += _decisions(db, anchors, events)
+    findings += _certificates(db, anchors, trust, revocations, events)
+    findings += _register(db, trust)
+    return findings
+
+
+def _lists(
+    db: Session, anchors: frozenset[str]
+) -> tuple[dict[str, object] | None, RevocationList | None, list[Finding]]:
+    findings: list[Finding] = []
+    trust = revocations = None
+    for signed in db.scalars(select(SignedTrustList).order_by(SignedTrustList.version.desc())):
+        try:
+            trust = open_trust_list(published(signed), anchors)
+        except TrustListInvalid as exc:
+            findings.append(Finding(f"trust list version {signed.version}", str(exc)))
+            continue
+        break
+    latest = latest_revocation_list(db)
+    if latest is not None and trust is not None:
+        try:
+            revocations = open_revocation_list(published_revocations(latest), trust)
+        except TrustListInvalid as exc:
+            findings.append(Finding(f"revocation list version {latest.version}", str(exc)))
+        if revocations is not None and revocations.version != latest.version:
+            findings.append(
+                Finding(f"revocation list version {latest.version}", "says another version")
+            )
+    return trust, revocations, findings
+
+
+def _signature(
+    db: Session, anchors: frozenset[str], kind: str, document_id: str, digest: str
+) -> str | None:
+    """What is wrong with the signed document `document_id` against the records' `digest`, or
+    None: on file, over exactly that content, signed by a key the pinned root certified."""
+    row = db.scalar(
+        select(SignedDocumentRow).where(
+            SignedDocumentRow.kind == kind, SignedDocumentRow.document_id == document_id
+        )
+    )
+    if row is None:
+        return "no signed document on file"
+    key = db.get(SigningKey, row.signing_key_id)
+    if key is None or not _certified(db, anchors, key):
+        return "signed by a key the pinned root did not certify"
+    try:
+        verified = verify_sign1(row.cose, certificate_of(key))
+    except CoseInvalid:
+        return "its signature does not verify"
+    if payload_digest(verified.payload) != digest or row.payload_sha256 != digest:
+        return "the records no longer say what was signed"
+    return None
+
+
+def _certified(db: Session, anchors: frozenset[str], key: SigningKey) -> bool:
+    certificate = certificate_of(key)
+    for root in db.scalars(select(SigningKey).where(SigningKey.purpose == KeyPurpose.ROOT)):
+        root_certificate = certificate_of(root)
+        if fingerprint(root_certificate.public_bytes(serialization.Encoding.DER)) not in anchors:
+            continue
+        try:
+            certificate.verify_directly_issued_by(root_certificate)
+        except (ValueError, TypeError, InvalidSignature):
+            continue
+        return True
+    return False
+
+
+def _decisions(
+    db: Session, anchors: frozenset[str], events: dict[tuple[str, str], list[dict[str, object]]]
+) -> Iterator[Finding]:
+    for decision in db.scalars(select(Decision).order_by(Decision.id)):
+        name = f"decision {decision.id}"
+        if not decision_as_recorded(db, decision):
+            yield Finding(name, "differs from what the audit log recorded when it was decided")
+        if decision.signed_at is not None:
+            document = decision_document(db, decision)
+            problem = _signature(
+                db, anchors, KeyPurpose.DECISION.value, document.document_id, document.digest()
+            )
+            if problem is not None:
+                yield Finding(name, problem)
+    made = {obj for action, obj in events if action == DECISION_MADE}
+    on_file = {f"decision:{i}" for i in db.scalars(select(Decision.id))}
+    for obj in sorted(made - on_file):
+        yield Finding(obj.replace(":", " "), "decided in the audit log, missing from the records")
+
+
+def _certificates(
+    db: Session,
+    anchors: frozenset[str],
+    trust: dict[str, object] | None,
+    revocations: RevocationList | None,
+    events: dict[tuple[str, str], list[dict[str, object]]],
+) -> Iterator[Finding]:
+    numbers = set()
+    listed_revoked = 0
+    for certificate in db.scalars(select(Certificate).order_by(Certificate.id)):
+        name = f"certificate {certificate.number}"
+        numbers.add(certificate.number)
+        if certificate.status not in (ISSUED, REVOKED):
+            continue
+        application = db.get_one(Application, certificate.application_id)
+        decision = db.scalar(select(Decision).where(Decision.application_id == application.id))
+        if decision is None or decision.outcome != APPROVE or decision.signed_at is None:
+            yield Finding(name, "issued without a signed approval")
+        document = certificate_document(db, certificate)
+        problem = _signature(
+            db, anchors, KeyPurpose.CERTIFICATE.value, document.document_id, document.digest()
+        )
+        if problem is not None:
+            yield Finding(name, problem)
+        if (ISSUE_ACTION, f"certificate:{certificate.number}") not in events:
+            yield Finding(name, "no issue event in the audit log")
+        row = db.get(PublicCertificate, certificate.verification_id)
+        entry = None if revocations is None else revocations.find(certificate.verification_id)
+        revoke_events = events.get((REVOKE_ACTION, f"certificate:{certificate.number}"), [])
+        if certificate.status == REVOKED:
+            listed_revoked += 1
+            yield from _revoked(db, anchors, certificate, entry, revoke_events)
+        elif entry is not None or revoke_events:
+            yield Finding(name, "the records say issued, the revocation list or log revoked it")
+        if row is None:
+            yield Finding(name, "no public register row")
+        elif row.status != certificate.status.replace(ISSUED, "valid"):
+            yield Finding(name, f"register says {row.status}, the records {certificate.status}")
+    if revocations is not None and len(revocations.entries) != listed_revoked:
+        yield Finding(
+            f"revocation list version {revocations.version}",
+            f"lists {len(revocations.entries)} certificates, the records revoked {listed_revoked}",
+        )
+    versions = [
+        version
+        for (action, _), leaves in events.items()
+        if action == REVOKE_ACTION
+        for leaf in leaves
+        if (version := _list_version(leaf)) is not None
+    ]
+    newest = revocations.version if revocations is not None else 0
+    if versions and max(versions) > newest:
+        yield Finding(
+            "revocation list",
+            f"the audit log recorded version {max(versions)}, the newest on file is {newest}",
+        )
+    for action, obj in events:
+        if action == ISSUE_ACTION and obj.removeprefix("certificate:") not in numbers:
+            yield Finding(obj.replace(":", " "), "issued in the audit log, missing from records")
+
+
+def _list_version(leaf: dict[str, object]) -> int | None:
+    """The revocation list version a revoke event recorded."""
+    details = leaf.get("details")
+    version = details.get("revocation_list") if isinstance(details, dict) else None
+    return version if isinstance(version, int) else None
+
+
+def _revoked(
+    db: Session,
+    anchors: frozenset[str],
+    certificate: Certificate,
+    entry: object | None,
+    revoke_events: list[dict[str, object]],
+) -> Iterator[Finding]:
+    name = f"certificate {certificate.number}"
+    revocation = db.scalar(
+        select(Revocation).where(
+            Revocation.certificate_id == certificate.id, Revocation.revoked_on.is_not(None)
+        )
+    )
+    if revocation is None:
+        yield Finding(name, "revoked with no applied revocation on file")
+    else:
+        document = document_on_file(
+            db, KeyPurpose.REVOCATION.value, revocation_document_id(revocation.id)
+        )
+        if document is not None:
+            problem = _signature(
+                db, anchors, KeyPurpose.REVOCATION.value, document.document_id, document.digest()
+            )
+            if problem is not None:
+                yield Finding(f"revocation {revocation.id}", problem)
+    if entry is None:
+        yield Finding(name, "revoked in the records, not in the signed revocation list")
+    if not revoke_events:
+        yield Finding(name, "no revoke event in the audit log")
+
+
+def _register(db: Session, trust: dict[str, object] | None) -> Iterator[Finding]:
+    """Every public row: a certificate on file behind it, and a payload that proves it."""
+    on_file = set(db.scalars(select(Certificate.verification_id)))
+    for row in db.scalars(select(PublicCertificate).order_by(PublicCertificate.number)):
+        name = f"register row {row.number}"
+        if row.verification_id not in on_file:
+            yield Finding(name, "no certificate on file behind it")
+        if trust is None:
+            yield Finding(name, "no trust list opens under the pinned anchors to check it")
+            continue
+        verdict = verify_signed_payload(row.verification_id, row.payload, trust)
+        claims = verdict.claims
+        if not verdict.valid or claims is None:
+            yield Finding(name, f"its signed payload does not verify ({verdict.reason})")
+        elif (
+            claims.number,
+            claims.qualification,
+            claims.subject,
+            claims.body,
+            claims.issue_date,
+            claims.masked_name,
+        ) != (
+            row.number,
+            row.qualification,
+            row.subject,
+            row.body_code,
+            row.issue_date,
+            row.masked_name,
+        ):
+            yield Finding(name, "its fields differ from its signed payload")
