@@ -71,8 +71,9 @@ def _certificate(
 
 
 def public_register(tmp: Path, database_url: str | None) -> tuple[str, list[str], str]:
-    """A register-only database (default SQLite) with valid and revoked certificates, each with its proof
-    (a trust list signed by a root, a signed revocation list); and the root's fingerprint."""
+    """A register-only database (default SQLite) with valid and revoked certificates, each with
+    its proof (a trust list signed by a root, a signed revocation list); and the root's
+    fingerprint."""
     from sqlalchemy import create_engine
     from sqlalchemy.orm import Session
 

@@ -33,8 +33,8 @@ from certify.models import Applicant, Certificate
 from certify.records import CaseRecords
 from certsvc.accounts import Role, StaffAccount, create_account, password_hasher
 from certsvc.bootstrap import initialise
-from certsvc.cli_hsm import read_pin
 from certsvc.cli_audit import report_findings
+from certsvc.cli_hsm import read_pin
 from certsvc.cli_vault import console
 from certsvc.db import make_engine, make_sessionmaker
 from certsvc.hsm import open_tokens
