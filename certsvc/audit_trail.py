@@ -32,4 +32,5 @@ def actor_of(account: StaffAccount, workstation: Workstation | None = None) -> A
         account_id=account.id,
         role=account.role.value,
         workstation=workstation.name if workstation is not None else None,
+        person=account.person,
     )

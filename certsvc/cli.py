@@ -31,6 +31,7 @@ COMMANDS = {
     "demo": "certsvc.cli_demo:demo",
     "staff": "certsvc.cli_staff:staff_app",
     "workstation": "certsvc.cli_staff:workstation_app",
+    "grants": "certsvc.cli_staff:grants_app",
     "hsm": "certsvc.cli_hsm:hsm_app",
     "vault": "certsvc.cli_vault:vault_app",
     "import": "certsvc.cli_import:import_app",

@@ -31,10 +31,11 @@ from certify.decisions import decide, override_deadline, sign_decisions
 from certify.issuance import Issuer, approve, issue, request_revocation, sign_revocations
 from certify.models import Applicant, Certificate
 from certify.records import CaseRecords
-from certsvc.accounts import Role, StaffAccount, create_account, password_hasher
-from certsvc.bootstrap import initialise
+from certsvc.accounts import Role, StaffAccount, password_hasher
+from certsvc.bootstrap import INIT_SIGNER, initialise
 from certsvc.cli_vault import console
 from certsvc.db import make_engine, make_sessionmaker
+from certsvc.grants import bootstrap_account
 from certsvc.hsm import open_tokens
 from certsvc.settings import Settings, get_settings
 from certsvc.vault_setup import open_vault, print_reveal_limit
@@ -92,11 +93,13 @@ def _actors(settings: Settings, sessions: sessionmaker[Session]) -> dict[str, Ac
     """The demo's staff; a second officer is made on first use (dual control needs two)."""
     with sessions.begin() as db:
         if db.scalar(select(StaffAccount).where(StaffAccount.username == SECOND_OFFICER)) is None:
-            create_account(
+            bootstrap_account(
                 db,
+                INIT_SIGNER,
                 SECOND_OFFICER,
                 Role.OFFICER,
                 secrets.token_urlsafe(24),
+                "demo second officer",
                 hasher=password_hasher(settings),
             )
         accounts = db.scalars(select(StaffAccount)).all()

@@ -100,6 +100,19 @@ class Settings(BaseSettings):
         default=20, ge=1, le=10000, description="values one person may reveal per window"
     )
     vault_reveal_window_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
+    vault_lookup_limit: int = Field(
+        default=100,
+        ge=1,
+        le=100000,
+        description="values one person may look up by exact match per window",
+    )
+    vault_lookup_window_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
+    vault_lookup_alert_misses: int = Field(
+        default=20,
+        ge=1,
+        le=100000,
+        description="lookup misses by one person in the window that raise a security alert",
+    )
     print_reveal_limit: int = Field(
         default=200,
         ge=1,

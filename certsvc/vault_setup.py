@@ -22,6 +22,7 @@ from signer.models import HsmToken
 from signer.tokens import Pkcs11Tokens
 from vault.errors import VaultUnavailable
 from vault.keyring import KekOpener, KekSession, KeyRing
+from vault.lookups import LookupLimit
 from vault.reveal import RevealLimit
 from vault.rotation import ensure_first_version
 from vault.store import Vault
@@ -75,6 +76,14 @@ def open_vault(settings: Settings, sessions: sessionmaker[Session], tokens: Pkcs
 def reveal_limit(settings: Settings) -> RevealLimit:
     return RevealLimit(
         settings.vault_reveal_limit, timedelta(minutes=settings.vault_reveal_window_minutes)
+    )
+
+
+def lookup_limit(settings: Settings) -> LookupLimit:
+    return LookupLimit(
+        settings.vault_lookup_limit,
+        timedelta(minutes=settings.vault_lookup_window_minutes),
+        settings.vault_lookup_alert_misses,
     )
 
 

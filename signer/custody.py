@@ -368,7 +368,9 @@ def approve_revocation(
     db: Session, actor: Actor, document_id: str, content_sha256: str, reason: str
 ) -> RevocationApproval:
     """One officer's approval of a revocation, bound to the digest of the content that will be
-    signed: dual control counts distinct officers who approved exactly that content."""
+    signed: dual control counts distinct officers who approved exactly that content, and a
+    natural person approves once whatever the number of officer accounts they hold. Callers
+    serialise approvals of one document (`certify.issuance.approve` locks its revocation)."""
     if actor.role != OFFICER_ROLE:
         raise NotCustodian("only an officer approves a revocation")
     exists = db.scalar(
@@ -381,11 +383,23 @@ def approve_revocation(
         raise Conflict(
             f"document_id: you already approved revocation {document_id}; a second officer must"
         )
+    same_person = actor.person is not None and db.scalar(
+        select(RevocationApproval.id).where(
+            RevocationApproval.document_id == document_id,
+            RevocationApproval.person == actor.person,
+        )
+    )
+    if same_person:
+        raise Conflict(
+            f"document_id: revocation {document_id} is already approved from another account of"
+            " yours; a second person must approve it"
+        )
     approval = RevocationApproval(
         document_id=document_id,
         content_sha256=content_sha256,
         officer=actor.username,
         officer_role=actor.role,
+        person=actor.person,
         reason=_reason(reason, limit=500),
     )
     db.add(approval)

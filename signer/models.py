@@ -153,6 +153,8 @@ class RevocationApproval(Base):
     content_sha256: Mapped[str | None] = mapped_column(String(64))
     officer: Mapped[str] = mapped_column(String(64))
     officer_role: Mapped[str] = mapped_column(String(32))
+    # The natural person behind the officer's account: dual control needs two persons.
+    person: Mapped[str | None] = mapped_column(String(64))
     reason: Mapped[str] = mapped_column(String(500))
     approved_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
