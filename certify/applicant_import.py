@@ -31,6 +31,7 @@ from audit.log import append
 from certify.models import Applicant, ApplicantImport, ApplicantImportError
 from common.dbtypes import utcnow
 from common.errors import InvalidInput
+from common.files import open_for_writing
 from common.unit_of_work import unit_of_work
 from vault.errors import InvalidValue
 from vault.gb11643 import ResidentId
@@ -344,7 +345,7 @@ def _report(
     """Write the error report from the database (streamed), then sum up."""
     with sessions() as db:
         job = db.get_one(ApplicantImport, import_id)
-        with errors_file.open("w", encoding="utf-8-sig", newline="") as out:
+        with open_for_writing(errors_file, "errors", encoding="utf-8-sig", newline="") as out:
             writer = csv.writer(out)
             writer.writerow(["row", "field", "reason"])
             rows = db.execute(

@@ -39,6 +39,7 @@ from certsvc.grants import bootstrap_account
 from certsvc.hsm import open_tokens
 from certsvc.settings import Settings, get_settings
 from certsvc.vault_setup import open_vault, print_reveal_limit
+from common.files import open_for_writing
 from signer.actor import Actor
 from signer.claims import SessionClaims
 from signer.documents import DocumentSigner
@@ -66,7 +67,8 @@ def demo(
         manifest = _round(settings, issuer, signing, usbkey, out)
         with issuer.sessions() as db:
             held = db.scalar(select(func.count()).select_from(Certificate))
-    (out / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2))
+    with open_for_writing(out / "manifest.json", "out") as stream:
+        stream.write(json.dumps(manifest, ensure_ascii=False, indent=2))
     revoked = sum(1 for m in manifest if m["status"] == "revoked")
     console.print(f"{len(manifest)} certificates ({revoked} revoked): {out / 'manifest.json'}")
     console.print(
@@ -242,7 +244,8 @@ def _print(
                     unit, issuer.vault, issuer.gate, custodian, settings.body_code, number, limit
                 )
             paths[number] = folder / f"{number}.pdf"
-            paths[number].write_bytes(pdf)
+            with open_for_writing(paths[number], "out", "wb") as stream:
+                stream.write(pdf)
             progress.advance(task)
     return paths
 

@@ -193,8 +193,16 @@ class Settings(BaseSettings):
     @property
     def service_pins_file(self) -> Path:
         """PINs of the tokens the service itself logs in to, unattended (audit checkpoints,
-        vault keys) — never a custodian's. Owner-only; in production, a secret mount."""
-        return self.service_pins_path or self.resolved_home / "service-pins.json"
+        vault keys) — never a custodian's. Owner-only; in production, a secret mount, and by
+        default beside `CERTSVC_HOME`, not in it: a copy of the home (tokens, database) must
+        not carry the PINs that open it. The simulation keeps it in the home, whose demo
+        credentials file holds every PIN anyway."""
+        if self.service_pins_path is not None:
+            return self.service_pins_path.expanduser().resolve()
+        if self.hsm_simulation:
+            return self.resolved_home / "service-pins.json"
+        home = self.resolved_home
+        return home.parent / f"{home.name}-secrets" / "service-pins.json"
 
     @property
     def credentials_file(self) -> Path:

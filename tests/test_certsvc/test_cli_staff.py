@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
 from certsvc.accounts import authenticate, get_account, resolve_api_token
-from certsvc.grants import account_backed
 from certsvc.cli import app, main
+from certsvc.grants import account_backed
 from certsvc.settings import Settings
 from certsvc.workstations import get_workstation, load_workstation_key
 
