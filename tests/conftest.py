@@ -30,7 +30,6 @@ from certsvc.audit_trail import SYSTEM_ROLE, actor_of
 from certsvc.db import make_engine, make_sessionmaker, safe_url, upgrade_database
 from certsvc.grants import (
     SECOND_PERSON_ROLES,
-    TOKEN_LOGIN,
     approve_account,
     bootstrap_account,
     grant_token,
@@ -200,8 +199,8 @@ def make_staff(settings: Settings, sessions: sessionmaker[Session]) -> MakeStaff
     """`make_staff(role, username=None, workstation=False)`: an account with an API token and,
     for a custodian or a revealer on request, a registered workstation named `ws-<username>`.
     Made the way the service grants them: an admin proposes, a security officer approves
-    when the role needs a second person, the holder replaces the initial password and logs
-    in, the admin registers the workstation."""
+    when the role needs a second person, the holder replaces the initial password, a token
+    is issued as `certsvc staff token` would, the admin registers the workstation."""
     serial = itertools.count(1)
     hasher = password_hasher(settings)
 
@@ -216,9 +215,7 @@ def make_staff(settings: Settings, sessions: sessionmaker[Session]) -> MakeStaff
                 approve_account(db, security, username)
             account = set_own_password(db, username, initial, password, hasher=hasher)
             assert account is not None
-            token, record = grant_token(
-                db, actor_of(account), account, settings.api_token_days, TOKEN_LOGIN
-            )
+            token, record = grant_token(db, FIXTURE_PROVISIONER, account, settings.api_token_days)
             if key is not None:
                 grant_workstation(db, actor_of(admin), f"ws-{username}", username, key.public_key())
         return StaffMember(
