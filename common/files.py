@@ -24,6 +24,13 @@ def restrict_new_files() -> None:
     os.umask(PRIVATE_UMASK)
 
 
+def refuse_symlink(path: Path, field: str) -> None:
+    """Refuse (naming `field`) a path that is a symbolic link, before any work whose output
+    would go there; `open_for_writing` checks again when it opens."""
+    if path.is_symlink():
+        raise InvalidInput(f"{field}: {path} is a symbolic link; name the file itself")
+
+
 def open_for_writing(path: Path, field: str, mode: str = "w", **kwargs: Any) -> IO[Any]:
     """`path` created (0600) or truncated for writing, refused (naming `field`) when it is a
     symbolic link."""
