@@ -10,6 +10,9 @@ from certsvc.workstations import Workstation
 from signer.actor import Actor
 
 SYSTEM_ROLE = "system"
+# `certsvc init` provisioning: grants the first accounts and tokens, asks the signing gate for
+# what provisioning signs.
+INIT_PROVISIONER = Actor(username="certsvc-init", account_id=0, role=SYSTEM_ROLE)
 
 
 def operator() -> str:

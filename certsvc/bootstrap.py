@@ -32,7 +32,7 @@ from certsvc.audit_keys import (
     note_keys,
     signing_keys,
 )
-from certsvc.audit_trail import SYSTEM_ROLE
+from certsvc.audit_trail import INIT_PROVISIONER
 from certsvc.db import make_engine, make_sessionmaker, upgrade_database
 from certsvc.grants import bootstrap_account, grant_token, grant_workstation
 from certsvc.hsm import open_tokens
@@ -73,9 +73,7 @@ DEMO_WORKSTATIONS = {DEMO_WORKSTATION: DEMO_CUSTODIAN, DEMO_REVEALER_WORKSTATION
 ROOT_USBKEY = "CERTSVC-ROOT"
 ROOT_KEY = "root"
 INIT_ACTOR = Actor(username="certsvc-init", account_id=0, role="admin")
-# Who asks the signing gate for what provisioning signs: key certificates, trust lists, the
-# first checkpoint.
-INIT_SIGNER = Actor(username="certsvc-init", account_id=0, role=SYSTEM_ROLE)
+INIT_SIGNER = INIT_PROVISIONER
 
 
 class DemoKey(NamedTuple):
@@ -390,14 +388,13 @@ def _provision_keys(
         root_key = db.scalar(select(SigningKey).where(SigningKey.purpose == KeyPurpose.ROOT))
         if new:
             register_token(
-                db, session.serial, demo.label, status.model, status.manufacturer, custodian_id
-            )
-            record(
                 db,
                 INIT_SIGNER,
-                "signer.token.register",
                 session.serial,
-                details={"label": demo.label},
+                demo.label,
+                status.model,
+                status.manufacturer,
+                custodian_id,
             )
         for index, key, public in publics:
             if key.purpose is KeyPurpose.ROOT:

@@ -1,11 +1,11 @@
 """Privilege grants as audit events, and the second person some of them need.
 
 Each row the service honours as a privilege — an account's role, an API token, a workstation's
-key — stores `grant_idx`, the index of the audit event that granted it; the event's details
-carry the digest of the row's privilege-bearing fields (`audit.grants`). The privilege is
-honoured only while that event is intact in the log and matches the row, so a row written
-straight into the database grants nothing (`current_staff` answers 401/403 and records the
-refusal) and `unbacked_grants` names it.
+key (and a USBKey's custodian, `signer.custody.custody_backed`) — stores the index of the audit
+event that granted it; the event's details carry the digest of the row's privilege-bearing
+fields (`audit.grants`). The privilege is honoured only while that event is intact in the log
+and matches the row, so a row written straight into the database grants nothing
+(`current_staff` answers 401/403 and records the refusal) and `unbacked_grants` names it.
 
 Accounts whose role reveals, decides, approves or signs (officer, custodian, vault revealer,
 security officer) are proposed by an admin and take effect only when a security officer who
@@ -41,6 +41,8 @@ from certsvc.audit_trail import SYSTEM_ROLE, actor_of
 from certsvc.workstations import Workstation, register_workstation
 from common.dbtypes import utcnow
 from common.errors import Conflict, InvalidInput
+from signer.custody import custody_backed
+from signer.models import HsmToken
 
 SECOND_PERSON_ROLES = frozenset(
     {Role.OFFICER, Role.CUSTODIAN, Role.VAULT_REVEALER, Role.SECURITY_OFFICER}
@@ -300,9 +302,9 @@ class UnbackedGrant:
 
 
 def unbacked_grants(db: Session) -> list[UnbackedGrant]:
-    """Every active account, usable API token and active workstation whose grant event is
-    missing, altered or names other fields (proposed accounts count as backed by their
-    proposal: they grant nothing yet)."""
+    """Every active account, usable API token, active workstation and token custody whose
+    grant event is missing, altered or names other fields (proposed accounts count as backed
+    by their proposal: they grant nothing yet)."""
     found = []
     for account in db.scalars(
         select(StaffAccount).where(StaffAccount.active.is_(True)).order_by(StaffAccount.id)
@@ -320,4 +322,9 @@ def unbacked_grants(db: Session) -> list[UnbackedGrant]:
     ):
         if not workstation_backed(db, workstation):
             found.append(UnbackedGrant("workstation", workstation.name))
+    for usbkey in db.scalars(
+        select(HsmToken).where(HsmToken.custodian_id.is_not(None)).order_by(HsmToken.serial)
+    ):
+        if not custody_backed(db, usbkey):
+            found.append(UnbackedGrant("custody of token", usbkey.serial))
     return found

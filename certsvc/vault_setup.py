@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from certsvc.audit_trail import INIT_PROVISIONER
 from certsvc.service_pins import ServicePinMissing, service_pin, store_service_pin
 from certsvc.settings import Settings
 from hsm_sim import init_token
@@ -119,7 +120,9 @@ def provision_vault(
     with sessions.begin() as db:
         if db.get(HsmToken, serial) is None:
             status = tokens.status(serial)
-            register_token(db, serial, VAULT_TOKEN, status.model, status.manufacturer, None)
+            register_token(
+                db, INIT_PROVISIONER, serial, VAULT_TOKEN, status.model, status.manufacturer, None
+            )
     vault = open_vault(settings, sessions, tokens)
     if ensure_first_version(sessions, vault.keyring):
         progress("vault keys")

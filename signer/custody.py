@@ -8,7 +8,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from audit.trail import record
+from audit.grants import grant_backed, grant_digest
+from audit.trail import Attributed, record
 from common.dbtypes import utcnow
 from common.errors import Conflict, InvalidInput, NotFound
 from common.unit_of_work import keep
@@ -30,14 +31,35 @@ from signer.models import (
 REASON_MAX = 200
 
 
+TOKEN_REGISTER = "signer.token.register"  # noqa: S105 (an audit action name)
+HANDOVER_ACCEPT = "signer.custody.handover_accept"
+_CUSTODY_EVENTS = {
+    TOKEN_REGISTER: frozenset({"system", "admin"}),
+    HANDOVER_ACCEPT: frozenset({CUSTODIAN_ROLE}),
+}
+
+
+def custody_digest(token: HsmToken) -> str:
+    return grant_digest("custody", {"serial": token.serial, "custodian_id": token.custodian_id})
+
+
+def custody_backed(db: Session, token: HsmToken) -> bool:
+    """Whether the token's custodian is the one its registration or its last accepted
+    handover named (a custodian written into the database directly is not)."""
+    return grant_backed(db, token.custody_idx, _CUSTODY_EVENTS, custody_digest(token))
+
+
 def register_token(
     db: Session,
+    by: Attributed,
     serial: str,
     label: str,
     model: str,
     manufacturer: str,
     custodian_id: int | None,
 ) -> HsmToken:
+    """Register a token in a custodian's custody (or none: the service's own tokens), granted
+    by its event."""
     if db.get(HsmToken, serial) is not None:
         raise Conflict(f"token: serial {serial} is already registered")
     token = HsmToken(
@@ -50,6 +72,13 @@ def register_token(
     )
     db.add(token)
     db.flush()
+    token.custody_idx = record(
+        db,
+        by,
+        TOKEN_REGISTER,
+        serial,
+        details={"label": label, "custodian_id": custodian_id, "grant": custody_digest(token)},
+    )
     return token
 
 
@@ -224,6 +253,10 @@ def authorise_session(db: Session, actor: Actor, serial: str, key_label: str) ->
     token = get_token(db, serial)
     if token.custodian_id != actor.account_id:
         raise NotCustodian(f"token_serial: USBKey {token.label} is in another person's custody")
+    if not custody_backed(db, token):
+        raise NotCustodian(
+            f"token_serial: the custody of USBKey {token.label} has no grant event on record"
+        )
     if actor.workstation not in token_workstations(db, serial):
         raise NotCustodian(
             f"workstation {actor.workstation} is not registered for USBKey {token.label}; "
@@ -288,10 +321,10 @@ def accept_handover(db: Session, actor: Actor, handover_id: int) -> TokenHandove
     token.custodian_id = actor.account_id
     db.execute(delete(TokenWorkstation).where(TokenWorkstation.token_serial == token.serial))
     _close(handover, actor, HandoverStatus.COMPLETED)
-    record(
+    token.custody_idx = record(
         db,
         actor,
-        "signer.custody.handover_accept",
+        HANDOVER_ACCEPT,
         f"token:{token.serial}",
         reason="custody changed",
         details={
@@ -299,6 +332,7 @@ def accept_handover(db: Session, actor: Actor, handover_id: int) -> TokenHandove
             "from_custodian_id": handover.from_custodian_id,
             "to_custodian_id": handover.to_custodian_id,
             "notify": "security_officer",
+            "grant": custody_digest(token),
         },
     )
     return handover

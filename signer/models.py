@@ -52,6 +52,8 @@ class HsmToken(Base):
     model: Mapped[str] = mapped_column(String(64))
     manufacturer: Mapped[str] = mapped_column(String(64))
     custodian_id: Mapped[int | None] = mapped_column(ForeignKey("staff_accounts.id"))
+    # The audit event that gave the token to its custodian (`signer.custody.custody_backed`).
+    custody_idx: Mapped[int | None] = mapped_column(BigInteger)
     # Consecutive wrong user PINs seen by any worker, for "tries left"; the token itself
     # enforces the lockout.
     pin_failures: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,4 +1,5 @@
-"""Grants as audit events: each privilege row names the event granting it; accounts name the
+"""Grants as audit events: each privilege row (account, API token, workstation, a token's
+custody) names the event granting it; accounts name the
 natural person holding them and whether their password is still the proposer's; reveals,
 lookups and revocation approvals count persons.
 
@@ -33,6 +34,8 @@ def upgrade() -> None:
     for name in ("api_tokens", "workstations"):
         with op.batch_alter_table(name) as table:
             table.add_column(sa.Column("grant_idx", sa.BigInteger(), nullable=True))
+    with op.batch_alter_table("hsm_tokens") as table:
+        table.add_column(sa.Column("custody_idx", sa.BigInteger(), nullable=True))
     with op.batch_alter_table("vault_reveals") as table:
         table.add_column(sa.Column("person", sa.String(length=64), nullable=True))
     op.execute("UPDATE vault_reveals SET person = actor")
@@ -62,6 +65,8 @@ def downgrade() -> None:
     with op.batch_alter_table("vault_reveals") as table:
         table.drop_index("ix_vault_reveals_person_at")
         table.drop_column("person")
+    with op.batch_alter_table("hsm_tokens") as table:
+        table.drop_column("custody_idx")
     for name in ("workstations", "api_tokens"):
         with op.batch_alter_table(name) as table:
             table.drop_column("grant_idx")
