@@ -58,8 +58,8 @@ def register_token(
     manufacturer: str,
     custodian_id: int | None,
 ) -> HsmToken:
-    """Register a token in a custodian's custody (or none: the service's own tokens), granted
-    by its event."""
+    """Register a token; its custody, when it has a custodian, is granted by its event (the
+    service's own tokens, held by nobody, grant no one anything)."""
     if db.get(HsmToken, serial) is not None:
         raise Conflict(f"token: serial {serial} is already registered")
     token = HsmToken(
@@ -72,13 +72,14 @@ def register_token(
     )
     db.add(token)
     db.flush()
-    token.custody_idx = record(
-        db,
-        by,
-        TOKEN_REGISTER,
-        serial,
-        details={"label": label, "custodian_id": custodian_id, "grant": custody_digest(token)},
-    )
+    if custodian_id is not None:
+        token.custody_idx = record(
+            db,
+            by,
+            TOKEN_REGISTER,
+            serial,
+            details={"label": label, "custodian_id": custodian_id, "grant": custody_digest(token)},
+        )
     return token
 
 
