@@ -37,13 +37,16 @@ def grant_event(
     action's roles; None otherwise."""
     if index is None:
         return None
-    row = db.get(AuditEventRow, index)
+    row = db.execute(
+        select(AuditEventRow.leaf, AuditEventRow.leaf_hash, AuditNode.hash)
+        .join(AuditNode, (AuditNode.level == 0) & (AuditNode.idx == AuditEventRow.idx))
+        .where(AuditEventRow.idx == index)
+    ).one_or_none()
     if row is None:
         return None
-    leaf = bytes(row.leaf)
+    leaf = bytes(row[0])
     digest = leaf_hash(leaf)
-    node = db.scalar(select(AuditNode.hash).where(AuditNode.level == 0, AuditNode.idx == index))
-    if digest != bytes(row.leaf_hash) or node is None or bytes(node) != digest:
+    if digest != bytes(row[1]) or digest != bytes(row[2]):
         return None
     try:
         decoded = decode_leaf(leaf)
