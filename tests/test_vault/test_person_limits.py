@@ -8,6 +8,7 @@ import json
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -16,10 +17,14 @@ from sqlalchemy import func, select
 from certsvc.app import create_app
 from certsvc.bootstrap import DEMO_WORKSTATIONS
 from certsvc.settings import get_settings, reset_settings
+from common.unit_of_work import unit_of_work
 from service_helpers import demo_member
+from signer.actor import Actor
 from test_vault.conftest import VaultEnv
 from test_vault.test_api import Api, file_case, tokenise
+from vault.errors import RevealRateLimited
 from vault.models import VaultReveal
+from vault.reveal import RevealLimit, reveal
 
 PARALLEL = 10
 REVEAL_LIMIT = 20
@@ -111,3 +116,21 @@ def test_parallel_lookups_never_pass_the_limit(api: Api) -> None:
     with ThreadPoolExecutor(PARALLEL) as pool:
         statuses = Counter(pool.map(lookup, range(PARALLEL)))
     assert statuses == {200: 3, 429: PARALLEL - 3}
+
+
+def test_another_account_of_the_same_person_shares_the_limit(api: Api) -> None:
+    """Values revealed under one account count for its person under any other: a custodian
+    account of the revealer's person, printing, finds the person's limit used up."""
+    tokens = [t["token"] for t in tokenise(api, ("name", "王五"), ("phone", "13900001111"))]
+    case = file_case(api, name_token=tokens[0], phone_token=tokens[1])
+    body = {"tokens": tokens, "case": case, "purpose": "复核申请人身份（现场确认）"}
+    for _ in range(REVEAL_LIMIT // len(tokens)):
+        assert api.post("reveal", "vault_revealer", body).status_code == 200
+    limit = RevealLimit(REVEAL_LIMIT, timedelta(hours=1))
+    same_person = Actor("printing.account", 0, "custodian", person="vault_revealer")
+    other_person = Actor("printing.other", 0, "custodian", person="P-OTHER")
+    with pytest.raises(RevealRateLimited), unit_of_work(api.env.sessions) as db:
+        reveal(db, api.env.vault, same_person, tokens[:1], "printing the certificate", limit)
+    with unit_of_work(api.env.sessions) as db:
+        opened = reveal(db, api.env.vault, other_person, tokens[:1], "printing the cert", limit)
+        assert opened[tokens[0]].value == "王五"
