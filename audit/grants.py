@@ -22,6 +22,9 @@ from audit.merkle import leaf_hash
 from audit.models import AuditEventRow, AuditNode
 
 GRANT_DETAIL = "grant"
+# A row granted before grants were events, until `certsvc init` adopts it with one.
+LEGACY_GRANT = -1
+GRANT_ADOPT = "service.grant.adopt"
 
 
 def grant_digest(kind: str, fields: Mapping[str, DetailValue]) -> str:

@@ -34,7 +34,12 @@ from certsvc.audit_keys import (
 )
 from certsvc.audit_trail import INIT_PROVISIONER
 from certsvc.db import make_engine, make_sessionmaker, upgrade_database
-from certsvc.grants import bootstrap_account, grant_token, grant_workstation
+from certsvc.grants import (
+    adopt_legacy_grants,
+    bootstrap_account,
+    grant_token,
+    grant_workstation,
+)
 from certsvc.hsm import open_tokens
 from certsvc.service_pins import service_pin, store_service_pin
 from certsvc.settings import Settings
@@ -151,6 +156,10 @@ def initialise(settings: Settings, progress: Callable[[str], None] = lambda _: N
     try:
         sessions = make_sessionmaker(engine)
         report = InitReport(credentials_file=settings.credentials_file)
+        with sessions.begin() as db:
+            report.created += [
+                f"grant event for {name}" for name in adopt_legacy_grants(db, INIT_SIGNER)
+            ]
         credentials = Credentials(settings.credentials_file)
         _accounts(settings, sessions, credentials, report, progress)
         _workstations(settings, sessions, credentials, report, progress)

@@ -24,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from audit.events import leaf_time
-from audit.grants import grant_backed, grant_digest
+from audit.grants import GRANT_ADOPT, LEGACY_GRANT, grant_backed, grant_digest
 from audit.trail import Attributed, record
 from certsvc.accounts import (
     ApiToken,
@@ -41,7 +41,7 @@ from certsvc.audit_trail import SYSTEM_ROLE, actor_of
 from certsvc.workstations import Workstation, register_workstation
 from common.dbtypes import utcnow
 from common.errors import Conflict, InvalidInput
-from signer.custody import custody_backed
+from signer.custody import custody_backed, custody_digest
 from signer.models import HsmToken
 
 SECOND_PERSON_ROLES = frozenset(
@@ -58,8 +58,9 @@ PASSWORD_SET = "service.account.password_set"  # noqa: S105
 
 _ANYONE = frozenset({role.value for role in Role} | {SYSTEM_ROLE})
 _PROVISIONERS = frozenset({Role.ADMIN.value, SYSTEM_ROLE})
-_TOKEN_EVENTS = {TOKEN_LOGIN: _ANYONE, TOKEN_ISSUE: _ANYONE}
-_WORKSTATION_EVENTS = {WORKSTATION_REGISTER: _PROVISIONERS}
+_ADOPTERS = frozenset({SYSTEM_ROLE})
+_TOKEN_EVENTS = {TOKEN_LOGIN: _ANYONE, TOKEN_ISSUE: _ANYONE, GRANT_ADOPT: _ADOPTERS}
+_WORKSTATION_EVENTS = {WORKSTATION_REGISTER: _PROVISIONERS, GRANT_ADOPT: _ADOPTERS}
 
 
 def account_digest(account: StaffAccount) -> str:
@@ -96,7 +97,8 @@ def _account_events(role: Role) -> Mapping[str, frozenset[str]]:
     init`'s bootstrap); an admin's creation only for roles that need no second person."""
     events = {
         ACCOUNT_APPROVE: frozenset({Role.SECURITY_OFFICER.value}),
-        ACCOUNT_BOOTSTRAP: frozenset({SYSTEM_ROLE}),
+        ACCOUNT_BOOTSTRAP: _ADOPTERS,
+        GRANT_ADOPT: _ADOPTERS,
     }
     if role not in SECOND_PERSON_ROLES:
         events[ACCOUNT_CREATE] = _PROVISIONERS
@@ -288,6 +290,30 @@ def grant_workstation(
         details={"custodian": holder, "grant": workstation_digest(workstation)},
     )
     return workstation
+
+
+def adopt_legacy_grants(db: Session, by: Attributed) -> list[str]:
+    """Give each row granted before grants were events (marked by the migration) its event,
+    as it stands now: `certsvc init` does it once, on the service host, and each adoption is
+    in the log for the security officer. What it adopted, as "kind name" lines."""
+    adopted = []
+    rows: list[tuple[str, str, StaffAccount | ApiToken | Workstation | HsmToken, str]] = []
+    for account in db.scalars(select(StaffAccount).where(StaffAccount.grant_idx == LEGACY_GRANT)):
+        rows.append(("account", account.username, account, account_digest(account)))
+    for token in db.scalars(select(ApiToken).where(ApiToken.grant_idx == LEGACY_GRANT)):
+        rows.append(("api_token", token.token_id, token, token_digest(token)))
+    for station in db.scalars(select(Workstation).where(Workstation.grant_idx == LEGACY_GRANT)):
+        rows.append(("workstation", station.name, station, workstation_digest(station)))
+    for usbkey in db.scalars(select(HsmToken).where(HsmToken.custody_idx == LEGACY_GRANT)):
+        rows.append(("custody", usbkey.serial, usbkey, custody_digest(usbkey)))
+    for kind, name, row, digest in rows:
+        index = record(db, by, GRANT_ADOPT, f"{kind}:{name}", details={"grant": digest})
+        if isinstance(row, HsmToken):
+            row.custody_idx = index
+        else:
+            row.grant_idx = index
+        adopted.append(f"{kind} {name}")
+    return adopted
 
 
 @dataclass(frozen=True)

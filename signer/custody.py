@@ -8,7 +8,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from audit.grants import grant_backed, grant_digest
+from audit.grants import GRANT_ADOPT, grant_backed, grant_digest
 from audit.trail import Attributed, record
 from common.dbtypes import utcnow
 from common.errors import Conflict, InvalidInput, NotFound
@@ -36,6 +36,7 @@ HANDOVER_ACCEPT = "signer.custody.handover_accept"
 _CUSTODY_EVENTS = {
     TOKEN_REGISTER: frozenset({"system", "admin"}),
     HANDOVER_ACCEPT: frozenset({CUSTODIAN_ROLE}),
+    GRANT_ADOPT: frozenset({"system"}),
 }
 
 

@@ -6,20 +6,25 @@ PostgreSQL (the `client`, `sessions` and `session` fixtures run on both)."""
 from __future__ import annotations
 
 import secrets
+from datetime import UTC, datetime
 
 import pytest
+from alembic import command
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from audit.models import AuditEventRow
 from certsvc.accounts import Role, StaffAccount, create_account, get_account, issue_api_token
-from certsvc.audit_trail import actor_of
+from certsvc.audit_trail import INIT_PROVISIONER, actor_of
 from certsvc.cli import main
+from certsvc.db import alembic_config, make_engine, make_sessionmaker, upgrade_database
 from certsvc.grants import (
     TOKEN_LOGIN,
+    account_backed,
+    adopt_legacy_grants,
     approve_account,
     grant_token,
     propose_account,
@@ -196,3 +201,31 @@ def test_one_person_with_two_officer_accounts_approves_a_revocation_once(
         approve_revocation(session, second, "revocation:7", digest, "wrong conclusion")
     other = Actor("wang", 3, "officer", person="P-WANG")
     approve_revocation(session, other, "revocation:7", digest, "wrong conclusion")
+
+
+def test_rows_from_before_grants_are_adopted_with_an_event(empty_db_url: str) -> None:
+    """An install upgraded to grants keeps its staff: the migration marks the rows it found,
+    `certsvc init` gives each its event (once, in the log); a row added later is not adopted."""
+    engine = make_engine(empty_db_url, create=True)
+    with engine.begin() as connection:
+        command.upgrade(alembic_config(connection), "0010")
+        connection.execute(
+            text(
+                "INSERT INTO staff_accounts (username, display_name, role, password_hash,"
+                " active, created_at) VALUES ('old.officer', 'Old', 'officer', 'x', :yes, :now)"
+            ),
+            {"yes": True, "now": datetime.now(UTC)},
+        )
+    upgrade_database(empty_db_url)
+    sessions = make_sessionmaker(engine)
+    with sessions.begin() as db:
+        old = get_account(db, "old.officer")
+        assert not account_backed(db, old)
+        create_account(db, "new.rogue", Role.OFFICER, PASSWORD)
+    with sessions.begin() as db:
+        assert adopt_legacy_grants(db, INIT_PROVISIONER) == ["account old.officer"]
+    with sessions.begin() as db:
+        assert account_backed(db, get_account(db, "old.officer"))
+        assert adopt_legacy_grants(db, INIT_PROVISIONER) == []
+        assert [(g.kind, g.name) for g in unbacked_grants(db)] == [("account", "new.rogue")]
+    engine.dispose()

@@ -17,6 +17,7 @@ revision: str = "0013"
 down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+LEGACY = -1  # certsvc.grants.LEGACY_GRANT
 
 
 def upgrade() -> None:
@@ -55,6 +56,11 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_vault_lookups")),
     )
     op.create_index("ix_vault_lookups_person_at", "vault_lookups", ["person", "looked_up_at"])
+    # Rows granted before grants were events: `certsvc init` adopts them, each with its event
+    # (`certsvc.grants.adopt_legacy_grants`).
+    for name in ("staff_accounts", "api_tokens", "workstations"):
+        op.execute(f"UPDATE {name} SET grant_idx = {LEGACY}")  # noqa: S608
+    op.execute(f"UPDATE hsm_tokens SET custody_idx = {LEGACY} WHERE custodian_id IS NOT NULL")  # noqa: S608
 
 
 def downgrade() -> None:
