@@ -127,3 +127,17 @@ def key_usage(db: Session, since: datetime | None, until: datetime | None) -> li
     for name, days in per_day.items():
         report[name].signatures_per_day = dict(sorted(days.items()))
     return [report[name] for name in sorted(report)]
+
+
+ALERT_ACTIONS = ("security.alert", "service.grant.refused")
+
+
+def alerts(db: Session, since: datetime | None, until: datetime | None) -> list[AuditEventRow]:
+    """Events a security officer must act on: alerts (such as many lookup misses by one
+    person) and privileges refused because no grant event backs them, oldest first."""
+    query = select(AuditEventRow).where(AuditEventRow.action.in_(ALERT_ACTIONS))
+    if since:
+        query = query.where(AuditEventRow.occurred_at >= since)
+    if until:
+        query = query.where(AuditEventRow.occurred_at < until)
+    return list(db.scalars(query.order_by(AuditEventRow.idx)))

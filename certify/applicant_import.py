@@ -31,6 +31,7 @@ from audit.log import append
 from certify.models import Applicant, ApplicantImport, ApplicantImportError
 from common.dbtypes import utcnow
 from common.errors import InvalidInput
+from common.files import open_for_writing, refuse_symlink
 from common.unit_of_work import unit_of_work
 from vault.errors import InvalidValue
 from vault.gb11643 import ResidentId
@@ -185,6 +186,7 @@ def import_applicants(
     for _record in _records(path, facts.encoding):
         pass  # the whole file must read as CSV before a row of it is stored
     errors_file = errors_file or path.with_name(path.name + ".errors.csv")
+    refuse_symlink(errors_file, "errors")
     with unit_of_work(sessions) as db:
         job = db.scalar(select(ApplicantImport).where(ApplicantImport.file_sha256 == facts.sha256))
         if job is None:
@@ -344,7 +346,7 @@ def _report(
     """Write the error report from the database (streamed), then sum up."""
     with sessions() as db:
         job = db.get_one(ApplicantImport, import_id)
-        with errors_file.open("w", encoding="utf-8-sig", newline="") as out:
+        with open_for_writing(errors_file, "errors", encoding="utf-8-sig", newline="") as out:
             writer = csv.writer(out)
             writer.writerow(["row", "field", "reason"])
             rows = db.execute(

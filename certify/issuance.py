@@ -231,7 +231,9 @@ def request_revocation(
 
 def approve(db: Session, actor: Actor, revocation_id: int, reason: str) -> RevocationApproval:
     """One officer's approval, bound to the SHA-256 of the revocation as the records say it
-    (what will be signed), recorded by the signer (which counts distinct officers)."""
+    (what will be signed), recorded by the signer (which counts distinct officers and
+    persons). The revocation's row is locked first: parallel approvals run one at a time."""
+    db.get(Revocation, revocation_id, with_for_update=True)
     document = revocation_document(db, revocation_id)
     return approve_revocation(db, actor, document.document_id, document.digest(), reason)
 

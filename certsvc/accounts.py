@@ -18,7 +18,7 @@ from typing import Literal
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from argon2.profiles import RFC_9106_LOW_MEMORY
-from sqlalchemy import Boolean, Enum, ForeignKey, Integer, String, select
+from sqlalchemy import BigInteger, Boolean, Enum, ForeignKey, Integer, String, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
@@ -41,6 +41,8 @@ class Role(enum.StrEnum):
 
 USERNAME_RE = re.compile(r"[a-z0-9._-]{3,32}")
 USERNAME_RULE = "username: 3–32 characters of a-z, 0-9, . _ -"
+PERSON_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+PERSON_RULE = "person: the personnel number, 1–64 characters of A-Z, a-z, 0-9, . _ -"
 DISPLAY_NAME_MAX = 100
 PASSWORD_MIN = 12
 PASSWORD_MAX = 1024
@@ -71,6 +73,14 @@ class StaffAccount(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The natural person holding the account (the body's personnel number, no personal value):
+    # limits and dual control count persons, not accounts.
+    person: Mapped[str] = mapped_column(String(64), index=True)
+    # The audit event granting the account its role (`certsvc.grants`); None while proposed.
+    grant_idx: Mapped[int | None] = mapped_column(BigInteger)
+    proposed_by: Mapped[str | None] = mapped_column(String(64))
+    # The password was set by someone else (the admin): it only lets the holder set their own.
+    must_set_password: Mapped[bool] = mapped_column(Boolean, default=False)
 
     tokens: Mapped[list[ApiToken]] = relationship(back_populates="account")
 
@@ -96,6 +106,8 @@ class ApiToken(Base):
     # holder is told at their next login, then `exposure_told_at` is set.
     exposed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     exposure_told_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The audit event that issued the token, carrying `token_grant_digest` of it.
+    grant_idx: Mapped[int | None] = mapped_column(BigInteger)
 
     account: Mapped[StaffAccount] = relationship(back_populates="tokens")
 
@@ -141,7 +153,19 @@ def _validate_display_name(display_name: str) -> str:
     return cleaned
 
 
-def _validate_password(password: str) -> None:
+def validate_person(person: str) -> str:
+    """`person` if it is a well-formed personnel number (never a personal value such as an ID
+    number: it lands in the audit log)."""
+    if not PERSON_RE.fullmatch(person) or _looks_personal(person):
+        raise InvalidInput(PERSON_RULE + ", not an ID or phone number")
+    return person
+
+
+def _looks_personal(text: str) -> bool:
+    return re.fullmatch(r"\d{17}[\dXx]|1[3-9]\d{9}", text) is not None
+
+
+def validate_password(password: str) -> None:
     if len(password) < PASSWORD_MIN:
         raise InvalidInput(f"password: at least {PASSWORD_MIN} characters")
     if len(password) > PASSWORD_MAX:
@@ -156,15 +180,19 @@ def create_account(
     display_name: str | None = None,
     *,
     hasher: PasswordHasher | None = None,
+    person: str | None = None,
+    must_set_password: bool = False,
 ) -> StaffAccount:
-    """Add an active account; the password is kept only as its Argon2id hash."""
+    """Add an active account; the password is kept only as its Argon2id hash. It grants
+    nothing until its grant event is recorded (`certsvc.grants`)."""
     validate_username(username)
+    person = validate_person(person if person is not None else username)
     name = _validate_display_name(display_name if display_name is not None else username)
     try:
         role = Role(role)
     except ValueError:
         raise InvalidInput(f"role: one of {', '.join(r.value for r in Role)}") from None
-    _validate_password(password)
+    validate_password(password)
     if account_exists(session, username):
         raise Conflict(f"username: {username!r} is already taken")
     account = StaffAccount(
@@ -173,6 +201,8 @@ def create_account(
         role=role,
         password_hash=(hasher or password_hasher()).hash(password),
         active=True,
+        person=person,
+        must_set_password=must_set_password,
     )
     try:
         with session.begin_nested():
@@ -261,17 +291,23 @@ def issue_api_token(session: Session, account: StaffAccount, days: int) -> tuple
     return text, record
 
 
-def resolve_api_token(
-    session: Session, text: str, *, now: datetime | None = None
-) -> StaffAccount | None:
-    """The active account holding this unexpired, unrevoked token, or None."""
+def find_api_token(session: Session, text: str) -> ApiToken | None:
+    """The record of the well-formed token with exactly this text, usable or not."""
     prefix, _, rest = text.partition("_")
     token_id, _, secret = rest.partition("_")
     if prefix != TOKEN_PREFIX or not TOKEN_ID_RE.fullmatch(token_id) or not secret:
         return None
     record = session.scalar(select(ApiToken).where(ApiToken.token_hash == _hash_token(text)))
+    return record if record is not None and record.token_id == token_id else None
+
+
+def resolve_api_token(
+    session: Session, text: str, *, now: datetime | None = None
+) -> StaffAccount | None:
+    """The active account holding this unexpired, unrevoked token, or None."""
+    record = find_api_token(session, text)
     now = now or utcnow()
-    if record is None or record.token_id != token_id or not record.usable(now):
+    if record is None or not record.usable(now):
         return None
     if not record.account.active:
         return None

@@ -28,6 +28,7 @@ from certsvc.hsm import open_tokens
 from certsvc.log_redaction import install_log_redaction
 from certsvc.login_refusals import RefusedLogins
 from certsvc.routes import PUBLIC_ROUTERS, STAFF_ROUTERS, openapi
+from certsvc.service_pins import check_pins_location
 from certsvc.settings import Settings, get_settings
 from common.errors import CertsvcError
 from common.unit_of_work import unit_of_work
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     rather than on the first request.
     """
     settings = settings or get_settings()
+    check_pins_location(settings.service_pins_file, settings.resolved_home, settings.hsm_simulation)
     engine = make_engine(settings.resolved_database_url)
     sessions = make_sessionmaker(engine)
     try:

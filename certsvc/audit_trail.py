@@ -10,6 +10,9 @@ from certsvc.workstations import Workstation
 from signer.actor import Actor
 
 SYSTEM_ROLE = "system"
+# `certsvc init` provisioning: grants the first accounts and tokens, asks the signing gate for
+# what provisioning signs.
+INIT_PROVISIONER = Actor(username="certsvc-init", account_id=0, role=SYSTEM_ROLE)
 
 
 def operator() -> str:
@@ -32,4 +35,5 @@ def actor_of(account: StaffAccount, workstation: Workstation | None = None) -> A
         account_id=account.id,
         role=account.role.value,
         workstation=workstation.name if workstation is not None else None,
+        person=account.person,
     )

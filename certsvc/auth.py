@@ -20,8 +20,15 @@ from starlette.concurrency import run_in_threadpool
 from audit.events import OBJECT_MAX
 from audit.trail import event, keep_events, record
 from certsvc import state
-from certsvc.accounts import Role, StaffAccount, resolve_api_token, revoke_exposed_token
+from certsvc.accounts import (
+    Role,
+    StaffAccount,
+    find_api_token,
+    resolve_api_token,
+    revoke_exposed_token,
+)
 from certsvc.audit_trail import actor_of
+from certsvc.grants import account_backed, account_pending, token_backed, workstation_backed
 from certsvc.log_redaction import TOKEN_QUERY_NAMES, TOKEN_TEXT_RE, redact
 from certsvc.settings import Settings
 from certsvc.workstations import (
@@ -151,7 +158,46 @@ def current_staff(
             redact(request.url.path),
         )
         raise _unauthorized("invalid, expired or revoked API token")
+    _require_grants(request, session, account, credentials.credentials)
     return account
+
+
+def _refuse_grant(
+    request: Request, session: Session, account: StaffAccount, obj: str, reason: str
+) -> None:
+    """Log and keep on record a privilege refused for want of its grant: a row written around
+    the service is what a security officer must hear of."""
+    logger.warning("refused %s %s: %s", request.method, redact(request.url.path), reason)
+    refusal = event(
+        actor_of(account),
+        "service.grant.refused",
+        obj[:OBJECT_MAX],
+        outcome="refused",
+        reason=reason,
+    )
+    keep_events(session, [refusal])
+
+
+def _require_grants(request: Request, session: Session, account: StaffAccount, text: str) -> None:
+    """401 unless the token's grant event is on record, 403 unless the account's is and its
+    holder has set their own password (`certsvc.grants`)."""
+    token = find_api_token(session, text)
+    if token is None or not token_backed(session, token):
+        reason = "API token without a grant event on record"
+        _refuse_grant(request, session, account, token.token_id if token else "api", reason)
+        raise _unauthorized("invalid, expired or revoked API token")
+    if not account_backed(session, account):
+        if account_pending(session, account):
+            detail = f"account {account.username} awaits a security officer's approval"
+        else:
+            detail = f"account {account.username} has no grant event on record"
+        _refuse_grant(request, session, account, account.username, detail)
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=detail)
+    if account.must_set_password:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            detail="set your own password first: POST /api/v1/auth/password",
+        )
 
 
 StaffDep = Annotated[StaffAccount, Depends(current_staff)]
@@ -228,4 +274,12 @@ async def require_workstation(
             keep_events(session, [refusal])
             raise
 
-    return await run_in_threadpool(verify)
+    def verify_granted() -> Workstation:
+        workstation = verify()
+        if not workstation_backed(session, workstation):
+            reason = f"workstation {workstation.name} has no grant event on record"
+            _refuse_grant(request, session, account, workstation.name, reason)
+            raise RequestSignatureError(reason)
+        return workstation
+
+    return await run_in_threadpool(verify_granted)

@@ -24,13 +24,7 @@ from audit.keychain import KEY_ADDED, KEY_RETIRED
 from audit.publish import InconsistentLog, latest_checkpoint
 from audit.trail import record
 from audit.verify import verify_log
-from certsvc.accounts import (
-    Role,
-    StaffAccount,
-    create_account,
-    issue_api_token,
-    password_hasher,
-)
+from certsvc.accounts import Role, StaffAccount, password_hasher
 from certsvc.audit_keys import (
     CheckpointKeyHolder,
     announce,
@@ -38,18 +32,20 @@ from certsvc.audit_keys import (
     note_keys,
     signing_keys,
 )
-from certsvc.audit_trail import SYSTEM_ROLE
+from certsvc.audit_trail import INIT_PROVISIONER
 from certsvc.db import make_engine, make_sessionmaker, upgrade_database
+from certsvc.grants import (
+    adopt_legacy_grants,
+    bootstrap_account,
+    grant_token,
+    grant_workstation,
+)
 from certsvc.hsm import open_tokens
 from certsvc.service_pins import service_pin, store_service_pin
 from certsvc.settings import Settings
 from certsvc.trust_publish import publish_trust_list
 from certsvc.vault_setup import provision_vault
-from certsvc.workstations import (
-    Workstation,
-    generate_workstation_key,
-    register_workstation,
-)
+from certsvc.workstations import Workstation, generate_workstation_key
 from hsm_sim import init_token
 from hsm_sim.softhsm import serial_of
 from signer.actor import Actor
@@ -83,9 +79,7 @@ DEMO_WORKSTATIONS = {DEMO_WORKSTATION: DEMO_CUSTODIAN, DEMO_REVEALER_WORKSTATION
 ROOT_USBKEY = "CERTSVC-ROOT"
 ROOT_KEY = "root"
 INIT_ACTOR = Actor(username="certsvc-init", account_id=0, role="admin")
-# Who asks the signing gate for what provisioning signs: key certificates, trust lists, the
-# first checkpoint.
-INIT_SIGNER = Actor(username="certsvc-init", account_id=0, role=SYSTEM_ROLE)
+INIT_SIGNER = INIT_PROVISIONER
 
 
 class DemoKey(NamedTuple):
@@ -163,6 +157,10 @@ def initialise(settings: Settings, progress: Callable[[str], None] = lambda _: N
     try:
         sessions = make_sessionmaker(engine)
         report = InitReport(credentials_file=settings.credentials_file)
+        with sessions.begin() as db:
+            report.created += [
+                f"grant event for {name}" for name in adopt_legacy_grants(db, INIT_SIGNER)
+            ]
         credentials = Credentials(settings.credentials_file)
         _accounts(settings, sessions, credentials, report, progress)
         _workstations(settings, sessions, credentials, report, progress)
@@ -196,13 +194,10 @@ def _accounts(
                 continue
             progress(f"account {username}")
             password = secrets.token_urlsafe(18)
-            account = create_account(
-                db, username, role, password, f"demo {role.value}", hasher=hasher
+            account = bootstrap_account(
+                db, INIT_SIGNER, username, role, password, f"demo {role.value}", hasher=hasher
             )
-            token, _ = issue_api_token(db, account, settings.api_token_days)
-            record(
-                db, INIT_SIGNER, "service.account.create", username, details={"role": role.value}
-            )
+            token, _ = grant_token(db, INIT_SIGNER, account, settings.api_token_days)
             credentials.data["accounts"][username] = {
                 "role": role.value,
                 "password": password,
@@ -228,10 +223,7 @@ def _workstations(
             key_dir.mkdir(exist_ok=True, mode=0o700)
             key_path = key_dir / f"{name}.pem"
             public_key = generate_workstation_key(key_path)
-            register_workstation(db, name, owner, public_key)
-            record(
-                db, INIT_SIGNER, "service.workstation.register", name, details={"custodian": owner}
-            )
+            grant_workstation(db, INIT_SIGNER, name, owner, public_key)
             credentials.data["workstations"][name] = {
                 "custodian": owner,
                 "private_key": str(key_path),
@@ -416,10 +408,13 @@ def provision_keys(
         root_key = db.scalar(select(SigningKey).where(SigningKey.purpose == KeyPurpose.ROOT))
         if new:
             register_token(
-                db, session.serial, demo.label, status.model, status.manufacturer, custodian_id
-            )
-            record(
-                db, actor, "signer.token.register", session.serial, details={"label": demo.label}
+                db,
+                actor,
+                session.serial,
+                demo.label,
+                status.model,
+                status.manufacturer,
+                custodian_id,
             )
         for key, public in publics:
             if key.purpose is KeyPurpose.ROOT:

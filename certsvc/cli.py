@@ -20,6 +20,7 @@ from typer.main import get_group
 from certsvc.db import DatabaseConfigError
 from certsvc.settings import SettingsInvalid
 from common.errors import CertsvcError
+from common.files import restrict_new_files
 
 # name → "module:attribute", a command function or a `typer.Typer` of subcommands; in the
 # order `certsvc --help` lists them.
@@ -31,6 +32,7 @@ COMMANDS = {
     "demo": "certsvc.cli_demo:demo",
     "staff": "certsvc.cli_staff:staff_app",
     "workstation": "certsvc.cli_staff:workstation_app",
+    "grants": "certsvc.cli_staff:grants_app",
     "hsm": "certsvc.cli_hsm:hsm_app",
     "vault": "certsvc.cli_vault:vault_app",
     "import": "certsvc.cli_import:import_app",
@@ -84,8 +86,10 @@ def certsvc() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the CLI; a `CertsvcError` prints one line on stderr (exit 2 for bad configuration,
-    1 otherwise) instead of a traceback that might show more than it should."""
+    """Run the CLI with owner-only file modes (`common.files`); a `CertsvcError` prints one
+    line on stderr (exit 2 for bad configuration, 1 otherwise) instead of a traceback that
+    might show more than it should."""
+    restrict_new_files()
     try:
         app(args=argv, prog_name="certsvc")
     except CertsvcError as exc:

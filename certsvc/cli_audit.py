@@ -50,6 +50,7 @@ from certsvc.hsm import open_tokens
 from certsvc.reconcile import Finding, reconcile
 from certsvc.settings import Settings, get_settings
 from certsvc.tiles_check import check_tiles
+from common.files import open_for_writing
 from signer.actor import Actor
 from signer.custody import certificate_of
 from signer.models import ED25519, ES256
@@ -400,7 +401,8 @@ def export(
         start, end = event_range(db, since, until)
         certificates = [certificate_of(key) for key in checkpoint_keys(db, settings)]
         bundle = build_bundle(db, settings.audit_origin, certificates, start, end)
-    out.write_text(json.dumps(bundle, indent=1))
+    with open_for_writing(out, "out") as stream:
+        stream.write(json.dumps(bundle, indent=1))
     fingerprints = ", ".join(certificate_fingerprint(c) for c in certificates)
     console.print(
         f"wrote {len(bundle['events'])} events to {out}; checkpoint key fingerprints {fingerprints}"

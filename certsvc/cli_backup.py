@@ -48,6 +48,7 @@ from certsvc.db import (
 )
 from certsvc.settings import get_settings
 from common.errors import CertsvcError
+from common.files import open_for_writing
 
 MAGIC = b"CERTSVC-BACKUP 1\n"
 HEADER_LIMIT = 64 * 1024
@@ -159,8 +160,7 @@ def _dump(url: URL, into: Path) -> None:
 
 def _write_backup(out: Path, header: dict[str, Any], payload: Path) -> None:
     temporary = out.with_name(f".{out.name}.partial")
-    with temporary.open("wb") as stream:
-        os.fchmod(stream.fileno(), 0o600)
+    with open_for_writing(temporary, "OUT", "wb") as stream:
         stream.write(MAGIC)
         stream.write(json.dumps(header, sort_keys=True).encode() + b"\n")
         with payload.open("rb") as source:
@@ -238,7 +238,7 @@ def _extract(source: Path, into: Path) -> dict[str, Any]:
         stream = source.open("rb")
     except OSError as exc:
         raise BackupError(f"IN: cannot read {source} ({exc.strerror})") from None
-    with stream, into.open("wb") as target:
+    with stream, open_for_writing(into, "IN", "wb") as target:
         header = _read_header(stream, source)
         shutil.copyfileobj(stream, target, CHUNK)
     digest, size = _payload_digest(into)

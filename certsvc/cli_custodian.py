@@ -24,6 +24,7 @@ from rich.table import Table
 from certsvc.cli_output import make_console
 from certsvc.workstations import load_workstation_key, sign_request
 from common.errors import CertsvcError
+from common.files import open_for_writing
 
 SESSIONS = "/api/v1/signing/sessions"
 CERTIFY = "/api/v1/certify"
@@ -257,5 +258,6 @@ def pdf(
     station = _station(ctx, usbkey)
     path = f"/api/v1/certificates/{number}/pdf"
     document = station.with_session(key_label, "signing the PDF", "GET", path, None)
-    out.write_bytes(document)
+    with open_for_writing(out, "out", "wb") as stream:
+        stream.write(document)
     console.print(f"wrote {out} ({len(document):,} bytes)")

@@ -31,17 +31,19 @@ from certify.decisions import decide, override_deadline, sign_decisions
 from certify.issuance import Issuer, approve, issue, request_revocation, sign_revocations
 from certify.models import Applicant, Certificate
 from certify.records import CaseRecords
-from certsvc.accounts import Role, StaffAccount, create_account, password_hasher
-from certsvc.bootstrap import initialise
+from certsvc.accounts import Role, StaffAccount, password_hasher
+from certsvc.bootstrap import INIT_SIGNER, initialise
 from certsvc.cli_audit import report_findings
 from certsvc.cli_hsm import read_pin
 from certsvc.cli_vault import console
 from certsvc.db import make_engine, make_sessionmaker
+from certsvc.grants import bootstrap_account
 from certsvc.hsm import open_tokens
 from certsvc.reconcile import reconcile
 from certsvc.settings import Settings, get_settings
 from certsvc.vault_setup import open_vault, print_reveal_limit
 from common.errors import InvalidInput
+from common.files import open_for_writing
 from signer.actor import Actor
 from signer.claims import SessionClaims
 from signer.custody import find_token
@@ -79,7 +81,8 @@ def demo(
         with issuer.sessions() as db:
             held = db.scalar(select(func.count()).select_from(Certificate))
             findings = reconcile(db, issuer.trust_anchors)
-    (out / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2))
+    with open_for_writing(out / "manifest.json", "out") as stream:
+        stream.write(json.dumps(manifest, ensure_ascii=False, indent=2))
     revoked = sum(1 for m in manifest if m["status"] == "revoked")
     console.print(f"{len(manifest)} certificates ({revoked} revoked): {out / 'manifest.json'}")
     console.print(
@@ -116,11 +119,13 @@ def _actors(settings: Settings, sessions: sessionmaker[Session]) -> dict[str, Ac
     """The demo's staff; a second officer is made on first use (dual control needs two)."""
     with sessions.begin() as db:
         if db.scalar(select(StaffAccount).where(StaffAccount.username == SECOND_OFFICER)) is None:
-            create_account(
+            bootstrap_account(
                 db,
+                INIT_SIGNER,
                 SECOND_OFFICER,
                 Role.OFFICER,
                 secrets.token_urlsafe(24),
+                "demo second officer",
                 hasher=password_hasher(settings),
             )
         accounts = db.scalars(select(StaffAccount)).all()
@@ -264,7 +269,8 @@ def _print(
                     unit, issuer.vault, issuer.gate, custodian, settings.body_code, number, limit
                 )
             paths[number] = folder / f"{number}.pdf"
-            paths[number].write_bytes(pdf)
+            with open_for_writing(paths[number], "out", "wb") as stream:
+                stream.write(pdf)
             progress.advance(task)
     return paths
 

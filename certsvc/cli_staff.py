@@ -14,25 +14,31 @@ from audit.trail import record
 from certsvc.accounts import (
     TOKEN_MAX_DAYS,
     Role,
-    create_account,
     disable_account,
     get_account,
-    issue_api_token,
     list_accounts,
     revoke_api_token,
 )
 from certsvc.audit_trail import operator_actor
 from certsvc.cli_output import make_console
 from certsvc.db import database_session
+from certsvc.grants import (
+    SECOND_PERSON_ROLES,
+    TOKEN_ISSUE,
+    grant_token,
+    grant_workstation,
+    propose_account,
+    unbacked_grants,
+)
 from certsvc.settings import get_settings
 from certsvc.workstations import (
     disable_workstation,
     generate_workstation_key,
     list_workstations,
-    register_workstation,
 )
 
 staff_app = typer.Typer(help="Staff accounts and their API tokens.", no_args_is_help=True)
+grants_app = typer.Typer(help="Privilege grants and their audit events.", no_args_is_help=True)
 workstation_app = typer.Typer(
     help="Workstations: designated computers, each with the person answering for it.",
     no_args_is_help=True,
@@ -67,21 +73,26 @@ def staff_add(
     generate_password: Annotated[
         bool, typer.Option("--generate-password", help="generate one and print it once")
     ] = False,
+    person: Annotated[
+        str | None, typer.Option(help="the holder's personnel number (default: the username)")
+    ] = None,
 ) -> None:
-    """Create a staff account (password from a hidden prompt unless told otherwise)."""
+    """Propose a staff account (initial password from a hidden prompt unless told otherwise).
+    The password only lets its holder set their own; a role that reveals, decides, approves
+    or signs waits for a security officer's approval."""
     password, generated = _read_password(password_stdin, generate_password)
     with database_session(get_settings().resolved_database_url) as session:
-        account = create_account(session, username, role, password, display_name)
-        record(
-            session,
-            operator_actor(),
-            "service.account.create",
-            account.username,
-            details={"role": account.role.value},
+        account = propose_account(
+            session, operator_actor(), username, role, password, display_name, person=person
         )
     typer.echo(f"created {account.username} ({account.role.value})")
+    if account.role in SECOND_PERSON_ROLES:
+        typer.echo(
+            "awaiting a security officer's approval "
+            f"(POST /api/v1/security/accounts/{account.username}/approve)"
+        )
     if generated:
-        typer.echo(f"password (shown only now): {password}")
+        typer.echo(f"initial password (shown only now, usable once): {password}")
 
 
 @staff_app.command("list")
@@ -121,14 +132,8 @@ def staff_token(
     settings = get_settings()
     with database_session(settings.resolved_database_url) as session:
         account = get_account(session, username)
-        text, issued = issue_api_token(session, account, days or settings.api_token_days)
-        record(
-            session,
-            operator_actor(),
-            "service.api_token.issue",
-            issued.token_id,
-            details={"account": username},
-        )
+        days = days or settings.api_token_days
+        text, issued = grant_token(session, operator_actor(), account, days, TOKEN_ISSUE)
     typer.echo(
         f"token {issued.token_id} for {username}, expires {_when(issued.expires_at)}"
         " (shown only now):",
@@ -160,14 +165,7 @@ def workstation_add(
         with database_session(get_settings().resolved_database_url) as session:
             public_key = generate_workstation_key(key_out)
             written = True
-            register_workstation(session, name, custodian, public_key)
-            record(
-                session,
-                operator_actor(),
-                "service.workstation.register",
-                name,
-                details={"custodian": custodian},
-            )
+            grant_workstation(session, operator_actor(), name, custodian, public_key)
     except BaseException:
         if written:
             key_out.unlink()
@@ -198,3 +196,16 @@ def workstation_disable(name: str) -> None:
         disable_workstation(session, name)
         record(session, operator_actor(), "service.workstation.disable", name)
     typer.echo(f"disabled workstation {name}")
+
+
+@grants_app.command("check")
+def grants_check() -> None:
+    """Name every account, API token and workstation honoured by no grant event on record
+    (a row written around the service); exit 1 when there is one."""
+    with database_session(get_settings().resolved_database_url) as session:
+        found = unbacked_grants(session)
+    for finding in found:
+        typer.echo(str(finding))
+    if found:
+        raise typer.Exit(1)
+    typer.echo("every grant is backed by its audit event")

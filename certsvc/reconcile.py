@@ -27,6 +27,7 @@ from certify.records import (
     document_on_file,
     revocation_document_id,
 )
+from certsvc.grants import unbacked_grants
 from common.cose import CoseInvalid, verify_sign1
 from signer.custody import certificate_of
 from signer.documents import payload_digest
@@ -59,12 +60,17 @@ class Finding:
 
 
 def reconcile(db: Session, anchors: frozenset[str]) -> list[Finding]:
-    """Every mismatch between the records, their signatures and the audit log."""
+    """Every mismatch between the records, their signatures and the audit log, privilege rows
+    without their grant event included."""
     trust, revocations, findings = _lists(db, anchors)
     events = ok_leaves(db, [DECISION_MADE, ISSUE_ACTION, REVOKE_ACTION])
     findings += _decisions(db, anchors, events)
     findings += _certificates(db, anchors, trust, revocations, events)
     findings += _register(db, trust)
+    findings += [
+        Finding(f"{grant.kind} {grant.name}", "no grant event on record matches it")
+        for grant in unbacked_grants(db)
+    ]
     return findings
 
 

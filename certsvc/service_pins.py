@@ -15,6 +15,22 @@ class ServicePinMissing(ServiceFault):
     """The service cannot unlock one of its own tokens; the message says where to put the PIN."""
 
 
+class ServicePinsExposed(ServiceFault):
+    """The service PIN file lies where a copy of the service's home would carry it."""
+
+
+def check_pins_location(pins: Path, home: Path, simulation: bool) -> None:
+    """Refuse, outside the simulation, a PIN file inside `home` (its database, token directory
+    and keys): whoever copies the home must not get the PINs that open its tokens."""
+    if simulation:
+        return
+    if pins.resolve().is_relative_to(home.resolve()):
+        raise ServicePinsExposed(
+            f"CERTSVC_SERVICE_PINS_PATH: {pins} is inside CERTSVC_HOME {home}; keep the "
+            "service PIN file outside it (a secret mount)"
+        )
+
+
 def service_pin(path: Path, label: str) -> str:
     """The PIN for token `label`, from an owner-only JSON file {label: PIN}."""
     try:
@@ -38,6 +54,7 @@ def service_pin(path: Path, label: str) -> str:
 def store_service_pin(path: Path, label: str, pin: str) -> None:
     """Add or replace one token's PIN, keeping the file owner-only."""
     pins: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     pins[label] = pin
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

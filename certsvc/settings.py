@@ -153,6 +153,19 @@ class Settings(BaseSettings):
         default=20, ge=1, le=10000, description="values one person may reveal per window"
     )
     vault_reveal_window_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
+    vault_lookup_limit: int = Field(
+        default=100,
+        ge=1,
+        le=100000,
+        description="values one person may look up by exact match per window",
+    )
+    vault_lookup_window_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
+    vault_lookup_alert_misses: int = Field(
+        default=20,
+        ge=1,
+        le=100000,
+        description="lookup misses by one person in the window that raise a security alert",
+    )
     print_reveal_limit: int = Field(
         default=200,
         ge=1,
@@ -253,8 +266,16 @@ class Settings(BaseSettings):
     @property
     def service_pins_file(self) -> Path:
         """PINs of the tokens the service itself logs in to, unattended (audit checkpoints,
-        vault keys) — never a custodian's. Owner-only; in production, a secret mount."""
-        return self.service_pins_path or self.resolved_home / "service-pins.json"
+        vault keys) — never a custodian's. Owner-only; in production, a secret mount, and by
+        default beside `CERTSVC_HOME`, not in it: a copy of the home (tokens, database) must
+        not carry the PINs that open it. The simulation keeps it in the home, whose demo
+        credentials file holds every PIN anyway."""
+        if self.service_pins_path is not None:
+            return self.service_pins_path.expanduser().resolve()
+        if self.hsm_simulation:
+            return self.resolved_home / "service-pins.json"
+        home = self.resolved_home
+        return home.parent / f"{home.name}-secrets" / "service-pins.json"
 
     @property
     def trust_anchors_file(self) -> Path:

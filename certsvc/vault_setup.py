@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from certsvc.audit_trail import INIT_PROVISIONER
 from certsvc.service_pins import ServicePinMissing, service_pin, store_service_pin
 from certsvc.settings import Settings
 from hsm_sim import init_token
@@ -22,6 +23,7 @@ from signer.models import HsmToken
 from signer.tokens import Pkcs11Tokens
 from vault.errors import VaultUnavailable
 from vault.keyring import KekOpener, KekSession, KeyRing
+from vault.lookups import LookupLimit
 from vault.reveal import RevealLimit
 from vault.rotation import ensure_first_version
 from vault.store import Vault
@@ -78,6 +80,14 @@ def reveal_limit(settings: Settings) -> RevealLimit:
     )
 
 
+def lookup_limit(settings: Settings) -> LookupLimit:
+    return LookupLimit(
+        settings.vault_lookup_limit,
+        timedelta(minutes=settings.vault_lookup_window_minutes),
+        settings.vault_lookup_alert_misses,
+    )
+
+
 def print_reveal_limit(settings: Settings) -> RevealLimit:
     """The limit on holder names a custodian reveals by printing certificates."""
     return RevealLimit(
@@ -127,7 +137,9 @@ def enrol_vault_token(
     with sessions.begin() as db:
         if db.get(HsmToken, serial) is None:
             status = tokens.status(serial)
-            register_token(db, serial, VAULT_TOKEN, status.model, status.manufacturer, None)
+            register_token(
+                db, INIT_PROVISIONER, serial, VAULT_TOKEN, status.model, status.manufacturer, None
+            )
     return ensure_first_version(sessions, open_vault(settings, sessions, tokens).keyring)
 
 

@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     ForeignKey,
     Integer,
@@ -85,6 +86,8 @@ class Workstation(Base):
     public_key: Mapped[bytes] = mapped_column(LargeBinary)
     registered_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # The audit event registering it, carrying the digest of name, holder and key.
+    grant_idx: Mapped[int | None] = mapped_column(BigInteger)
 
     custodian: Mapped[StaffAccount] = relationship()
 

@@ -1,7 +1,7 @@
 """The declarative base every package's tables hang from, so one Alembic history covers all."""
 
-from sqlalchemy import MetaData
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy import MetaData, text
+from sqlalchemy.orm import DeclarativeBase, Session
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -14,3 +14,11 @@ NAMING_CONVENTION = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def serialise_on(db: Session, key: str) -> None:
+    """Hold a transaction-long lock on `key`, so that read-count-then-write steps on it (a
+    per-person limit) run one at a time. PostgreSQL: an advisory lock, released at commit or
+    rollback. SQLite needs none: writing transactions begin with the database's write lock."""
+    if db.get_bind().dialect.name == "postgresql":
+        db.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key})

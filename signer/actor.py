@@ -11,10 +11,12 @@ OFFICER_ROLE = "officer"
 
 @dataclass(frozen=True)
 class Actor:
-    """A staff member: username, account id, role, and the workstation that proved the request
-    (None for requests not signed by a workstation)."""
+    """A staff member: username, account id, role, the workstation that proved the request
+    (None for requests not signed by a workstation) and the natural person holding the account
+    (None for the service's own actors), whom dual control and limits count."""
 
     username: str
     account_id: int
     role: str
     workstation: str | None = None
+    person: str | None = None

@@ -9,7 +9,8 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from audit.trail import record
+from audit.grants import GRANT_ADOPT, grant_backed, grant_digest
+from audit.trail import Attributed, record
 from common.dbtypes import utcnow
 from common.errors import Conflict, InvalidInput, NotFound
 from common.unit_of_work import keep
@@ -31,16 +32,38 @@ from signer.models import (
 REASON_MAX = 200
 
 
+TOKEN_REGISTER = "signer.token.register"  # noqa: S105 (an audit action name)
+HANDOVER_ACCEPT = "signer.custody.handover_accept"
+_CUSTODY_EVENTS = {
+    TOKEN_REGISTER: frozenset({"system", "admin"}),
+    HANDOVER_ACCEPT: frozenset({CUSTODIAN_ROLE}),
+    GRANT_ADOPT: frozenset({"system"}),
+}
+
+
+def custody_digest(token: HsmToken) -> str:
+    return grant_digest("custody", {"serial": token.serial, "custodian_id": token.custodian_id})
+
+
+def custody_backed(db: Session, token: HsmToken) -> bool:
+    """Whether the token's custodian is the one its registration or its last accepted
+    handover named (a custodian written into the database directly is not)."""
+    return grant_backed(db, token.custody_idx, _CUSTODY_EVENTS, custody_digest(token))
+
+
 def register_token(
     db: Session,
+    by: Attributed,
     serial: str,
     label: str,
     model: str,
     manufacturer: str,
     custodian_id: int | None,
 ) -> HsmToken:
-    """A USBKey into the register. A token is named by its serial or its label, so neither
-    may be another token's serial or label: each name finds exactly one token."""
+    """Register a token; its custody, when it has a custodian, is granted by its event (the
+    service's own tokens, held by nobody, grant no one anything). A token is named by its
+    serial or its label, so neither may be another token's serial or label: each name finds
+    exactly one token."""
     if db.get(HsmToken, serial) is not None:
         raise Conflict(f"token: serial {serial} is already registered")
     clash = db.scalar(
@@ -60,6 +83,14 @@ def register_token(
     )
     db.add(token)
     db.flush()
+    if custodian_id is not None:
+        token.custody_idx = record(
+            db,
+            by,
+            TOKEN_REGISTER,
+            serial,
+            details={"label": label, "custodian_id": custodian_id, "grant": custody_digest(token)},
+        )
     return token
 
 
@@ -231,6 +262,10 @@ def authorise_session(db: Session, actor: Actor, name: str, key_label: str) -> S
     serial = token.serial
     if token.custodian_id != actor.account_id:
         raise NotCustodian(f"token_serial: USBKey {token.label} is in another person's custody")
+    if not custody_backed(db, token):
+        raise NotCustodian(
+            f"token_serial: the custody of USBKey {token.label} has no grant event on record"
+        )
     if actor.workstation not in token_workstations(db, serial):
         raise NotCustodian(
             f"workstation {actor.workstation} is not registered for USBKey {token.label}; "
@@ -296,10 +331,10 @@ def accept_handover(db: Session, actor: Actor, handover_id: int) -> TokenHandove
     token.custodian_id = actor.account_id
     db.execute(delete(TokenWorkstation).where(TokenWorkstation.token_serial == token.serial))
     _close(handover, actor, HandoverStatus.COMPLETED)
-    record(
+    token.custody_idx = record(
         db,
         actor,
-        "signer.custody.handover_accept",
+        HANDOVER_ACCEPT,
         f"token:{token.serial}",
         reason="custody changed",
         details={
@@ -307,6 +342,7 @@ def accept_handover(db: Session, actor: Actor, handover_id: int) -> TokenHandove
             "from_custodian_id": handover.from_custodian_id,
             "to_custodian_id": handover.to_custodian_id,
             "notify": "security_officer",
+            "grant": custody_digest(token),
         },
     )
     return handover
@@ -376,7 +412,9 @@ def approve_revocation(
     db: Session, actor: Actor, document_id: str, content_sha256: str, reason: str
 ) -> RevocationApproval:
     """One officer's approval of a revocation, bound to the digest of the content that will be
-    signed: dual control counts distinct officers who approved exactly that content."""
+    signed: dual control counts distinct officers who approved exactly that content, and a
+    natural person approves once whatever the number of officer accounts they hold. Callers
+    serialise approvals of one document (`certify.issuance.approve` locks its revocation)."""
     if actor.role != OFFICER_ROLE:
         raise NotCustodian("only an officer approves a revocation")
     exists = db.scalar(
@@ -389,11 +427,23 @@ def approve_revocation(
         raise Conflict(
             f"document_id: you already approved revocation {document_id}; a second officer must"
         )
+    same_person = actor.person is not None and db.scalar(
+        select(RevocationApproval.id).where(
+            RevocationApproval.document_id == document_id,
+            RevocationApproval.person == actor.person,
+        )
+    )
+    if same_person:
+        raise Conflict(
+            f"document_id: revocation {document_id} is already approved from another account of"
+            " yours; a second person must approve it"
+        )
     approval = RevocationApproval(
         document_id=document_id,
         content_sha256=content_sha256,
         officer=actor.username,
         officer_role=actor.role,
+        person=actor.person,
         reason=_reason(reason, limit=500),
     )
     db.add(approval)

@@ -52,6 +52,8 @@ class HsmToken(Base):
     model: Mapped[str] = mapped_column(String(64))
     manufacturer: Mapped[str] = mapped_column(String(64))
     custodian_id: Mapped[int | None] = mapped_column(ForeignKey("staff_accounts.id"))
+    # The audit event that gave the token to its custodian (`signer.custody.custody_backed`).
+    custody_idx: Mapped[int | None] = mapped_column(BigInteger)
     # Consecutive wrong user PINs seen by any worker, for "tries left"; the token itself
     # enforces the lockout.
     pin_failures: Mapped[int] = mapped_column(Integer, default=0)
@@ -153,6 +155,8 @@ class RevocationApproval(Base):
     content_sha256: Mapped[str | None] = mapped_column(String(64))
     officer: Mapped[str] = mapped_column(String(64))
     officer_role: Mapped[str] = mapped_column(String(32))
+    # The natural person behind the officer's account: dual control needs two persons.
+    person: Mapped[str | None] = mapped_column(String(64))
     reason: Mapped[str] = mapped_column(String(500))
     approved_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -19,17 +19,27 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, create_engine, make_url, text
+from sqlalchemy import Engine, create_engine, make_url, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
-from certsvc.accounts import Role, create_account, issue_api_token, password_hasher
+from certsvc.accounts import Role, StaffAccount, password_hasher
 from certsvc.app import create_app
+from certsvc.audit_trail import SYSTEM_ROLE, actor_of
 from certsvc.db import make_engine, make_sessionmaker, safe_url, upgrade_database
+from certsvc.grants import (
+    SECOND_PERSON_ROLES,
+    approve_account,
+    bootstrap_account,
+    grant_token,
+    grant_workstation,
+    propose_account,
+    set_own_password,
+)
 from certsvc.settings import Settings, get_settings, reset_settings
-from certsvc.workstations import register_workstation
 from service_helpers import MakeStaff, StaffMember
+from signer.actor import Actor
 
 POSTGRES_URL = os.environ.get(
     "CERTSVC_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -158,21 +168,56 @@ def client(app: FastAPI) -> Iterator[TestClient]:
         yield test_client
 
 
+FIXTURE_PROVISIONER = Actor("fixture-init", 0, SYSTEM_ROLE)
+
+
+def _granters(db: Session, settings: Settings) -> tuple[StaffAccount, StaffAccount]:
+    """The admin who proposes and the security officer (another person) who approves the
+    test's accounts, provisioned as `certsvc init` would the first ones."""
+    names = ("fixture.admin", "fixture.security")
+    query = select(StaffAccount).where(StaffAccount.username.in_(names))
+    found = {account.username: account for account in db.scalars(query)}
+    for username, role in (
+        ("fixture.admin", Role.ADMIN),
+        ("fixture.security", Role.SECURITY_OFFICER),
+    ):
+        if username not in found:
+            found[username] = bootstrap_account(
+                db,
+                FIXTURE_PROVISIONER,
+                username,
+                role,
+                secrets.token_urlsafe(16),
+                username,
+                hasher=password_hasher(settings),
+            )
+    return found["fixture.admin"], found["fixture.security"]
+
+
 @pytest.fixture
 def make_staff(settings: Settings, sessions: sessionmaker[Session]) -> MakeStaff:
     """`make_staff(role, username=None, workstation=False)`: an account with an API token and,
-    for a custodian or a revealer on request, a registered workstation named `ws-<username>`."""
+    for a custodian or a revealer on request, a registered workstation named `ws-<username>`.
+    Made the way the service grants them: an admin proposes, a security officer approves
+    when the role needs a second person, the holder replaces the initial password, a token
+    is issued as `certsvc staff token` would, the admin registers the workstation."""
     serial = itertools.count(1)
+    hasher = password_hasher(settings)
 
     def make(role: Role, username: str | None = None, workstation: bool = False) -> StaffMember:
         username = username or f"{role.value}{next(serial)}"
-        password = secrets.token_urlsafe(16)
+        initial, password = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
         key = Ed25519PrivateKey.generate() if workstation else None
         with sessions.begin() as db:
-            account = create_account(db, username, role, password, hasher=password_hasher(settings))
-            token, record = issue_api_token(db, account, settings.api_token_days)
+            admin, security = _granters(db, settings)
+            propose_account(db, actor_of(admin), username, role, initial, hasher=hasher)
+            if role in SECOND_PERSON_ROLES:
+                approve_account(db, security, username)
+            account = set_own_password(db, username, initial, password, hasher=hasher)
+            assert account is not None
+            token, record = grant_token(db, FIXTURE_PROVISIONER, account, settings.api_token_days)
             if key is not None:
-                register_workstation(db, f"ws-{username}", username, key.public_key())
+                grant_workstation(db, actor_of(admin), f"ws-{username}", username, key.public_key())
         return StaffMember(
             username=username,
             role=role,

@@ -48,3 +48,19 @@ class RevealRateLimited(CertsvcError):
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(self.retry_after_seconds)}
+
+
+class LookupRateLimited(CertsvcError):
+    """The person has looked up as many values as the window allows."""
+
+    status_code = 429
+
+    def __init__(self, limit: int, window_minutes: int, retry_after_seconds: int) -> None:
+        self.retry_after_seconds = retry_after_seconds
+        super().__init__(
+            f"lookup limit reached: at most {limit} values per {window_minutes} minutes; "
+            f"try again in {retry_after_seconds} s"
+        )
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_seconds)}

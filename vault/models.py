@@ -66,9 +66,28 @@ class VaultReveal(Base):
     """One value revealed, kept for the per-person rate limit (the audit log is the record)."""
 
     __tablename__ = "vault_reveals"
-    __table_args__ = (Index("ix_vault_reveals_actor_at", "actor", "revealed_at"),)
+    __table_args__ = (
+        Index("ix_vault_reveals_actor_at", "actor", "revealed_at"),
+        Index("ix_vault_reveals_person_at", "person", "revealed_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     actor: Mapped[str] = mapped_column(String(32))
+    # The natural person behind the account: the limit counts persons, not accounts.
+    person: Mapped[str] = mapped_column(String(64))
     token: Mapped[str] = mapped_column(String(40))
     revealed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class VaultLookup(Base):
+    """One exact-match lookup batch, kept for the per-person limit and the miss alert."""
+
+    __tablename__ = "vault_lookups"
+    __table_args__ = (Index("ix_vault_lookups_person_at", "person", "looked_up_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    person: Mapped[str] = mapped_column(String(64))
+    actor: Mapped[str] = mapped_column(String(32))
+    values: Mapped[int] = mapped_column(Integer)
+    misses: Mapped[int] = mapped_column(Integer)
+    looked_up_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

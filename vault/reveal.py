@@ -17,12 +17,14 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from audit.events import OBJECT_MAX
 from audit.trail import Attributed, event, keep_events, record
+from common.db import serialise_on
 from common.dbtypes import utcnow
 from common.errors import NotFound
 from vault._plaintext import Opened, open_entries
@@ -33,6 +35,18 @@ from vault.store import Vault
 ACTION = "vault.reveal"
 PURPOSE_MIN = 10
 PURPOSE_MAX = 500
+
+
+class Person(Attributed, Protocol):
+    """Who asks, and the natural person behind the account (None: the account is its own
+    person), whom limits count: more accounts give one person no more values."""
+
+    @property
+    def person(self) -> str | None: ...
+
+
+def person_of(who: Person) -> str:
+    return who.person or who.username
 
 
 @dataclass(frozen=True)
@@ -73,7 +87,7 @@ def record_refusal(
 def reveal(
     db: Session,
     vault: Vault,
-    who: Attributed,
+    who: Person,
     tokens: Sequence[str],
     purpose: str,
     limit: RevealLimit,
@@ -81,15 +95,18 @@ def reveal(
     """token → kind and value. Raises after recording a refusal (`record_refusal`) when over
     the limit or when a token is unknown (a `failed` event when a stored value fails its
     integrity check); otherwise the events and the reveal records are in the caller's unit, to
-    commit with the values' release."""
+    commit with the values' release. Reveals by one person run one at a time (`serialise_on`),
+    so parallel requests cannot all pass the count before any is written."""
     purpose = check_purpose(purpose)
+    person = person_of(who)
+    serialise_on(db, f"vault.reveal:{person}")
     now = utcnow()
-    used, oldest = _recent(db, who.username, now - limit.window)
+    used, oldest = _recent(db, person, now - limit.window)
     if used + len(tokens) > limit.values:
-        retry = _retry_after(oldest, limit.window, now)
-        reason = f"rate limit: {limit.values} values per {_minutes(limit.window)} minutes"
+        retry = retry_after(oldest, limit.window, now)
+        reason = f"rate limit: {limit.values} values per {minutes(limit.window)} minutes"
         record_refusal(db, who, tokens, reason)
-        raise RevealRateLimited(limit.values, _minutes(limit.window), retry)
+        raise RevealRateLimited(limit.values, minutes(limit.window), retry)
     try:
         opened = open_entries(db, vault.keyring.current(db), tokens)
     except StoredValueCorrupt as exc:
@@ -101,25 +118,27 @@ def reveal(
         raise NotFound(f"tokens[{unknown[0]}]: no such token in the vault")
     for token in tokens:
         record(db, who, ACTION, token, reason=purpose, details={"kind": opened[token].kind.value})
-        db.add(VaultReveal(actor=who.username, token=token, revealed_at=now))
+        db.add(VaultReveal(actor=who.username, person=person, token=token, revealed_at=now))
     db.flush()
     return {token: opened[token] for token in tokens}
 
 
-def _recent(db: Session, actor: str, since: datetime) -> tuple[int, datetime | None]:
+def _recent(db: Session, person: str, since: datetime) -> tuple[int, datetime | None]:
     count, oldest = db.execute(
         select(func.count(), func.min(VaultReveal.revealed_at)).where(
-            VaultReveal.actor == actor, VaultReveal.revealed_at > since
+            VaultReveal.person == person, VaultReveal.revealed_at > since
         )
     ).one()
     return int(count), oldest
 
 
-def _retry_after(oldest: datetime | None, window: timedelta, now: datetime) -> int:
+def retry_after(oldest: datetime | None, window: timedelta, now: datetime) -> int:
+    """Seconds until the oldest use in the window leaves it (at least 1)."""
     if oldest is None:
         return math.ceil(window.total_seconds())
     return max(1, math.ceil((oldest + window - now).total_seconds()))
 
 
-def _minutes(window: timedelta) -> int:
+def minutes(window: timedelta) -> int:
+    """The window in whole minutes, for messages."""
     return max(1, round(window.total_seconds() / 60))

@@ -12,6 +12,8 @@ import zxingcpp
 from PIL import Image
 from qrcode.util import MODE_8BIT_BYTE, MODE_ALPHA_NUM, QRData
 
+from common.files import open_for_writing
+
 MAX_VERSION = 10
 QUIET_MODULES = 4
 ALPHANUMERIC = set("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:")
@@ -51,7 +53,8 @@ def qr_version(text: str) -> int:
 def write_png(text: str, path: Path) -> int:
     """Write the QR as PNG; return its version (recorded in the demo manifest)."""
     symbol = build_qr(text)
-    symbol.make_image().save(path)
+    with open_for_writing(path, "qr_png", "wb") as out:
+        symbol.make_image().save(out)
     return int(symbol.version)
 
 

@@ -39,6 +39,7 @@ STAFF_ROUTERS: tuple[APIRouter, ...] = (
     auth.router,
     staff.router,
     admin_accounts.router,
+    admin_accounts.approvals,
     admin_workstations.router,
     custodian.router,
     hsm_tokens.router,

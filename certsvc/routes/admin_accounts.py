@@ -1,4 +1,5 @@
-"""Admins provision staff accounts. They cannot sign, decide or reveal: those need other roles."""
+"""Admins propose staff accounts; a security officer approves those whose role reveals,
+decides, approves or signs (`certsvc.grants`). Admins cannot sign, decide or reveal."""
 
 from __future__ import annotations
 
@@ -14,27 +15,38 @@ from certsvc.accounts import (
     PASSWORD_MAX,
     Role,
     StaffAccount,
-    create_account,
     disable_account,
     list_accounts,
 )
 from certsvc.audit_trail import actor_of
 from certsvc.auth import HasherDep, SessionDep, require_roles
+from certsvc.grants import SECOND_PERSON_ROLES, account_pending, approve_account, propose_account
 from certsvc.routes.schemas import ROLE_GATED, StaffOut, answers
 from common.errors import Conflict
 
 AdminDep = Annotated[StaffAccount, Depends(require_roles(Role.ADMIN))]
+SecurityOfficerDep = Annotated[StaffAccount, Depends(require_roles(Role.SECURITY_OFFICER))]
 router = APIRouter(prefix="/api/v1/admin/accounts", tags=["admin"], responses=ROLE_GATED)
+approvals = APIRouter(
+    prefix="/api/v1/security/accounts", tags=["security officer"], responses=ROLE_GATED
+)
 
 
 class AccountCreate(BaseModel):
     username: str = Field(max_length=64, description="3–32 characters of a-z, 0-9, . _ -")
     display_name: str = Field(max_length=DISPLAY_NAME_MAX)
     role: Role
+    person: str | None = Field(
+        default=None,
+        max_length=64,
+        description="the holder's personnel number (default: the username); limits and dual "
+        "control count persons, and a person holds one account per role",
+    )
     password: SecretStr | None = Field(
         default=None,
         max_length=PASSWORD_MAX,
-        description="at least 12 characters; omit to have one generated and shown once",
+        description="at least 12 characters; omit to have one generated and shown once. It "
+        "only lets the holder set their own (POST /api/v1/auth/password)",
     )
 
 
@@ -42,6 +54,10 @@ class AccountCreated(BaseModel):
     account: StaffOut
     initial_password: str | None = Field(
         description="the generated password, shown only now; null when one was given"
+    )
+    awaiting_approval: bool = Field(
+        description="the role reveals, decides, approves or signs: a security officer who is "
+        "another person must approve the account before it counts"
     )
 
 
@@ -55,23 +71,28 @@ def get_accounts(_: AdminDep, session: SessionDep) -> list[StaffOut]:
 def post_account(
     body: AccountCreate, admin: AdminDep, session: SessionDep, hasher: HasherDep
 ) -> AccountCreated:
-    """Create an account with one role; a person with two duties gets two accounts."""
+    """Propose an account with one role; a person with two duties gets two accounts. Its
+    password works once, for the holder to set their own."""
     generated: str | None = None
     if body.password is None:
         password = generated = secrets.token_urlsafe(18)
     else:
         password = body.password.get_secret_value()
-    account = create_account(
-        session, body.username, body.role, password, body.display_name, hasher=hasher
-    )
-    record(
+    account = propose_account(
         session,
         actor_of(admin),
-        "service.account.create",
-        account.username,
-        details={"role": account.role.value},
+        body.username,
+        body.role,
+        password,
+        body.display_name,
+        person=body.person,
+        hasher=hasher,
     )
-    return AccountCreated(account=StaffOut.model_validate(account), initial_password=generated)
+    return AccountCreated(
+        account=StaffOut.model_validate(account),
+        initial_password=generated,
+        awaiting_approval=account.role in SECOND_PERSON_ROLES,
+    )
 
 
 @router.post("/{username}/disable", responses=answers(404, 409))
@@ -82,3 +103,20 @@ def post_disable(username: str, admin: AdminDep, session: SessionDep) -> StaffOu
     account = disable_account(session, username)
     record(session, actor_of(admin), "service.account.disable", account.username)
     return StaffOut.model_validate(account)
+
+
+@approvals.get("/pending")
+def get_pending(_: SecurityOfficerDep, session: SessionDep) -> list[StaffOut]:
+    """Accounts proposed by an admin and awaiting a security officer's approval."""
+    return [
+        StaffOut.model_validate(account)
+        for account in list_accounts(session)
+        if account.active and account_pending(session, account)
+    ]
+
+
+@approvals.post("/{username}/approve", responses=answers(404, 409))
+def post_approve(username: str, officer: SecurityOfficerDep, session: SessionDep) -> StaffOut:
+    """Approve a proposed account: its role counts from now on. Refused (409) for one's own
+    account, one proposed by another account of one's own person, or one not awaiting it."""
+    return StaffOut.model_validate(approve_account(session, officer, username))

@@ -11,12 +11,12 @@ from audit.trail import record
 from certsvc.accounts import Role, StaffAccount
 from certsvc.audit_trail import actor_of
 from certsvc.auth import SessionDep, require_roles
+from certsvc.grants import grant_workstation
 from certsvc.routes.schemas import ROLE_GATED, WorkstationOut, answers
 from certsvc.workstations import (
     Workstation,
     disable_workstation,
     list_workstations,
-    register_workstation,
 )
 
 AdminDep = Annotated[StaffAccount, Depends(require_roles(Role.ADMIN))]
@@ -50,13 +50,8 @@ def post_workstation(
     body: WorkstationCreate, admin: AdminDep, session: SessionDep
 ) -> WorkstationOut:
     """Register a workstation's public key in a custodian's custody."""
-    workstation = register_workstation(session, body.name, body.custodian, body.public_key_pem)
-    record(
-        session,
-        actor_of(admin),
-        "service.workstation.register",
-        workstation.name,
-        details={"custodian": body.custodian},
+    workstation = grant_workstation(
+        session, actor_of(admin), body.name, body.custodian, body.public_key_pem
     )
     return _out(workstation)
 

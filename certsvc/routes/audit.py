@@ -18,7 +18,7 @@ from audit.events import decode_leaf
 from audit.log import consistency_proof, inclusion_proof, size
 from audit.models import AuditCheckpoint
 from audit.publish import latest_checkpoint
-from audit.query import EventFilter, event_range, key_usage, query_events
+from audit.query import EventFilter, alerts, event_range, key_usage, query_events
 from certsvc import state
 from certsvc.accounts import Role, StaffAccount
 from certsvc.audit_keys import checkpoint_keys, published_vkeys
@@ -142,6 +142,18 @@ def get_key_usage(
 ) -> list[KeyUsageOut]:
     """Per key and token: signatures per day, refused attempts, sessions, wrong PINs."""
     return [KeyUsageOut(**vars(usage)) for usage in key_usage(db, since, until)]
+
+
+@router.get("/report/alerts")
+def get_alerts(
+    _: OfficerDep, db: SessionDep, since: ZonedTime = None, until: ZonedTime = None
+) -> list[EventOut]:
+    """Security alerts (many lookup misses by one person) and privileges refused for want of
+    a grant event, oldest first."""
+    return [
+        EventOut(index=row.idx, occurred_at=row.occurred_at, event=decode_leaf(row.leaf))
+        for row in alerts(db, since, until)
+    ]
 
 
 @router.get("/export", responses=answers(409))

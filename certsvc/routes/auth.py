@@ -12,17 +12,17 @@ from pydantic import BaseModel, Field, SecretStr
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from audit.trail import event, keep_events, record
+from audit.trail import event, keep_events
 from certsvc import state
 from certsvc.accounts import (
     PASSWORD_MAX,
     account_exists,
     authenticate,
     exposure_notices,
-    issue_api_token,
 )
 from certsvc.audit_trail import actor_of
 from certsvc.auth import HasherDep, SessionDep, SettingsDep
+from certsvc.grants import TOKEN_LOGIN, account_backed, grant_token, set_own_password
 from certsvc.routes.schemas import answers
 from certsvc.settings import Settings
 from signer.actor import Actor
@@ -62,9 +62,15 @@ async def create_token(
     """Exchange a username and password for a new API token. Attempts are limited per client
     (guessing passwords is slow); a failed attempt is audited, and attempts refused by the limit
     are counted into one audit event per client and minute (a flood must not write the log)."""
+    await _limit_attempts(request)
+    return await run_in_threadpool(_login, body, session, settings, hasher)
+
+
+async def _limit_attempts(request: Request) -> None:
+    """429 once the client is over the password-attempt limit. Fails closed:
+    `RateLimitUnavailable` (503) while the shared counter cannot be reached."""
     limiter = state.login_limiter(request)
     address = request.client.host if request.client else "unknown"
-    # Fails closed: `RateLimitUnavailable` (503) while the shared counter cannot be reached.
     retry = await limiter.hit(address)
     if retry is not None:
         state.refused_logins(request).count(address)
@@ -73,7 +79,6 @@ async def create_token(
             detail="too many login attempts: wait and try again",
             headers={"Retry-After": str(int(retry) + 1)},
         )
-    return await run_in_threadpool(_login, body, session, settings, hasher)
 
 
 def _refuse(session: Session, username: str, reason: str) -> None:
@@ -105,10 +110,60 @@ def _login(
             detail="wrong username or password",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    text, issued = issue_api_token(session, account, settings.api_token_days)
+    if account.must_set_password:
+        _refuse(session, body.username, "the holder has not set their own password yet")
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            detail="this password only lets you set your own: POST /api/v1/auth/password",
+        )
+    if not account_backed(session, account):
+        _refuse(session, body.username, "account not granted")
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            detail="this account is not granted yet: a security officer must approve it",
+        )
+    who = actor_of(account)
+    text, issued = grant_token(session, who, account, settings.api_token_days, TOKEN_LOGIN)
     notices = exposure_notices(session, account)
-    record(session, actor_of(account), "service.login", issued.token_id)
     logger.info("login: %s received token %s", account.username, issued.token_id)
     return TokenResponse(
         token=text, token_id=issued.token_id, expires_at=issued.expires_at, notices=notices
     )
+
+
+class PasswordChange(BaseModel):
+    username: str = Field(max_length=64)
+    password: SecretStr = Field(max_length=PASSWORD_MAX, description="the current password")
+    new_password: SecretStr = Field(
+        max_length=PASSWORD_MAX, description="at least 12 characters, chosen by the holder"
+    )
+
+
+@router.post("/password", status_code=status.HTTP_204_NO_CONTENT, responses=answers(401, 422, 429))
+async def change_password(
+    body: PasswordChange,
+    request: Request,
+    session: SessionDep,
+    hasher: HasherDep,
+) -> None:
+    """Set one's own password. A new account's initial password (chosen by whoever proposed
+    it) works here once and nowhere else. Limited per client like logins."""
+    await _limit_attempts(request)
+    await run_in_threadpool(_change_password, body, session, hasher)
+
+
+def _change_password(body: PasswordChange, session: Session, hasher: PasswordHasher) -> None:
+    account = set_own_password(
+        session,
+        body.username,
+        body.password.get_secret_value(),
+        body.new_password.get_secret_value(),
+        hasher=hasher,
+    )
+    if account is None:
+        _refuse(session, body.username, "wrong username or password")
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            detail="wrong username or password",
+            headers={"WWW-Authenticate": "Bearer"},
+        )

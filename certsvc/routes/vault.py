@@ -27,12 +27,13 @@ from certsvc.accounts import Role, StaffAccount
 from certsvc.audit_trail import actor_of
 from certsvc.auth import SessionDep, StaffDep, require_roles, require_workstation
 from certsvc.routes.schemas import ROLE_GATED, answers
-from certsvc.vault_setup import reveal_limit
+from certsvc.vault_setup import lookup_limit, reveal_limit
 from certsvc.workstations import Workstation
 from common.errors import InvalidInput, NotFound
 from signer.actor import Actor
 from vault.errors import InvalidValue
 from vault.kinds import Kind
+from vault.lookups import admit_lookup, record_lookup
 from vault.reveal import record_refusal, reveal
 from vault.store import Vault
 from vault.validation import normalise, resident_id
@@ -164,24 +165,26 @@ def tokenise(body: Items, account: TokeniserDep, db: SessionDep, vault: VaultDep
     return TokensOut(tokens=[item for item in out if item is not None])
 
 
-@router.post("/lookup")
-def lookup(body: Items, account: LookupDep, db: SessionDep, vault: VaultDep) -> LookupOut:
+@router.post("/lookup", responses=answers(429))
+def lookup(
+    body: Items, account: LookupDep, db: SessionDep, vault: VaultDep, request: Request
+) -> LookupOut:
     """The token of each value the vault holds, found through the blind index without
-    decrypting anything; null for a value it does not hold."""
+    decrypting anything; null for a value it does not hold. At most
+    `CERTSVC_VAULT_LOOKUP_LIMIT` values per person per `CERTSVC_VAULT_LOOKUP_WINDOW_MINUTES`;
+    each batch is audited with its hits and misses, and `CERTSVC_VAULT_LOOKUP_ALERT_MISSES`
+    misses in the window raise a security alert."""
     by_kind = _checked(body.items)
+    who = actor_of(account)
+    limit = lookup_limit(state.settings(request))
+    admit_lookup(db, who, len(body.items), limit)
     found: list[str | None] = [None] * len(body.items)
     for kind, positions in by_kind.items():
         values = [body.items[i].value for i in positions]
         for i, token in zip(positions, vault.lookup(db, kind, values), strict=True):
             found[i] = token
-    hits = sum(token is not None for token in found)
-    record(
-        db,
-        actor_of(account),
-        "vault.lookup",
-        "vault",
-        details={"values": len(found), "found": hits},
-    )
+    misses = sum(token is None for token in found)
+    record_lookup(db, who, len(found), misses, limit)
     return LookupOut(tokens=found)
 
 

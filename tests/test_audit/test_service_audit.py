@@ -167,5 +167,6 @@ def test_times_without_a_zone_are_refused_with_a_message(
         assert answer.status_code == 422
         assert answer.json()["detail"][0]["loc"] == ["query", name]
         assert "timezone" in answer.json()["detail"][0]["msg"]
-    zoned = client.get(route, params={"since": "2026-12-01T08:00:00+08:00"}, headers=officer.auth)
+    # Before any event (the log holds the officer's grant, which no checkpoint covers yet).
+    zoned = client.get(route, params={"until": "2020-12-01T08:00:00+08:00"}, headers=officer.auth)
     assert zoned.status_code == 200

@@ -140,17 +140,32 @@ def test_list_and_revoke_own_tokens(client: TestClient, make_staff: MakeStaff) -
     assert client.get(ME, headers=staff.auth).status_code == 200
 
 
+def set_password(client: TestClient, username: str, current: str, new: str) -> int:
+    body = {"username": username, "password": current, "new_password": new}
+    return client.post("/api/v1/auth/password", json=body).status_code
+
+
 def test_admin_creates_accounts(client: TestClient, make_staff: MakeStaff) -> None:
+    """An admin proposes; the initial password only sets the holder's own; an officer's
+    account counts once a security officer approves it, a registrar's at once."""
     admin = make_staff(Role.ADMIN)
+    security = make_staff(Role.SECURITY_OFFICER)
     created = client.post(
         "/api/v1/admin/accounts",
         headers=admin.auth,
         json={"username": "new.officer", "display_name": "新 官员", "role": "officer"},
     )
-    assert created.status_code == 201
+    assert created.status_code == 201 and created.json()["awaiting_approval"]
     initial = created.json()["initial_password"]
     assert created.json()["account"]["role"] == "officer"
-    assert login(client, "new.officer", initial)[0] == 201
+    assert login(client, "new.officer", initial)[0] == 403
+    assert set_password(client, "new.officer", initial, "the officer's own password") == 204
+    assert login(client, "new.officer", initial)[0] == 401
+    assert login(client, "new.officer", "the officer's own password")[0] == 403
+    approve = "/api/v1/security/accounts/new.officer/approve"
+    assert client.post(approve, headers=admin.auth).status_code == 403
+    assert client.post(approve, headers=security.auth).status_code == 200
+    assert login(client, "new.officer", "the officer's own password")[0] == 201
 
     chosen = client.post(
         "/api/v1/admin/accounts",
@@ -163,7 +178,12 @@ def test_admin_creates_accounts(client: TestClient, make_staff: MakeStaff) -> No
         },
     )
     assert chosen.status_code == 201 and chosen.json()["initial_password"] is None
-    assert login(client, "new.registrar", "a long enough password")[0] == 201
+    assert not chosen.json()["awaiting_approval"]
+    assert login(client, "new.registrar", "a long enough password")[0] == 403
+    assert (
+        set_password(client, "new.registrar", "a long enough password", "mine, not admin's") == 204
+    )
+    assert login(client, "new.registrar", "mine, not admin's")[0] == 201
 
     names = [a["username"] for a in client.get("/api/v1/admin/accounts", headers=admin.auth).json()]
     assert {"new.officer", "new.registrar", admin.username} <= set(names)

@@ -37,7 +37,7 @@ def test_admin_actions_are_attributed(
         client.post("/api/v1/admin/accounts/li.officer/disable", headers=admin.auth).status_code
         == 200
     )
-    [create] = _events(sessions, "service.account.create")
+    [create] = _events(sessions, "service.account.propose")
     assert (create["actor"], create["role"], create["object"]) == (
         admin.username,
         "admin",

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from certsvc.accounts import authenticate, get_account, resolve_api_token
 from certsvc.cli import app, main
+from certsvc.grants import account_backed
 from certsvc.settings import Settings
 from certsvc.workstations import get_workstation, load_workstation_key
 
@@ -44,9 +45,13 @@ def test_add_with_password_from_stdin(runner: CliRunner, session: Session) -> No
         "--password-stdin",
         input=PASSWORD + "\n",
     )
-    assert code == 0 and out == "created li.ming (officer)\n"
+    assert out == (
+        "created li.ming (officer)\nawaiting a security officer's approval "
+        "(POST /api/v1/security/accounts/li.ming/approve)\n"
+    )
     account = authenticate(session, "li.ming", PASSWORD)
-    assert account is not None and account.display_name == "李明"
+    assert code == 0 and account is not None and account.display_name == "李明"
+    assert account.must_set_password and not account_backed(session, account)
 
 
 def test_add_with_hidden_prompt_and_confirmation(runner: CliRunner, session: Session) -> None:
@@ -67,8 +72,9 @@ def test_add_with_hidden_prompt_and_confirmation(runner: CliRunner, session: Ses
 def test_add_with_generated_password(runner: CliRunner, session: Session) -> None:
     code, out, _ = run(runner, "staff", "add", "zhao", "--role", "admin", "--generate-password")
     assert code == 0
-    password = out.splitlines()[-1].removeprefix("password (shown only now): ")
-    assert authenticate(session, "zhao", password) is not None
+    password = out.splitlines()[-1].removeprefix("initial password (shown only now, usable once): ")
+    account = authenticate(session, "zhao", password)
+    assert account is not None and account.must_set_password and account_backed(session, account)
 
 
 def test_add_rejects_both_password_sources(runner: CliRunner) -> None:

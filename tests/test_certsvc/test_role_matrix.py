@@ -23,6 +23,7 @@ CUSTODIAN = frozenset({Role.CUSTODIAN})
 # Public by design: the login itself and the public verification side.
 UNAUTHENTICATED = {
     ("POST", "/api/v1/auth/token"),
+    ("POST", "/api/v1/auth/password"),
     ("GET", "/api/v1/verify/{verification_id}"),
     ("POST", "/api/v1/verify/offline"),
 }
@@ -39,6 +40,8 @@ EXPECTED_ROLES: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/api/v1/admin/accounts"): ADMIN,
     ("POST", "/api/v1/admin/accounts"): ADMIN,
     ("POST", "/api/v1/admin/accounts/{username}/disable"): ADMIN,
+    ("GET", "/api/v1/security/accounts/pending"): frozenset({Role.SECURITY_OFFICER}),
+    ("POST", "/api/v1/security/accounts/{username}/approve"): frozenset({Role.SECURITY_OFFICER}),
     ("GET", "/api/v1/admin/workstations"): ADMIN,
     ("POST", "/api/v1/admin/workstations"): ADMIN,
     ("POST", "/api/v1/admin/workstations/{name}/disable"): ADMIN,
@@ -48,6 +51,7 @@ EXPECTED_ROLES: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/api/v1/audit/consistency"): SECURITY,
     ("GET", "/api/v1/audit/checkpoints"): SECURITY,
     ("POST", "/api/v1/audit/checkpoints"): SECURITY,
+    ("GET", "/api/v1/audit/report/alerts"): SECURITY,
     ("GET", "/api/v1/audit/report/keys"): SECURITY,
     ("GET", "/api/v1/audit/export"): SECURITY,
     ("GET", "/api/v1/certificates/{number}/pdf"): CUSTODIAN,

@@ -10,13 +10,17 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import update
+from sqlalchemy.orm import Session, sessionmaker
 
-from certsvc.accounts import Role
+from certsvc.accounts import Role, get_account
 from certsvc.app import create_app
 from certsvc.bootstrap import initialise
+from certsvc.grants import unbacked_grants
 from certsvc.settings import Settings, get_settings, reset_settings
 from hsm_sim import UsbKeyBay
 from service_helpers import MakeStaff, StaffMember, demo_member
+from signer.models import HsmToken, TokenWorkstation
 
 SESSIONS = "/api/v1/signing/sessions"
 MAX_TRIES = 3
@@ -133,6 +137,28 @@ def test_another_custodians_token_is_refused(demo: Demo, make_staff: MakeStaff) 
     refused = demo.open(demo.usbkey["user_pin"], who=other)
     assert refused.status_code == 403
     assert "custody" in refused.json()["detail"]
+
+
+def test_custody_written_into_the_database_is_refused_and_named(
+    demo: Demo, make_staff: MakeStaff, sessions: sessionmaker[Session]
+) -> None:
+    """A DBA hands USBKEY-01 and a token workstation to another custodian in the tables: no
+    grant event names that custody, so no session opens, and `unbacked_grants` names it."""
+    other = make_staff(Role.CUSTODIAN, workstation=True)
+    serial = demo.usbkey["serial"]
+    with sessions.begin() as db:
+        taker = get_account(db, other.username).id
+        db.execute(update(HsmToken).where(HsmToken.serial == serial).values(custodian_id=taker))
+        db.add(
+            TokenWorkstation(
+                token_serial=serial, workstation_name=other.workstation, registered_by="dba"
+            )
+        )
+    refused = demo.open(demo.usbkey["user_pin"], who=other)
+    assert refused.status_code == 403
+    assert "custody of USBKey USBKEY-01 has no grant event" in refused.json()["detail"]
+    with sessions() as db:
+        assert ("custody of token", serial) in [(g.kind, g.name) for g in unbacked_grants(db)]
 
 
 def test_session_needs_the_workstation_signature(demo: Demo) -> None:

@@ -132,3 +132,18 @@ def test_memory_stays_flat_whatever_the_file_size(vault_env: VaultEnv, tmp_path:
             tracemalloc.stop()
         assert report.imported == rows
     assert peaks[1] < peaks[0] * 1.5, peaks
+
+
+def test_import_refuses_a_planted_error_file_link(
+    vault_env: VaultEnv, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("kept")
+    source = tmp_path / "applicants.csv"
+    source.write_text("name,id_number,phone,email,address\n张三,110105194912310021,,,\n")
+    (tmp_path / "applicants.csv.errors.csv").symlink_to(victim)
+    with pytest.raises(SystemExit) as exited:
+        main(["import", "applicants", str(source)])
+    assert exited.value.code == 1
+    assert "errors: " in capsys.readouterr().err
+    assert victim.read_text() == "kept"
