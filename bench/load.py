@@ -45,7 +45,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +83,8 @@ BATCH_DATES = {
     "confirmation_ends": "2026-09-18",
     "closes_on": "2026-12-31",
 }
+PLACE = "郑州市金水区政务服务中心三楼"
+EXTENSION = "load run: the batch's dates are fixed, its registration closed"
 OVERRIDE = "load run: the batch's dates are fixed, its deadline passed"
 REGISTRAR_CHECKS = (
     ("identity", "match"),
@@ -91,6 +93,8 @@ REGISTRAR_CHECKS = (
     ("exam", "match"),
     ("physical", "pass"),
 )
+# What the comparisons of an eligible 高级中学 applicant find (R0).
+FOUND = {"degree": "本科", "mandarin": "二级甲等"}
 VERIFIERS, TOKENISERS, DESKS = 16, 2, 4
 ROUND_PAUSE = 1.0  # between the custodian's rounds; well under uvicorn's 5 s keep-alive
 PROBES = 12
@@ -293,8 +297,19 @@ async def one_case(client: httpx.AsyncClient, tally: Tally, desk: Desk, rng: ran
         {"slot_id": desk.slot_id},
         (201,),
     )
-    if answer is not None and answer.status_code == 201:
-        tally.events["certify.application.book", "ok"] += 1
+    if answer is None or answer.status_code != 201:
+        return
+    tally.events["certify.application.book", "ok"] += 1
+    attendance = {
+        "confirmed_at": "2026-09-14T09:30:00+08:00",
+        "national_reference": f"load-{application_id}",
+    }
+    answer = await call(
+        client, tally, "intake.attend", "POST", f"{case}/attendance", desk.registrar, attendance
+    )
+    if answer is None or answer.status_code != 201:
+        return
+    tally.events["certify.application.attend", "ok"] += 1
     failing = rng.random() < 0.1
     for n, (kind, result) in enumerate(REGISTRAR_CHECKS):
         check = {
@@ -303,6 +318,7 @@ async def one_case(client: httpx.AsyncClient, tally: Tally, desk: Desk, rng: ran
             "source_system": "chsi.com.cn" if kind == "degree" else "jszg.edu.cn",
             "reference": f"load-{application_id}-{kind}",
             "checked_at": f"2026-09-14T10:{n:02d}:00+08:00",
+            **({"value": FOUND[kind]} if kind in FOUND else {}),
         }
         if await _check(client, tally, desk.registrar, case, check) is None:
             return
@@ -312,6 +328,8 @@ async def one_case(client: httpx.AsyncClient, tally: Tally, desk: Desk, rng: ran
         "source_system": "gongan",
         "reference": f"load-{application_id}-q",
         "checked_at": "2026-09-16T10:00:00+08:00",
+        "police_unit": "郑州市公安局金水分局",
+        "police_issued_on": "2026-09-16",
     }
     if await _check(client, tally, desk.officer, case, criminal) is None:
         return
@@ -556,13 +574,20 @@ async def load(base: str, desk: Desk, seconds: float) -> Tally:
         desk.batch_id = int(answer.json()["id"])
         today = datetime.now(UTC).date()
         desk.override = today > date.fromisoformat(answer.json()["decision_deadline"])
-        slot = {"starts_at": "2026-09-14T09:00:00+08:00", "capacity": 10000}
+        slot = {"starts_at": "2026-09-14T09:00:00+08:00", "place": PLACE, "capacity": 10000}
         path = f"{API}/batches/{desk.batch_id}/slots"
         answer = await call(client, tally, "setup", "POST", path, desk.officer, slot, (201,))
         if answer is None or answer.status_code != 201:
             return tally
         tally.events["certify.slot.add", "ok"] += 1
         desk.slot_id = int(answer.json()["id"])
+        if today > date.fromisoformat(BATCH_DATES["registration_closes"]):
+            extension = {"until": (today + timedelta(days=30)).isoformat(), "reason": EXTENSION}
+            path = f"{API}/batches/{desk.batch_id}/registration-extension"
+            answer = await call(client, tally, "setup", "POST", path, desk.officer, extension)
+            if answer is None or answer.status_code != 200:
+                return tally
+            tally.events["certify.registration.extend", "ok"] += 1
         await probe(base, workstation, tally, desk)
 
         stop = time.monotonic() + seconds

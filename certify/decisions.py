@@ -6,14 +6,19 @@ and R3 (deadline, or an officer's audited override)."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from audit.trail import record
-from certify.cases import get_application, get_batch
-from certify.checks import CRIMINAL_RECORD, latest_results, missing_for_approval
+from certify.cases import CHINA, attendance_missing, get_application, get_batch
+from certify.checks import (
+    CRIMINAL_RECORD,
+    latest_results,
+    missing_for_approval,
+    unapproved_replacement,
+)
+from certify.eligibility import Ineligible, unmet_rules
 from certify.models import Application, Decision
 from common.dbtypes import utcnow
 from common.errors import Conflict, InvalidInput, NotFound
@@ -24,7 +29,6 @@ from signer.documents import BatchReport, DocumentRef, DocumentSigner
 from signer.models import KeyPurpose
 
 APPROVE, REFUSE = "approve", "refuse"
-CHINA = ZoneInfo("Asia/Shanghai")
 DECISION_PREFIX, CERTIFICATE_PREFIX, REVOCATION_PREFIX = "DEC-", "CRT-", "REV-"
 OVERRIDE_REASON_MIN = 10
 
@@ -44,7 +48,8 @@ def _officer(actor: Actor) -> None:
 
 
 def decide(db: Session, actor: Actor, application_id: int, outcome: str, reasons: str) -> Decision:
-    """Record an officer's conclusion; R2: only once the criminal-record check is finished."""
+    """Record an officer's conclusion; R2: only once the criminal-record check is finished;
+    R0: an approval only when the case meets its batch's eligibility rules."""
     _officer(actor)
     application = get_application(db, application_id)
     if outcome not in (APPROVE, REFUSE):
@@ -54,9 +59,19 @@ def decide(db: Session, actor: Actor, application_id: int, outcome: str, reasons
     results = latest_results(db, application_id)
     if results.get(CRIMINAL_RECORD) not in ("clear", "record"):
         raise InvalidInput("R2: the criminal-record check is not finished; no conclusion before it")
+    unapproved = unapproved_replacement(db, application_id)
+    if unapproved is not None:
+        raise Conflict(f"{unapproved}; no conclusion before it is approved")
     missing = missing_for_approval(results)
     if outcome == APPROVE and missing:
         raise InvalidInput(f"outcome: cannot approve, checks not passed: {', '.join(missing)}")
+    if outcome == APPROVE:
+        unconfirmed = attendance_missing(db, application_id)
+        if unconfirmed is not None:
+            raise Conflict(unconfirmed)
+        unmet = unmet_rules(db, application)
+        if unmet:
+            raise Ineligible(unmet)
     if db.scalar(select(Decision.id).where(Decision.application_id == application_id)):
         raise Conflict(f"application {application_id} already has a decision")
     decision = Decision(

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from audit.trail import record
 from certify.announcements import ensure_publishable
-from certify.decisions import CHINA
+from certify.cases import CHINA
 from certify.models import Certificate, Delivery
 from common.dbtypes import utcnow
 from common.errors import InvalidInput, NotFound

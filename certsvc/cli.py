@@ -36,6 +36,7 @@ COMMANDS = {
     "import": "certsvc.cli_import:import_app",
     "audit": "certsvc.cli_audit:audit_app",
     "calendar": "certsvc.cli_calendar:calendar_app",
+    "rules": "certsvc.cli_rules:rules_app",
     "custodian": "certsvc.cli_custodian:custodian_app",
     "backup": "certsvc.cli_backup:backup",
     "restore": "certsvc.cli_backup:restore",

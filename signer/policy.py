@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -61,6 +61,11 @@ GATED_KINDS = (KeyPurpose.CERTIFICATE, KeyPurpose.DECISION)
 SERVICE_KEYS = frozenset({KeyPurpose.ROOT, KeyPurpose.AUDIT_CHECKPOINT})
 SIGNER_ROLES = frozenset({CUSTODIAN_ROLE})
 APPROVALS_NEEDED = 2
+# Case rules `certify` judges from its records (eligibility under the rule table, attendance
+# at on-site confirmation); the policy refuses by these names.
+ELIGIBILITY, CONFIRMATION = "eligibility", "confirmation"
+CRIMINAL_RECORD_RULE = "criminal-record"
+CASE_RULES = (ELIGIBILITY, CONFIRMATION)
 
 
 @dataclass(frozen=True)
@@ -95,11 +100,14 @@ class DeadlineOverride:
 
 @dataclass(frozen=True)
 class CaseGates:
-    """What `certify` knows about a document's case: the R2 check and the R3 deadline."""
+    """What `certify` knows about a document's case: the R2 check, the R3 deadline, and the
+    case rules it finds unmet, by the policy rule that refuses them (`CASE_RULES`, or
+    `criminal-record` for a replaced result awaiting approval) → why."""
 
     criminal_record_clear: bool
     deadline: datetime | None = None
     override: DeadlineOverride | None = None
+    unmet: Mapping[str, str] = field(default_factory=dict)
 
 
 class CaseGateSource(Protocol):
@@ -315,11 +323,26 @@ def _criminal_record(d: DocumentContext) -> str | None:
     if d.gates is None:
         return f"R2: no case is on file for {d.kind} {d.document_id}, so no criminal-record check"
     if not d.gates.criminal_record_clear:
+        why = d.gates.unmet.get(CRIMINAL_RECORD_RULE)
+        if why is not None:
+            return f"{d.kind} {d.document_id}: {why}"
         return (
             f"R2: the criminal-record check for {d.kind} {d.document_id} is not finished and "
             f"clear; finish it before any conclusion"
         )
     return None
+
+
+def _case_rule(name: str) -> Callable[[DocumentContext], str | None]:
+    """The check of one case rule whose verdict `certify` gives in `CaseGates.unmet`."""
+
+    def check(d: DocumentContext) -> str | None:
+        if d.kind not in GATED_KINDS or d.gates is None:
+            return None
+        why = d.gates.unmet.get(name)
+        return None if why is None else f"{d.kind} {d.document_id}: {why}"
+
+    return check
 
 
 def _deadline(d: DocumentContext) -> str | None:
@@ -418,7 +441,8 @@ KEY_RULES: tuple[Rule[KeyContext], ...] = (
 # Each document a custodian signs (certificate, decision, revocation).
 DOCUMENT_RULES: tuple[Rule[DocumentContext], ...] = (
     Rule("purpose", _purpose),
-    Rule("criminal-record", _criminal_record),
+    Rule(CRIMINAL_RECORD_RULE, _criminal_record),
+    *(Rule(name, _case_rule(name)) for name in CASE_RULES),
     Rule("deadline", _deadline),
     Rule("dual-control", _dual_control),
 )

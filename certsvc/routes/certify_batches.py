@@ -12,7 +12,14 @@ from fastapi import APIRouter, Query, Request, status
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from certify.cases import BatchPlan, add_slot, create_batch, get_batch
+from certify.cases import (
+    BatchPlan,
+    SlotPlan,
+    add_slot,
+    create_batch,
+    extend_registration,
+    get_batch,
+)
 from certify.models import Announcement, Application, Batch, ConfirmationSlot
 from certify.publication import announcements, publish_conclusions, publish_text
 from certify.workdays import WorkCalendar, work_calendar
@@ -61,6 +68,9 @@ class BatchOut(BaseModel):
     confirmation_working_days: int | None
     decision_deadline: date
     closes_on: date
+    registration_extended_until: date | None
+    registration_extended_by: str | None
+    rule_version: int = Field(description="eligibility rule table in force (0: national)")
     created_by: str
     applications: int
     today: date
@@ -68,15 +78,25 @@ class BatchOut(BaseModel):
 
 
 class SlotIn(BaseModel):
-    starts_at: datetime = Field(description="with a time zone, e.g. 2020-07-06T09:00:00+08:00")
+    starts_at: datetime = Field(
+        description="on a working day of the confirmation period, with a time zone, e.g. "
+        "2020-07-06T09:00:00+08:00"
+    )
+    place: str = Field(min_length=1, max_length=100, description="where applicants confirm")
     capacity: int = Field(ge=1, le=10000)
 
 
 class SlotOut(BaseModel):
     id: int
     starts_at: datetime
+    place: str
     capacity: int
     booked: int
+
+
+class ExtensionIn(BaseModel):
+    until: date = Field(description="the last day applications are accepted")
+    reason: str = Field(min_length=1, max_length=500)
 
 
 class ConclusionsIn(BaseModel):
@@ -129,6 +149,9 @@ def _batch_out(db: SessionDep, batch: Batch, today: date) -> BatchOut:
         confirmation_working_days=confirmation,
         decision_deadline=batch.decision_deadline,
         closes_on=batch.closes_on,
+        registration_extended_until=batch.registration_extended_until,
+        registration_extended_by=batch.registration_extended_by,
+        rule_version=batch.rule_version,
         created_by=batch.created_by,
         applications=count,
         today=today,
@@ -189,10 +212,30 @@ def show_batch(
     "/batches/{batch_id}/slots", status_code=status.HTTP_201_CREATED, responses=answers(404)
 )
 def post_slot(batch_id: int, body: SlotIn, account: OfficerDep, db: SessionDep) -> SlotOut:
-    """A confirmation time slot with a capacity, inside the on-site confirmation period."""
-    slot_id = add_slot(db, actor_of(account), batch_id, body.starts_at, body.capacity)
-    slot = db.get_one(ConfirmationSlot, slot_id)
-    return SlotOut(id=slot.id, starts_at=slot.starts_at, capacity=slot.capacity, booked=0)
+    """A confirmation slot: a time on a working day inside the on-site confirmation period, a
+    place and a capacity (times and places are announced, 二(二))."""
+    plan = SlotPlan(body.starts_at, body.place, body.capacity)
+    slot = db.get_one(ConfirmationSlot, add_slot(db, actor_of(account), batch_id, plan))
+    return _slot_out(slot)
+
+
+def _slot_out(slot: ConfirmationSlot) -> SlotOut:
+    return SlotOut(
+        id=slot.id,
+        starts_at=slot.starts_at,
+        place=slot.place,
+        capacity=slot.capacity,
+        booked=slot.booked,
+    )
+
+
+@router.post("/batches/{batch_id}/registration-extension", responses=answers(404, 409))
+def post_extension(
+    batch_id: int, body: ExtensionIn, account: OfficerDep, db: SessionDep
+) -> BatchOut:
+    """Accept applications after registration closed, up to `until`; the reason is audited."""
+    batch = extend_registration(db, actor_of(account), batch_id, body.until, body.reason)
+    return _batch_out(db, batch, china_today())
 
 
 @router.get("/batches/{batch_id}/slots", responses=answers(404))
@@ -204,9 +247,7 @@ def list_slots(batch_id: int, _: ClerkDep, db: SessionDep) -> list[SlotOut]:
         .where(ConfirmationSlot.batch_id == batch_id)
         .order_by(ConfirmationSlot.starts_at)
     )
-    return [
-        SlotOut(id=s.id, starts_at=s.starts_at, capacity=s.capacity, booked=s.booked) for s in slots
-    ]
+    return [_slot_out(s) for s in slots]
 
 
 @router.post(

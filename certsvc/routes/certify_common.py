@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session, sessionmaker
 
-from certify.decisions import CHINA
+from certify.cases import CHINA
 from certify.issuance import Issuer
 from certsvc import state
 from certsvc.accounts import Role, StaffAccount

@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from certify.cases import BatchPlan, create_application, create_batch
-from certify.checks import CRIMINAL_RECORD, CheckOutcome, record_check
+from certify.checks import CRIMINAL_RECORD, CheckOutcome, PoliceReference, record_check
 from certify.decisions import decide, decision_document_id, override_deadline
 from certify.models import Applicant
 from certsvc.accounts import Role, StaffAccount
@@ -349,8 +349,13 @@ def _decided_cases(sessions: sessionmaker[Session], count: int) -> list[str]:
             )
             db.add(applicant)
             db.flush()
-            application = create_application(db, registrar, batch.id, applicant.id, "SS", "02")
-            outcome = CheckOutcome(CRIMINAL_RECORD, "record", "gongan", f"q-{n}", checked)
+            application = create_application(
+                db, registrar, batch.id, applicant.id, "SS", "02", filed_on=plan.registration_opens
+            )
+            police = PoliceReference("郑州市公安局金水分局", checked.date())
+            outcome = CheckOutcome(
+                CRIMINAL_RECORD, "record", "gongan", f"q-{n}", checked, police=police
+            )
             record_check(db, officer, application.id, outcome)
             override_deadline(db, officer, application.id, "a 2020 batch signed in a test")
             decision = decide(db, officer, application.id, "refuse", "criminal record on file")

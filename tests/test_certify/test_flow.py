@@ -3,12 +3,13 @@ refused when its condition is missing."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from dataclasses import replace
+from datetime import date
 
 import pytest
 from sqlalchemy import select
 
-from certify.checks import CheckOutcome, history, record_check
+from certify.checks import CRIMINAL_RECORD, history, record_check
 from certify.decisions import (
     decide,
     decision_document_id,
@@ -25,7 +26,7 @@ from certify.issuance import (
 from certify.models import Certificate
 from common.errors import InvalidInput
 from signer.documents import signed_document
-from test_certify.conftest import OFFICER, OFFICER_2, Body
+from test_certify.conftest import OFFICER, OFFICER_2, Body, passed
 from verify.models import PublicCertificate
 from verify.payload import parse_qr_text
 
@@ -88,7 +89,7 @@ def test_gates_refuse(body: Body) -> None:
             db,
             OFFICER,
             pending,
-            CheckOutcome("criminal_record", "pending", "gongan", "q-1", datetime.now(UTC)),
+            replace(passed(CRIMINAL_RECORD), result="pending", reference="q-1"),
         )
         with pytest.raises(InvalidInput, match="R2"):
             decide(db, OFFICER, pending, "refuse", "no")
@@ -106,7 +107,7 @@ def test_gates_refuse(body: Body) -> None:
             db,
             OFFICER,
             late,
-            CheckOutcome("criminal_record", "record", "gongan", "q-2", datetime.now(UTC)),
+            replace(passed(CRIMINAL_RECORD), result="record", reference="q-2"),
         )
     report_issue = issue(body.issuer, body.custodian, [late], TODAY)
     assert report_issue.issued == []

@@ -12,6 +12,7 @@ import random
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,10 @@ class Service:
         its applicant."""
         plan = {**BATCH, "name": f"batch {secrets.token_hex(4)}"}
         batch = self.ok("POST", "/api/v1/certify/batches", "officer", plan)
+        until = (date.today() + timedelta(days=30)).isoformat()
+        extension = {"until": until, "reason": "a 2020 batch filed in a test run years later"}
+        path = f"/api/v1/certify/batches/{batch['id']}/registration-extension"
+        self.ok("POST", path, "officer", extension)
         items = [{"kind": "id_number", "value": id_number}, {"kind": "name", "value": "张三"}]
         tokens = self.ok("POST", "/api/v1/vault/tokenise", "registrar", {"items": items})
         id_token, name_token = (t["token"] for t in tokens["tokens"])

@@ -1,0 +1,97 @@
+"""Case rules from the notice in full: eligibility rule tables (versioned), the value each
+check found, the rule table a batch is held to; the criminal-record check's police reference
+and the second officer's approval of a replaced result; slots' places, attendance at on-site
+confirmation, an officer's extension of registration.
+
+Revision ID: 0014
+Revises: 0010
+Create Date: 2026-12-02
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0014"
+down_revision: str | None = "0010"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "certify_rule_tables",
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("document", sa.String(length=200), nullable=False),
+        sa.Column("content", sa.Text(), nullable=False),
+        sa.Column("file_sha256", sa.String(length=64), nullable=False),
+        sa.Column("loaded_by", sa.String(length=64), nullable=False),
+        sa.Column("loaded_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("version", name=op.f("pk_certify_rule_tables")),
+    )
+    with op.batch_alter_table("certify_batches", schema=None) as batch_op:
+        # Batches made before rule tables were held to the national minimums (version 0).
+        batch_op.add_column(
+            sa.Column("rule_version", sa.Integer(), nullable=False, server_default="0")
+        )
+        batch_op.add_column(sa.Column("registration_extended_until", sa.Date(), nullable=True))
+        batch_op.add_column(
+            sa.Column("registration_extended_by", sa.String(length=64), nullable=True)
+        )
+        batch_op.add_column(
+            sa.Column("registration_extension_reason", sa.String(length=500), nullable=True)
+        )
+    op.create_table(
+        "certify_attendances",
+        sa.Column("application_id", sa.Integer(), nullable=False),
+        sa.Column("confirmed_by", sa.String(length=64), nullable=False),
+        sa.Column("confirmed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("place", sa.String(length=100), nullable=False),
+        sa.Column("national_reference", sa.String(length=64), nullable=False),
+        sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["application_id"],
+            ["certify_applications.id"],
+            name=op.f("fk_certify_attendances_application_id_certify_applications"),
+        ),
+        sa.PrimaryKeyConstraint("application_id", name=op.f("pk_certify_attendances")),
+    )
+    with op.batch_alter_table("certify_slots", schema=None) as batch_op:
+        # Slots made before places were recorded: the place is unknown, shown empty.
+        batch_op.add_column(
+            sa.Column("place", sa.String(length=100), nullable=False, server_default="")
+        )
+    with op.batch_alter_table("certify_checks", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("value", sa.String(length=32), nullable=True))
+        batch_op.add_column(sa.Column("police_unit", sa.String(length=100), nullable=True))
+        batch_op.add_column(sa.Column("police_issued_on", sa.Date(), nullable=True))
+        batch_op.add_column(sa.Column("replaces_result", sa.String(length=16), nullable=True))
+        batch_op.add_column(sa.Column("approved_by", sa.String(length=64), nullable=True))
+        batch_op.add_column(sa.Column("approved_at", sa.DateTime(timezone=True), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("certify_checks", schema=None) as batch_op:
+        for column in (
+            "approved_at",
+            "approved_by",
+            "replaces_result",
+            "police_issued_on",
+            "police_unit",
+            "value",
+        ):
+            batch_op.drop_column(column)
+    with op.batch_alter_table("certify_batches", schema=None) as batch_op:
+        for column in (
+            "registration_extension_reason",
+            "registration_extended_by",
+            "registration_extended_until",
+            "rule_version",
+        ):
+            batch_op.drop_column(column)
+    with op.batch_alter_table("certify_slots", schema=None) as batch_op:
+        batch_op.drop_column("place")
+    op.drop_table("certify_attendances")
+    op.drop_table("certify_rule_tables")
