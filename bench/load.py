@@ -75,7 +75,8 @@ CHECKPOINT_SIGNATURES = "signer.sign (audit checkpoints)"
 WORKSTATION = "ws-custodian-01"
 USBKEY = "USBKEY-01"
 # Fixed dates the holiday calendar covers (as `certsvc demo` does): the decision deadline has
-# passed, so every decision carries an officer's override with its reason (R3, audited).
+# passed, so every decision carries an officer's override with its reason, approved by a
+# second officer (R3, audited).
 BATCH_DATES = {
     "registration_opens": "2026-09-01",
     "registration_closes": "2026-09-10",
@@ -127,6 +128,7 @@ class Desk:
 
     registrar: Staff
     officer: Staff
+    officer_2: Staff
     custodian: Staff
     usbkey_serial: str
     usbkey_pin: str
@@ -339,7 +341,11 @@ async def one_case(client: httpx.AsyncClient, tally: Tally, desk: Desk, rng: ran
         else {"outcome": "approve", "reasons": "all checks passed"}
     )
     if desk.override:
-        decision["deadline_override_reason"] = OVERRIDE
+        decision["deadline_override"] = {
+            "reason": OVERRIDE,
+            "category": "other",
+            "expires_on": (datetime.now(UTC).date() + timedelta(days=30)).isoformat(),
+        }
     answer = await call(
         client,
         tally,
@@ -356,6 +362,11 @@ async def one_case(client: httpx.AsyncClient, tally: Tally, desk: Desk, rng: ran
     tally.events["certify.decision.make", "ok"] += 1
     if desk.override:
         tally.events["certify.deadline.override", "ok"] += 1
+        approval = f"{case}/deadline-override/approval"
+        answer = await call(client, tally, "intake.override", "POST", approval, desk.officer_2)
+        if answer is None:
+            return
+        tally.events["certify.deadline.override.approve", "ok"] += 1
     if not failing:
         tally.approved.add(application_id)
 
@@ -859,12 +870,22 @@ def main() -> None:
             )
             if demo.returncode != 0:
                 raise SystemExit(f"certsvc demo failed:\n{demo.stderr[-3000:]}")
+            second = subprocess.run(  # the demo made a second officer (dual control)
+                [CERTSVC, "staff", "token", "officer-2"],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if second.returncode != 0:
+                raise SystemExit(f"certsvc staff token failed:\n{second.stderr[-3000:]}")
             manifest = json.loads((Path(tmp) / "demo" / "manifest.json").read_text())
             credentials = json.loads((Path(tmp) / "home" / "credentials.json").read_text())
             accounts, usbkey = credentials["accounts"], credentials["tokens"][USBKEY]
             desk = Desk(
                 registrar=Staff(accounts["registrar"]["api_token"]),
                 officer=Staff(accounts["officer"]["api_token"]),
+                officer_2=Staff(second.stdout.strip()),
                 custodian=Staff(
                     accounts["custodian"]["api_token"],
                     WORKSTATION,

@@ -55,7 +55,9 @@ class BatchPlan:
 
 
 def create_batch(db: Session, actor: Actor, plan: BatchPlan) -> Batch:
-    """A batch whose dates follow R3, with its decision deadline computed."""
+    """A batch whose dates follow R3, with its effective decision deadline: the earlier of the
+    30th working day after on-site confirmation ends and the batch's closing date (the
+    province's round closes on a fixed day, 2020: 08-20)."""
     if not plan.registration_opens <= plan.registration_closes:
         raise InvalidInput("registration: opens after it closes")
     if not plan.confirmation_starts <= plan.confirmation_ends:
@@ -63,6 +65,8 @@ def create_batch(db: Session, actor: Actor, plan: BatchPlan) -> Batch:
     if plan.closes_on < plan.confirmation_ends:
         raise InvalidInput("closes_on: before on-site confirmation ends")
     calendar = work_calendar(db)
+    if not calendar.is_workday(plan.closes_on):
+        raise InvalidInput(f"closes_on: {plan.closes_on.isoformat()} is not a working day")
     days = calendar.workdays_between(plan.confirmation_starts, plan.confirmation_ends)
     if days < MIN_CONFIRMATION_WORKDAYS:
         raise InvalidInput(
@@ -78,7 +82,9 @@ def create_batch(db: Session, actor: Actor, plan: BatchPlan) -> Batch:
         registration_closes=plan.registration_closes,
         confirmation_starts=plan.confirmation_starts,
         confirmation_ends=plan.confirmation_ends,
-        decision_deadline=calendar.add_workdays(plan.confirmation_ends, DECISION_WORKDAYS),
+        decision_deadline=min(
+            calendar.add_workdays(plan.confirmation_ends, DECISION_WORKDAYS), plan.closes_on
+        ),
         closes_on=plan.closes_on,
         rule_version=version_in_force(db),
         created_by=actor.username,

@@ -5,6 +5,7 @@ and R3 (deadline, or an officer's audited override)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 
 from sqlalchemy import select
@@ -31,6 +32,21 @@ from signer.models import KeyPurpose
 APPROVE, REFUSE = "approve", "refuse"
 DECISION_PREFIX, CERTIFICATE_PREFIX, REVOCATION_PREFIX = "DEC-", "CRT-", "REV-"
 OVERRIDE_REASON_MIN = 10
+# Why a deadline may be overridden (the report groups overrides by these).
+OVERRIDE_CATEGORIES: dict[str, str] = {
+    "appeal": "申请人申诉或复核成立",
+    "police": "犯罪记录核查延迟",
+    "system": "信息系统或设备故障",
+    "correction": "纠正认定结论",
+    "other": "其他（理由中写明）",
+}
+
+
+@dataclass(frozen=True)
+class OverrideRequest:
+    reason: str
+    category: str
+    expires_on: date
 
 
 def end_of_day(day: date) -> datetime:
@@ -88,14 +104,55 @@ def decide(db: Session, actor: Actor, application_id: int, outcome: str, reasons
     return decision
 
 
-def override_deadline(db: Session, actor: Actor, application_id: int, reason: str) -> None:
-    """R3: an officer lets a late case be signed; the reason goes to the audit log."""
+def override_deadline(
+    db: Session, actor: Actor, application_id: int, request: OverrideRequest
+) -> None:
+    """R3: an officer asks that a late case be signed until `expires_on`, for a reason of a
+    category; it counts once a second officer approves it (`approve_override`). A new request
+    replaces an earlier one and its approval. Audited."""
     _officer(actor)
-    if len(reason.strip()) < OVERRIDE_REASON_MIN:
+    if request.category not in OVERRIDE_CATEGORIES:
+        raise InvalidInput(f"category: one of {', '.join(OVERRIDE_CATEGORIES)}")
+    if len(request.reason.strip()) < OVERRIDE_REASON_MIN:
         raise InvalidInput(f"reason: at least {OVERRIDE_REASON_MIN} characters")
     application = get_application(db, application_id)
-    application.override_by, application.override_reason = actor.username, reason[:500]
-    record(db, actor, "certify.deadline.override", f"application:{application_id}", reason=reason)
+    due = get_batch(db, application.batch_id).decision_deadline
+    if request.expires_on <= due:
+        raise InvalidInput(f"expires_on: after the deadline it overrides ({due.isoformat()})")
+    application.override_by, application.override_reason = actor.username, request.reason[:500]
+    application.override_category, application.override_expires_on = (
+        request.category,
+        request.expires_on,
+    )
+    application.override_approved_by = application.override_approved_at = None
+    record(
+        db,
+        actor,
+        "certify.deadline.override",
+        f"application:{application_id}",
+        reason=request.reason,
+        details={"category": request.category, "expires_on": request.expires_on.isoformat()},
+    )
+
+
+def approve_override(db: Session, actor: Actor, application_id: int) -> None:
+    """R3: a second officer, not the one who asked, lets the override count. Audited."""
+    _officer(actor)
+    application = get_application(db, application_id)
+    if application.override_by is None:
+        raise Conflict(f"application {application_id}: no deadline override was asked")
+    if application.override_approved_by is not None:
+        raise Conflict(f"application {application_id}: the override is approved already")
+    if application.override_by == actor.username:
+        raise Conflict("a second officer approves an override, not the one who asked it")
+    application.override_approved_by, application.override_approved_at = actor.username, utcnow()
+    record(
+        db,
+        actor,
+        "certify.deadline.override.approve",
+        f"application:{application_id}",
+        details={"asked_by": application.override_by},
+    )
 
 
 def sign_decisions(

@@ -116,8 +116,14 @@ class Application(Base):
     subject: Mapped[str] = mapped_column(String(2))
     slot_id: Mapped[int | None] = mapped_column(ForeignKey("certify_slots.id"))
     queue_number: Mapped[int | None] = mapped_column(Integer)
+    # R3: an officer's deadline override, counted once a second officer approved it and
+    # until it expires.
     override_by: Mapped[str | None] = mapped_column(String(64))
     override_reason: Mapped[str | None] = mapped_column(String(500))
+    override_category: Mapped[str | None] = mapped_column(String(16))
+    override_expires_on: Mapped[date | None] = mapped_column(Date)
+    override_approved_by: Mapped[str | None] = mapped_column(String(64))
+    override_approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

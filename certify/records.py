@@ -202,8 +202,13 @@ def _gates(
         unmet[CONFIRMATION] = unconfirmed
     override = None
     if application.override_by and application.override_reason:
+        expires = application.override_expires_on
         override = DeadlineOverride(
-            application.override_by, OFFICER_ROLE, application.override_reason
+            application.override_by,
+            OFFICER_ROLE,
+            application.override_reason,
+            approved_by=application.override_approved_by,
+            expires=end_of_day(expires) if expires is not None else None,
         )
     return CaseGates(
         criminal_record_clear=clear, deadline=end_of_day(due), override=override, unmet=unmet

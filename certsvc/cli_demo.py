@@ -3,8 +3,10 @@ checks, decisions, signing, issue, one revocation — on the demo body that `cer
 provisions, writing `DIR/manifest.json` and one QR PNG per certificate.
 
 The batch has fixed dates in 2026 (the holiday calendar must cover the deadline's year), so
-its decision deadline has passed: the officer overrides it for each case, with a reason, as R3
-allows, and the audit log shows it. Each run makes a new batch and new applicants.
+its decision deadline has passed: an officer asks an override for each case, with a category,
+a reason and an expiry, a second officer approves it, as R3 allows, and the audit log shows
+it. Applicants are filed inside the registration window, booked, confirmed on site and meet
+the national eligibility rules. Each run makes a new batch and new applicants.
 """
 
 from __future__ import annotations
@@ -42,7 +44,13 @@ from certify.checks import (
     PoliceReference,
     record_check,
 )
-from certify.decisions import decide, override_deadline, sign_decisions
+from certify.decisions import (
+    OverrideRequest,
+    approve_override,
+    decide,
+    override_deadline,
+    sign_decisions,
+)
 from certify.issuance import Issuer, approve, issue, request_revocation, sign_revocations
 from certify.models import Applicant, Certificate
 from certify.records import CaseRecords
@@ -197,7 +205,11 @@ def _round(
                 who = officer if kind == CRIMINAL_RECORD else registrar
                 record_check(db, who, application.id, outcome)
             if today > batch.decision_deadline:
-                override_deadline(db, officer, application.id, "演示：批次日期固定在过去")
+                late = OverrideRequest(
+                    "演示：批次日期固定在过去", "other", today + timedelta(days=30)
+                )
+                override_deadline(db, officer, application.id, late)
+                approve_override(db, actors[SECOND_OFFICER], application.id)
             decide(db, officer, application.id, "approve", "各项核查均通过")
             applications.append(application.id)
         batch_id = batch.id

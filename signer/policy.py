@@ -91,11 +91,14 @@ class PolicyRefused(SignerError):
 
 @dataclass(frozen=True)
 class DeadlineOverride:
-    """An officer's decision to sign past the R3 deadline, with the reason; it is audited."""
+    """An officer's decision to sign past the R3 deadline, with the reason, approved by a
+    second officer and valid until it expires; it is audited."""
 
     officer: str
     officer_role: str
     reason: str
+    approved_by: str | None = None
+    expires: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -358,6 +361,16 @@ def _deadline(d: DocumentContext) -> str | None:
         )
     if override.officer_role != OFFICER_ROLE or not override.reason.strip():
         return "R3: a deadline override must come from an officer and give a reason"
+    if override.approved_by is None or override.approved_by == override.officer:
+        return (
+            f"R3: the deadline override for {d.kind} {d.document_id} asked by "
+            f"{override.officer} awaits a second officer's approval"
+        )
+    if override.expires is None or d.now > override.expires:
+        return (
+            f"R3: the deadline override for {d.kind} {d.document_id} has no expiry or "
+            f"expired; an officer asks a new one"
+        )
     return None
 
 

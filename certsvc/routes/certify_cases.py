@@ -33,7 +33,13 @@ from certify.checks import (
     missing_for_approval,
     record_check,
 )
-from certify.decisions import decide, override_deadline
+from certify.decisions import (
+    OVERRIDE_CATEGORIES,
+    OverrideRequest,
+    approve_override,
+    decide,
+    override_deadline,
+)
 from certify.eligibility import unmet_rules
 from certify.intake import ApplicantTokens, register_applicant
 from certify.models import Applicant, Application, Attendance, CaseCheck, Certificate, Decision
@@ -156,15 +162,23 @@ def check_out(row: CaseCheck) -> CheckOut:
     )
 
 
+class OverrideIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=500)
+    category: str = Field(description=", ".join(OVERRIDE_CATEGORIES))
+    expires_on: date = Field(description="the last day the override lets the case be signed")
+
+
 class DecisionIn(BaseModel):
     outcome: str = Field(description="approve or refuse")
     reasons: str = Field(min_length=1, max_length=500)
-    deadline_override_reason: str | None = Field(
-        default=None, max_length=500, description="lets a late case be signed (audited)"
+    deadline_override: OverrideIn | None = Field(
+        default=None,
+        description="asks that the case be signed past its deadline; counts once a second "
+        "officer approves it (R3, audited)",
     )
 
 
-class OverrideIn(BaseModel):
+class ReasonIn(BaseModel):
     reason: str = Field(min_length=1, max_length=500)
 
 
@@ -195,6 +209,8 @@ class ApplicationOut(BaseModel):
     queue_number: int | None
     attended: bool = Field(description="attendance at on-site confirmation is recorded")
     deadline_overridden_by: str | None
+    deadline_override_approved_by: str | None
+    deadline_override_expires_on: date | None
     checks: dict[str, str] = Field(description="kind → result of the latest attempt")
     missing_for_approval: list[str]
     unmet_rules: list[str] = Field(
@@ -239,6 +255,8 @@ def application_out(db: Session, vault: Vault, application: Application) -> Appl
         queue_number=application.queue_number,
         attended=db.get(Attendance, application.id) is not None,
         deadline_overridden_by=application.override_by,
+        deadline_override_approved_by=application.override_approved_by,
+        deadline_override_expires_on=application.override_expires_on,
         checks=results,
         missing_for_approval=missing_for_approval(results),
         unmet_rules=[str(u) for u in unmet_rules(db, application)],
@@ -382,7 +400,7 @@ def list_checks(application_id: int, _: ClerkDep, db: SessionDep) -> list[CheckO
     responses=answers(404, 409),
 )
 def post_replacement_approval(
-    application_id: int, attempt: int, body: OverrideIn, account: OfficerDep, db: SessionDep
+    application_id: int, attempt: int, body: ReasonIn, account: OfficerDep, db: SessionDep
 ) -> CheckOut:
     """R2: a second officer lets a criminal-record attempt that replaced a non-clear result
     count (the officer who recorded it cannot); until then no conclusion is made or signed."""
@@ -399,10 +417,10 @@ def post_decision(
     application_id: int, body: DecisionIn, account: OfficerDep, db: SessionDep
 ) -> DecisionOut:
     """Approve or refuse with reasons (R2: only once the criminal-record check is finished);
-    with `deadline_override_reason`, the case may be signed past its deadline (R3, audited)."""
+    with `deadline_override`, an officer asks that it be signed past its deadline (R3)."""
     actor = actor_of(account)
-    if body.deadline_override_reason is not None:
-        override_deadline(db, actor, application_id, body.deadline_override_reason)
+    if body.deadline_override is not None:
+        override_deadline(db, actor, application_id, _override(body.deadline_override))
     decision = decide(db, actor, application_id, body.outcome, body.reasons)
     return decision_out(decision)
 
@@ -411,8 +429,24 @@ def post_decision(
 def post_override(
     application_id: int, body: OverrideIn, account: OfficerDep, db: SessionDep, vault: VaultDep
 ) -> ApplicationOut:
-    """Let a late case be signed past its deadline; the reason goes to the audit log."""
-    override_deadline(db, actor_of(account), application_id, body.reason)
+    """Ask that a late case be signed past its deadline until `expires_on` (a category and a
+    reason, audited); a second officer approves it before it counts."""
+    override_deadline(db, actor_of(account), application_id, _override(body))
+    return application_out(db, vault, get_application(db, application_id))
+
+
+def _override(body: OverrideIn) -> OverrideRequest:
+    return OverrideRequest(body.reason, body.category, body.expires_on)
+
+
+@router.post(
+    "/applications/{application_id}/deadline-override/approval", responses=answers(404, 409)
+)
+def post_override_approval(
+    application_id: int, account: OfficerDep, db: SessionDep, vault: VaultDep
+) -> ApplicationOut:
+    """A second officer (not the one who asked) approves the deadline override (audited)."""
+    approve_override(db, actor_of(account), application_id)
     return application_out(db, vault, get_application(db, application_id))
 
 

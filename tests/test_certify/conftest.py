@@ -32,6 +32,7 @@ from certify.checks import (
     PoliceReference,
     record_check,
 )
+from certify.decisions import OverrideRequest, approve_override, override_deadline
 from certify.issuance import Issuer
 from certify.models import Applicant, Application, ConfirmationSlot
 from certify.workdays import work_calendar
@@ -149,6 +150,13 @@ def confirm(db: Session, application_id: int, *, attend: bool = True) -> None:
     book_slot(db, REGISTRAR, application_id, slot.id)
     if attend:
         record_attendance(db, REGISTRAR, application_id, slot.starts_at, f"QR{application_id}")
+
+
+def late_ok(db: Session, application_id: int, reason: str = "test signs long after 2020") -> None:
+    """Let a 2020 case be signed today: an officer's deadline override, approved by a second."""
+    expires = date.today() + timedelta(days=30)
+    override_deadline(db, OFFICER, application_id, OverrideRequest(reason, "other", expires))
+    approve_override(db, OFFICER_2, application_id)
 
 
 def recorder(kind: str) -> Actor:

@@ -20,10 +20,10 @@ from certify.cases import (
     extend_registration,
     record_attendance,
 )
-from certify.decisions import decide, override_deadline, sign_decisions
+from certify.decisions import decide, sign_decisions
 from certify.models import Attendance, Decision
 from common.errors import Conflict, InvalidInput
-from test_certify.conftest import OFFICER, PLACE, PLAN, REGISTRAR, Body, confirm
+from test_certify.conftest import OFFICER, PLACE, PLAN, REGISTRAR, Body, confirm, late_ok
 
 # 2020: 端午 holidays 06-25 to 06-27, Sunday 06-28 a working day.
 DRAGON_BOAT = replace(
@@ -65,7 +65,7 @@ def test_approval_and_its_signature_need_attendance(body: Body) -> None:
         db.add(
             Decision(application_id=application_id, outcome="approve", reasons="x", decided_by="o")
         )
-        override_deadline(db, OFFICER, application_id, "test signs long after 2020")
+        late_ok(db, application_id)
     body.open("decision-1")
     report = sign_decisions(body.sessions, body.issuer.signer, body.custodian, batch_id)
     assert [r.rule for r in report.refused] == ["confirmation"]
@@ -111,9 +111,7 @@ def test_registration_outside_its_window_is_refused_unless_an_officer_extends_it
     with body.sessions.begin() as db:
         for day in (date(2020, 6, 7), date(2020, 7, 1), late):
             with pytest.raises(Conflict, match=r"registration window \(2020-06-08 to 2020-06-30\)"):
-                create_application(
-                    db, REGISTRAR, batch_id, first, "SS", "02", filed_on=day
-                )
+                create_application(db, REGISTRAR, batch_id, first, "SS", "02", filed_on=day)
     with body.sessions.begin() as db:
         with pytest.raises(Conflict, match="only an officer"):
             extend_registration(db, REGISTRAR, batch_id, late, "the centre asked for more days")

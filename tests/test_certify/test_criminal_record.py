@@ -17,10 +17,10 @@ from certify.checks import (
     history,
     record_check,
 )
-from certify.decisions import decide, override_deadline, sign_decisions
+from certify.decisions import decide, sign_decisions
 from certify.models import Decision
 from common.errors import Conflict, InvalidInput
-from test_certify.conftest import OFFICER, OFFICER_2, REGISTRAR, Body, passed
+from test_certify.conftest import OFFICER, OFFICER_2, REGISTRAR, Body, late_ok, passed
 
 REASON = "police corrected their answer in writing"
 
@@ -74,7 +74,7 @@ def test_replacing_a_record_needs_a_second_officer_before_any_conclusion_or_sign
         db.add(
             Decision(application_id=application_id, outcome="approve", reasons="x", decided_by="o")
         )
-        override_deadline(db, OFFICER, application_id, "test signs long after 2020")
+        late_ok(db, application_id)
     body.open("decision-1")
     report = sign_decisions(body.sessions, body.issuer.signer, body.custodian, batch_id)
     assert [r.rule for r in report.refused] == ["criminal-record"]

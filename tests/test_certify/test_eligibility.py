@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from audit.models import AuditEventRow
 from certify.cases import BatchPlan, create_application
 from certify.checks import RESULTS, history, record_check
-from certify.decisions import decide, override_deadline, sign_decisions
+from certify.decisions import decide, sign_decisions
 from certify.eligibility import (
     NATIONAL_FILE,
     Ineligible,
@@ -29,7 +29,7 @@ from certify.eligibility import (
 from certify.models import Application, Batch, Decision
 from certsvc.settings import Settings
 from common.errors import Conflict, InvalidInput
-from test_certify.conftest import OFFICER, PLAN, REGISTRAR, Body, confirm, passed, recorder
+from test_certify.conftest import OFFICER, PLAN, REGISTRAR, Body, confirm, late_ok, passed, recorder
 
 CERTSVC = str(Path(__file__).parents[2] / ".venv" / "bin" / "certsvc")
 NATIONAL = (Path(__file__).parents[2] / "certify" / "data" / NATIONAL_FILE).read_text()
@@ -90,7 +90,7 @@ def test_a_subject_the_type_does_not_have_is_refused_at_every_step(
         db.add(
             Decision(application_id=application_id, outcome="approve", reasons="x", decided_by="o")
         )
-        override_deadline(db, OFFICER, application_id, "test signs long after 2020")
+        late_ok(db, application_id)
     body.open("decision-1")
     report = sign_decisions(body.sessions, body.issuer.signer, body.custodian, batch_id)
     assert report.signed == []

@@ -13,7 +13,6 @@ from certify.checks import CRIMINAL_RECORD, history, record_check
 from certify.decisions import (
     decide,
     decision_document_id,
-    override_deadline,
     sign_decisions,
     signed_decisions,
 )
@@ -26,7 +25,7 @@ from certify.issuance import (
 from certify.models import Certificate
 from common.errors import InvalidInput
 from signer.documents import signed_document
-from test_certify.conftest import OFFICER, OFFICER_2, Body, passed
+from test_certify.conftest import OFFICER, OFFICER_2, Body, late_ok, passed
 from verify.models import PublicCertificate
 from verify.payload import parse_qr_text
 
@@ -39,7 +38,7 @@ def test_whole_flow(body: Body) -> None:
     refused = body.case(batch_id, 2)
     with body.sessions.begin() as db:
         for application_id in (approved, refused):
-            override_deadline(db, OFFICER, application_id, "test signs long after 2020")
+            late_ok(db, application_id)
         decide(db, OFFICER, approved, "approve", "all checks passed")
         decide(db, OFFICER, refused, "refuse", "applicant withdrew")
     body.open("decision-1")
@@ -99,7 +98,7 @@ def test_gates_refuse(body: Body) -> None:
     report = sign_decisions(body.sessions, body.issuer.signer, body.custodian, batch_id)
     assert [r.rule for r in report.refused] == ["deadline"]  # 2020's deadline has passed
     with body.sessions.begin() as db:
-        override_deadline(db, OFFICER, late, "late batch, approved by the director")
+        late_ok(db, late, "late batch, approved by the director")
     assert sign_decisions(body.sessions, body.issuer.signer, body.custodian, batch_id).signed
     body.open("certificate-1")
     with body.sessions.begin() as db:

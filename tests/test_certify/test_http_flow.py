@@ -42,7 +42,11 @@ BATCH = {
 # What the comparisons of an eligible 高级中学 applicant find (R0).
 FOUND = {"degree": "本科", "mandarin": "二级甲等"}
 PLACE = "郑州市金水区政务服务中心三楼"
-OVERRIDE = "2020 batch decided in a test run years later"
+OVERRIDE = {
+    "reason": "2020 batch decided in a test run years later",
+    "category": "other",
+    "expires_on": (date.today() + timedelta(days=30)).isoformat(),
+}
 
 
 @dataclass
@@ -258,8 +262,12 @@ def test_whole_case_over_http(desk: Desk) -> None:
         "POST",
         f"{API}/applications/{refused_id}/decision",
         desk.officer,
-        {**decisions[refused_id], "deadline_override_reason": OVERRIDE},
+        {**decisions[refused_id], "deadline_override": OVERRIDE},
     )
+    approval = f"{API}/applications/{refused_id}/deadline-override/approval"
+    alone = desk.call("POST", approval, desk.officer)
+    assert alone.status_code == 409 and "second officer" in alone.json()["detail"]
+    desk.ok("POST", approval, desk.officer_2)
 
     # The custodian signs from the workstation, through the USBKey session for the key.
     sign = f"{API}/batches/{batch_id}/decisions/sign"
@@ -269,13 +277,22 @@ def test_whole_case_over_http(desk: Desk) -> None:
     report = desk.ok("POST", sign, desk.custodian)
     assert len(report["signed"]) == 1
     assert [r["rule"] for r in report["refused"]] == ["deadline"]  # no override on `approved`
-    desk.ok(
-        "POST",
-        f"{API}/applications/{approved}/deadline-override",
-        desk.officer,
-        {"reason": OVERRIDE},
+    asked = desk.ok(
+        "POST", f"{API}/applications/{approved}/deadline-override", desk.officer, OVERRIDE
     )
+    assert asked["deadline_overridden_by"] == desk.officer.username
+    assert asked["deadline_override_approved_by"] is None
+    awaiting = desk.ok("POST", sign, desk.custodian)
+    assert [r["rule"] for r in awaiting["refused"]] == ["deadline"]
+    assert "awaits a second officer" in awaiting["refused"][0]["detail"]
+    desk.ok("POST", f"{API}/applications/{approved}/deadline-override/approval", desk.officer_2)
     assert len(desk.ok("POST", sign, desk.custodian)["signed"]) == 1
+    report = desk.ok("GET", f"{API}/reports/overrides?batch_id={batch_id}", desk.officer)
+    assert {(o["application_id"], o["state"], o["category"]) for o in report} == {
+        (approved, "in-force", "other"),
+        (refused_id, "in-force", "other"),
+    }
+    assert all(o["approved_by"] == desk.officer_2.username for o in report)
     listed = desk.ok("GET", f"{API}/batches/{batch_id}/decisions?signed=true", desk.registrar)
     assert len(listed) == 2
 
@@ -398,9 +415,11 @@ def _decided(desk: Desk, batch_id: int, seed: int, outcome: str, reasons: str) -
     desk.ok("POST", f"{API}/applications/{application_id}/booking", desk.registrar, booking)
     _attend(desk, application_id)
     _checks(desk, application_id)
-    decision = {"outcome": outcome, "reasons": reasons, "deadline_override_reason": OVERRIDE}
+    decision = {"outcome": outcome, "reasons": reasons, "deadline_override": OVERRIDE}
     path = f"{API}/applications/{application_id}/decision"
     decided: int = desk.ok("POST", path, desk.officer, decision)["id"]
+    approval = f"{API}/applications/{application_id}/deadline-override/approval"
+    desk.ok("POST", approval, desk.officer_2)
     return decided
 
 

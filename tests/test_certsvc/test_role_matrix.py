@@ -99,6 +99,7 @@ EXPECTED_ROLES: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/api/v1/certify/applications/{application_id}/checks"): CLERKS,
     ("POST", "/api/v1/certify/applications/{application_id}/decision"): OFFICER,
     ("POST", "/api/v1/certify/applications/{application_id}/deadline-override"): OFFICER,
+    ("POST", "/api/v1/certify/applications/{application_id}/deadline-override/approval"): OFFICER,
     ("GET", "/api/v1/certify/batches/{batch_id}/decisions"): CASE_READERS,
     ("POST", "/api/v1/certify/batches/{batch_id}/decisions/sign"): CUSTODIAN,
     ("POST", "/api/v1/certify/batches/{batch_id}/certificates"): CUSTODIAN,
@@ -111,6 +112,7 @@ EXPECTED_ROLES: dict[tuple[str, str], frozenset[Role]] = {
     ("PUT", "/api/v1/certify/certificates/{number}/delivery"): REGISTRAR,
     ("GET", "/api/v1/certify/certificates/{number}/delivery"): CLERKS,
     ("GET", "/api/v1/certify/reports/stages"): frozenset({Role.OFFICER, Role.SECURITY_OFFICER}),
+    ("GET", "/api/v1/certify/reports/overrides"): frozenset({Role.OFFICER, Role.SECURITY_OFFICER}),
     ("GET", "/api/v1/certify/reports/overdue"): frozenset({Role.OFFICER, Role.SECURITY_OFFICER}),
 }
 

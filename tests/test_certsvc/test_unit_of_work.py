@@ -35,6 +35,7 @@ from vault.models import VaultReveal
 
 ROOT = Path(__file__).resolve().parents[2]
 ID_NUMBER = "11010519491231002X"
+LATER = (date.today() + timedelta(days=30)).isoformat()
 BATCH = {
     "name": "2020年上半年",
     "registration_opens": "2020-06-08",
@@ -156,7 +157,11 @@ def test_a_failing_request_leaves_nothing_of_what_it_wrote(service: Service) -> 
         "POST",
         f"/api/v1/certify/applications/{application_id}/decision",
         "officer",
-        {"outcome": "approve", "reasons": "all checks", "deadline_override_reason": "x" * 20},
+        {
+            "outcome": "approve",
+            "reasons": "all checks",
+            "deadline_override": {"reason": "x" * 20, "category": "other", "expires_on": LATER},
+        },
     )
     assert answer.status_code == 422 and "R2" in answer.json()["detail"]
     with service.sessions() as db:

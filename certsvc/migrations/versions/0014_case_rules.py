@@ -1,7 +1,8 @@
 """Case rules from the notice in full: eligibility rule tables (versioned), the value each
 check found, the rule table a batch is held to; the criminal-record check's police reference
 and the second officer's approval of a replaced result; slots' places, attendance at on-site
-confirmation, an officer's extension of registration.
+confirmation, an officer's extension of registration; deadline overrides' category, expiry and
+second officer.
 
 Revision ID: 0014
 Revises: 0010
@@ -58,6 +59,13 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("application_id", name=op.f("pk_certify_attendances")),
     )
+    with op.batch_alter_table("certify_applications", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("override_category", sa.String(length=16), nullable=True))
+        batch_op.add_column(sa.Column("override_expires_on", sa.Date(), nullable=True))
+        batch_op.add_column(sa.Column("override_approved_by", sa.String(length=64), nullable=True))
+        batch_op.add_column(
+            sa.Column("override_approved_at", sa.DateTime(timezone=True), nullable=True)
+        )
     with op.batch_alter_table("certify_slots", schema=None) as batch_op:
         # Slots made before places were recorded: the place is unknown, shown empty.
         batch_op.add_column(
@@ -93,5 +101,13 @@ def downgrade() -> None:
             batch_op.drop_column(column)
     with op.batch_alter_table("certify_slots", schema=None) as batch_op:
         batch_op.drop_column("place")
+    with op.batch_alter_table("certify_applications", schema=None) as batch_op:
+        for column in (
+            "override_approved_at",
+            "override_approved_by",
+            "override_expires_on",
+            "override_category",
+        ):
+            batch_op.drop_column(column)
     op.drop_table("certify_attendances")
     op.drop_table("certify_rule_tables")
