@@ -133,6 +133,15 @@ def add_slot(db: Session, actor: Actor, batch_id: int, slot: SlotPlan) -> int:
     return row.id
 
 
+def site_places(db: Session, batch_id: int | None) -> tuple[str, ...]:
+    """The places of the confirmation slots (of one batch, or all): announced, so published
+    texts may name them."""
+    query = select(ConfirmationSlot.place).distinct()
+    if batch_id is not None:
+        query = query.where(ConfirmationSlot.batch_id == batch_id)
+    return tuple(place for place in db.scalars(query) if place)
+
+
 def extend_registration(
     db: Session, actor: Actor, batch_id: int, until: date, reason: str
 ) -> Batch:

@@ -30,6 +30,7 @@ from certsvc.routes.certify_common import (
     ClerkDep,
     OfficerDep,
     china_today,
+    contacts,
     staff_hosts,
 )
 from certsvc.routes.schemas import ROLE_GATED, answers
@@ -266,7 +267,13 @@ def post_conclusions(
     """Publish the batch's signed conclusions: masked name, qualification type, subject and
     result only; the text passes the announcement checker before it is stored."""
     row = publish_conclusions(
-        db, actor_of(account), vault, batch_id, body.preface, staff_hosts(request)
+        db,
+        actor_of(account),
+        vault,
+        batch_id,
+        body.preface,
+        staff_hosts(request),
+        contacts(request, db, batch_id),
     )
     return _announcement_out(row)
 
@@ -284,5 +291,12 @@ def post_announcement(
 ) -> AnnouncementOut:
     """Publish a hand-written announcement; refused (422, naming the kinds of item found) if
     the checker finds personal data or a link to the staff system or a login page."""
-    row = publish_text(db, actor_of(account), body.batch_id, body.text, staff_hosts(request))
+    row = publish_text(
+        db,
+        actor_of(account),
+        body.batch_id,
+        body.text,
+        staff_hosts(request),
+        contacts(request, db, body.batch_id),
+    )
     return _announcement_out(row)
