@@ -592,6 +592,12 @@ async def load(base: str, desk: Desk, seconds: float) -> Tally:
             return tally
         tally.events["certify.slot.add", "ok"] += 1
         desk.slot_id = int(answer.json()["id"])
+        training = {"username": "registrar", "trained_on": "2026-09-11"}
+        path = f"{API}/batches/{desk.batch_id}/trainings"
+        answer = await call(client, tally, "setup", "POST", path, desk.officer, training, (201,))
+        if answer is None or answer.status_code != 201:
+            return tally
+        tally.events["certify.training.record", "ok"] += 1
         if today > date.fromisoformat(BATCH_DATES["registration_closes"]):
             extension = {"until": (today + timedelta(days=30)).isoformat(), "reason": EXTENSION}
             path = f"{API}/batches/{desk.batch_id}/registration-extension"

@@ -22,6 +22,7 @@ from certify.models import (
     Batch,
     Certificate,
     ConfirmationSlot,
+    Training,
 )
 from certify.workdays import work_calendar
 from common.errors import Conflict, InvalidInput, NotFound
@@ -169,6 +170,68 @@ def extend_registration(
     return batch
 
 
+def file_plan(db: Session, actor: Actor, batch_id: int, filed_on: date, reference: str) -> Batch:
+    """An officer records that the batch's implementation plan was filed with the provincial
+    centre (二(一)): the batch's announcements need it. Audited."""
+    if actor.role != OFFICER_ROLE:
+        raise Conflict("only an officer records the implementation plan")
+    if not reference.strip() or len(reference) > REFERENCE_MAX:
+        raise InvalidInput(
+            f"reference: the plan's document number, at most {REFERENCE_MAX} characters"
+        )
+    batch = get_batch(db, batch_id)
+    batch.plan_filed_on, batch.plan_reference = filed_on, reference.strip()
+    batch.plan_recorded_by = actor.username
+    record(
+        db,
+        actor,
+        "certify.plan.file",
+        f"batch:{batch_id}",
+        details={"filed_on": filed_on.isoformat(), "reference": batch.plan_reference},
+    )
+    return batch
+
+
+def plan_missing(batch: Batch) -> str | None:
+    """Why the batch may not announce yet (None: its implementation plan is filed)."""
+    if batch.plan_filed_on is not None:
+        return None
+    return (
+        f"batch_id: the implementation plan of batch {batch.id} is not recorded as filed with "
+        f"the provincial centre (二(一)); record it before announcing"
+    )
+
+
+def record_training(
+    db: Session, actor: Actor, batch_id: int, username: str, trained_on: date
+) -> Training:
+    """An officer records that `username` was trained for the batch before on-site
+    confirmation starts (二(三)). Audited."""
+    if actor.role != OFFICER_ROLE:
+        raise Conflict("only an officer records staff training")
+    batch = get_batch(db, batch_id)
+    if trained_on >= batch.confirmation_starts:
+        raise InvalidInput(
+            f"trained_on: before on-site confirmation starts "
+            f"({batch.confirmation_starts.isoformat()})"
+        )
+    if db.get(Training, (batch_id, username)) is not None:
+        raise Conflict(f"username: {username} is already recorded as trained for this batch")
+    training = Training(
+        batch_id=batch_id, username=username, trained_on=trained_on, recorded_by=actor.username
+    )
+    db.add(training)
+    db.flush()
+    record(
+        db,
+        actor,
+        "certify.training.record",
+        f"batch:{batch_id}",
+        details={"username": username, "trained_on": trained_on.isoformat()},
+    )
+    return training
+
+
 def _registration_open(batch: Batch, day: date) -> None:
     last = max(batch.registration_closes, batch.registration_extended_until or date.min)
     if not batch.registration_opens <= day <= last:
@@ -283,6 +346,11 @@ def record_attendance(
         raise InvalidInput(f"confirmed_at: {day.isoformat()} is not a working day in China")
     if db.get(Attendance, application_id) is not None:
         raise Conflict(f"application {application_id}: attendance is recorded already")
+    if db.get(Training, (batch.id, actor.username)) is None:
+        raise Conflict(
+            f"{actor.username} is not trained for this batch (二(三)); an officer records the "
+            f"training first"
+        )
     slot = db.get_one(ConfirmationSlot, application.slot_id)
     attendance = Attendance(
         application_id=application_id,

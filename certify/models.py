@@ -83,6 +83,10 @@ class Batch(Base):
     registration_extended_until: Mapped[date | None] = mapped_column(Date)
     registration_extended_by: Mapped[str | None] = mapped_column(String(64))
     registration_extension_reason: Mapped[str | None] = mapped_column(String(500))
+    # The implementation plan filed with the provincial centre before announcing (二(一)).
+    plan_filed_on: Mapped[date | None] = mapped_column(Date)
+    plan_reference: Mapped[str | None] = mapped_column(String(64))
+    plan_recorded_by: Mapped[str | None] = mapped_column(String(64))
     created_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -126,6 +130,19 @@ class Application(Base):
     override_approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Training(Base):
+    """A staff member trained for a batch before on-site confirmation starts (二(三)): only
+    trained staff confirm its cases."""
+
+    __tablename__ = "certify_trainings"
+
+    batch_id: Mapped[int] = mapped_column(ForeignKey("certify_batches.id"), primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), primary_key=True)
+    trained_on: Mapped[date] = mapped_column(Date)
+    recorded_by: Mapped[str] = mapped_column(String(64))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Attendance(Base):

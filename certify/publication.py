@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from audit.trail import record
 from certify.announcements import ensure_publishable
-from certify.cases import get_batch
+from certify.cases import get_batch, plan_missing
 from certify.decisions import APPROVE
 from certify.models import Announcement, Applicant, Application, Decision
 from common.errors import Conflict, InvalidInput
@@ -109,6 +109,10 @@ def _store(
     staff_hosts: tuple[str, ...],
     contacts: tuple[str, ...],
 ) -> Announcement:
+    if batch_id is not None:
+        unfiled = plan_missing(get_batch(db, batch_id))
+        if unfiled is not None:
+            raise Conflict(unfiled)
     ensure_publishable(text, staff_hosts, contacts)
     announcement = Announcement(batch_id=batch_id, text=text, published_by=actor.username)
     db.add(announcement)

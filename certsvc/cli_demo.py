@@ -33,7 +33,9 @@ from certify.cases import (
     book_slot,
     create_application,
     create_batch,
+    file_plan,
     record_attendance,
+    record_training,
 )
 from certify.certificate_pdf import certificate_pdf
 from certify.checks import (
@@ -177,6 +179,8 @@ def _round(
     today = datetime.now(UTC).date()
     with sessions.begin() as db:
         batch = create_batch(db, officer, plan)
+        record_training(db, officer, batch.id, registrar.username, date(2026, 9, 11))
+        file_plan(db, officer, batch.id, date(2026, 8, 25), f"演示〔2026〕{tag}")
         confirmation = SlotPlan(datetime(2026, 9, 14, 1, tzinfo=UTC), DEMO_PLACE, APPLICANTS)
         slot = add_slot(db, officer, batch.id, confirmation)
         applications = []

@@ -18,7 +18,9 @@ from certify.cases import (
     add_slot,
     create_batch,
     extend_registration,
+    file_plan,
     get_batch,
+    record_training,
 )
 from certify.models import Announcement, Application, Batch, ConfirmationSlot
 from certify.publication import announcements, publish_conclusions, publish_text
@@ -71,6 +73,8 @@ class BatchOut(BaseModel):
     closes_on: date
     registration_extended_until: date | None
     registration_extended_by: str | None
+    plan_filed_on: date | None = Field(description="implementation plan filed (二(一))")
+    plan_reference: str | None
     rule_version: int = Field(description="eligibility rule table in force (0: national)")
     created_by: str
     applications: int
@@ -93,6 +97,23 @@ class SlotOut(BaseModel):
     place: str
     capacity: int
     booked: int
+
+
+class PlanIn(BaseModel):
+    filed_on: date = Field(description="when the plan was filed with the provincial centre")
+    reference: str = Field(min_length=1, max_length=64, description="its document number")
+
+
+class TrainingIn(BaseModel):
+    username: str = Field(min_length=1, max_length=64, description="the staff member trained")
+    trained_on: date = Field(description="before on-site confirmation starts")
+
+
+class TrainingOut(BaseModel):
+    batch_id: int
+    username: str
+    trained_on: date
+    recorded_by: str
 
 
 class ExtensionIn(BaseModel):
@@ -152,6 +173,8 @@ def _batch_out(db: SessionDep, batch: Batch, today: date) -> BatchOut:
         closes_on=batch.closes_on,
         registration_extended_until=batch.registration_extended_until,
         registration_extended_by=batch.registration_extended_by,
+        plan_filed_on=batch.plan_filed_on,
+        plan_reference=batch.plan_reference,
         rule_version=batch.rule_version,
         created_by=batch.created_by,
         applications=count,
@@ -227,6 +250,33 @@ def _slot_out(slot: ConfirmationSlot) -> SlotOut:
         place=slot.place,
         capacity=slot.capacity,
         booked=slot.booked,
+    )
+
+
+@router.post("/batches/{batch_id}/implementation-plan", responses=answers(404, 409))
+def post_plan(batch_id: int, body: PlanIn, account: OfficerDep, db: SessionDep) -> BatchOut:
+    """Record that the batch's implementation plan was filed with the provincial centre; the
+    batch's announcements need it (二(一)). Audited."""
+    batch = file_plan(db, actor_of(account), batch_id, body.filed_on, body.reference)
+    return _batch_out(db, batch, china_today())
+
+
+@router.post(
+    "/batches/{batch_id}/trainings",
+    status_code=status.HTTP_201_CREATED,
+    responses=answers(404, 409),
+)
+def post_training(
+    batch_id: int, body: TrainingIn, account: OfficerDep, db: SessionDep
+) -> TrainingOut:
+    """Record a staff member's training for the batch, before on-site confirmation starts;
+    only trained staff confirm its cases (二(三)). Audited."""
+    row = record_training(db, actor_of(account), batch_id, body.username, body.trained_on)
+    return TrainingOut(
+        batch_id=row.batch_id,
+        username=row.username,
+        trained_on=row.trained_on,
+        recorded_by=row.recorded_by,
     )
 
 

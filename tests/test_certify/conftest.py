@@ -21,8 +21,10 @@ from certify.cases import (
     book_slot,
     create_application,
     create_batch,
+    file_plan,
     get_batch,
     record_attendance,
+    record_training,
 )
 from certify.checks import (
     CRIMINAL_RECORD,
@@ -124,10 +126,16 @@ class Body:
                     record_check(db, recorder(kind), application.id, passed(kind, values))
             return application.id
 
-    def batch(self, plan: BatchPlan = PLAN) -> int:
-        """A batch with one large slot on its first working day of on-site confirmation."""
+    def batch(self, plan: BatchPlan = PLAN, *, plan_filed: bool = True) -> int:
+        """A batch with one large slot on its first working day of on-site confirmation, the
+        registrar trained for it and (with `plan_filed`) its implementation plan filed."""
         with self.sessions.begin() as db:
             batch = create_batch(db, OFFICER, plan)
+            trained_on = plan.confirmation_starts - timedelta(days=3)
+            record_training(db, OFFICER, batch.id, REGISTRAR.username, trained_on)
+            if plan_filed:
+                filed_on = plan.registration_opens - timedelta(days=14)
+                file_plan(db, OFFICER, batch.id, filed_on, "豫教资〔2020〕12号")
             calendar = work_calendar(db)
             day = plan.confirmation_starts
             while not calendar.is_workday(day):

@@ -138,6 +138,12 @@ def _extend(desk: Desk, batch_id: int) -> None:
     assert extended["registration_extended_by"] == desk.officer.username
 
 
+def _train(desk: Desk, batch_id: int) -> None:
+    """The registrar is trained for the batch before on-site confirmation (二(三))."""
+    training = {"username": desk.registrar.username, "trained_on": "2020-07-01"}
+    desk.ok("POST", f"{API}/batches/{batch_id}/trainings", desk.officer, training)
+
+
 def _attend(desk: Desk, application_id: int) -> None:
     attendance = {"confirmed_at": "2020-07-06T09:20:00+08:00", "national_reference": "QR-1"}
     path = f"{API}/applications/{application_id}/attendance"
@@ -208,6 +214,7 @@ def test_whole_case_over_http(desk: Desk) -> None:
     closed = _intake(desk, batch_id, people[0], "02", expect=409)
     assert "registration window (2020-06-08 to 2020-06-30)" in closed["detail"]
     _extend(desk, batch_id)
+    _train(desk, batch_id)
     cases = [_intake(desk, batch_id, p, s) for p, s in zip(people, ("02", "01", "03"), strict=True)]
     ids = [case["id"] for case in cases]
     assert all("*" in (case["masked_name"] or "") for case in cases)
@@ -339,6 +346,11 @@ def test_whole_case_over_http(desk: Desk) -> None:
 
     # The batch's conclusions: allow-listed fields, checked before they are stored.
     announce = f"{API}/batches/{batch_id}/announcements"
+    unfiled = desk.call("POST", announce, desk.officer, {"preface": "公示期五个工作日。"})
+    assert unfiled.status_code == 409 and "implementation plan" in unfiled.json()["detail"]
+    plan = {"filed_on": "2020-05-25", "reference": "豫教资〔2020〕12号"}
+    filed = desk.ok("POST", f"{API}/batches/{batch_id}/implementation-plan", desk.officer, plan)
+    assert filed["plan_reference"] == plan["reference"]
     bad = desk.call("POST", announce, desk.officer, {"preface": "咨询 admin@example.com"})
     assert bad.status_code == 422 and "email" in bad.json()["detail"]
     text = desk.ok("POST", announce, desk.officer, {"preface": "公示期五个工作日。"})["text"]
@@ -403,6 +415,7 @@ def _open_batch(desk: Desk) -> int:
     slot = {"starts_at": "2020-07-06T09:00:00+08:00", "place": PLACE, "capacity": 100}
     desk.ok("POST", f"{API}/batches/{batch_id}/slots", desk.officer, slot)
     _extend(desk, batch_id)
+    _train(desk, batch_id)
     return batch_id
 
 

@@ -82,6 +82,8 @@ EXPECTED_ROLES: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/api/v1/certify/batches/{batch_id}"): CASE_READERS,
     ("POST", "/api/v1/certify/batches/{batch_id}/slots"): OFFICER,
     ("POST", "/api/v1/certify/batches/{batch_id}/registration-extension"): OFFICER,
+    ("POST", "/api/v1/certify/batches/{batch_id}/implementation-plan"): OFFICER,
+    ("POST", "/api/v1/certify/batches/{batch_id}/trainings"): OFFICER,
     ("GET", "/api/v1/certify/batches/{batch_id}/slots"): CLERKS,
     ("POST", "/api/v1/certify/batches/{batch_id}/announcements"): OFFICER,
     ("GET", "/api/v1/certify/batches/{batch_id}/announcements"): CLERKS,

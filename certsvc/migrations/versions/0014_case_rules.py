@@ -2,7 +2,7 @@
 check found, the rule table a batch is held to; the criminal-record check's police reference
 and the second officer's approval of a replaced result; slots' places, attendance at on-site
 confirmation, an officer's extension of registration; deadline overrides' category, expiry and
-second officer.
+second officer; the implementation plan filed and staff training.
 
 Revision ID: 0014
 Revises: 0010
@@ -44,6 +44,23 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("registration_extension_reason", sa.String(length=500), nullable=True)
         )
+        batch_op.add_column(sa.Column("plan_filed_on", sa.Date(), nullable=True))
+        batch_op.add_column(sa.Column("plan_reference", sa.String(length=64), nullable=True))
+        batch_op.add_column(sa.Column("plan_recorded_by", sa.String(length=64), nullable=True))
+    op.create_table(
+        "certify_trainings",
+        sa.Column("batch_id", sa.Integer(), nullable=False),
+        sa.Column("username", sa.String(length=64), nullable=False),
+        sa.Column("trained_on", sa.Date(), nullable=False),
+        sa.Column("recorded_by", sa.String(length=64), nullable=False),
+        sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["batch_id"],
+            ["certify_batches.id"],
+            name=op.f("fk_certify_trainings_batch_id_certify_batches"),
+        ),
+        sa.PrimaryKeyConstraint("batch_id", "username", name=op.f("pk_certify_trainings")),
+    )
     op.create_table(
         "certify_attendances",
         sa.Column("application_id", sa.Integer(), nullable=False),
@@ -93,6 +110,9 @@ def downgrade() -> None:
             batch_op.drop_column(column)
     with op.batch_alter_table("certify_batches", schema=None) as batch_op:
         for column in (
+            "plan_recorded_by",
+            "plan_reference",
+            "plan_filed_on",
             "registration_extension_reason",
             "registration_extended_by",
             "registration_extended_until",
@@ -110,4 +130,5 @@ def downgrade() -> None:
         ):
             batch_op.drop_column(column)
     op.drop_table("certify_attendances")
+    op.drop_table("certify_trainings")
     op.drop_table("certify_rule_tables")
