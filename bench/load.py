@@ -307,7 +307,14 @@ async def one_case(client: httpx.AsyncClient, tally: Tally, desk: Desk, rng: ran
         "national_reference": f"load-{application_id}",
     }
     answer = await call(
-        client, tally, "intake.attend", "POST", f"{case}/attendance", desk.registrar, attendance
+        client,
+        tally,
+        "intake.attend",
+        "POST",
+        f"{case}/attendance",
+        desk.registrar,
+        attendance,
+        (201,),
     )
     if answer is None or answer.status_code != 201:
         return

@@ -260,6 +260,10 @@ class Revocation(Base):
     requested_by: Mapped[str] = mapped_column(String(64))
     requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_on: Mapped[date | None] = mapped_column(Date)
+    # The printed certificate handed back to the body (收回证书), once revoked.
+    returned_on: Mapped[date | None] = mapped_column(Date)
+    return_recorded_by: Mapped[str | None] = mapped_column(String(64))
+    return_note: Mapped[str | None] = mapped_column(String(200))
 
 
 class Announcement(Base):

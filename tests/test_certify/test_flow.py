@@ -4,7 +4,7 @@ refused when its condition is missing."""
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -19,13 +19,14 @@ from certify.decisions import (
 from certify.issuance import (
     approve,
     issue,
+    record_return,
     request_revocation,
     sign_revocations,
 )
-from certify.models import Certificate
-from common.errors import InvalidInput
+from certify.models import Certificate, Revocation
+from common.errors import Conflict, InvalidInput
 from signer.documents import signed_document
-from test_certify.conftest import OFFICER, OFFICER_2, Body, late_ok, passed
+from test_certify.conftest import OFFICER, OFFICER_2, REGISTRAR, Body, late_ok, passed
 from verify.models import PublicCertificate
 from verify.payload import parse_qr_text
 
@@ -69,11 +70,21 @@ def test_whole_flow(body: Body) -> None:
     refused_report = sign_revocations(body.issuer, body.custodian, [revocation.id], TODAY)
     assert [r.rule for r in refused_report.refused] == ["dual-control"]
     with body.sessions.begin() as db:
+        with pytest.raises(Conflict, match="not signed yet"):
+            record_return(db, REGISTRAR, revocation.id, TODAY, "")
         approve(db, OFFICER_2, revocation.id, "second pair of eyes")
     sign_revocations(body.issuer, body.custodian, [revocation.id], TODAY)
     with body.sessions() as db:
         public = db.get_one(PublicCertificate, certificate.verification_id)
         assert public.status == "revoked" and public.revocation_category == "error"
+    with body.sessions.begin() as db:  # the printed certificate comes back (收回证书, R10)
+        with pytest.raises(InvalidInput, match="returned_on: before the revocation"):
+            record_return(db, REGISTRAR, revocation.id, TODAY - timedelta(days=1), "")
+        record_return(db, REGISTRAR, revocation.id, TODAY, "原件收回，存档案室")
+        with pytest.raises(Conflict, match="recorded already"):
+            record_return(db, REGISTRAR, revocation.id, TODAY, "")
+        returned = db.get_one(Revocation, revocation.id)
+        assert (returned.returned_on, returned.return_recorded_by) == (TODAY, "registrar")
 
 
 def test_gates_refuse(body: Body) -> None:

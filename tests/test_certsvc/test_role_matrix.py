@@ -111,6 +111,7 @@ EXPECTED_ROLES: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/api/v1/certify/revocations/{revocation_id}"): CASE_READERS,
     ("POST", "/api/v1/certify/revocations/{revocation_id}/approvals"): OFFICER,
     ("POST", "/api/v1/certify/revocations/sign"): CUSTODIAN,
+    ("POST", "/api/v1/certify/revocations/{revocation_id}/return"): CLERKS,
     ("PUT", "/api/v1/certify/certificates/{number}/delivery"): REGISTRAR,
     ("GET", "/api/v1/certify/certificates/{number}/delivery"): CLERKS,
     ("GET", "/api/v1/certify/reports/stages"): frozenset({Role.OFFICER, Role.SECURITY_OFFICER}),

@@ -2,7 +2,8 @@
 check found, the rule table a batch is held to; the criminal-record check's police reference
 and the second officer's approval of a replaced result; slots' places, attendance at on-site
 confirmation, an officer's extension of registration; deadline overrides' category, expiry and
-second officer; the implementation plan filed and staff training.
+second officer; the implementation plan filed and staff training;
+the return of a recalled certificate.
 
 Revision ID: 0014
 Revises: 0010
@@ -83,6 +84,10 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("override_approved_at", sa.DateTime(timezone=True), nullable=True)
         )
+    with op.batch_alter_table("certify_revocations", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("returned_on", sa.Date(), nullable=True))
+        batch_op.add_column(sa.Column("return_recorded_by", sa.String(length=64), nullable=True))
+        batch_op.add_column(sa.Column("return_note", sa.String(length=200), nullable=True))
     with op.batch_alter_table("certify_slots", schema=None) as batch_op:
         # Slots made before places were recorded: the place is unknown, shown empty.
         batch_op.add_column(
@@ -128,6 +133,9 @@ def downgrade() -> None:
             "override_expires_on",
             "override_category",
         ):
+            batch_op.drop_column(column)
+    with op.batch_alter_table("certify_revocations", schema=None) as batch_op:
+        for column in ("return_note", "return_recorded_by", "returned_on"):
             batch_op.drop_column(column)
     op.drop_table("certify_attendances")
     op.drop_table("certify_trainings")
