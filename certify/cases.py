@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from audit.trail import record
-from certify.eligibility import Ineligible, batch_table, version_in_force
+from certify.eligibility import Ineligible, batch_table, table_version, version_in_force
 from certify.models import (
     Applicant,
     Application,
@@ -74,6 +74,14 @@ def create_batch(db: Session, actor: Actor, plan: BatchPlan) -> Batch:
             f"confirmation: {days} working day(s); R3 needs at least "
             f"{MIN_CONFIRMATION_WORKDAYS} (public holidays do not count)"
         )
+    in_force = version_in_force(db)
+    province_round = table_version(db, in_force).round
+    if province_round is not None:
+        misfit = province_round.misfits(
+            plan.registration_opens, plan.registration_closes, plan.closes_on
+        )
+        if misfit is not None:
+            raise InvalidInput(misfit)
     if db.scalar(select(Batch.id).where(Batch.name == plan.name)) is not None:
         raise Conflict(f"name: batch {plan.name!r} exists")
     batch = Batch(
@@ -87,7 +95,7 @@ def create_batch(db: Session, actor: Actor, plan: BatchPlan) -> Batch:
             calendar.add_workdays(plan.confirmation_ends, DECISION_WORKDAYS), plan.closes_on
         ),
         closes_on=plan.closes_on,
-        rule_version=version_in_force(db),
+        rule_version=in_force,
         created_by=actor.username,
     )
     db.add(batch)

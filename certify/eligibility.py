@@ -48,6 +48,28 @@ class QualificationRules:
 
 
 @dataclass(frozen=True)
+class RoundDates:
+    """The province's round (二(二)2, 3): its registration window and the day every case must
+    be finished by; the batches of the round are checked against them."""
+
+    registration_opens: date
+    registration_closes: date
+    closes_on: date
+    source: str
+
+    def misfits(self, opens: date, closes: date, closes_on: date) -> str | None:
+        """Why a batch's dates fall outside the round (None: they fit)."""
+        if opens < self.registration_opens or closes > self.registration_closes:
+            return (
+                f"registration: outside the province's round ({self.registration_opens} to "
+                f"{self.registration_closes}, {self.source})"
+            )
+        if closes_on > self.closes_on:
+            return f"closes_on: after the province's round closes ({self.closes_on}, {self.source})"
+        return None
+
+
+@dataclass(frozen=True)
 class CaseFacts:
     """What the case shows, from its records: the values the electronic comparisons found."""
 
@@ -85,6 +107,7 @@ class RuleTable:
     physical_required: bool
     physical_source: str
     qualifications: Mapping[str, QualificationRules]
+    round: RoundDates | None = None
 
     def unmet(self, facts: CaseFacts) -> list[Unmet]:
         """Every rule `facts` break, in the table's order (empty: eligible)."""
@@ -168,6 +191,18 @@ class RuleTable:
                 "by_subject_source": self.mandarin_by_subject_source,
             },
             "physical": {"required": self.physical_required, "source": self.physical_source},
+            **(
+                {
+                    "round": {
+                        "registration_opens": self.round.registration_opens.isoformat(),
+                        "registration_closes": self.round.registration_closes.isoformat(),
+                        "closes_on": self.round.closes_on.isoformat(),
+                        "source": self.round.source,
+                    }
+                }
+                if self.round is not None
+                else {}
+            ),
             "qualifications": {
                 code: {
                     "degree": r.degree,
@@ -213,10 +248,36 @@ def parse_table(raw: Mapping[str, Any]) -> RuleTable:
         physical_required=_flag(physical, "physical.required"),
         physical_source=_text(physical, "physical", "source"),
         qualifications={code: _qualification(code, quals[code]) for code in QUALIFICATIONS},
+        round=_round(raw.get("round")),
     )
     if table.age_minimum > table.age_maximum:
         raise InvalidInput("age: minimum above maximum")
     return table
+
+
+def _round(raw: object) -> RoundDates | None:
+    """The optional [round] section: the province's dates for this round."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise InvalidInput("round: a [round] section")
+    dates = {name: _date(raw, name) for name in ("registration_opens", "registration_closes")}
+    closes_on = _date(raw, "closes_on")
+    if not dates["registration_opens"] <= dates["registration_closes"] <= closes_on:
+        raise InvalidInput("round: registration_opens <= registration_closes <= closes_on")
+    return RoundDates(**dates, closes_on=closes_on, source=_text(raw, "round", "source"))
+
+
+def _date(raw: Mapping[str, Any], name: str) -> date:
+    value = raw.get(name)
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
+    elif isinstance(value, date):
+        return value
+    raise InvalidInput(f"round.{name}: a date, e.g. 2020-06-30")
 
 
 def _section(raw: Mapping[str, Any], name: str) -> Mapping[str, Any]:

@@ -81,4 +81,8 @@ def _table(table: RuleTable, title: str) -> Table:
     out.add_row(
         "physical.required", "pass" if table.physical_required else "-", table.physical_source
     )
+    if table.round is not None:
+        window = f"{table.round.registration_opens} to {table.round.registration_closes}"
+        out.add_row("round.registration", window, table.round.source)
+        out.add_row("round.closes_on", str(table.round.closes_on), table.round.source)
     return out

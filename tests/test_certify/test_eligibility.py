@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from audit.models import AuditEventRow
-from certify.cases import BatchPlan, create_application
+from certify.cases import BatchPlan, create_application, create_batch
 from certify.checks import RESULTS, history, record_check
 from certify.decisions import decide, sign_decisions
 from certify.eligibility import (
@@ -249,3 +249,26 @@ def test_the_rules_commands(
     assert "national minimums" in run("show", "--version", "0").stdout
     with sessions() as db:
         assert version_in_force(db) == 1
+
+
+def test_a_provinces_round_dates_bind_the_batches_created_under_it(body: Body) -> None:
+    rounded = PROVINCE + (
+        "\n[round]\nregistration_opens = 2020-06-08\nregistration_closes = 2020-06-30\n"
+        'closes_on = 2020-08-20\nsource = "教办师〔2020〕81号 二(二)2、3"\n'
+    )
+    with body.sessions.begin() as db:
+        load_table(db, OFFICER, rounded.encode())
+    with body.sessions.begin() as db:
+        for change, message in (
+            ({"closes_on": date(2020, 8, 21)}, r"closes_on: after the province's round"),
+            ({"registration_closes": date(2020, 7, 1)}, "registration: outside the province's"),
+            ({"registration_opens": date(2020, 6, 1)}, "registration: outside the province's"),
+        ):
+            with pytest.raises(InvalidInput, match=message):
+                create_batch(db, OFFICER, replace(PLAN, **change))
+        assert create_batch(db, OFFICER, PLAN).rule_version == 1
+    with body.sessions() as db:
+        shown = table_version(db, 1).round
+        assert shown is not None and shown.closes_on == date(2020, 8, 20)
+    with pytest.raises(InvalidInput, match="round: registration_opens <= registration_closes"):
+        read_table(rounded.replace("closes_on = 2020-08-20", "closes_on = 2020-06-20").encode())
