@@ -98,12 +98,18 @@ def record_check(db: Session, actor: Actor, application_id: int, outcome: CheckO
     )
     attempt = 1 + (previous.attempt if previous is not None else 0)
     # R2: a finished result that is not clear stands until a second officer approves its
-    # replacement; the replaced result is kept on the new attempt.
+    # replacement; the replaced result is kept on the new attempt, and carried over by any
+    # attempt after an unapproved replacement (one more attempt does not wash it out).
+    pending_approval = (
+        previous is not None
+        and previous.replaces_result is not None
+        and previous.approved_by is None
+    )
     replaces = (
-        previous.result
+        NOT_CLEAR
         if outcome.kind == CRIMINAL_RECORD
         and previous is not None
-        and previous.result == NOT_CLEAR
+        and (previous.result == NOT_CLEAR or pending_approval)
         and outcome.result != NOT_CLEAR
         else None
     )

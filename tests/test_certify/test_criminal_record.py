@@ -61,10 +61,13 @@ def test_replacing_a_record_needs_a_second_officer_before_any_conclusion_or_sign
     application_id = body.case(batch_id, 2, skip=(CRIMINAL_RECORD,))
     with body.sessions.begin() as db:
         record_check(db, OFFICER, application_id, replace(passed(CRIMINAL_RECORD), result="record"))
-        attempt = record_check(db, OFFICER, application_id, passed(CRIMINAL_RECORD))
+        record_check(db, OFFICER, application_id, passed(CRIMINAL_RECORD))
+        # Another attempt does not wash the replaced result out: it awaits approval too.
+        attempt = record_check(db, OFFICER_2, application_id, passed(CRIMINAL_RECORD))
         rows = [c for c in history(db, application_id) if c.kind == CRIMINAL_RECORD]
         assert [(c.result, c.replaces_result) for c in rows] == [
             ("record", None),
+            ("clear", "record"),
             ("clear", "record"),
         ]
     with body.sessions.begin() as db, pytest.raises(Conflict, match="second officer"):
@@ -82,17 +85,17 @@ def test_replacing_a_record_needs_a_second_officer_before_any_conclusion_or_sign
 
     with body.sessions.begin() as db:
         with pytest.raises(Conflict, match="second officer approves, not the one"):
-            approve_replacement(db, OFFICER, application_id, attempt, REASON)
-        with pytest.raises(InvalidInput, match="reason"):
-            approve_replacement(db, OFFICER_2, application_id, attempt, "ok")
-        with pytest.raises(Conflict, match="replaced no result"):
-            approve_replacement(db, OFFICER_2, application_id, attempt - 1, REASON)
-        approve_replacement(db, OFFICER_2, application_id, attempt, REASON)
-        with pytest.raises(Conflict, match="approved already"):
             approve_replacement(db, OFFICER_2, application_id, attempt, REASON)
+        with pytest.raises(InvalidInput, match="reason"):
+            approve_replacement(db, OFFICER, application_id, attempt, "ok")
+        with pytest.raises(Conflict, match="replaced no result"):
+            approve_replacement(db, OFFICER, application_id, attempt - 2, REASON)
+        approve_replacement(db, OFFICER, application_id, attempt, REASON)
+        with pytest.raises(Conflict, match="approved already"):
+            approve_replacement(db, OFFICER, application_id, attempt, REASON)
         event = db.scalar(
             select(AuditEventRow).where(AuditEventRow.action == "certify.check.approve_replacement")
         )
-        assert event is not None and event.actor == OFFICER_2.username
+        assert event is not None and event.actor == OFFICER.username
     report = sign_decisions(body.sessions, body.issuer.signer, body.custodian, batch_id)
     assert len(report.signed) == 1 and report.refused == []
