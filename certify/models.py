@@ -306,3 +306,22 @@ class RuleTableRow(Base):
     file_sha256: Mapped[str] = mapped_column(String(64))
     loaded_by: Mapped[str] = mapped_column(String(64))
     loaded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ApplicantRequest(Base):
+    """An applicant's objection, request or complaint (四(二)), answered within working days:
+    what it is about in a few words (no personal value), when it is due, who answered."""
+
+    __tablename__ = "certify_requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("certify_batches.id"), index=True)
+    application_id: Mapped[int | None] = mapped_column(ForeignKey("certify_applications.id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    summary: Mapped[str] = mapped_column(String(500))
+    received_on: Mapped[date] = mapped_column(Date)
+    due_on: Mapped[date] = mapped_column(Date)
+    recorded_by: Mapped[str] = mapped_column(String(64))
+    answered_on: Mapped[date | None] = mapped_column(Date)
+    answer: Mapped[str | None] = mapped_column(String(500))
+    answered_by: Mapped[str | None] = mapped_column(String(64))

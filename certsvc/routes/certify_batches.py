@@ -22,8 +22,20 @@ from certify.cases import (
     get_batch,
     record_training,
 )
-from certify.models import Announcement, Application, Batch, ConfirmationSlot
+from certify.models import (
+    Announcement,
+    ApplicantRequest,
+    Application,
+    Batch,
+    ConfirmationSlot,
+)
 from certify.publication import announcements, publish_conclusions, publish_text
+from certify.requests import (
+    RESPONSE_WORKDAYS,
+    answer_request,
+    record_request,
+    requests_report,
+)
 from certify.workdays import WorkCalendar, work_calendar
 from certsvc.audit_trail import actor_of
 from certsvc.auth import SessionDep, SettingsDep
@@ -31,6 +43,7 @@ from certsvc.routes.certify_common import (
     CaseReaderDep,
     ClerkDep,
     OfficerDep,
+    ReportDep,
     china_today,
     contacts,
     staff_hosts,
@@ -350,3 +363,84 @@ def post_announcement(
         contacts(request, db, body.batch_id),
     )
     return _announcement_out(row)
+
+
+class RequestIn(BaseModel):
+    batch_id: int
+    application_id: int | None = None
+    kind: str = Field(description=", ".join(RESPONSE_WORKDAYS))
+    summary: str = Field(min_length=1, max_length=500, description="no personal values")
+    received_on: date
+
+
+class AnswerIn(BaseModel):
+    answer: str = Field(min_length=1, max_length=500, description="no personal values")
+    answered_on: date
+
+
+class RequestOut(BaseModel):
+    id: int
+    batch_id: int
+    application_id: int | None
+    kind: str
+    summary: str
+    received_on: date
+    due_on: date = Field(description="received_on plus the kind's working days")
+    recorded_by: str
+    answered_on: date | None
+    answer: str | None
+    answered_by: str | None
+    state: str | None = Field(default=None, description="in the report: open, late, answered …")
+
+
+def _request_out(row: ApplicantRequest, state: str | None = None) -> RequestOut:
+    return RequestOut(
+        id=row.id,
+        batch_id=row.batch_id,
+        application_id=row.application_id,
+        kind=row.kind,
+        summary=row.summary,
+        received_on=row.received_on,
+        due_on=row.due_on,
+        recorded_by=row.recorded_by,
+        answered_on=row.answered_on,
+        answer=row.answer,
+        answered_by=row.answered_by,
+        state=state,
+    )
+
+
+@router.post("/requests", status_code=status.HTTP_201_CREATED, responses=answers(404))
+def post_request(body: RequestIn, account: ClerkDep, db: SessionDep) -> RequestOut:
+    """File an applicant's objection, request or complaint (四(二)), due in working days."""
+    row = record_request(
+        db,
+        actor_of(account),
+        body.batch_id,
+        body.application_id,
+        body.kind,
+        body.summary,
+        body.received_on,
+    )
+    return _request_out(row)
+
+
+@router.post("/requests/{request_id}/answer", responses=answers(404, 409))
+def post_answer(request_id: int, body: AnswerIn, account: OfficerDep, db: SessionDep) -> RequestOut:
+    """An officer's answer to a request, once."""
+    return _request_out(
+        answer_request(db, actor_of(account), request_id, body.answer, body.answered_on)
+    )
+
+
+@router.get("/reports/requests", responses=answers(404))
+def get_requests(
+    _: ReportDep, db: SessionDep, batch_id: int | None = None, today: TodayQuery = None
+) -> list[RequestOut]:
+    """Every request with its state on `today` (late: past its due day unanswered)."""
+    if batch_id is not None:
+        get_batch(db, batch_id)
+    return [
+        _request_out(r.request, r.state)
+        for r in requests_report(db, today or china_today(), batch_id)
+    ]

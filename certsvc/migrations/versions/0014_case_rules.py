@@ -3,7 +3,7 @@ check found, the rule table a batch is held to; the criminal-record check's poli
 and the second officer's approval of a replaced result; slots' places, attendance at on-site
 confirmation, an officer's extension of registration; deadline overrides' category, expiry and
 second officer; the implementation plan filed and staff training;
-the return of a recalled certificate.
+the return of a recalled certificate; the register of applicants' requests.
 
 Revision ID: 0014
 Revises: 0010
@@ -48,6 +48,35 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("plan_filed_on", sa.Date(), nullable=True))
         batch_op.add_column(sa.Column("plan_reference", sa.String(length=64), nullable=True))
         batch_op.add_column(sa.Column("plan_recorded_by", sa.String(length=64), nullable=True))
+    op.create_table(
+        "certify_requests",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("batch_id", sa.Integer(), nullable=False),
+        sa.Column("application_id", sa.Integer(), nullable=True),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("summary", sa.String(length=500), nullable=False),
+        sa.Column("received_on", sa.Date(), nullable=False),
+        sa.Column("due_on", sa.Date(), nullable=False),
+        sa.Column("recorded_by", sa.String(length=64), nullable=False),
+        sa.Column("answered_on", sa.Date(), nullable=True),
+        sa.Column("answer", sa.String(length=500), nullable=True),
+        sa.Column("answered_by", sa.String(length=64), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["application_id"],
+            ["certify_applications.id"],
+            name=op.f("fk_certify_requests_application_id_certify_applications"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["batch_id"],
+            ["certify_batches.id"],
+            name=op.f("fk_certify_requests_batch_id_certify_batches"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_certify_requests")),
+    )
+    with op.batch_alter_table("certify_requests", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_certify_requests_batch_id"), ["batch_id"], unique=False
+        )
     op.create_table(
         "certify_trainings",
         sa.Column("batch_id", sa.Integer(), nullable=False),
@@ -139,4 +168,5 @@ def downgrade() -> None:
             batch_op.drop_column(column)
     op.drop_table("certify_attendances")
     op.drop_table("certify_trainings")
+    op.drop_table("certify_requests")
     op.drop_table("certify_rule_tables")
