@@ -47,7 +47,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +77,8 @@ CHECKPOINT_SIGNATURES = "signer.sign (audit checkpoints)"
 WORKSTATION = "ws-custodian-01"
 USBKEY = "USBKEY-01"
 # Fixed dates the holiday calendar covers (as `certsvc demo` does): the decision deadline has
-# passed, so every decision carries an officer's override with its reason (R3, audited).
+# passed, so every decision carries an officer's override with its reason, approved by a
+# second officer (R3, audited).
 BATCH_DATES = {
     "registration_opens": "2026-09-01",
     "registration_closes": "2026-09-10",
@@ -85,6 +86,8 @@ BATCH_DATES = {
     "confirmation_ends": "2026-09-18",
     "closes_on": "2026-12-31",
 }
+PLACE = "郑州市金水区政务服务中心三楼"
+EXTENSION = "load run: the batch's dates are fixed, its registration closed"
 OVERRIDE = "load run: the batch's dates are fixed, its deadline passed"
 REGISTRAR_CHECKS = (
     ("identity", "match"),
@@ -93,6 +96,8 @@ REGISTRAR_CHECKS = (
     ("exam", "match"),
     ("physical", "pass"),
 )
+# What the comparisons of an eligible 高级中学 applicant find (R0).
+FOUND = {"degree": "本科", "mandarin": "二级甲等"}
 VERIFIERS, TOKENISERS, DESKS = 16, 2, 4
 ROUND_PAUSE = 1.0  # between the custodian's rounds; well under uvicorn's 5 s keep-alive
 PROBES = 12
@@ -125,6 +130,7 @@ class Desk:
 
     registrar: Staff
     officer: Staff
+    officer_2: Staff
     custodian: Staff
     usbkey_serial: str
     usbkey_pin: str
@@ -295,8 +301,26 @@ async def one_case(client: httpx.AsyncClient, tally: Tally, desk: Desk, rng: ran
         {"slot_id": desk.slot_id},
         (201,),
     )
-    if answer is not None and answer.status_code == 201:
-        tally.events["certify.application.book", "ok"] += 1
+    if answer is None or answer.status_code != 201:
+        return
+    tally.events["certify.application.book", "ok"] += 1
+    attendance = {
+        "confirmed_at": "2026-09-14T09:30:00+08:00",
+        "national_reference": f"load-{application_id}",
+    }
+    answer = await call(
+        client,
+        tally,
+        "intake.attend",
+        "POST",
+        f"{case}/attendance",
+        desk.registrar,
+        attendance,
+        (201,),
+    )
+    if answer is None or answer.status_code != 201:
+        return
+    tally.events["certify.application.attend", "ok"] += 1
     failing = rng.random() < 0.1
     for n, (kind, result) in enumerate(REGISTRAR_CHECKS):
         check = {
@@ -305,6 +329,7 @@ async def one_case(client: httpx.AsyncClient, tally: Tally, desk: Desk, rng: ran
             "source_system": "chsi.com.cn" if kind == "degree" else "jszg.edu.cn",
             "reference": f"load-{application_id}-{kind}",
             "checked_at": f"2026-09-14T10:{n:02d}:00+08:00",
+            **({"value": FOUND[kind]} if kind in FOUND else {}),
         }
         if await _check(client, tally, desk.registrar, case, check) is None:
             return
@@ -314,6 +339,8 @@ async def one_case(client: httpx.AsyncClient, tally: Tally, desk: Desk, rng: ran
         "source_system": "gongan",
         "reference": f"load-{application_id}-q",
         "checked_at": "2026-09-16T10:00:00+08:00",
+        "police_unit": "郑州市公安局金水分局",
+        "police_issued_on": "2026-09-16",
     }
     if await _check(client, tally, desk.officer, case, criminal) is None:
         return
@@ -323,7 +350,11 @@ async def one_case(client: httpx.AsyncClient, tally: Tally, desk: Desk, rng: ran
         else {"outcome": "approve", "reasons": "all checks passed"}
     )
     if desk.override:
-        decision["deadline_override_reason"] = OVERRIDE
+        decision["deadline_override"] = {
+            "reason": OVERRIDE,
+            "category": "other",
+            "expires_on": (datetime.now(UTC).date() + timedelta(days=30)).isoformat(),
+        }
     answer = await call(
         client,
         tally,
@@ -340,6 +371,11 @@ async def one_case(client: httpx.AsyncClient, tally: Tally, desk: Desk, rng: ran
     tally.events["certify.decision.make", "ok"] += 1
     if desk.override:
         tally.events["certify.deadline.override", "ok"] += 1
+        approval = f"{case}/deadline-override/approval"
+        answer = await call(client, tally, "intake.override", "POST", approval, desk.officer_2)
+        if answer is None:
+            return
+        tally.events["certify.deadline.override.approve", "ok"] += 1
     if not failing:
         tally.approved.add(application_id)
 
@@ -558,13 +594,26 @@ async def load(base: str, desk: Desk, seconds: float) -> Tally:
         desk.batch_id = int(answer.json()["id"])
         today = datetime.now(UTC).date()
         desk.override = today > date.fromisoformat(answer.json()["decision_deadline"])
-        slot = {"starts_at": "2026-09-14T09:00:00+08:00", "capacity": 10000}
+        slot = {"starts_at": "2026-09-14T09:00:00+08:00", "place": PLACE, "capacity": 10000}
         path = f"{API}/batches/{desk.batch_id}/slots"
         answer = await call(client, tally, "setup", "POST", path, desk.officer, slot, (201,))
         if answer is None or answer.status_code != 201:
             return tally
         tally.events["certify.slot.add", "ok"] += 1
         desk.slot_id = int(answer.json()["id"])
+        training = {"username": "registrar", "trained_on": "2026-09-11"}
+        path = f"{API}/batches/{desk.batch_id}/trainings"
+        answer = await call(client, tally, "setup", "POST", path, desk.officer, training, (201,))
+        if answer is None or answer.status_code != 201:
+            return tally
+        tally.events["certify.training.record", "ok"] += 1
+        if today > date.fromisoformat(BATCH_DATES["registration_closes"]):
+            extension = {"until": (today + timedelta(days=30)).isoformat(), "reason": EXTENSION}
+            path = f"{API}/batches/{desk.batch_id}/registration-extension"
+            answer = await call(client, tally, "setup", "POST", path, desk.officer, extension)
+            if answer is None or answer.status_code != 200:
+                return tally
+            tally.events["certify.registration.extend", "ok"] += 1
         await probe(base, workstation, tally, desk)
 
         stop = time.monotonic() + seconds
@@ -843,12 +892,22 @@ def main() -> None:
             )
             if demo.returncode != 0:
                 raise SystemExit(f"certsvc demo failed:\n{demo.stderr[-3000:]}")
+            second = subprocess.run(  # the demo made a second officer (dual control)
+                [CERTSVC, "staff", "token", "officer-2"],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if second.returncode != 0:
+                raise SystemExit(f"certsvc staff token failed:\n{second.stderr[-3000:]}")
             manifest = json.loads((Path(tmp) / "demo" / "manifest.json").read_text())
             credentials = json.loads((Path(tmp) / "home" / "credentials.json").read_text())
             accounts, usbkey = credentials["accounts"], credentials["tokens"][USBKEY]
             desk = Desk(
                 registrar=Staff(accounts["registrar"]["api_token"]),
                 officer=Staff(accounts["officer"]["api_token"]),
+                officer_2=Staff(second.stdout.strip()),
                 custodian=Staff(
                     accounts["custodian"]["api_token"],
                     WORKSTATION,

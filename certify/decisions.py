@@ -5,16 +5,22 @@ and R3 (deadline, or an officer's audited override)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from audit.trail import record
-from certify.cases import get_application, get_batch
-from certify.checks import CRIMINAL_RECORD, latest_results, missing_for_approval
+from certify.cases import CHINA, attendance_missing, get_application, get_batch
+from certify.checks import (
+    CRIMINAL_RECORD,
+    latest_results,
+    missing_for_approval,
+    unapproved_replacement,
+)
+from certify.eligibility import Ineligible, unmet_rules
 from certify.models import Application, Batch, Decision
 from common.dbtypes import utcnow
 from common.errors import Conflict, InvalidInput, NotFound
@@ -25,10 +31,24 @@ from signer.documents import BatchReport, Document, DocumentRef, DocumentSigner
 from signer.models import KeyPurpose
 
 APPROVE, REFUSE = "approve", "refuse"
-CHINA = ZoneInfo("Asia/Shanghai")
 DECISION_PREFIX, CERTIFICATE_PREFIX, REVOCATION_PREFIX = "DEC-", "CRT-", "REV-"
 OVERRIDE_REASON_MIN = 10
 DECISION_MADE = "certify.decision.make"
+# Why a deadline may be overridden (the report groups overrides by these).
+OVERRIDE_CATEGORIES: dict[str, str] = {
+    "appeal": "申请人申诉或复核成立",
+    "police": "犯罪记录核查延迟",
+    "system": "信息系统或设备故障",
+    "correction": "纠正认定结论",
+    "other": "其他（理由中写明）",
+}
+
+
+@dataclass(frozen=True)
+class OverrideRequest:
+    reason: str
+    category: str
+    expires_on: date
 
 
 def end_of_day(day: date) -> datetime:
@@ -55,6 +75,7 @@ def decision_document(db: Session, decision: Decision) -> Document:
             "qualification": application.qualification,
             "subject": application.subject,
             "outcome": decision.outcome,
+            "rules": batch.rule_version,
             "reasons": decision.reasons,
             "decided_by": decision.decided_by,
             "decided_on": decision.decided_at.date().isoformat(),
@@ -72,7 +93,8 @@ def _officer(actor: Actor) -> None:
 
 
 def decide(db: Session, actor: Actor, application_id: int, outcome: str, reasons: str) -> Decision:
-    """Record an officer's conclusion; R2: only once the criminal-record check is finished."""
+    """Record an officer's conclusion; R2: only once the criminal-record check is finished;
+    R0: an approval only when the case meets its batch's eligibility rules."""
     _officer(actor)
     application = get_application(db, application_id)
     if outcome not in (APPROVE, REFUSE):
@@ -82,9 +104,19 @@ def decide(db: Session, actor: Actor, application_id: int, outcome: str, reasons
     results = latest_results(db, application_id)
     if results.get(CRIMINAL_RECORD) not in ("clear", "record"):
         raise InvalidInput("R2: the criminal-record check is not finished; no conclusion before it")
+    unapproved = unapproved_replacement(db, application_id)
+    if unapproved is not None:
+        raise Conflict(f"{unapproved}; no conclusion before it is approved")
     missing = missing_for_approval(results)
     if outcome == APPROVE and missing:
         raise InvalidInput(f"outcome: cannot approve, checks not passed: {', '.join(missing)}")
+    if outcome == APPROVE:
+        unconfirmed = attendance_missing(db, application_id)
+        if unconfirmed is not None:
+            raise Conflict(unconfirmed)
+        unmet = unmet_rules(db, application)
+        if unmet:
+            raise Ineligible(unmet)
     if db.scalar(select(Decision.id).where(Decision.application_id == application_id)):
         raise Conflict(f"application {application_id} already has a decision")
     decision = Decision(
@@ -109,14 +141,55 @@ def decide(db: Session, actor: Actor, application_id: int, outcome: str, reasons
     return decision
 
 
-def override_deadline(db: Session, actor: Actor, application_id: int, reason: str) -> None:
-    """R3: an officer lets a late case be signed; the reason goes to the audit log."""
+def override_deadline(
+    db: Session, actor: Actor, application_id: int, request: OverrideRequest
+) -> None:
+    """R3: an officer asks that a late case be signed until `expires_on`, for a reason of a
+    category; it counts once a second officer approves it (`approve_override`). A new request
+    replaces an earlier one and its approval. Audited."""
     _officer(actor)
-    if len(reason.strip()) < OVERRIDE_REASON_MIN:
+    if request.category not in OVERRIDE_CATEGORIES:
+        raise InvalidInput(f"category: one of {', '.join(OVERRIDE_CATEGORIES)}")
+    if len(request.reason.strip()) < OVERRIDE_REASON_MIN:
         raise InvalidInput(f"reason: at least {OVERRIDE_REASON_MIN} characters")
     application = get_application(db, application_id)
-    application.override_by, application.override_reason = actor.username, reason[:500]
-    record(db, actor, "certify.deadline.override", f"application:{application_id}", reason=reason)
+    due = get_batch(db, application.batch_id).decision_deadline
+    if request.expires_on <= due:
+        raise InvalidInput(f"expires_on: after the deadline it overrides ({due.isoformat()})")
+    application.override_by, application.override_reason = actor.username, request.reason[:500]
+    application.override_category, application.override_expires_on = (
+        request.category,
+        request.expires_on,
+    )
+    application.override_approved_by = application.override_approved_at = None
+    record(
+        db,
+        actor,
+        "certify.deadline.override",
+        f"application:{application_id}",
+        reason=request.reason,
+        details={"category": request.category, "expires_on": request.expires_on.isoformat()},
+    )
+
+
+def approve_override(db: Session, actor: Actor, application_id: int) -> None:
+    """R3: a second officer, not the one who asked, lets the override count. Audited."""
+    _officer(actor)
+    application = get_application(db, application_id)
+    if application.override_by is None:
+        raise Conflict(f"application {application_id}: no deadline override was asked")
+    if application.override_approved_by is not None:
+        raise Conflict(f"application {application_id}: the override is approved already")
+    if application.override_by == actor.username:
+        raise Conflict("a second officer approves an override, not the one who asked it")
+    application.override_approved_by, application.override_approved_at = actor.username, utcnow()
+    record(
+        db,
+        actor,
+        "certify.deadline.override.approve",
+        f"application:{application_id}",
+        details={"asked_by": application.override_by},
+    )
 
 
 def sign_decisions(

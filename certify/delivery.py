@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from audit.trail import record
 from certify.announcements import ensure_publishable
-from certify.decisions import CHINA
+from certify.cases import CHINA
 from certify.models import Certificate, Delivery
 from common.dbtypes import utcnow
 from common.errors import InvalidInput, NotFound
@@ -82,6 +82,7 @@ def arrange_delivery(
     number: str,
     plan: DeliveryPlan,
     staff_hosts: tuple[str, ...] = (),
+    contacts: tuple[str, ...] = (),
 ) -> Delivery:
     """Record (or change) how an issued certificate reaches its holder, with the checked
     notice; a notice the checker refuses stores nothing."""
@@ -94,7 +95,7 @@ def arrange_delivery(
     if certificate is None or certificate.status != "issued":
         raise NotFound(f"number: no issued certificate {number}")
     notice = notice_text(number, plan)
-    ensure_publishable(notice, staff_hosts)
+    ensure_publishable(notice, staff_hosts, contacts)
     delivery = db.get(Delivery, certificate.id)
     if delivery is None:
         delivery = Delivery(certificate_id=certificate.id)

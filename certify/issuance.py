@@ -238,6 +238,39 @@ def approve(db: Session, actor: Actor, revocation_id: int, reason: str) -> Revoc
     return approve_revocation(db, actor, document.document_id, document.digest(), reason)
 
 
+RETURN_NOTE_MAX = 200
+
+
+def record_return(
+    db: Session, actor: Actor, revocation_id: int, returned_on: date, note: str
+) -> Revocation:
+    """R10: the printed certificate of a signed revocation came back to the body (收回证书);
+    recorded once, by case staff, audited."""
+    if actor.role not in ("registrar", "officer"):
+        raise Conflict("only a registrar or an officer records a returned certificate")
+    if len(note) > RETURN_NOTE_MAX:
+        raise InvalidInput(f"note: at most {RETURN_NOTE_MAX} characters")
+    revocation = db.get(Revocation, revocation_id, with_for_update=True)
+    if revocation is None:
+        raise NotFound(f"revocation_id: no revocation {revocation_id}")
+    if revocation.revoked_on is None:
+        raise Conflict(f"revocation {revocation_id} is not signed yet: nothing is recalled")
+    if revocation.returned_on is not None:
+        raise Conflict(f"revocation {revocation_id}: the return is recorded already")
+    if returned_on < revocation.revoked_on:
+        raise InvalidInput(f"returned_on: before the revocation ({revocation.revoked_on})")
+    revocation.returned_on, revocation.return_recorded_by = returned_on, actor.username
+    revocation.return_note = note.strip() or None
+    record(
+        db,
+        actor,
+        "certify.revocation.return",
+        f"revocation:{revocation_id}",
+        details={"returned_on": returned_on.isoformat()},
+    )
+    return revocation
+
+
 def sign_revocations(
     issuer: Issuer, actor: Actor, revocation_ids: list[int], today: date
 ) -> BatchReport:

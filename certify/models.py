@@ -79,12 +79,23 @@ class Batch(Base):
     confirmation_ends: Mapped[date] = mapped_column(Date)
     decision_deadline: Mapped[date] = mapped_column(Date)
     closes_on: Mapped[date] = mapped_column(Date)
+    # The eligibility rule table in force when the batch was created (0: national minimums).
+    rule_version: Mapped[int] = mapped_column(Integer, default=0)
+    # An officer's extension of registration past `registration_closes`, with the reason.
+    registration_extended_until: Mapped[date | None] = mapped_column(Date)
+    registration_extended_by: Mapped[str | None] = mapped_column(String(64))
+    registration_extension_reason: Mapped[str | None] = mapped_column(String(500))
+    # The implementation plan filed with the provincial centre before announcing (二(一)).
+    plan_filed_on: Mapped[date | None] = mapped_column(Date)
+    plan_reference: Mapped[str | None] = mapped_column(String(64))
+    plan_recorded_by: Mapped[str | None] = mapped_column(String(64))
     created_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class ConfirmationSlot(Base):
-    """A time slot for on-site confirmation with a capacity: appointments spread the crowd."""
+    """A time and place for on-site confirmation with a capacity: appointments spread the
+    crowd."""
 
     __tablename__ = "certify_slots"
     __table_args__ = (UniqueConstraint("batch_id", "starts_at"),)
@@ -92,6 +103,8 @@ class ConfirmationSlot(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     batch_id: Mapped[int] = mapped_column(ForeignKey("certify_batches.id"))
     starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Where the applicant confirms: announced with the time (二(二)).
+    place: Mapped[str] = mapped_column(String(100))
     capacity: Mapped[int] = mapped_column(Integer)
     booked: Mapped[int] = mapped_column(Integer, default=0)
 
@@ -109,10 +122,45 @@ class Application(Base):
     subject: Mapped[str] = mapped_column(String(2))
     slot_id: Mapped[int | None] = mapped_column(ForeignKey("certify_slots.id"))
     queue_number: Mapped[int | None] = mapped_column(Integer)
+    # R3: an officer's deadline override, counted once a second officer approved it and
+    # until it expires.
     override_by: Mapped[str | None] = mapped_column(String(64))
     override_reason: Mapped[str | None] = mapped_column(String(500))
+    override_category: Mapped[str | None] = mapped_column(String(16))
+    override_expires_on: Mapped[date | None] = mapped_column(Date)
+    override_approved_by: Mapped[str | None] = mapped_column(String(64))
+    override_approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Training(Base):
+    """A staff member trained for a batch before on-site confirmation starts (二(三)): only
+    trained staff confirm its cases."""
+
+    __tablename__ = "certify_trainings"
+
+    batch_id: Mapped[int] = mapped_column(ForeignKey("certify_batches.id"), primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), primary_key=True)
+    trained_on: Mapped[date] = mapped_column(Date)
+    recorded_by: Mapped[str] = mapped_column(String(64))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Attendance(Base):
+    """The applicant came to on-site confirmation: who confirmed them, when, where, and the
+    national system's reference for the confirmation. An approval needs it."""
+
+    __tablename__ = "certify_attendances"
+
+    application_id: Mapped[int] = mapped_column(
+        ForeignKey("certify_applications.id"), primary_key=True
+    )
+    confirmed_by: Mapped[str] = mapped_column(String(64))
+    confirmed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    place: Mapped[str] = mapped_column(String(100))
+    national_reference: Mapped[str] = mapped_column(String(64))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class CaseCheck(Base):
@@ -127,8 +175,17 @@ class CaseCheck(Base):
     kind: Mapped[str] = mapped_column(String(16))
     attempt: Mapped[int] = mapped_column(Integer)
     result: Mapped[str] = mapped_column(String(16))
+    # What the comparison found (degree level, Mandarin grade, exam result), beside the result.
+    value: Mapped[str | None] = mapped_column(String(32))
     source_system: Mapped[str] = mapped_column(String(64))
     reference: Mapped[str] = mapped_column(String(64))
+    # The criminal-record check's police answer: issuing unit and date (reference: its number).
+    police_unit: Mapped[str | None] = mapped_column(String(100))
+    police_issued_on: Mapped[date | None] = mapped_column(Date)
+    # A non-clear result this attempt replaced: it counts once a second officer approves.
+    replaces_result: Mapped[str | None] = mapped_column(String(16))
+    approved_by: Mapped[str | None] = mapped_column(String(64))
+    approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     checked_at: Mapped[datetime] = mapped_column(UTCDateTime)
     recorded_by: Mapped[str] = mapped_column(String(64))
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -215,6 +272,10 @@ class Revocation(Base):
     requested_by: Mapped[str] = mapped_column(String(64))
     requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_on: Mapped[date | None] = mapped_column(Date)
+    # The printed certificate handed back to the body (收回证书), once revoked.
+    returned_on: Mapped[date | None] = mapped_column(Date)
+    return_recorded_by: Mapped[str | None] = mapped_column(String(64))
+    return_note: Mapped[str | None] = mapped_column(String(200))
 
 
 class Announcement(Base):
@@ -242,3 +303,37 @@ class HolidaySchedule(Base):
     file_sha256: Mapped[str] = mapped_column(String(64))
     imported_by: Mapped[str] = mapped_column(String(64))
     imported_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RuleTableRow(Base):
+    """A province's eligibility rule table as loaded (R0): versions are kept, the newest is in
+    force for batches created after it; version 0 is the national table in the package."""
+
+    __tablename__ = "certify_rule_tables"
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    document: Mapped[str] = mapped_column(String(200))
+    content: Mapped[str] = mapped_column(Text)
+    file_sha256: Mapped[str] = mapped_column(String(64))
+    loaded_by: Mapped[str] = mapped_column(String(64))
+    loaded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ApplicantRequest(Base):
+    """An applicant's objection, request or complaint (四(二)), answered within working days:
+    what it is about in a few words (no personal value), when it is due, who answered."""
+
+    __tablename__ = "certify_requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("certify_batches.id"), index=True)
+    application_id: Mapped[int | None] = mapped_column(ForeignKey("certify_applications.id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    summary: Mapped[str] = mapped_column(String(500))
+    received_on: Mapped[date] = mapped_column(Date)
+    due_on: Mapped[date] = mapped_column(Date)
+    recorded_by: Mapped[str] = mapped_column(String(64))
+    answered_on: Mapped[date | None] = mapped_column(Date)
+    answer: Mapped[str | None] = mapped_column(String(500))
+    answered_by: Mapped[str | None] = mapped_column(String(64))

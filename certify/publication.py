@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from audit.trail import record
 from certify.announcements import ensure_publishable
-from certify.cases import get_batch
+from certify.cases import get_batch, plan_missing
 from certify.decisions import APPROVE
 from certify.models import Announcement, Applicant, Application, Decision
 from common.errors import Conflict, InvalidInput
@@ -71,6 +71,7 @@ def publish_conclusions(
     batch_id: int,
     preface: str = "",
     staff_hosts: tuple[str, ...] = (),
+    contacts: tuple[str, ...] = (),
 ) -> Announcement:
     """Build, check and store the batch's list of conclusions."""
     if len(preface) > PREFACE_MAX:
@@ -79,24 +80,40 @@ def publish_conclusions(
     rows = conclusion_rows(db, vault, batch_id)
     if not rows:
         raise Conflict(f"batch_id: batch {batch_id} has no signed conclusion to announce")
-    return _store(db, actor, batch_id, conclusions_text(batch.name, rows, preface), staff_hosts)
+    text = conclusions_text(batch.name, rows, preface)
+    return _store(db, actor, batch_id, text, staff_hosts, contacts)
 
 
 def publish_text(
-    db: Session, actor: Actor, batch_id: int | None, text: str, staff_hosts: tuple[str, ...] = ()
+    db: Session,
+    actor: Actor,
+    batch_id: int | None,
+    text: str,
+    staff_hosts: tuple[str, ...] = (),
+    contacts: tuple[str, ...] = (),
 ) -> Announcement:
-    """A hand-written announcement, stored only if the checker passes it."""
+    """A hand-written announcement, stored only if the checker passes it (the body's own
+    `contacts` may appear in it)."""
     if batch_id is not None:
         get_batch(db, batch_id)
     if not text.strip():
         raise InvalidInput("text: empty")
-    return _store(db, actor, batch_id, text.strip(), staff_hosts)
+    return _store(db, actor, batch_id, text.strip(), staff_hosts, contacts)
 
 
 def _store(
-    db: Session, actor: Actor, batch_id: int | None, text: str, staff_hosts: tuple[str, ...]
+    db: Session,
+    actor: Actor,
+    batch_id: int | None,
+    text: str,
+    staff_hosts: tuple[str, ...],
+    contacts: tuple[str, ...],
 ) -> Announcement:
-    ensure_publishable(text, staff_hosts)
+    if batch_id is not None:
+        unfiled = plan_missing(get_batch(db, batch_id))
+        if unfiled is not None:
+            raise Conflict(unfiled)
+    ensure_publishable(text, staff_hosts, contacts)
     announcement = Announcement(batch_id=batch_id, text=text, published_by=actor.username)
     db.add(announcement)
     db.flush()

@@ -18,7 +18,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from audit.query import ok_leaves
-from certify.checks import CRIMINAL_RECORD, latest_results
+from certify.cases import attendance_missing
+from certify.checks import CRIMINAL_RECORD, latest_results, unapproved_replacement
 from certify.decisions import (
     APPROVE,
     CERTIFICATE_PREFIX,
@@ -29,12 +30,19 @@ from certify.decisions import (
     decision_object,
     end_of_day,
 )
+from certify.eligibility import unmet_rules
 from certify.models import Application, Batch, Certificate, Decision, Revocation
 from common.errors import NotFound
 from signer.actor import OFFICER_ROLE
 from signer.documents import Document
 from signer.models import KeyPurpose
-from signer.policy import CaseGates, DeadlineOverride
+from signer.policy import (
+    CONFIRMATION,
+    CRIMINAL_RECORD_RULE,
+    ELIGIBILITY,
+    CaseGates,
+    DeadlineOverride,
+)
 
 ROW_ID_DIGITS = 9  # every id an INTEGER column holds, with room to spare
 
@@ -53,9 +61,10 @@ class CaseRecords:
             if decision is None:
                 return None
             application = db.get_one(Application, decision.application_id)
-            accepted = ("clear",) if decision.outcome == APPROVE else ("clear", "record")
+            approval = decision.outcome == APPROVE
+            accepted = ("clear",) if approval else ("clear", "record")
             due = db.get_one(Batch, application.batch_id).decision_deadline
-            gates = _gates(db, application, accepted, due)
+            gates = _gates(db, application, accepted, due, approval=approval)
             return replace(gates, as_recorded=decision_as_recorded(db, decision))
         if kind == KeyPurpose.CERTIFICATE.value and document_id.startswith(CERTIFICATE_PREFIX):
             number = document_id.removeprefix(CERTIFICATE_PREFIX)
@@ -67,7 +76,7 @@ class CaseRecords:
             if decision is None or decision.outcome != APPROVE or decision.signed_at is None:
                 return None
             due = db.get_one(Batch, application.batch_id).closes_on
-            return _gates(db, application, ("clear",), due)
+            return _gates(db, application, ("clear",), due, approval=True)
         return None
 
 
@@ -168,12 +177,36 @@ def _row_id(text: str) -> int | None:
 
 
 def _gates(
-    db: Session, application: Application, accepted: tuple[str, ...], due: date
+    db: Session,
+    application: Application,
+    accepted: tuple[str, ...],
+    due: date,
+    *,
+    approval: bool,
 ) -> CaseGates:
+    """The case's gates; an approval (or the certificate it grants) must also meet the
+    eligibility rules of its batch and have the applicant's on-site confirmation on file."""
     clear = latest_results(db, application.id).get(CRIMINAL_RECORD) in accepted
+    unmet: dict[str, str] = {}
+    unapproved = unapproved_replacement(db, application.id)
+    if unapproved is not None:
+        clear, unmet[CRIMINAL_RECORD_RULE] = False, unapproved
+    ineligible = unmet_rules(db, application) if approval else []
+    if ineligible:
+        unmet[ELIGIBILITY] = "R0: " + "; ".join(str(u) for u in ineligible)
+    unconfirmed = attendance_missing(db, application.id) if approval else None
+    if unconfirmed is not None:
+        unmet[CONFIRMATION] = unconfirmed
     override = None
     if application.override_by and application.override_reason:
+        expires = application.override_expires_on
         override = DeadlineOverride(
-            application.override_by, OFFICER_ROLE, application.override_reason
+            application.override_by,
+            OFFICER_ROLE,
+            application.override_reason,
+            approved_by=application.override_approved_by,
+            expires=end_of_day(expires) if expires is not None else None,
         )
-    return CaseGates(criminal_record_clear=clear, deadline=end_of_day(due), override=override)
+    return CaseGates(
+        criminal_record_clear=clear, deadline=end_of_day(due), override=override, unmet=unmet
+    )

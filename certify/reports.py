@@ -170,3 +170,45 @@ def overdue(db: Session, today: date, batch_id: int | None = None) -> list[Overd
             )
     found.sort(key=lambda c: (DEADLINES.index(c.deadline), c.application_id))
     return found
+
+
+@dataclass(frozen=True)
+class OverrideRow:
+    application_id: int
+    batch_id: int
+    asked_by: str
+    category: str
+    reason: str
+    expires_on: date | None
+    approved_by: str | None
+    state: str  # awaiting-approval, in-force or expired
+
+
+def overrides(db: Session, today: date, batch_id: int | None = None) -> list[OverrideRow]:
+    """Every deadline override asked (R3), with who asked and approved it, why, and whether it
+    is in force on `today`."""
+    query = select(Application).where(Application.override_by.is_not(None))
+    if batch_id is not None:
+        query = query.where(Application.batch_id == batch_id)
+    rows: list[OverrideRow] = []
+    for application in db.scalars(query.order_by(Application.id)):
+        expires = application.override_expires_on
+        if application.override_approved_by is None:
+            state = "awaiting-approval"
+        elif expires is None or today > expires:
+            state = "expired"
+        else:
+            state = "in-force"
+        rows.append(
+            OverrideRow(
+                application_id=application.id,
+                batch_id=application.batch_id,
+                asked_by=application.override_by or "",
+                category=application.override_category or "other",
+                reason=application.override_reason or "",
+                expires_on=expires,
+                approved_by=application.override_approved_by,
+                state=state,
+            )
+        )
+    return rows

@@ -39,6 +39,7 @@ COMMANDS = {
     "audit": "certsvc.cli_audit:audit_app",
     "witness": "certsvc.cli_witness:witness_app",
     "calendar": "certsvc.cli_calendar:calendar_app",
+    "rules": "certsvc.cli_rules:rules_app",
     "custodian": "certsvc.cli_custodian:custodian_app",
     "backup": "certsvc.cli_backup:backup",
     "restore": "certsvc.cli_backup:restore",

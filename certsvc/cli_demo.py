@@ -3,8 +3,10 @@ checks, decisions, signing, issue, one revocation — on the demo body that `cer
 provisions, writing `DIR/manifest.json` and one QR PNG per certificate.
 
 The batch has fixed dates in 2026 (the holiday calendar must cover the deadline's year), so
-its decision deadline has passed: the officer overrides it for each case, with a reason, as R3
-allows, and the audit log shows it. Each run makes a new batch and new applicants.
+its decision deadline has passed: an officer asks an override for each case, with a category,
+a reason and an expiry, a second officer approves it, as R3 allows, and the audit log shows
+it. Applicants are filed inside the registration window, booked, confirmed on site and meet
+the national eligibility rules. Each run makes a new batch and new applicants.
 """
 
 from __future__ import annotations
@@ -24,10 +26,33 @@ from rich.progress import Progress
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from certify.cases import BatchPlan, add_slot, book_slot, create_application, create_batch
+from certify.cases import (
+    BatchPlan,
+    SlotPlan,
+    add_slot,
+    book_slot,
+    create_application,
+    create_batch,
+    file_plan,
+    record_attendance,
+    record_training,
+)
 from certify.certificate_pdf import certificate_pdf
-from certify.checks import RESULTS, CheckOutcome, record_check
-from certify.decisions import decide, override_deadline, sign_decisions
+from certify.checks import (
+    CRIMINAL_RECORD,
+    RESULTS,
+    SOURCE_SYSTEMS,
+    CheckOutcome,
+    PoliceReference,
+    record_check,
+)
+from certify.decisions import (
+    OverrideRequest,
+    approve_override,
+    decide,
+    override_deadline,
+    sign_decisions,
+)
 from certify.issuance import Issuer, approve, issue, request_revocation, sign_revocations
 from certify.models import Applicant, Certificate
 from certify.records import CaseRecords
@@ -58,6 +83,9 @@ WORKSTATION = "ws-custodian-01"
 APPLICANTS = 4
 SECOND_OFFICER = "officer-2"
 SUBJECTS = ("01", "02", "03", "08")
+# What the demo's electronic comparisons find: enough for 高级中学 in any subject (R0).
+FOUND = {"degree": "本科", "mandarin": "二级甲等"}
+DEMO_PLACE = "郑州市金水区政务服务中心三楼（演示）"
 
 
 def demo(
@@ -181,21 +209,41 @@ def _round(
     today = datetime.now(UTC).date()
     with sessions.begin() as db:
         batch = create_batch(db, officer, plan)
-        slot = add_slot(
-            db, officer, batch.id, datetime(2026, 9, 14, 1, tzinfo=UTC), capacity=APPLICANTS
-        )
+        record_training(db, officer, batch.id, registrar.username, date(2026, 9, 11))
+        file_plan(db, officer, batch.id, date(2026, 8, 25), f"演示〔2026〕{tag}")
+        confirmation = SlotPlan(datetime(2026, 9, 14, 1, tzinfo=UTC), DEMO_PLACE, APPLICANTS)
+        slot = add_slot(db, officer, batch.id, confirmation)
         applications = []
         for n, applicant_id in enumerate(_applicants(issuer, db)):
+            subject = SUBJECTS[n % len(SUBJECTS)]
             application = create_application(
-                db, registrar, batch.id, applicant_id, "SS", SUBJECTS[n % len(SUBJECTS)]
+                db, registrar, batch.id, applicant_id, "SS", subject, filed_on=date(2026, 9, 2)
             )
             book_slot(db, registrar, application.id, slot)
+            attended = confirmation.starts_at + timedelta(minutes=n)
+            record_attendance(db, registrar, application.id, attended, f"DEMO-{tag}-{n}")
             for kind, (_, good) in RESULTS.items():
                 checked = datetime(2026, 9, 14, 2, tzinfo=UTC) + timedelta(minutes=n)
-                outcome = CheckOutcome(kind, good, "jszg.edu.cn", f"demo-{tag}-{n}-{kind}", checked)
-                record_check(db, registrar, application.id, outcome)
+                police = None
+                if kind == CRIMINAL_RECORD:
+                    police = PoliceReference("郑州市公安局金水分局（演示）", checked.date())
+                outcome = CheckOutcome(
+                    kind,
+                    good,
+                    SOURCE_SYSTEMS[kind][0],
+                    f"demo-{tag}-{n}-{kind}",
+                    checked,
+                    FOUND.get(kind),
+                    police,
+                )
+                who = officer if kind == CRIMINAL_RECORD else registrar
+                record_check(db, who, application.id, outcome)
             if today > batch.decision_deadline:
-                override_deadline(db, officer, application.id, "演示：批次日期固定在过去")
+                late = OverrideRequest(
+                    "演示：批次日期固定在过去", "other", today + timedelta(days=30)
+                )
+                override_deadline(db, officer, application.id, late)
+                approve_override(db, actors[SECOND_OFFICER], application.id)
             decide(db, officer, application.id, "approve", "各项核查均通过")
             applications.append(application.id)
         batch_id = batch.id

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -122,6 +123,19 @@ class Settings(BaseSettings):
         description="comma-separated addresses or networks of reverse proxies whose "
         "X-Forwarded-For/-Proto are believed; empty: none, the peer is the client",
     )
+    body_contacts: str = Field(
+        default="",
+        max_length=2000,
+        description="the body's own published contacts, separated by semicolons: consultation "
+        "phones, addresses of its sites, its public web sites; announcements may carry them "
+        "(四(二)), e.g. 0371-69691697; 郑州市金水区花园路88号; www.haedu.gov.cn",
+    )
+    system_hosts: str = Field(
+        default="rdjg.jszg.edu.cn",
+        max_length=1000,
+        description="comma-separated hosts of the information systems staff log in to: never in "
+        "an announcement (三(三)1)",
+    )
     redis_url: str | None = Field(
         default=None, description="Redis for rate limits shared by several workers"
     )
@@ -224,6 +238,16 @@ class Settings(BaseSettings):
         except AnchorsInvalid as exc:
             raise ValueError(str(exc)) from None
 
+    @field_validator("system_hosts")
+    @classmethod
+    def _host_names(cls, value: str) -> str:
+        """Host names, not URLs: the checker compares them with the hosts it reads."""
+        entries = [entry.strip().lower() for entry in value.split(",") if entry.strip()]
+        for entry in entries:
+            if not re.fullmatch(r"[a-z0-9.-]+(?::[0-9]{1,5})?", entry):
+                raise ValueError("must list host names separated by commas, e.g. rdjg.jszg.edu.cn")
+        return ",".join(entries)
+
     @field_validator("redis_url")
     @classmethod
     def _redis_address(cls, value: str | None) -> str | None:
@@ -233,6 +257,16 @@ class Settings(BaseSettings):
         if parts.scheme not in {"redis", "rediss", "unix"} or not (parts.hostname or parts.path):
             raise ValueError("must be a redis://, rediss:// or unix:// URL")
         return value
+
+    @property
+    def contacts(self) -> tuple[str, ...]:
+        """`body_contacts` as a list."""
+        return tuple(c.strip() for c in self.body_contacts.split(";") if c.strip())
+
+    @property
+    def system_host_list(self) -> tuple[str, ...]:
+        """`system_hosts` as a list."""
+        return tuple(h.strip() for h in self.system_hosts.split(",") if h.strip())
 
     @property
     def resolved_home(self) -> Path:

@@ -424,6 +424,7 @@ def _override_details(
         "deadline": gates.deadline.isoformat(),
         "deadline_override_by": gates.override.officer,
         "deadline_override_reason": gates.override.reason[:200],
+        "deadline_override_approved_by": gates.override.approved_by,
     }
 
 

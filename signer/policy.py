@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -61,6 +61,11 @@ GATED_KINDS = (KeyPurpose.CERTIFICATE, KeyPurpose.DECISION)
 SERVICE_KEYS = frozenset({KeyPurpose.ROOT, KeyPurpose.AUDIT_CHECKPOINT})
 SIGNER_ROLES = frozenset({CUSTODIAN_ROLE})
 APPROVALS_NEEDED = 2
+# Case rules `certify` judges from its records (eligibility under the rule table, attendance
+# at on-site confirmation); the policy refuses by these names.
+ELIGIBILITY, CONFIRMATION = "eligibility", "confirmation"
+CRIMINAL_RECORD_RULE = "criminal-record"
+CASE_RULES = (ELIGIBILITY, CONFIRMATION)
 
 
 @dataclass(frozen=True)
@@ -86,22 +91,28 @@ class PolicyRefused(SignerError):
 
 @dataclass(frozen=True)
 class DeadlineOverride:
-    """An officer's decision to sign past the R3 deadline, with the reason; it is audited."""
+    """An officer's decision to sign past the R3 deadline, with the reason, approved by a
+    second officer and valid until it expires; it is audited."""
 
     officer: str
     officer_role: str
     reason: str
+    approved_by: str | None = None
+    expires: datetime | None = None
 
 
 @dataclass(frozen=True)
 class CaseGates:
-    """What `certify` knows about a document's case: the R2 check, the R3 deadline, and whether
-    the records still say what was recorded in the audit log when the document was made."""
+    """What `certify` knows about a document's case: the R2 check, the R3 deadline, whether
+    the records still say what was recorded in the audit log when the document was made, and
+    the case rules it finds unmet, by the policy rule that refuses them (`CASE_RULES`, or
+    `criminal-record` for a replaced result awaiting approval) → why."""
 
     criminal_record_clear: bool
     deadline: datetime | None = None
     override: DeadlineOverride | None = None
     as_recorded: bool = True
+    unmet: Mapping[str, str] = field(default_factory=dict)
 
 
 class CaseGateSource(Protocol):
@@ -317,6 +328,9 @@ def _criminal_record(d: DocumentContext) -> str | None:
     if d.gates is None:
         return f"R2: no case is on file for {d.kind} {d.document_id}, so no criminal-record check"
     if not d.gates.criminal_record_clear:
+        why = d.gates.unmet.get(CRIMINAL_RECORD_RULE)
+        if why is not None:
+            return f"{d.kind} {d.document_id}: {why}"
         return (
             f"R2: the criminal-record check for {d.kind} {d.document_id} is not finished and "
             f"clear; finish it before any conclusion"
@@ -334,6 +348,18 @@ def _as_recorded(d: DocumentContext) -> str | None:
     )
 
 
+def _case_rule(name: str) -> Callable[[DocumentContext], str | None]:
+    """The check of one case rule whose verdict `certify` gives in `CaseGates.unmet`."""
+
+    def check(d: DocumentContext) -> str | None:
+        if d.kind not in GATED_KINDS or d.gates is None:
+            return None
+        why = d.gates.unmet.get(name)
+        return None if why is None else f"{d.kind} {d.document_id}: {why}"
+
+    return check
+
+
 def _deadline(d: DocumentContext) -> str | None:
     if d.kind not in GATED_KINDS or d.gates is None or d.gates.deadline is None:
         return None
@@ -347,6 +373,16 @@ def _deadline(d: DocumentContext) -> str | None:
         )
     if override.officer_role != OFFICER_ROLE or not override.reason.strip():
         return "R3: a deadline override must come from an officer and give a reason"
+    if override.approved_by is None or override.approved_by == override.officer:
+        return (
+            f"R3: the deadline override for {d.kind} {d.document_id} asked by "
+            f"{override.officer} awaits a second officer's approval"
+        )
+    if override.expires is None or d.now > override.expires:
+        return (
+            f"R3: the deadline override for {d.kind} {d.document_id} has no expiry or "
+            f"expired; an officer asks a new one"
+        )
     return None
 
 
@@ -431,7 +467,8 @@ KEY_RULES: tuple[Rule[KeyContext], ...] = (
 DOCUMENT_RULES: tuple[Rule[DocumentContext], ...] = (
     Rule("purpose", _purpose),
     Rule("as-recorded", _as_recorded),
-    Rule("criminal-record", _criminal_record),
+    Rule(CRIMINAL_RECORD_RULE, _criminal_record),
+    *(Rule(name, _case_rule(name)) for name in CASE_RULES),
     Rule("deadline", _deadline),
     Rule("dual-control", _dual_control),
 )

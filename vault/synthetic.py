@@ -14,8 +14,9 @@ GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英"
 
 
 def id_number(rng: random.Random, birth: date | None = None, sex: str | None = None) -> str:
-    """A GB 11643 number with a valid check character, a real region and birth date."""
-    birth = birth or date(1960, 1, 1) + timedelta(days=rng.randrange(45 * 365))
+    """A GB 11643 number with a valid check character, a real region and birth date (by
+    default born 1970–1999: of an age to apply for a teacher qualification in 2020–2026)."""
+    birth = birth or date(1970, 1, 1) + timedelta(days=rng.randrange(30 * 365))
     sequence = rng.randrange(1000)
     if sex is not None and (sequence % 2 == 1) != (sex == "M"):
         sequence = (sequence + 1) % 1000

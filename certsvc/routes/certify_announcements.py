@@ -6,12 +6,13 @@ from __future__ import annotations
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from certify.announcements import findings
 from certsvc.accounts import Role, StaffAccount
-from certsvc.auth import SettingsDep, require_roles
+from certsvc.auth import SessionDep, SettingsDep, require_roles
+from certsvc.routes.certify_common import contacts, staff_hosts
 from certsvc.routes.schemas import ROLE_GATED
 
 router = APIRouter(prefix="/api/v1/certify", tags=["certify"], responses=ROLE_GATED)
@@ -31,9 +32,12 @@ class CheckOut(BaseModel):
 
 
 @router.post("/announcements/check")
-def check_text(body: TextIn, _: WriterDep, settings: SettingsDep) -> CheckOut:
-    """Whether `text` may be published; the kinds of item that forbid it."""
+def check_text(
+    body: TextIn, request: Request, _: WriterDep, db: SessionDep, settings: SettingsDep
+) -> CheckOut:
+    """Whether `text` may be published; the kinds of item that forbid it. The body's own
+    contacts and confirmation sites may appear; the system hosts may not."""
     public_host = urlsplit(settings.public_base_url).netloc
-    hosts = tuple(h for h in body.staff_hosts if h and h != public_host)
-    found = findings(body.text, hosts)
+    given = tuple(h for h in body.staff_hosts if h and h != public_host)
+    found = findings(body.text, given + staff_hosts(request), contacts(request, db, None))
     return CheckOut(publishable=not found, findings=found)

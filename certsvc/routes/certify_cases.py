@@ -6,7 +6,7 @@ beyond the masked name."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, status
@@ -14,25 +14,47 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from certify.cases import book_slot, create_application, get_application, get_batch
+from certify.cases import (
+    book_slot,
+    create_application,
+    get_application,
+    get_batch,
+    record_attendance,
+)
 from certify.checks import (
+    CRIMINAL_RECORD,
     RECORDER_ROLES,
     RESULTS,
     CheckOutcome,
+    PoliceReference,
+    approve_replacement,
     history,
     latest_results,
     missing_for_approval,
     record_check,
 )
-from certify.decisions import decide, override_deadline
+from certify.decisions import (
+    OVERRIDE_CATEGORIES,
+    OverrideRequest,
+    approve_override,
+    decide,
+    override_deadline,
+)
+from certify.eligibility import unmet_rules
 from certify.intake import ApplicantTokens, register_applicant
-from certify.models import Applicant, Application, Certificate, Decision
+from certify.models import Applicant, Application, Attendance, CaseCheck, Certificate, Decision
 from certsvc.audit_trail import actor_of
 from certsvc.auth import SessionDep
-from certsvc.routes.certify_common import CaseReaderDep, ClerkDep, OfficerDep, RegistrarDep
+from certsvc.routes.certify_common import (
+    CaseReaderDep,
+    ClerkDep,
+    OfficerDep,
+    RegistrarDep,
+    china_today,
+)
 from certsvc.routes.schemas import ROLE_GATED, answers
 from certsvc.routes.vault import VAULT_TOKEN_SHAPE, VaultDep
-from common.errors import InvalidInput
+from common.errors import InvalidInput, NotFound
 from vault.store import Vault
 
 router = APIRouter(prefix="/api/v1/certify", tags=["certify"], responses=ROLE_GATED)
@@ -60,6 +82,21 @@ class BookingIn(BaseModel):
     slot_id: int
 
 
+class AttendanceIn(BaseModel):
+    confirmed_at: datetime = Field(description="with a time zone, e.g. 2020-07-06T09:20:00+08:00")
+    national_reference: str = Field(
+        min_length=1, max_length=64, description="the national system's confirmation reference"
+    )
+
+
+class AttendanceOut(BaseModel):
+    application_id: int
+    confirmed_by: str
+    confirmed_at: datetime
+    place: str
+    national_reference: str
+
+
 class BookingOut(BaseModel):
     application_id: int
     slot_id: int
@@ -70,29 +107,78 @@ class CheckIn(BaseModel):
     kind: str = Field(description=", ".join(RESULTS))
     result: str
     source_system: str = Field(min_length=1, max_length=64)
-    reference: str = Field(min_length=1, max_length=64, description="the comparison's id")
+    reference: str = Field(
+        min_length=1,
+        max_length=64,
+        description="the comparison's id (for Mandarin: the certificate number's reference)",
+    )
     checked_at: datetime
+    value: str | None = Field(
+        default=None,
+        max_length=32,
+        description="what the comparison found: degree level (e.g. 本科) or Mandarin grade "
+        "(e.g. 二级甲等), needed with a degree or Mandarin match; exam result",
+    )
+    police_unit: str | None = Field(
+        default=None, max_length=100, description="criminal-record check: the issuing unit"
+    )
+    police_issued_on: date | None = Field(
+        default=None, description="criminal-record check: the date the police issued it"
+    )
 
 
 class CheckOut(BaseModel):
     kind: str
     attempt: int
     result: str
+    value: str | None
     source_system: str
     reference: str
+    police_unit: str | None
+    police_issued_on: date | None
+    replaces_result: str | None = Field(
+        description="a non-clear criminal-record result this attempt replaced: it counts "
+        "only once `approved_by`, a second officer, approves"
+    )
+    approved_by: str | None
     checked_at: datetime
     recorded_by: str
+
+
+def check_out(row: CaseCheck) -> CheckOut:
+    return CheckOut(
+        kind=row.kind,
+        attempt=row.attempt,
+        result=row.result,
+        value=row.value,
+        source_system=row.source_system,
+        reference=row.reference,
+        police_unit=row.police_unit,
+        police_issued_on=row.police_issued_on,
+        replaces_result=row.replaces_result,
+        approved_by=row.approved_by,
+        checked_at=row.checked_at,
+        recorded_by=row.recorded_by,
+    )
+
+
+class OverrideIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=500)
+    category: str = Field(description=", ".join(OVERRIDE_CATEGORIES))
+    expires_on: date = Field(description="the last day the override lets the case be signed")
 
 
 class DecisionIn(BaseModel):
     outcome: str = Field(description="approve or refuse")
     reasons: str = Field(min_length=1, max_length=500)
-    deadline_override_reason: str | None = Field(
-        default=None, max_length=500, description="lets a late case be signed (audited)"
+    deadline_override: OverrideIn | None = Field(
+        default=None,
+        description="asks that the case be signed past its deadline; counts once a second "
+        "officer approves it (R3, audited)",
     )
 
 
-class OverrideIn(BaseModel):
+class ReasonIn(BaseModel):
     reason: str = Field(min_length=1, max_length=500)
 
 
@@ -121,9 +207,16 @@ class ApplicationOut(BaseModel):
     subject: str
     slot_id: int | None
     queue_number: int | None
+    attended: bool = Field(description="attendance at on-site confirmation is recorded")
     deadline_overridden_by: str | None
+    deadline_override_approved_by: str | None
+    deadline_override_expires_on: date | None
     checks: dict[str, str] = Field(description="kind → result of the latest attempt")
     missing_for_approval: list[str]
+    unmet_rules: list[str] = Field(
+        description="eligibility rules of the batch's table the case does not meet, each with "
+        "its legal source and the value found"
+    )
     decision: DecisionOut | None
     certificates: list[CertificateRef]
 
@@ -160,9 +253,13 @@ def application_out(db: Session, vault: Vault, application: Application) -> Appl
         subject=application.subject,
         slot_id=application.slot_id,
         queue_number=application.queue_number,
+        attended=db.get(Attendance, application.id) is not None,
         deadline_overridden_by=application.override_by,
+        deadline_override_approved_by=application.override_approved_by,
+        deadline_override_expires_on=application.override_expires_on,
         checks=results,
         missing_for_approval=missing_for_approval(results),
+        unmet_rules=[str(u) for u in unmet_rules(db, application)],
         decision=decision_out(decision) if decision is not None else None,
         certificates=[CertificateRef(number=n, status=s) for n, s in certificates],
     )
@@ -179,7 +276,13 @@ def post_application(
     tokens = ApplicantTokens(**body.applicant.model_dump())
     applicant_id = register_applicant(db, actor, vault, tokens)
     application = create_application(
-        db, actor, body.batch_id, applicant_id, body.qualification, body.subject
+        db,
+        actor,
+        body.batch_id,
+        applicant_id,
+        body.qualification,
+        body.subject,
+        filed_on=china_today(),
     )
     return application_out(db, vault, application)
 
@@ -218,51 +321,91 @@ def post_booking(
 
 
 @router.post(
+    "/applications/{application_id}/attendance",
+    status_code=status.HTTP_201_CREATED,
+    responses=answers(404, 409),
+)
+def post_attendance(
+    application_id: int, body: AttendanceIn, account: RegistrarDep, db: SessionDep
+) -> AttendanceOut:
+    """The applicant came to their booked slot: who confirmed them (the caller), when, where
+    (the slot's place) and the national system's reference. An approval needs it."""
+    row = record_attendance(
+        db, actor_of(account), application_id, body.confirmed_at, body.national_reference
+    )
+    return AttendanceOut(
+        application_id=row.application_id,
+        confirmed_by=row.confirmed_by,
+        confirmed_at=row.confirmed_at,
+        place=row.place,
+        national_reference=row.national_reference,
+    )
+
+
+@router.post(
     "/applications/{application_id}/checks",
     status_code=status.HTTP_201_CREATED,
     responses=answers(404, 409),
 )
 def post_check(application_id: int, body: CheckIn, account: ClerkDep, db: SessionDep) -> CheckOut:
-    """Record one attempt at a check (R1, R2): outcome, source system and reference — never a
-    copy of a document. Registrars record every kind; officers the criminal-record check."""
-    if body.kind in RECORDER_ROLES and account.role.value not in RECORDER_ROLES[body.kind]:
+    """Record one attempt at a check (R1, R2): outcome, value found, source system and
+    reference — never a copy of a document. Registrars record the comparisons and the
+    examination; only officers the criminal-record check, with the police's reference."""
+    allowed = RECORDER_ROLES.get(body.kind)
+    if allowed is not None and account.role.value not in allowed:
         raise HTTPException(
             status.HTTP_403_FORBIDDEN,
-            detail=f"kind: only a registrar records the {body.kind} check",
+            detail=f"kind: only a {' or '.join(sorted(allowed))} records the {body.kind} check",
         )
     if body.checked_at.tzinfo is None:
         raise InvalidInput("checked_at: give a time zone (e.g. +08:00)")
+    police = None
+    if body.police_unit is not None or body.police_issued_on is not None:
+        police = PoliceReference(body.police_unit or "", body.police_issued_on)
     outcome = CheckOutcome(
-        body.kind, body.result, body.source_system, body.reference, body.checked_at
+        body.kind,
+        body.result,
+        body.source_system,
+        body.reference,
+        body.checked_at,
+        body.value,
+        police,
     )
     attempt = record_check(db, actor_of(account), application_id, outcome)
-    return CheckOut(
-        kind=body.kind,
-        attempt=attempt,
-        result=body.result,
-        source_system=body.source_system,
-        reference=body.reference,
-        checked_at=body.checked_at,
-        recorded_by=account.username,
+    return check_out(_attempt(db, application_id, body.kind, attempt))
+
+
+def _attempt(db: Session, application_id: int, kind: str, attempt: int) -> CaseCheck:
+    row = db.scalar(
+        select(CaseCheck).where(
+            CaseCheck.application_id == application_id,
+            CaseCheck.kind == kind,
+            CaseCheck.attempt == attempt,
+        )
     )
+    if row is None:
+        raise NotFound(f"attempt: no {kind} attempt {attempt} on application {application_id}")
+    return row
 
 
 @router.get("/applications/{application_id}/checks", responses=answers(404))
 def list_checks(application_id: int, _: ClerkDep, db: SessionDep) -> list[CheckOut]:
     """Every attempt at every check of the case (the history)."""
     get_application(db, application_id)
-    return [
-        CheckOut(
-            kind=c.kind,
-            attempt=c.attempt,
-            result=c.result,
-            source_system=c.source_system,
-            reference=c.reference,
-            checked_at=c.checked_at,
-            recorded_by=c.recorded_by,
-        )
-        for c in history(db, application_id)
-    ]
+    return [check_out(c) for c in history(db, application_id)]
+
+
+@router.post(
+    "/applications/{application_id}/checks/criminal_record/{attempt}/approval",
+    responses=answers(404, 409),
+)
+def post_replacement_approval(
+    application_id: int, attempt: int, body: ReasonIn, account: OfficerDep, db: SessionDep
+) -> CheckOut:
+    """R2: a second officer lets a criminal-record attempt that replaced a non-clear result
+    count (the officer who recorded it cannot); until then no conclusion is made or signed."""
+    approve_replacement(db, actor_of(account), application_id, attempt, body.reason)
+    return check_out(_attempt(db, application_id, CRIMINAL_RECORD, attempt))
 
 
 @router.post(
@@ -274,10 +417,10 @@ def post_decision(
     application_id: int, body: DecisionIn, account: OfficerDep, db: SessionDep
 ) -> DecisionOut:
     """Approve or refuse with reasons (R2: only once the criminal-record check is finished);
-    with `deadline_override_reason`, the case may be signed past its deadline (R3, audited)."""
+    with `deadline_override`, an officer asks that it be signed past its deadline (R3)."""
     actor = actor_of(account)
-    if body.deadline_override_reason is not None:
-        override_deadline(db, actor, application_id, body.deadline_override_reason)
+    if body.deadline_override is not None:
+        override_deadline(db, actor, application_id, _override(body.deadline_override))
     decision = decide(db, actor, application_id, body.outcome, body.reasons)
     return decision_out(decision)
 
@@ -286,8 +429,24 @@ def post_decision(
 def post_override(
     application_id: int, body: OverrideIn, account: OfficerDep, db: SessionDep, vault: VaultDep
 ) -> ApplicationOut:
-    """Let a late case be signed past its deadline; the reason goes to the audit log."""
-    override_deadline(db, actor_of(account), application_id, body.reason)
+    """Ask that a late case be signed past its deadline until `expires_on` (a category and a
+    reason, audited); a second officer approves it before it counts."""
+    override_deadline(db, actor_of(account), application_id, _override(body))
+    return application_out(db, vault, get_application(db, application_id))
+
+
+def _override(body: OverrideIn) -> OverrideRequest:
+    return OverrideRequest(body.reason, body.category, body.expires_on)
+
+
+@router.post(
+    "/applications/{application_id}/deadline-override/approval", responses=answers(404, 409)
+)
+def post_override_approval(
+    application_id: int, account: OfficerDep, db: SessionDep, vault: VaultDep
+) -> ApplicationOut:
+    """A second officer (not the one who asked) approves the deadline override (audited)."""
+    approve_override(db, actor_of(account), application_id)
     return application_out(db, vault, get_application(db, application_id))
 
 

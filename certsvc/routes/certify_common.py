@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session, sessionmaker
 
-from certify.decisions import CHINA
+from certify.cases import CHINA, site_places
 from certify.issuance import Issuer
 from certsvc import state
 from certsvc.accounts import Role, StaffAccount
@@ -52,7 +52,15 @@ def issuer_of(request: Request, sessions: sessionmaker[Session]) -> Issuer:
 
 def staff_hosts(request: Request) -> tuple[str, ...]:
     """The staff system's own address (the host this request reached), unless the public
-    verification side shares it: published texts may not link to it (R5)."""
-    public_host = urlsplit(state.settings(request).public_base_url).netloc
+    verification side shares it, and the configured system hosts: published texts may not
+    name them (R5)."""
+    settings = state.settings(request)
+    public_host = urlsplit(settings.public_base_url).netloc
     own = request.url.netloc
-    return (own,) if own and own != public_host else ()
+    return ((own,) if own and own != public_host else ()) + settings.system_host_list
+
+
+def contacts(request: Request, db: Session, batch_id: int | None) -> tuple[str, ...]:
+    """What published texts may name (四(二)): the body's configured contacts and the places
+    of its confirmation sites (the batch's, or every batch's)."""
+    return state.settings(request).contacts + site_places(db, batch_id)

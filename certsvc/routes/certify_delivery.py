@@ -14,7 +14,7 @@ from certify.delivery import METHODS, DeliveryPlan, arrange_delivery, delivery_o
 from certify.models import Delivery
 from certsvc.audit_trail import actor_of
 from certsvc.auth import SessionDep
-from certsvc.routes.certify_common import ClerkDep, RegistrarDep, staff_hosts
+from certsvc.routes.certify_common import ClerkDep, RegistrarDep, contacts, staff_hosts
 from certsvc.routes.schemas import ROLE_GATED, answers
 from common.errors import NotFound
 
@@ -67,7 +67,9 @@ def put_delivery(
         tracking_number=body.tracking_number,
         note=body.note,
     )
-    delivery = arrange_delivery(db, actor_of(account), number, plan, staff_hosts(request))
+    delivery = arrange_delivery(
+        db, actor_of(account), number, plan, staff_hosts(request), contacts(request, db, None)
+    )
     return _out(number, delivery)
 
 

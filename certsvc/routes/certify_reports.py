@@ -1,5 +1,5 @@
-"""Case reports over HTTP (R3), for officers and security officers: counts per stage, and
-the cases overdue against each deadline in Chinese working days."""
+"""Case reports over HTTP (R3), for officers and security officers: counts per stage, the
+cases overdue against each deadline in Chinese working days, and the deadline overrides."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from certify.cases import get_batch
-from certify.reports import overdue, stage_counts
+from certify.reports import overdue, overrides, stage_counts
 from certsvc.auth import SessionDep
 from certsvc.routes.certify_common import ReportDep, china_today
 from certsvc.routes.schemas import ROLE_GATED, answers
@@ -39,6 +39,17 @@ class OverdueReportOut(BaseModel):
     today: date
     cases: list[OverdueOut]
     by_deadline: dict[str, int]
+
+
+class OverrideOut(BaseModel):
+    application_id: int
+    batch_id: int
+    asked_by: str
+    category: str
+    reason: str
+    expires_on: date | None
+    approved_by: str | None = Field(description="the second officer; null: not approved yet")
+    state: str = Field(description="awaiting-approval, in-force or expired on `today`")
 
 
 @router.get("/stages", responses=answers(404))
@@ -81,3 +92,28 @@ def get_overdue(
         ],
         by_deadline=counts,
     )
+
+
+@router.get("/overrides", responses=answers(404))
+def get_overrides(
+    _: ReportDep,
+    db: SessionDep,
+    batch_id: BatchQuery = None,
+    today: Annotated[date | None, Query(description="default: today in China")] = None,
+) -> list[OverrideOut]:
+    """Every deadline override: who asked and approved it, its category, reason and expiry."""
+    if batch_id is not None:
+        get_batch(db, batch_id)
+    return [
+        OverrideOut(
+            application_id=o.application_id,
+            batch_id=o.batch_id,
+            asked_by=o.asked_by,
+            category=o.category,
+            reason=o.reason,
+            expires_on=o.expires_on,
+            approved_by=o.approved_by,
+            state=o.state,
+        )
+        for o in overrides(db, today or china_today(), batch_id)
+    ]

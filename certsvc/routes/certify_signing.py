@@ -19,6 +19,7 @@ from certify.issuance import (
     approve,
     issuable,
     issue,
+    record_return,
     request_revocation,
     sign_revocations,
 )
@@ -29,6 +30,7 @@ from certsvc.audit_trail import actor_of
 from certsvc.auth import JobSessionsDep, SessionDep
 from certsvc.routes.certify_common import (
     CaseReaderDep,
+    ClerkDep,
     CustodianDep,
     OfficerDep,
     WorkstationDep,
@@ -89,6 +91,13 @@ class RevocationOut(BaseModel):
     requested_by: str
     approved_by: list[str]
     revoked_on: date | None
+    returned_on: date | None = Field(description="the printed certificate came back (收回)")
+    return_recorded_by: str | None
+
+
+class ReturnIn(BaseModel):
+    returned_on: date
+    note: str = Field(default="", max_length=200, description="e.g. where it is kept")
 
 
 class RevocationsIn(BaseModel):
@@ -132,6 +141,8 @@ def _revocation_out(db: Session, revocation: Revocation) -> RevocationOut:
         requested_by=revocation.requested_by,
         approved_by=sorted(o for o, _, digest in approvals if digest == document.digest()),
         revoked_on=revocation.revoked_on,
+        returned_on=revocation.returned_on,
+        return_recorded_by=revocation.return_recorded_by,
     )
 
 
@@ -241,6 +252,15 @@ def post_revocation_approval(
     """One officer's approval; a second, different officer must approve too."""
     approve(db, actor_of(account), revocation_id, body.reason)
     return _revocation_out(db, db.get_one(Revocation, revocation_id))
+
+
+@router.post("/revocations/{revocation_id}/return", responses=answers(404, 409))
+def post_return(
+    revocation_id: int, body: ReturnIn, account: ClerkDep, db: SessionDep
+) -> RevocationOut:
+    """R10: the recalled certificate was handed back (once the revocation is signed)."""
+    revocation = record_return(db, actor_of(account), revocation_id, body.returned_on, body.note)
+    return _revocation_out(db, revocation)
 
 
 @router.post("/revocations/sign", responses=answers(404, 409))

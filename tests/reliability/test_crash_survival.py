@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +23,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from certify.cases import BatchPlan, create_application, create_batch
-from certify.checks import CRIMINAL_RECORD, CheckOutcome, record_check
-from certify.decisions import decide, decision_document_id, override_deadline
+from certify.checks import CRIMINAL_RECORD, CheckOutcome, PoliceReference, record_check
+from certify.decisions import (
+    OverrideRequest,
+    approve_override,
+    decide,
+    decision_document_id,
+    override_deadline,
+)
 from certify.models import Applicant
 from certsvc.accounts import Role, StaffAccount
 from certsvc.bootstrap import initialise
@@ -326,6 +332,8 @@ def _decided_cases(sessions: sessionmaker[Session], count: int) -> list[str]:
     2020 deadline overridden with a reason (R3): decisions ready to sign, by document id."""
     registrar = Actor("registrar", 0, "registrar")
     officer = Actor("officer", 0, "officer")
+    second_officer = Actor("officer-b", 0, "officer")
+    expires = date.today() + timedelta(days=30)
     plan = BatchPlan(
         name="crash survival",
         body_code="410000",
@@ -349,10 +357,17 @@ def _decided_cases(sessions: sessionmaker[Session], count: int) -> list[str]:
             )
             db.add(applicant)
             db.flush()
-            application = create_application(db, registrar, batch.id, applicant.id, "SS", "02")
-            outcome = CheckOutcome(CRIMINAL_RECORD, "record", "gongan", f"q-{n}", checked)
+            application = create_application(
+                db, registrar, batch.id, applicant.id, "SS", "02", filed_on=plan.registration_opens
+            )
+            police = PoliceReference("郑州市公安局金水分局", checked.date())
+            outcome = CheckOutcome(
+                CRIMINAL_RECORD, "record", "gongan", f"q-{n}", checked, police=police
+            )
             record_check(db, officer, application.id, outcome)
-            override_deadline(db, officer, application.id, "a 2020 batch signed in a test")
+            late = OverrideRequest("a 2020 batch signed in a test", "other", expires)
+            override_deadline(db, officer, application.id, late)
+            approve_override(db, second_officer, application.id)
             decision = decide(db, officer, application.id, "refuse", "criminal record on file")
             document_ids.append(decision_document_id(decision.id))
     return document_ids

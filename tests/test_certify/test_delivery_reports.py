@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from audit.models import AuditEventRow
 from certify.announcements import findings
 from certify.checks import CheckOutcome, record_check
-from certify.decisions import decide, override_deadline, sign_decisions
+from certify.decisions import decide, sign_decisions
 from certify.delivery import DeliveryPlan, arrange_delivery, notice_text
 from certify.issuance import issuable, issue
 from certify.models import Announcement, Delivery
@@ -22,7 +22,7 @@ from certify.reports import overdue, stage_counts
 from certify.workdays import WorkCalendar
 from certsvc.db import make_writer_sessionmaker
 from common.errors import Conflict, InvalidInput, NotFound
-from test_certify.conftest import OFFICER, Body
+from test_certify.conftest import OFFICER, Body, late_ok
 
 PICKUP = DeliveryPlan(
     "pickup",
@@ -68,7 +68,7 @@ def test_delivery_announcement_and_reports(body: Body) -> None:
     with body.sessions.begin() as db:
         with pytest.raises(Conflict, match="no signed conclusion"):
             publish_conclusions(db, OFFICER, body.issuer.vault, batch_id)
-        override_deadline(db, OFFICER, approved, "test signs long after 2020")
+        late_ok(db, approved)
         decide(db, OFFICER, approved, "approve", "all checks passed")
     with body.sessions() as db:
         assert stage_counts(db, batch_id)["decided"] == 1
@@ -112,9 +112,10 @@ def test_delivery_announcement_and_reports(body: Body) -> None:
         assert (stages["delivered"], stages["checking"]) == (1, 1)
         late = overdue(db, date(2020, 8, 24), batch_id)
         # Only the undecided case (its on-site checks are complete), past the decision
-        # deadline (Friday 08-21) and the batch's closing date (08-20).
+        # deadline and the batch's closing date (both 08-20: the round closes before the 30th
+        # working day after confirmation, 08-21).
         assert [(c.application_id, c.deadline, c.working_days_overdue) for c in late] == [
-            (pending, "decision", 1),
+            (pending, "decision", 2),
             (pending, "close", 2),
         ]
         assert not any(c.overridden for c in late)
@@ -124,7 +125,7 @@ def test_two_clerks_recording_the_first_delivery_at_once_both_succeed(body: Body
     batch_id = body.batch()
     approved = body.case(batch_id, 31)
     with body.sessions.begin() as db:
-        override_deadline(db, OFFICER, approved, "test signs long after 2020")
+        late_ok(db, approved)
         decide(db, OFFICER, approved, "approve", "all checks passed")
     body.open("decision-1")
     sign_decisions(body.sessions, body.issuer.signer, body.custodian, batch_id)

@@ -3,29 +3,30 @@ refused when its condition is missing."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from dataclasses import replace
+from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import select
 
-from certify.checks import CheckOutcome, history, record_check
+from certify.checks import CRIMINAL_RECORD, history, record_check
 from certify.decisions import (
     decide,
     decision_document_id,
-    override_deadline,
     sign_decisions,
     signed_decisions,
 )
 from certify.issuance import (
     approve,
     issue,
+    record_return,
     request_revocation,
     sign_revocations,
 )
-from certify.models import Certificate
-from common.errors import InvalidInput
+from certify.models import Certificate, Revocation
+from common.errors import Conflict, InvalidInput
 from signer.documents import signed_document
-from test_certify.conftest import OFFICER, OFFICER_2, Body
+from test_certify.conftest import OFFICER, OFFICER_2, REGISTRAR, Body, late_ok, passed
 from verify.models import PublicCertificate
 from verify.payload import parse_qr_text
 
@@ -38,7 +39,7 @@ def test_whole_flow(body: Body) -> None:
     refused = body.case(batch_id, 2)
     with body.sessions.begin() as db:
         for application_id in (approved, refused):
-            override_deadline(db, OFFICER, application_id, "test signs long after 2020")
+            late_ok(db, application_id)
         decide(db, OFFICER, approved, "approve", "all checks passed")
         decide(db, OFFICER, refused, "refuse", "applicant withdrew")
     body.open("decision-1")
@@ -69,11 +70,21 @@ def test_whole_flow(body: Body) -> None:
     refused_report = sign_revocations(body.issuer, body.custodian, [revocation.id], TODAY)
     assert [r.rule for r in refused_report.refused] == ["dual-control"]
     with body.sessions.begin() as db:
+        with pytest.raises(Conflict, match="not signed yet"):
+            record_return(db, REGISTRAR, revocation.id, TODAY, "")
         approve(db, OFFICER_2, revocation.id, "second pair of eyes")
     sign_revocations(body.issuer, body.custodian, [revocation.id], TODAY)
     with body.sessions() as db:
         public = db.get_one(PublicCertificate, certificate.verification_id)
         assert public.status == "revoked" and public.revocation_category == "error"
+    with body.sessions.begin() as db:  # the printed certificate comes back (收回证书, R10)
+        with pytest.raises(InvalidInput, match="returned_on: before the revocation"):
+            record_return(db, REGISTRAR, revocation.id, TODAY - timedelta(days=1), "")
+        record_return(db, REGISTRAR, revocation.id, TODAY, "原件收回，存档案室")
+        with pytest.raises(Conflict, match="recorded already"):
+            record_return(db, REGISTRAR, revocation.id, TODAY, "")
+        returned = db.get_one(Revocation, revocation.id)
+        assert (returned.returned_on, returned.return_recorded_by) == (TODAY, "registrar")
 
 
 def test_gates_refuse(body: Body) -> None:
@@ -88,7 +99,7 @@ def test_gates_refuse(body: Body) -> None:
             db,
             OFFICER,
             pending,
-            CheckOutcome("criminal_record", "pending", "gongan", "q-1", datetime.now(UTC)),
+            replace(passed(CRIMINAL_RECORD), result="pending", reference="q-1"),
         )
         with pytest.raises(InvalidInput, match="R2"):
             decide(db, OFFICER, pending, "refuse", "no")
@@ -98,7 +109,7 @@ def test_gates_refuse(body: Body) -> None:
     report = sign_decisions(body.sessions, body.issuer.signer, body.custodian, batch_id)
     assert [r.rule for r in report.refused] == ["deadline"]  # 2020's deadline has passed
     with body.sessions.begin() as db:
-        override_deadline(db, OFFICER, late, "late batch, approved by the director")
+        late_ok(db, late, "late batch, approved by the director")
     assert sign_decisions(body.sessions, body.issuer.signer, body.custodian, batch_id).signed
     body.open("certificate-1")
     with body.sessions.begin() as db:
@@ -106,7 +117,7 @@ def test_gates_refuse(body: Body) -> None:
             db,
             OFFICER,
             late,
-            CheckOutcome("criminal_record", "record", "gongan", "q-2", datetime.now(UTC)),
+            replace(passed(CRIMINAL_RECORD), result="record", reference="q-2"),
         )
     report_issue = issue(body.issuer, body.custodian, [late], TODAY)
     assert report_issue.issued == []

@@ -12,6 +12,7 @@ import json
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import Any
 
 import cbor2
@@ -38,7 +39,14 @@ BATCH = {
     "confirmation_ends": "2020-07-10",
     "closes_on": "2020-10-09",
 }
-OVERRIDE = "2020 batch decided in a test run years later"
+# What the comparisons of an eligible 高级中学 applicant find (R0).
+FOUND = {"degree": "本科", "mandarin": "二级甲等"}
+PLACE = "郑州市金水区政务服务中心三楼"
+OVERRIDE = {
+    "reason": "2020 batch decided in a test run years later",
+    "category": "other",
+    "expires_on": (date.today() + timedelta(days=30)).isoformat(),
+}
 
 
 @dataclass
@@ -119,13 +127,39 @@ def _person(seed: int) -> dict[str, str]:
     }
 
 
-def _intake(desk: Desk, batch_id: int, person: dict[str, str], subject: str) -> dict[str, Any]:
+def _extend(desk: Desk, batch_id: int) -> None:
+    """The officer lets a 2020 batch take applications on the day the test runs."""
+    until = (date.today() + timedelta(days=30)).isoformat()
+    extension = {"until": until, "reason": "a 2020 batch filed in a test run years later"}
+    path = f"{API}/batches/{batch_id}/registration-extension"
+    assert desk.call("POST", path, desk.registrar, extension).status_code == 403
+    extended = desk.ok("POST", path, desk.officer, extension)
+    assert extended["registration_extended_until"] == until
+    assert extended["registration_extended_by"] == desk.officer.username
+
+
+def _train(desk: Desk, batch_id: int) -> None:
+    """The registrar is trained for the batch before on-site confirmation (二(三))."""
+    training = {"username": desk.registrar.username, "trained_on": "2020-07-01"}
+    desk.ok("POST", f"{API}/batches/{batch_id}/trainings", desk.officer, training)
+
+
+def _attend(desk: Desk, application_id: int) -> None:
+    attendance = {"confirmed_at": "2020-07-06T09:20:00+08:00", "national_reference": "QR-1"}
+    path = f"{API}/applications/{application_id}/attendance"
+    answer = desk.ok("POST", path, desk.registrar, attendance)
+    assert answer["place"] == PLACE and answer["confirmed_by"] == desk.registrar.username
+
+
+def _intake(
+    desk: Desk, batch_id: int, person: dict[str, str], subject: str, expect: int = 201
+) -> dict[str, Any]:
     items = [{"kind": kind, "value": value} for kind, value in person.items()]
     tokens = desk.ok("POST", "/api/v1/vault/tokenise", desk.registrar, {"items": items})["tokens"]
     applicant = {f"{t['kind']}_token": t["token"] for t in tokens}
     body = {"batch_id": batch_id, "applicant": applicant, "qualification": "SS", "subject": subject}
     answer = desk.call("POST", f"{API}/applications", desk.registrar, body)
-    assert answer.status_code == 201, answer.text
+    assert answer.status_code == expect, answer.text
     assert not any(value in answer.text for value in person.values())
     application: dict[str, Any] = answer.json()
     return application
@@ -146,6 +180,7 @@ def _checks(desk: Desk, application_id: int) -> None:
             "source_system": "chsi.com.cn" if kind == "degree" else "jszg.edu.cn",
             "reference": f"ref-{application_id}-{kind}",
             "checked_at": "2020-07-06T10:00:00+08:00",
+            "value": FOUND.get(kind),
         }
         desk.ok("POST", path, desk.registrar, body)
     criminal = {
@@ -154,6 +189,8 @@ def _checks(desk: Desk, application_id: int) -> None:
         "source_system": "gongan",
         "reference": f"q-{application_id}",
         "checked_at": "2020-07-08T10:00:00+08:00",
+        "police_unit": "郑州市公安局金水分局",
+        "police_issued_on": "2020-07-08",
     }
     desk.ok("POST", path, desk.officer, criminal)  # officers may record this one
 
@@ -171,9 +208,13 @@ def test_whole_case_over_http(desk: Desk) -> None:
     left = {d["name"]: d["working_days_left"] for d in shown["deadlines"]}
     assert left["closes_on"] == 1  # National Day (10-01 to 10-08) does not count
 
-    slot = {"starts_at": "2020-07-06T09:00:00+08:00", "capacity": 2}
+    slot = {"starts_at": "2020-07-06T09:00:00+08:00", "place": PLACE, "capacity": 2}
     slot_id = desk.ok("POST", f"{API}/batches/{batch_id}/slots", desk.officer, slot)["id"]
     people = [_person(seed) for seed in (11, 12, 13)]
+    closed = _intake(desk, batch_id, people[0], "02", expect=409)
+    assert "registration window (2020-06-08 to 2020-06-30)" in closed["detail"]
+    _extend(desk, batch_id)
+    _train(desk, batch_id)
     cases = [_intake(desk, batch_id, p, s) for p, s in zip(people, ("02", "01", "03"), strict=True)]
     ids = [case["id"] for case in cases]
     assert all("*" in (case["masked_name"] or "") for case in cases)
@@ -218,13 +259,22 @@ def test_whole_case_over_http(desk: Desk) -> None:
         ).status_code
         == 403
     )
+    unconfirmed = desk.call(
+        "POST", f"{API}/applications/{approved}/decision", desk.officer, decisions[approved]
+    )
+    assert unconfirmed.status_code == 409 and "attendance" in unconfirmed.json()["detail"]
+    _attend(desk, approved)
     desk.ok("POST", f"{API}/applications/{approved}/decision", desk.officer, decisions[approved])
     desk.ok(
         "POST",
         f"{API}/applications/{refused_id}/decision",
         desk.officer,
-        {**decisions[refused_id], "deadline_override_reason": OVERRIDE},
+        {**decisions[refused_id], "deadline_override": OVERRIDE},
     )
+    approval = f"{API}/applications/{refused_id}/deadline-override/approval"
+    alone = desk.call("POST", approval, desk.officer)
+    assert alone.status_code == 409 and "second officer" in alone.json()["detail"]
+    desk.ok("POST", approval, desk.officer_2)
 
     # The custodian signs from the workstation, through the USBKey session for the key.
     sign = f"{API}/batches/{batch_id}/decisions/sign"
@@ -234,13 +284,22 @@ def test_whole_case_over_http(desk: Desk) -> None:
     report = desk.ok("POST", sign, desk.custodian)
     assert len(report["signed"]) == 1
     assert [r["rule"] for r in report["refused"]] == ["deadline"]  # no override on `approved`
-    desk.ok(
-        "POST",
-        f"{API}/applications/{approved}/deadline-override",
-        desk.officer,
-        {"reason": OVERRIDE},
+    asked = desk.ok(
+        "POST", f"{API}/applications/{approved}/deadline-override", desk.officer, OVERRIDE
     )
+    assert asked["deadline_overridden_by"] == desk.officer.username
+    assert asked["deadline_override_approved_by"] is None
+    awaiting = desk.ok("POST", sign, desk.custodian)
+    assert [r["rule"] for r in awaiting["refused"]] == ["deadline"]
+    assert "awaits a second officer" in awaiting["refused"][0]["detail"]
+    desk.ok("POST", f"{API}/applications/{approved}/deadline-override/approval", desk.officer_2)
     assert len(desk.ok("POST", sign, desk.custodian)["signed"]) == 1
+    report = desk.ok("GET", f"{API}/reports/overrides?batch_id={batch_id}", desk.officer)
+    assert {(o["application_id"], o["state"], o["category"]) for o in report} == {
+        (approved, "in-force", "other"),
+        (refused_id, "in-force", "other"),
+    }
+    assert all(o["approved_by"] == desk.officer_2.username for o in report)
     listed = desk.ok("GET", f"{API}/batches/{batch_id}/decisions?signed=true", desk.registrar)
     assert len(listed) == 2
 
@@ -287,6 +346,11 @@ def test_whole_case_over_http(desk: Desk) -> None:
 
     # The batch's conclusions: allow-listed fields, checked before they are stored.
     announce = f"{API}/batches/{batch_id}/announcements"
+    unfiled = desk.call("POST", announce, desk.officer, {"preface": "公示期五个工作日。"})
+    assert unfiled.status_code == 409 and "implementation plan" in unfiled.json()["detail"]
+    plan = {"filed_on": "2020-05-25", "reference": "豫教资〔2020〕12号"}
+    filed = desk.ok("POST", f"{API}/batches/{batch_id}/implementation-plan", desk.officer, plan)
+    assert filed["plan_reference"] == plan["reference"]
     bad = desk.call("POST", announce, desk.officer, {"preface": "咨询 admin@example.com"})
     assert bad.status_code == 422 and "email" in bad.json()["detail"]
     text = desk.ok("POST", announce, desk.officer, {"preface": "公示期五个工作日。"})["text"]
@@ -345,13 +409,30 @@ def test_whole_case_over_http(desk: Desk) -> None:
 # --- what a signing request may not do: choose the content ----------------------------------
 
 
+def _open_batch(desk: Desk) -> int:
+    """The 2020 batch with a slot, taking applications today (the officer's extension)."""
+    batch_id: int = desk.ok("POST", f"{API}/batches", desk.officer, BATCH)["id"]
+    slot = {"starts_at": "2020-07-06T09:00:00+08:00", "place": PLACE, "capacity": 100}
+    desk.ok("POST", f"{API}/batches/{batch_id}/slots", desk.officer, slot)
+    _extend(desk, batch_id)
+    _train(desk, batch_id)
+    return batch_id
+
+
 def _decided(desk: Desk, batch_id: int, seed: int, outcome: str, reasons: str) -> int:
-    """A case taken through intake and checks to the officer's recorded decision; its id."""
+    """A case taken through intake, booking, attendance and checks to the officer's recorded
+    decision; its id."""
     application_id = _intake(desk, batch_id, _person(seed), "02")["id"]
+    slot_id = desk.ok("GET", f"{API}/batches/{batch_id}/slots", desk.registrar)[0]["id"]
+    booking = {"slot_id": slot_id}
+    desk.ok("POST", f"{API}/applications/{application_id}/booking", desk.registrar, booking)
+    _attend(desk, application_id)
     _checks(desk, application_id)
-    decision = {"outcome": outcome, "reasons": reasons, "deadline_override_reason": OVERRIDE}
+    decision = {"outcome": outcome, "reasons": reasons, "deadline_override": OVERRIDE}
     path = f"{API}/applications/{application_id}/decision"
     decided: int = desk.ok("POST", path, desk.officer, decision)["id"]
+    approval = f"{API}/applications/{application_id}/deadline-override/approval"
+    desk.ok("POST", approval, desk.officer_2)
     return decided
 
 
@@ -374,7 +455,7 @@ def _signed_payload(desk: Desk, kind: str, document_id: str) -> dict[str, Any]:
 
 
 def test_a_custodian_cannot_turn_a_recorded_refusal_into_an_approval(desk: Desk) -> None:
-    batch_id = desk.ok("POST", f"{API}/batches", desk.officer, BATCH)["id"]
+    batch_id = _open_batch(desk)
     decision_id = _decided(desk, batch_id, 31, "refuse", "degree not recognised")
     document_id = f"DEC-{decision_id}"
     desk.session("decision-1")
@@ -421,7 +502,7 @@ def test_the_pdf_is_signed_in_the_certificate_keys_session_whatever_else_is_open
 ) -> None:
     desk = two_usbkeys
     second = json.loads(settings.credentials_file.read_text())["tokens"]["USBKEY-02"]
-    batch_id = desk.ok("POST", f"{API}/batches", desk.officer, BATCH)["id"]
+    batch_id = _open_batch(desk)
     _decided(desk, batch_id, 41, "approve", "all checks passed")
     # The custodian holds two sessions: the decision key's on USBKEY-02, opened first, and
     # the certificate key's on USBKEY-01.
@@ -466,7 +547,7 @@ def _key_ids_usage(desk: Desk) -> dict[str, int]:
 
 
 def test_revocations_are_approved_and_signed_as_the_records_say(desk: Desk) -> None:
-    batch_id = desk.ok("POST", f"{API}/batches", desk.officer, BATCH)["id"]
+    batch_id = _open_batch(desk)
     _decided(desk, batch_id, 51, "approve", "all checks passed")
     desk.session("decision-1")
     desk.ok("POST", f"{API}/batches/{batch_id}/decisions/sign", desk.custodian)

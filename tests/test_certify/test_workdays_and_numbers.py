@@ -47,7 +47,8 @@ def test_batch_dates(sessions: sessionmaker[Session]) -> None:
     with sessions.begin() as db:
         with pytest.raises(InvalidInput, match="4 working day"):
             create_batch(db, OFFICER, short)
-        assert create_batch(db, OFFICER, PLAN).decision_deadline == date(2020, 8, 21)
+        # The 30th working day after confirmation is 08-21; the round closes on 08-20.
+        assert create_batch(db, OFFICER, PLAN).decision_deadline == date(2020, 8, 20)
 
 
 def test_numbers_unique_under_concurrency(sessions: sessionmaker[Session]) -> None:

@@ -26,6 +26,8 @@ BAD_VALUES = {
     "verify_rate_per_minute": "0",
     "redis_url": "cache.internal:6380",
     "trusted_proxies": "10.0.0.300",
+    "system_hosts": "http://rdjg.jszg.edu.cn/",
+    "body_contacts": "0371-69691697;" * 200,
     "log_format": "xml",
     "log_level": "verbose",
     "body_code": "41",

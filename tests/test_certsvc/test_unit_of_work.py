@@ -12,6 +12,7 @@ import random
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from vault.models import VaultReveal
 
 ROOT = Path(__file__).resolve().parents[2]
 ID_NUMBER = "11010519491231002X"
+LATER = (date.today() + timedelta(days=30)).isoformat()
 BATCH = {
     "name": "2020年上半年",
     "registration_opens": "2020-06-08",
@@ -83,6 +85,10 @@ class Service:
         its applicant."""
         plan = {**BATCH, "name": f"batch {secrets.token_hex(4)}"}
         batch = self.ok("POST", "/api/v1/certify/batches", "officer", plan)
+        until = (date.today() + timedelta(days=30)).isoformat()
+        extension = {"until": until, "reason": "a 2020 batch filed in a test run years later"}
+        path = f"/api/v1/certify/batches/{batch['id']}/registration-extension"
+        self.ok("POST", path, "officer", extension)
         items = [{"kind": "id_number", "value": id_number}, {"kind": "name", "value": "张三"}]
         tokens = self.ok("POST", "/api/v1/vault/tokenise", "registrar", {"items": items})
         id_token, name_token = (t["token"] for t in tokens["tokens"])
@@ -151,7 +157,11 @@ def test_a_failing_request_leaves_nothing_of_what_it_wrote(service: Service) -> 
         "POST",
         f"/api/v1/certify/applications/{application_id}/decision",
         "officer",
-        {"outcome": "approve", "reasons": "all checks", "deadline_override_reason": "x" * 20},
+        {
+            "outcome": "approve",
+            "reasons": "all checks",
+            "deadline_override": {"reason": "x" * 20, "category": "other", "expires_on": LATER},
+        },
     )
     assert answer.status_code == 422 and "R2" in answer.json()["detail"]
     with service.sessions() as db:

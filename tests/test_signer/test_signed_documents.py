@@ -242,7 +242,15 @@ def test_case_gates_r2_and_r3_with_an_audited_override(env: SigningEnv) -> None:
     env.records.cases["D-open"] = CaseGates(criminal_record_clear=False)
     env.records.cases["D-late"] = CaseGates(True, deadline=past)
     env.records.cases["D-overridden"] = CaseGates(
-        True, deadline=past, override=DeadlineOverride("officer", "officer", "appeal upheld")
+        True,
+        deadline=past,
+        override=DeadlineOverride(
+            "officer",
+            "officer",
+            "appeal upheld",
+            approved_by="officer-b",
+            expires=datetime.now(UTC) + timedelta(days=1),
+        ),
     )
     env.records.default = None
     decisions = [
@@ -257,6 +265,7 @@ def test_case_gates_r2_and_r3_with_an_audited_override(env: SigningEnv) -> None:
     }
     details = [decode_leaf(e.leaf)["details"] for e in _events(env, "ok")]
     assert details[0]["deadline_override_by"] == "officer"  # type: ignore[index]
+    assert details[0]["deadline_override_approved_by"] == "officer-b"  # type: ignore[index]
 
 
 def test_retired_key_never_signs_again_but_its_signatures_still_verify(env: SigningEnv) -> None:

@@ -153,6 +153,9 @@ def test_refusals_say_what_to_do() -> None:
 
 
 late = CaseGates(True, deadline=NOW - timedelta(days=1))
+APPROVED = DeadlineOverride(
+    "o1", "officer", "applicant's appeal upheld", approved_by="o2", expires=NOW + timedelta(1)
+)
 
 
 @pytest.mark.parametrize(
@@ -171,6 +174,18 @@ late = CaseGates(True, deadline=NOW - timedelta(days=1))
             _document(gates=replace(late, override=DeadlineOverride("o1", "officer", " "))),
             "deadline",
         ),
+        (_document(gates=replace(late, override=replace(APPROVED, approved_by=None))), "deadline"),
+        (_document(gates=replace(late, override=replace(APPROVED, approved_by="o1"))), "deadline"),
+        (
+            _document(gates=replace(late, override=replace(APPROVED, expires=NOW - timedelta(1)))),
+            "deadline",
+        ),
+        (_document(gates=replace(late, override=replace(APPROVED, expires=None))), "deadline"),
+        (
+            _document(gates=CaseGates(True, unmet={"eligibility": "rule SS.subjects"})),
+            "eligibility",
+        ),
+        (_document(gates=CaseGates(True, unmet={"confirmation": "no attendance"})), "confirmation"),
         (
             _document(
                 kind="revocation",
@@ -193,9 +208,8 @@ def test_each_document_rule_refuses_on_its_own(context: DocumentContext, rule: s
     assert _rule(context) == rule
 
 
-def test_an_officers_override_with_a_reason_passes_the_deadline() -> None:
-    override = DeadlineOverride("o1", "officer", "applicant's appeal upheld")
-    assert _rule(_document(gates=replace(late, override=override))) is None
+def test_an_officers_override_approved_by_a_second_and_unexpired_passes_the_deadline() -> None:
+    assert _rule(_document(gates=replace(late, override=APPROVED))) is None
 
 
 def test_two_distinct_officers_allow_a_revocation_without_case_gates() -> None:

@@ -40,7 +40,9 @@ def case_for(env: VaultEnv, tokens: ApplicantTokens) -> str:
     with env.sessions.begin() as db:
         batch = create_batch(db, OFFICER, replace(PLAN, name=f"batch {secrets.token_hex(4)}"))
         applicant = register_applicant(db, REGISTRAR, env.vault, tokens)
-        application = create_application(db, REGISTRAR, batch.id, applicant, "SS", "02")
+        application = create_application(
+            db, REGISTRAR, batch.id, applicant, "SS", "02", filed_on=PLAN.registration_opens
+        )
         return f"application:{application.id}"
 
 
