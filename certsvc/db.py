@@ -24,7 +24,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from common.errors import ServiceFault
 from common.unit_of_work import unit_of_work
 
-SQLITE_BUSY_TIMEOUT_MS = 5000
+# Writers queue for the lock this long before answering 503: a burst of staff writes on a
+# loaded machine waits its turn rather than failing (the embedded default, several workers).
+SQLITE_BUSY_TIMEOUT_MS = 15000
 WRITER = "certsvc_writer"  # execution option: begin SQLite transactions with the write lock
 SUPPORTED = "use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB"
 NOT_INITIALISED = "database not initialised — run `certsvc init`"

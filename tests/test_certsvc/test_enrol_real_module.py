@@ -155,7 +155,8 @@ def test_enrol_vendor_tokens_then_sign_and_verify(
     for key in keys:
         x509.load_der_x509_certificate(key.certificate_der).verify_directly_issued_by(root_cert)
     assert len(enrolled) == len(LABELS)
-    service_pins = json.loads(settings.service_pins_file.read_text())
+    production = settings.model_copy(update={"hsm_simulation": False})
+    service_pins = json.loads(production.service_pins_file.read_text())  # beside the home
     assert set(service_pins) == {LABELS["audit"], LABELS["vault"]}
 
     assert vendor.run("init").returncode == 0
