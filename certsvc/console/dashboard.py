@@ -125,7 +125,8 @@ def build(db: Session, today: date | None = None) -> Dashboard:
         f"{key.token_serial}/{key.label}": key
         for key in db.scalars(select(SigningKey).order_by(SigningKey.id))
     }
-    names = list(keys) + [n for n in by_name if n not in keys and not n.startswith("token:")]
+    # A key is `<token>/<label>`; a token's own events (registered, sessions) name no key.
+    names = list(keys) + [n for n in by_name if n not in keys and "/" in n]
     panels = [_panel(name, by_name.get(name), keys.get(name), days) for name in names]
     tokens = [usage for usage in usages if usage.object.startswith("token:")]
     rows = []
