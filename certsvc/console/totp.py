@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pyotp
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -107,7 +108,7 @@ def check_code(
         return False
     try:
         secret = AESGCM(_key(key_file)).decrypt(row.nonce, row.ciphertext, _bound(account))
-    except ValueError:  # InvalidTag: the row was not sealed for this account
+    except InvalidTag:  # not sealed for this account, or changed
         return False
     totp = pyotp.TOTP(secret.decode())
     current = int((time.time() if now is None else now) // STEP_SECONDS)

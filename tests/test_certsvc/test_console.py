@@ -23,11 +23,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from audit.events import AuditEvent, decode_leaf
 from audit.log import append
 from audit.models import AuditEventRow
-from certsvc.accounts import Role
+from certsvc.accounts import Role, StaffAccount
 from certsvc.bootstrap import initialise
+from certsvc.console import totp
 from certsvc.console.models import ConsoleSession, ConsoleTotp
 from certsvc.settings import Settings
 from common.dbtypes import utcnow
+from common.errors import Conflict
 from server_support import Server, serving
 from service_helpers import MakeStaff, StaffMember
 from signer.models import SigningKey
@@ -343,3 +345,46 @@ def test_other_roles_see_no_dashboard(server: Server, page: Page, make_staff: Ma
     answer = page.goto(f"{server.base}/console/dashboard")
     assert answer is not None and answer.status == 403
     assert "Key usage" not in page.content()
+
+
+def test_totp_secrets_are_sealed_to_their_account_and_codes_good_once(
+    settings: Settings, sessions: sessionmaker[Session], make_staff: MakeStaff
+) -> None:
+    """A database administrator copying one account's sealed secret onto another gets a row
+    that opens nothing; a code is accepted once; no secret is readable from the database."""
+    first, second = make_staff(Role.SECURITY_OFFICER), make_staff(Role.REGISTRAR)
+    key_file = settings.console_key_file
+    with sessions.begin() as db:
+        one, two = (
+            db.scalars(select(StaffAccount).where(StaffAccount.username == m.username)).one()
+            for m in (first, second)
+        )
+        secret, uri = totp.begin_enrolment(db, one, key_file)
+        assert uri.startswith("otpauth://totp/") and secret in uri
+        now = 1_800_000_000.0
+        code = pyotp.TOTP(secret).at(now)
+        assert totp.check_code(db, one, code, key_file, now) is True
+        assert totp.check_code(db, one, code, key_file, now) is False  # replayed
+        sealed = db.get(ConsoleTotp, one.id)
+        assert sealed is not None and secret.encode() not in sealed.ciphertext
+        db.add(
+            ConsoleTotp(
+                account_id=two.id,
+                nonce=sealed.nonce,
+                ciphertext=sealed.ciphertext,
+                confirmed_at=utcnow(),
+                last_step=0,
+            )
+        )
+        db.flush()
+        later = pyotp.TOTP(secret).at(now + 60)
+        assert totp.check_code(db, two, later, key_file, now + 60) is False
+        assert totp.check_code(db, one, later, key_file, now + 60) is True
+    assert oct(key_file.stat().st_mode & 0o777) == "0o600"
+    with sessions.begin() as db:
+        one = db.scalars(select(StaffAccount).where(StaffAccount.username == first.username)).one()
+        db.delete(db.get(ConsoleTotp, one.id))
+        db.flush()
+        # Enrolled once (the log says so): a password alone never enrols a new secret.
+        with pytest.raises(Conflict):
+            totp.begin_enrolment(db, one, key_file)
