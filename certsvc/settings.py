@@ -303,8 +303,10 @@ class Settings(BaseSettings):
 
     @property
     def console_key_file(self) -> Path:
-        """The AES key sealing the console's TOTP secrets: outside the database, owner-only."""
-        return self.resolved_home / "console-totp.key"
+        """The AES key sealing the console's TOTP secrets: beside the service PIN file (a
+        secret mount in production), so neither the database nor a copy of the home opens
+        them."""
+        return self.service_pins_file.parent / "console-totp.key"
 
     @property
     def credentials_file(self) -> Path:
