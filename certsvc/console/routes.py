@@ -36,7 +36,7 @@ CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
     "frame-ancestors 'none'; base-uri 'none'"
 )
-FIELD_MAX = {"username": 64, "password": PASSWORD_MAX, "code": 16, "csrf": 64}
+FIELD_MAX = {"username": 64, "password": PASSWORD_MAX, "code": 16, "csrf": 64, "scope": 8}
 STYLESHEET = files("certsvc.console").joinpath("static/console.css").read_bytes()
 _templates = Environment(
     loader=PackageLoader("certsvc.console", "templates"),
@@ -241,14 +241,20 @@ async def second_factor(request: Request, db: DbDep) -> Response:
 
 @router.post("/logout")
 async def logout(request: Request, db: DbDep) -> Response:
+    """Sign out this browser, or (`scope=all`) every console session of the account."""
     row = _live(request, db)
     form = await _form(request)
     _require_csrf(row.csrf if row is not None else None, form)
     if row is not None:
         account = db.get(StaffAccount, row.account_id)
-        sessions.end(db, row)
+        everywhere = form.get("scope") == "all"
+        if everywhere:
+            sessions.end_all(db, row.account_id)
+        else:
+            sessions.end(db, row)
         if account is not None:
-            record(db, actor_of(account), "console.sign_out", "console")
+            details = {"everywhere": everywhere}
+            record(db, actor_of(account), "console.sign_out", "console", details=details)
     response = _redirect("/console/login")
     _clear_cookie(response, sessions.COOKIE)
     return response

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
@@ -203,7 +204,7 @@ def test_officer_signs_in_with_totp_and_reads_the_log_counts(
         ).all()
     assert [decode_leaf(r.leaf)["actor"] for r in signed_in] == [officer.username]
 
-    page.click("header button[type=submit]")  # sign out
+    page.click("header button[value=this]")  # sign out
     page.wait_for_url("**/console/login")
     again = httpx.get(f"{server.base}/console/dashboard", cookies={COOKIE: session_cookie["value"]})
     assert again.status_code == 303 and again.headers["location"] == "/console/login"
@@ -388,3 +389,49 @@ def test_totp_secrets_are_sealed_to_their_account_and_codes_good_once(
         # Enrolled once (the log says so): a password alone never enrols a new secret.
         with pytest.raises(Conflict):
             totp.begin_enrolment(db, one, key_file)
+
+
+def test_sign_out_everywhere_ends_every_session_of_the_account(
+    server: Server, page: Page, make_staff: MakeStaff
+) -> None:
+    officer = make_staff(Role.SECURITY_OFFICER)
+    secret = _sign_in(page, server.base, officer)
+    cookie = _password_only(server.base, officer)
+    factor = httpx.get(f"{server.base}/console/second-factor", cookies={COOKIE: cookie})
+    assert "totp-secret" not in factor.text  # enrolled: the secret is never shown again
+    code = pyotp.TOTP(secret).at(time.time() + 30)  # the browser's code is spent
+    right = httpx.post(
+        f"{server.base}/console/second-factor",
+        data={"csrf": _csrf(factor.text), "code": code},
+        cookies={COOKIE: cookie},
+    )
+    other = _cookie(right, COOKIE)
+    assert other is not None
+    assert httpx.get(f"{server.base}/console/dashboard", cookies={COOKIE: other}).status_code == 200
+    page.click("header button[value=all]")
+    page.wait_for_url("**/console/login")
+    gone = httpx.get(f"{server.base}/console/dashboard", cookies={COOKIE: other})
+    assert gone.status_code == 303
+
+
+def test_sign_in_attempts_share_the_api_logins_limit(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, make_staff: MakeStaff
+) -> None:
+    initialise(settings)
+    officer = make_staff(Role.SECURITY_OFFICER)
+    monkeypatch.setenv("CERTSVC_LOGIN_ATTEMPTS_PER_MINUTE", "2")
+    with serving(env=dict(os.environ)) as running:
+        form = httpx.get(f"{running.base}/console/login")
+        wrong = {"csrf": _csrf(form.text), "username": officer.username, "password": "x" * 12}
+        cookies = {LOGIN_COOKIE: _cookie(form, LOGIN_COOKIE) or ""}
+        answers = [
+            httpx.post(f"{running.base}/console/login", data=wrong, cookies=cookies)
+            for _ in range(3)
+        ]
+        assert [a.status_code for a in answers] == [401, 401, 429]
+        assert "Too many attempts" in answers[2].text and answers[2].headers["retry-after"]
+        api = httpx.post(
+            f"{running.base}/api/v1/auth/token",
+            json={"username": officer.username, "password": officer.password},
+        )
+        assert api.status_code == 429
