@@ -91,7 +91,10 @@ def _clear_cookie(response: Response, name: str) -> None:
 
 async def _form(request: Request) -> dict[str, str]:
     """The url-encoded form's fields (first value each), over-long ones cut to nothing."""
-    fields = parse_qs((await request.body()).decode("utf-8", "replace"), max_num_fields=8)
+    try:
+        fields = parse_qs((await request.body()).decode("utf-8", "replace"), max_num_fields=8)
+    except ValueError:  # more fields than any console form has: nothing taken (CSRF fails)
+        return {}
     return {
         name: values[0] if len(values[0]) <= FIELD_MAX.get(name, 0) else ""
         for name, values in fields.items()
@@ -101,7 +104,7 @@ async def _form(request: Request) -> dict[str, str]:
 
 def _require_csrf(expected: str | None, form: dict[str, str]) -> None:
     given = form.get("csrf", "")
-    if not expected or not given or not hmac.compare_digest(given, expected):
+    if not expected or not given or not hmac.compare_digest(given.encode(), expected.encode()):
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail="csrf: missing or wrong form token")
 
 

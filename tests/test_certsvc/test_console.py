@@ -219,13 +219,21 @@ def test_forms_without_their_csrf_token_are_refused(
     login_cookie = _cookie(form, LOGIN_COOKIE)
     assert login_cookie is not None and _csrf(form.text) == login_cookie
     credentials = {"username": officer.username, "password": officer.password}
-    for csrf in ({}, {"csrf": "forged"}):
+    for csrf in ({}, {"csrf": "forged"}, {"csrf": "伪造"}):
         refused = httpx.post(
             f"{server.base}/console/login",
             data={**credentials, **csrf},
             cookies={LOGIN_COOKIE: login_cookie},
         )
         assert refused.status_code == 403 and _cookie(refused, COOKIE) is None
+    crowded = "&".join(f"f{n}=1" for n in range(20))
+    refused = httpx.post(
+        f"{server.base}/console/login",
+        content=f"csrf={login_cookie}&{crowded}",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        cookies={LOGIN_COOKIE: login_cookie},
+    )
+    assert refused.status_code == 403
     # Signed in, the session's own token is needed: sign-out without it does nothing.
     _sign_in(page, server.base, officer)
     cookie = next(c["value"] for c in page.context.cookies() if c["name"] == COOKIE)
