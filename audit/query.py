@@ -101,11 +101,24 @@ class KeyUsage:
     refused: int = 0
     sessions: int = 0
     pin_failures: int = 0
+    # Day → rule that refused (the event's reason) → attempts.
+    refused_per_day: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+def _key_name(action: str, obj: str, leaf: dict[str, object]) -> str:
+    """What a signer event is about: a signature names its key in its details
+    (`<token>/<label>`, its object being the document); other events by their object."""
+    details = leaf.get("details")
+    if action.startswith("signer.sign") and isinstance(details, dict):
+        token, label = details.get("token"), details.get("key")
+        if isinstance(token, str) and isinstance(label, str):
+            return f"{token}/{label}"
+    return obj
 
 
 def key_usage(db: Session, since: datetime | None, until: datetime | None) -> list[KeyUsage]:
-    """Per key (signing events) and per token (session events): signatures per day, refused
-    attempts, sessions opened, wrong PINs."""
+    """Per key (signatures) and per token (session events): signatures per day, refused
+    attempts (per day and rule), sessions opened, wrong PINs. Days are UTC dates."""
     query = select(AuditEventRow).where(AuditEventRow.action.startswith("signer."))
     if since:
         query = query.where(AuditEventRow.occurred_at >= since)
@@ -113,19 +126,28 @@ def key_usage(db: Session, since: datetime | None, until: datetime | None) -> li
         query = query.where(AuditEventRow.occurred_at < until)
     report: dict[str, KeyUsage] = {}
     per_day: dict[str, Counter[str]] = defaultdict(Counter)
+    refused_per_day: dict[str, dict[str, Counter[str]]] = defaultdict(lambda: defaultdict(Counter))
     for row in db.scalars(query.order_by(AuditEventRow.idx).execution_options(yield_per=1000)):
-        usage = report.setdefault(row.object, KeyUsage(row.object))
+        leaf = decode_leaf(row.leaf)
+        name = _key_name(row.action, row.object, leaf)
+        usage = report.setdefault(name, KeyUsage(name))
+        day = row.occurred_at.date().isoformat()
         if row.outcome == "refused":
             usage.refused += 1
-            reason = str(decode_leaf(row.leaf).get("reason", ""))
+            reason = str(leaf.get("reason", ""))
+            refused_per_day[name][day][reason] += 1
             if "pin" in reason.lower():
                 usage.pin_failures += 1
         elif row.action.startswith("signer.session.open"):
             usage.sessions += 1
-        elif row.action.startswith("signer.sign"):
-            per_day[row.object][row.occurred_at.date().isoformat()] += 1
+        elif row.action.startswith("signer.sign") and row.outcome == "ok":
+            per_day[name][day] += 1
     for name, days in per_day.items():
         report[name].signatures_per_day = dict(sorted(days.items()))
+    for name, refusals in refused_per_day.items():
+        report[name].refused_per_day = {
+            day: dict(sorted(rules.items())) for day, rules in sorted(refusals.items())
+        }
     return [report[name] for name in sorted(report)]
 
 

@@ -160,6 +160,12 @@ class Settings(BaseSettings):
     signing_idle_minutes: float = Field(
         default=15, gt=0, le=480, description="a signing session unused this long closes"
     )
+    console_idle_minutes: float = Field(
+        default=15, gt=0, le=480, description="a console session unused this long ends"
+    )
+    console_absolute_minutes: float = Field(
+        default=480, gt=0, le=1440, description="a console session ends this long after sign-in"
+    )
     vault_key_cache_seconds: float = Field(
         default=300, ge=0, description="unwrapped vault data keys are fetched again this often"
     )
@@ -328,6 +334,13 @@ class Settings(BaseSettings):
         if self.trust_anchors:
             return parse_fingerprints(self.trust_anchors)
         return read_anchors(self.trust_anchors_file)
+
+    @property
+    def console_key_file(self) -> Path:
+        """The AES key sealing the console's TOTP secrets: beside the service PIN file (a
+        secret mount in production), so neither the database nor a copy of the home opens
+        them."""
+        return self.service_pins_file.parent / "console-totp.key"
 
     @property
     def credentials_file(self) -> Path:

@@ -68,6 +68,7 @@ class KeyUsageOut(BaseModel):
     refused: int
     sessions: int
     pin_failures: int
+    refused_per_day: dict[str, dict[str, int]]
 
 
 @router.get("/events")
@@ -140,7 +141,8 @@ def post_checkpoint(
 def get_key_usage(
     _: OfficerDep, db: SessionDep, since: ZonedTime = None, until: ZonedTime = None
 ) -> list[KeyUsageOut]:
-    """Per key and token: signatures per day, refused attempts, sessions, wrong PINs."""
+    """Per key (`<token>/<label>`) and token: signatures per day, refused attempts (and per
+    day by the rule that refused), sessions, wrong PINs."""
     return [KeyUsageOut(**vars(usage)) for usage in key_usage(db, since, until)]
 
 

@@ -62,11 +62,11 @@ async def create_token(
     """Exchange a username and password for a new API token. Attempts are limited per client
     (guessing passwords is slow); a failed attempt is audited, and attempts refused by the limit
     are counted into one audit event per client and minute (a flood must not write the log)."""
-    await _limit_attempts(request)
+    await limit_attempts(request)
     return await run_in_threadpool(_login, body, session, settings, hasher)
 
 
-async def _limit_attempts(request: Request) -> None:
+async def limit_attempts(request: Request) -> None:
     """429 once the client is over the password-attempt limit. Fails closed:
     `RateLimitUnavailable` (503) while the shared counter cannot be reached."""
     limiter = state.login_limiter(request)
@@ -81,9 +81,9 @@ async def _limit_attempts(request: Request) -> None:
         )
 
 
-def _refuse(session: Session, username: str, reason: str) -> None:
-    """Audit a refused login, kept on record although the request fails; the typed name only
-    if it is an account (it may be a password)."""
+def refuse_login(session: Session, username: str, reason: str, via: str = "api") -> None:
+    """Audit a refused login (through the API or the console, `via`), kept on record although
+    the request fails; the typed name only if it is an account (it may be a password)."""
     known = account_exists(session, username)
     fields = {"event": "service.login", "outcome": "refused", "reason": reason}
     if known:
@@ -91,7 +91,7 @@ def _refuse(session: Session, username: str, reason: str) -> None:
     else:
         logger.warning("login failed for an unknown username: %s", reason, extra=fields)
     who = Actor(username if known else "unknown", 0, "staff")
-    keep_events(session, [event(who, "service.login", "api", outcome="refused", reason=reason)])
+    keep_events(session, [event(who, "service.login", via, outcome="refused", reason=reason)])
 
 
 def _login(
@@ -104,20 +104,20 @@ def _login(
         hasher=hasher,
     )
     if account is None:
-        _refuse(session, body.username, "wrong username or password")
+        refuse_login(session, body.username, "wrong username or password")
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             detail="wrong username or password",
             headers={"WWW-Authenticate": "Bearer"},
         )
     if account.must_set_password:
-        _refuse(session, body.username, "the holder has not set their own password yet")
+        refuse_login(session, body.username, "the holder has not set their own password yet")
         raise HTTPException(
             status.HTTP_403_FORBIDDEN,
             detail="this password only lets you set your own: POST /api/v1/auth/password",
         )
     if not account_backed(session, account):
-        _refuse(session, body.username, "account not granted")
+        refuse_login(session, body.username, "account not granted")
         raise HTTPException(
             status.HTTP_403_FORBIDDEN,
             detail="this account is not granted yet: a security officer must approve it",
@@ -148,7 +148,7 @@ async def change_password(
 ) -> None:
     """Set one's own password. A new account's initial password (chosen by whoever proposed
     it) works here once and nowhere else. Limited per client like logins."""
-    await _limit_attempts(request)
+    await limit_attempts(request)
     await run_in_threadpool(_change_password, body, session, hasher)
 
 
@@ -161,7 +161,7 @@ def _change_password(body: PasswordChange, session: Session, hasher: PasswordHas
         hasher=hasher,
     )
     if account is None:
-        _refuse(session, body.username, "wrong username or password")
+        refuse_login(session, body.username, "wrong username or password")
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             detail="wrong username or password",

@@ -36,6 +36,8 @@ BAD_VALUES = {
     "request_max_skew_seconds": "5",
     "signing_session_minutes": "0",
     "signing_idle_minutes": "-3",
+    "console_idle_minutes": "0",
+    "console_absolute_minutes": "2000",
     "vault_key_cache_seconds": "-1",
     "vault_reveal_limit": "0",
     "vault_reveal_window_minutes": "1e9",

@@ -1,0 +1,445 @@
+"""The staff console in a real browser (Playwright driving Debian's Chromium) against a real
+`certsvc serve`: sign-in with password and TOTP, the security officer's dashboard against the
+audit log's own counts, CSRF, a cookie without the second factor, idle and absolute expiry,
+labels on every form field. Screenshots are kept in the test output."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import timedelta
+from http.cookies import SimpleCookie
+from pathlib import Path
+
+import httpx
+import pyotp
+import pytest
+from playwright.sync_api import Page, sync_playwright
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from audit.events import AuditEvent, decode_leaf
+from audit.log import append
+from audit.models import AuditEventRow
+from certsvc.accounts import Role, StaffAccount
+from certsvc.bootstrap import initialise
+from certsvc.console import totp
+from certsvc.console.models import ConsoleSession, ConsoleTotp
+from certsvc.settings import Settings
+from common.dbtypes import utcnow
+from common.errors import Conflict
+from server_support import Server, serving
+from service_helpers import MakeStaff, StaffMember
+from signer.models import SigningKey
+
+CHROMIUM = "/usr/bin/chromium"
+COOKIE = "__Host-certsvc-console"
+LOGIN_COOKIE = "__Host-certsvc-console-login"
+# Every visible form control must have a label (or an accessible name of its own).
+UNLABELLED = """() => [...document.querySelectorAll('input, select, textarea')]
+  .filter(e => e.type !== 'hidden' && e.labels.length === 0 && !e.getAttribute('aria-label'))
+  .map(e => e.name || e.id || e.outerHTML)"""
+
+
+@pytest.fixture
+def server(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
+    initialise(settings)
+    monkeypatch.setenv("CERTSVC_CONSOLE_IDLE_MINUTES", "5")
+    with serving(env=dict(os.environ)) as running:
+        yield running
+
+
+@pytest.fixture
+def page() -> Iterator[Page]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        context = browser.new_context(viewport={"width": 1280, "height": 1000})
+        yield context.new_page()
+        browser.close()
+
+
+def _signer_events(sessions: sessionmaker[Session]) -> str:
+    """Signatures and refusals with a real key of `certsvc init`, as the gate records them
+    (the document as object, the key in the details): the key's name."""
+    with sessions.begin() as db:
+        key = db.scalars(select(SigningKey).order_by(SigningKey.id)).first()
+        assert key is not None
+        details = {"key_id": key.id, "key": key.label, "token": key.token_serial}
+        for n in range(3):
+            append(
+                db, AuditEvent("c", "custodian", "signer.sign", f"doc:{n}", "ok", details=details)
+            )
+        for rule in ("key-usage-limit", "criminal-record-check", "key-usage-limit"):
+            append(
+                db,
+                AuditEvent(
+                    "c",
+                    "custodian",
+                    "signer.sign",
+                    "doc:x",
+                    "refused",
+                    reason=rule,
+                    details=details,
+                ),
+            )
+        return f"{key.token_serial}/{key.label}"
+
+
+def _log_counts(sessions: sessionmaker[Session]) -> dict[str, Counter[str]]:
+    """From the audit log itself: per key named in a signature's details, and per UTC day,
+    the signatures made ('made') and refused ('refused')."""
+    counts: dict[str, Counter[str]] = {}
+    with sessions() as db:
+        for row in db.scalars(select(AuditEventRow).where(AuditEventRow.action == "signer.sign")):
+            details = decode_leaf(row.leaf).get("details") or {}
+            assert isinstance(details, dict)
+            if "token" not in details:
+                continue
+            name = f"{details['token']}/{details['key']}"
+            day = row.occurred_at.date().isoformat()
+            if row.outcome in ("ok", "refused"):
+                kind = "made" if row.outcome == "ok" else "refused"
+                counts.setdefault(name, Counter())[f"{day} {kind}"] += 1
+    return counts
+
+
+def _unlabelled(page: Page) -> list[str]:
+    found: list[str] = page.evaluate(UNLABELLED)
+    return found
+
+
+def _sign_in(page: Page, base: str, member: StaffMember) -> str:
+    """Keyboard only: the username field has the focus, Tab to the password, Enter; then the
+    code from the secret the enrolment page shows. The TOTP secret read from the page."""
+    page.goto(f"{base}/console/")
+    assert page.url.endswith("/console/login")
+    assert _unlabelled(page) == []
+    page.keyboard.type(member.username)
+    page.keyboard.press("Tab")
+    page.keyboard.type(member.password)
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/console/second-factor")
+    assert _unlabelled(page) == []
+    secret = page.text_content("#totp-secret")
+    assert secret is not None
+    page.keyboard.type(pyotp.TOTP(secret).now())
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/console/dashboard")
+    return secret
+
+
+def _cookie(response: httpx.Response, name: str) -> str | None:
+    for header in response.headers.get_list("set-cookie"):
+        jar: SimpleCookie = SimpleCookie(header)
+        if name in jar:
+            return jar[name].value
+    return None
+
+
+def _csrf(html: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found is not None
+    return found.group(1)
+
+
+def _password_only(base: str, member: StaffMember) -> str:
+    """The session cookie a right password earns, before the second factor."""
+    form = httpx.get(f"{base}/console/login")
+    login = _cookie(form, LOGIN_COOKIE)
+    answer = httpx.post(
+        f"{base}/console/login",
+        data={"csrf": _csrf(form.text), "username": member.username, "password": member.password},
+        cookies={LOGIN_COOKIE: login or ""},
+    )
+    assert answer.status_code == 303 and answer.headers["location"] == "/console/second-factor"
+    cookie = _cookie(answer, COOKIE)
+    assert cookie is not None
+    return cookie
+
+
+def test_officer_signs_in_with_totp_and_reads_the_log_counts(
+    server: Server,
+    page: Page,
+    make_staff: MakeStaff,
+    sessions: sessionmaker[Session],
+    tmp_path: Path,
+) -> None:
+    officer = make_staff(Role.SECURITY_OFFICER)
+    key = _signer_events(sessions)
+    secret = _sign_in(page, server.base, officer)
+    assert _unlabelled(page) == []
+
+    expected = _log_counts(sessions)
+    assert expected[key]  # the events above, at least
+    for name, counts in expected.items():
+        panel = page.locator("section.key", has=page.locator(f"code.key-name:text-is('{name}')"))
+        shown: Counter[str] = Counter()
+        for row in panel.locator("tr[data-day]").all():
+            day = row.get_attribute("data-day")
+            shown[f"{day} made"] = int(row.locator("td.made").inner_text())
+            shown[f"{day} refused"] = int(row.locator("td.refused").inner_text())
+        assert +shown == counts, name
+    own = page.locator("section.key", has=page.locator(f"code.key-name:text-is('{key}')"))
+    assert "key-usage-limit ×2" in own.inner_text()
+    assert "criminal-record-check ×1" in own.inner_text()
+    assert own.locator("svg.chart rect.refused").count() == 14  # a bar a day, drawn on the server
+    assert page.locator("script").count() == 0
+
+    shot = tmp_path / "console-dashboard.png"
+    page.screenshot(path=str(shot), full_page=True)
+    print(f"screenshot of the security officer's dashboard: {shot}")
+
+    cookies = {c["name"]: c for c in page.context.cookies()}
+    session_cookie = cookies[COOKIE]
+    assert session_cookie["httpOnly"] and session_cookie["secure"]
+    assert session_cookie["sameSite"] == "Strict" and session_cookie["path"] == "/"
+    with sessions() as db:
+        sealed = db.scalars(select(ConsoleTotp)).one()
+        assert secret.encode() not in sealed.ciphertext
+        signed_in = db.scalars(
+            select(AuditEventRow).where(AuditEventRow.action == "console.sign_in")
+        ).all()
+    assert [decode_leaf(r.leaf)["actor"] for r in signed_in] == [officer.username]
+
+    page.click("header button[value=this]")  # sign out
+    page.wait_for_url("**/console/login")
+    again = httpx.get(f"{server.base}/console/dashboard", cookies={COOKIE: session_cookie["value"]})
+    assert again.status_code == 303 and again.headers["location"] == "/console/login"
+    assert secret not in server.output and officer.password not in server.output
+
+
+def test_forms_without_their_csrf_token_are_refused(
+    server: Server, page: Page, make_staff: MakeStaff
+) -> None:
+    officer = make_staff(Role.SECURITY_OFFICER)
+    form = httpx.get(f"{server.base}/console/login")
+    login_cookie = _cookie(form, LOGIN_COOKIE)
+    assert login_cookie is not None and _csrf(form.text) == login_cookie
+    credentials = {"username": officer.username, "password": officer.password}
+    for csrf in ({}, {"csrf": "forged"}, {"csrf": "伪造"}):
+        refused = httpx.post(
+            f"{server.base}/console/login",
+            data={**credentials, **csrf},
+            cookies={LOGIN_COOKIE: login_cookie},
+        )
+        assert refused.status_code == 403 and _cookie(refused, COOKIE) is None
+    crowded = "&".join(f"f{n}=1" for n in range(20))
+    refused = httpx.post(
+        f"{server.base}/console/login",
+        content=f"csrf={login_cookie}&{crowded}",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        cookies={LOGIN_COOKIE: login_cookie},
+    )
+    assert refused.status_code == 403
+    # Signed in, the session's own token is needed: sign-out without it does nothing.
+    _sign_in(page, server.base, officer)
+    cookie = next(c["value"] for c in page.context.cookies() if c["name"] == COOKIE)
+    out = httpx.post(f"{server.base}/console/logout", data={}, cookies={COOKIE: cookie})
+    assert out.status_code == 403
+    still = httpx.get(f"{server.base}/console/dashboard", cookies={COOKIE: cookie})
+    assert still.status_code == 200 and "Key usage" in still.text
+
+
+def test_a_cookie_without_the_second_factor_reaches_nothing(
+    server: Server, make_staff: MakeStaff, sessions: sessionmaker[Session]
+) -> None:
+    officer = make_staff(Role.SECURITY_OFFICER)
+    cookie = _password_only(server.base, officer)
+    for path in ("/console/", "/console/dashboard"):
+        answer = httpx.get(f"{server.base}{path}", cookies={COOKIE: cookie})
+        assert answer.status_code == 303 and answer.headers["location"] == "/console/login"
+    factor = httpx.get(f"{server.base}/console/second-factor", cookies={COOKIE: cookie})
+    wrong = httpx.post(
+        f"{server.base}/console/second-factor",
+        data={"csrf": _csrf(factor.text), "code": "000000"},
+        cookies={COOKIE: cookie},
+    )
+    assert wrong.status_code == 401 and _cookie(wrong, COOKIE) is None
+    with sessions() as db:
+        refusals = [
+            decode_leaf(row.leaf)
+            for row in db.scalars(
+                select(AuditEventRow).where(
+                    AuditEventRow.action == "service.login", AuditEventRow.outcome == "refused"
+                )
+            )
+        ]
+    assert {
+        "actor": officer.username,
+        "object": "console",
+        "reason": "wrong second factor",
+    }.items() <= refusals[-1].items()
+    # The password stage's session never becomes the signed-in one, even with a right code.
+    secret = re.search(r'id="totp-secret">([A-Z2-7]+)<', factor.text)
+    assert secret is not None
+    right = httpx.post(
+        f"{server.base}/console/second-factor",
+        data={"csrf": _csrf(factor.text), "code": pyotp.TOTP(secret.group(1)).now()},
+        cookies={COOKIE: cookie},
+    )
+    assert right.status_code == 303
+    new_cookie = _cookie(right, COOKIE)
+    assert new_cookie is not None and new_cookie != cookie
+    old = httpx.get(f"{server.base}/console/dashboard", cookies={COOKIE: cookie})
+    assert old.status_code == 303
+    new = httpx.get(f"{server.base}/console/dashboard", cookies={COOKIE: new_cookie})
+    assert new.status_code == 200
+
+
+def test_wrong_passwords_are_audited_as_the_api_login_audits_them(
+    server: Server, sessions: sessionmaker[Session], make_staff: MakeStaff
+) -> None:
+    officer = make_staff(Role.SECURITY_OFFICER)
+    form = httpx.get(f"{server.base}/console/login")
+    answer = httpx.post(
+        f"{server.base}/console/login",
+        data={"csrf": _csrf(form.text), "username": officer.username, "password": "wrong-one-12"},
+        cookies={LOGIN_COOKIE: _cookie(form, LOGIN_COOKIE) or ""},
+    )
+    assert answer.status_code == 401 and _cookie(answer, COOKIE) is None
+    assert "wrong-one-12" not in answer.text
+    with sessions() as db:
+        last = db.scalars(
+            select(AuditEventRow)
+            .where(AuditEventRow.action == "service.login")
+            .order_by(AuditEventRow.idx.desc())
+        ).first()
+    assert last is not None
+    leaf = decode_leaf(last.leaf)
+    assert (leaf["actor"], leaf["object"], leaf["outcome"]) == (
+        officer.username,
+        "console",
+        "refused",
+    )
+
+
+@pytest.mark.parametrize("clock", ["last_seen_at", "created_at"])
+def test_sessions_end_when_idle_or_too_old(
+    server: Server, page: Page, make_staff: MakeStaff, sessions: sessionmaker[Session], clock: str
+) -> None:
+    """The server runs with a 5-minute idle timeout (and the default 8-hour life): the session's
+    own clock is set back past each, rather than waiting."""
+    officer = make_staff(Role.SECURITY_OFFICER)
+    _sign_in(page, server.base, officer)
+    page.reload()
+    assert page.url.endswith("/console/dashboard")
+    back = timedelta(minutes=6) if clock == "last_seen_at" else timedelta(hours=8, minutes=1)
+    with sessions.begin() as db:
+        db.execute(
+            update(ConsoleSession)
+            .where(ConsoleSession.verified.is_(True), ConsoleSession.ended_at.is_(None))
+            .values({clock: utcnow() - back})
+        )
+    page.reload()
+    assert page.url.endswith("/console/login")
+    with sessions() as db:
+        ended = db.scalars(select(ConsoleSession).where(ConsoleSession.verified.is_(True))).one()
+    assert ended.ended_at is not None
+
+
+def test_other_roles_see_no_dashboard(server: Server, page: Page, make_staff: MakeStaff) -> None:
+    registrar = make_staff(Role.REGISTRAR)
+    page.goto(f"{server.base}/console/login")
+    page.fill("#username", registrar.username)
+    page.fill("#password", registrar.password)
+    page.click("button[type=submit]")
+    secret = page.text_content("#totp-secret")
+    assert secret is not None
+    page.fill("#code", pyotp.TOTP(secret).now())
+    page.click("main button[type=submit]")
+    page.wait_for_url("**/console/")
+    answer = page.goto(f"{server.base}/console/dashboard")
+    assert answer is not None and answer.status == 403
+    assert "Key usage" not in page.content()
+
+
+def test_totp_secrets_are_sealed_to_their_account_and_codes_good_once(
+    settings: Settings, sessions: sessionmaker[Session], make_staff: MakeStaff
+) -> None:
+    """A database administrator copying one account's sealed secret onto another gets a row
+    that opens nothing; a code is accepted once; no secret is readable from the database."""
+    first, second = make_staff(Role.SECURITY_OFFICER), make_staff(Role.REGISTRAR)
+    key_file = settings.console_key_file
+    with sessions.begin() as db:
+        one, two = (
+            db.scalars(select(StaffAccount).where(StaffAccount.username == m.username)).one()
+            for m in (first, second)
+        )
+        secret, uri = totp.begin_enrolment(db, one, key_file)
+        assert uri.startswith("otpauth://totp/") and secret in uri
+        now = 1_800_000_000.0
+        code = pyotp.TOTP(secret).at(now)
+        assert totp.check_code(db, one, code, key_file, now) is True
+        assert totp.check_code(db, one, code, key_file, now) is False  # replayed
+        sealed = db.get(ConsoleTotp, one.id)
+        assert sealed is not None and secret.encode() not in sealed.ciphertext
+        db.add(
+            ConsoleTotp(
+                account_id=two.id,
+                nonce=sealed.nonce,
+                ciphertext=sealed.ciphertext,
+                confirmed_at=utcnow(),
+                last_step=0,
+            )
+        )
+        db.flush()
+        later = pyotp.TOTP(secret).at(now + 60)
+        assert totp.check_code(db, two, later, key_file, now + 60) is False
+        assert totp.check_code(db, one, later, key_file, now + 60) is True
+    assert oct(key_file.stat().st_mode & 0o777) == "0o600"
+    with sessions.begin() as db:
+        one = db.scalars(select(StaffAccount).where(StaffAccount.username == first.username)).one()
+        db.delete(db.get(ConsoleTotp, one.id))
+        db.flush()
+        # Enrolled once (the log says so): a password alone never enrols a new secret.
+        with pytest.raises(Conflict):
+            totp.begin_enrolment(db, one, key_file)
+
+
+def test_sign_out_everywhere_ends_every_session_of_the_account(
+    server: Server, page: Page, make_staff: MakeStaff
+) -> None:
+    officer = make_staff(Role.SECURITY_OFFICER)
+    secret = _sign_in(page, server.base, officer)
+    cookie = _password_only(server.base, officer)
+    factor = httpx.get(f"{server.base}/console/second-factor", cookies={COOKIE: cookie})
+    assert "totp-secret" not in factor.text  # enrolled: the secret is never shown again
+    code = pyotp.TOTP(secret).at(time.time() + 30)  # the browser's code is spent
+    right = httpx.post(
+        f"{server.base}/console/second-factor",
+        data={"csrf": _csrf(factor.text), "code": code},
+        cookies={COOKIE: cookie},
+    )
+    other = _cookie(right, COOKIE)
+    assert other is not None
+    assert httpx.get(f"{server.base}/console/dashboard", cookies={COOKIE: other}).status_code == 200
+    page.click("header button[value=all]")
+    page.wait_for_url("**/console/login")
+    gone = httpx.get(f"{server.base}/console/dashboard", cookies={COOKIE: other})
+    assert gone.status_code == 303
+
+
+def test_sign_in_attempts_share_the_api_logins_limit(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, make_staff: MakeStaff
+) -> None:
+    initialise(settings)
+    officer = make_staff(Role.SECURITY_OFFICER)
+    monkeypatch.setenv("CERTSVC_LOGIN_ATTEMPTS_PER_MINUTE", "2")
+    with serving(env=dict(os.environ)) as running:
+        form = httpx.get(f"{running.base}/console/login")
+        wrong = {"csrf": _csrf(form.text), "username": officer.username, "password": "x" * 12}
+        cookies = {LOGIN_COOKIE: _cookie(form, LOGIN_COOKIE) or ""}
+        answers = [
+            httpx.post(f"{running.base}/console/login", data=wrong, cookies=cookies)
+            for _ in range(3)
+        ]
+        assert [a.status_code for a in answers] == [401, 401, 429]
+        assert "Too many attempts" in answers[2].text and answers[2].headers["retry-after"]
+        api = httpx.post(
+            f"{running.base}/api/v1/auth/token",
+            json={"username": officer.username, "password": officer.password},
+        )
+        assert api.status_code == 429
