@@ -288,6 +288,18 @@ def _tokens(
             root_session.close()
 
 
+def pin_root(settings: Settings, sessions: sessionmaker[Session]) -> bool:
+    """Pin the body's root certificate outside the database (`trust-anchors.json`) once it
+    exists, so that no trust list a DBA writes can replace it; whether it was pinned now.
+    `certsvc init` calls it for the simulated root, `certsvc hsm enrol` for a vendor's."""
+    with sessions() as db:
+        root_key = active_key(db, settings.body_code, KeyPurpose.ROOT)
+        root_der = None if root_key is None else root_key.certificate_der
+    return root_der is not None and pin_anchor(
+        settings.trust_anchors_file, settings.body_code, root_der
+    )
+
+
 def _trust_list(
     settings: Settings,
     sessions: sessionmaker[Session],
@@ -298,12 +310,7 @@ def _trust_list(
 ) -> None:
     """Publish the issuing keys and sign the trust list with the root key when they changed."""
     progress("trust list")
-    with sessions() as db:
-        root_key = active_key(db, settings.body_code, KeyPurpose.ROOT)
-        root_der = None if root_key is None else root_key.certificate_der
-    if root_der is not None and pin_anchor(
-        settings.trust_anchors_file, settings.body_code, root_der
-    ):
+    if pin_root(settings, sessions):
         report.created.append("trust anchor")
     with _login_root(tokens, credentials) as root:
         if publish_trust_list(settings, sessions, root, INIT_SIGNER):

@@ -29,6 +29,7 @@ from certsvc.bootstrap import (
     DemoKey,
     DemoToken,
     checkpoint,
+    pin_root,
     provision_keys,
 )
 from certsvc.service_pins import store_service_pin
@@ -187,6 +188,7 @@ def enrol(
             _provision(
                 settings, sessions, tokens, session, session, label, keys, custodian_id, actor
             )
+            pin_root(settings, sessions)
             publish_trust_list(settings, sessions, session, actor)
         else:
             if root_pin is None:

@@ -466,9 +466,9 @@ KEY_RULES: tuple[Rule[KeyContext], ...] = (
 # Each document a custodian signs (certificate, decision, revocation).
 DOCUMENT_RULES: tuple[Rule[DocumentContext], ...] = (
     Rule("purpose", _purpose),
-    Rule("as-recorded", _as_recorded),
     Rule(CRIMINAL_RECORD_RULE, _criminal_record),
     *(Rule(name, _case_rule(name)) for name in CASE_RULES),
+    Rule("as-recorded", _as_recorded),  # after the case rules: a tampered case names its gap
     Rule("deadline", _deadline),
     Rule("dual-control", _dual_control),
 )

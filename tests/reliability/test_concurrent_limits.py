@@ -14,9 +14,19 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from certify.models import Application, Certificate, ConfirmationSlot
+from certify.models import Application, Certificate, ConfirmationSlot, Decision
 from signer.models import RevocationApproval
-from test_certify.test_http_flow import API, BATCH, OVERRIDE, Desk, _checks, _intake, _person
+from test_certify.test_http_flow import (
+    API,
+    BATCH,
+    PLACE,
+    Desk,
+    _decided,
+    _extend,
+    _intake,
+    _open_batch,
+    _person,
+)
 from test_certify.test_http_flow import desk as desk
 from verify.models import PublicCertificate
 
@@ -36,17 +46,18 @@ def _race(call: Callable[[], Any]) -> list[int]:
         return list(pool.map(one, range(PARALLEL)))
 
 
-def _approved_case(desk: Desk, batch_id: int, seed: int) -> int:
-    application_id: int = _intake(desk, batch_id, _person(seed), "02")["id"]
-    _checks(desk, application_id)
-    decision = {"outcome": "approve", "reasons": "all checks passed"}
-    decision["deadline_override_reason"] = OVERRIDE
-    desk.ok("POST", f"{API}/applications/{application_id}/decision", desk.officer, decision)
-    return application_id
+def _approved_case(desk: Desk, sessions: sessionmaker[Session], batch_id: int, seed: int) -> int:
+    """A case booked, confirmed on site and checked, approved past its 2020 deadline (an
+    override a second officer approved); its application id."""
+    decision_id = _decided(desk, batch_id, seed, "approve", "all checks passed")
+    with sessions() as db:
+        return db.get_one(Decision, decision_id).application_id
 
 
-def _issued(desk: Desk, batch_id: int, seed: int) -> tuple[int, str]:
-    application_id = _approved_case(desk, batch_id, seed)
+def _issued(
+    desk: Desk, sessions: sessionmaker[Session], batch_id: int, seed: int
+) -> tuple[int, str]:
+    application_id = _approved_case(desk, sessions, batch_id, seed)
     desk.session("decision-1")
     desk.ok("POST", f"{API}/batches/{batch_id}/decisions/sign", desk.custodian)
     desk.session("certificate-1")
@@ -61,8 +72,8 @@ def _issued(desk: Desk, batch_id: int, seed: int) -> tuple[int, str]:
 def test_parallel_issue_calls_make_one_certificate(
     desk: Desk, sessions: sessionmaker[Session]
 ) -> None:
-    batch_id = desk.ok("POST", f"{API}/batches", desk.officer, BATCH)["id"]
-    application_id = _approved_case(desk, batch_id, 61)
+    batch_id = _open_batch(desk)
+    application_id = _approved_case(desk, sessions, batch_id, 61)
     desk.session("decision-1")
     desk.ok("POST", f"{API}/batches/{batch_id}/decisions/sign", desk.custodian)
     desk.session("certificate-1")
@@ -87,8 +98,8 @@ def test_parallel_issue_calls_make_one_certificate(
 def test_parallel_approvals_by_one_officer_count_once(
     desk: Desk, sessions: sessionmaker[Session]
 ) -> None:
-    batch_id = desk.ok("POST", f"{API}/batches", desk.officer, BATCH)["id"]
-    _, number = _issued(desk, batch_id, 62)
+    batch_id = _open_batch(desk)
+    _, number = _issued(desk, sessions, batch_id, 62)
     filed = desk.ok(
         "POST",
         f"{API}/certificates/{number}/revocations",
@@ -112,8 +123,9 @@ def test_parallel_bookings_of_one_application_take_one_place(
     desk: Desk, sessions: sessionmaker[Session]
 ) -> None:
     batch_id = desk.ok("POST", f"{API}/batches", desk.officer, BATCH)["id"]
-    slot = {"starts_at": "2020-07-06T09:00:00+08:00", "capacity": PARALLEL}
+    slot = {"starts_at": "2020-07-06T09:00:00+08:00", "place": PLACE, "capacity": PARALLEL}
     slot_id = desk.ok("POST", f"{API}/batches/{batch_id}/slots", desk.officer, slot)["id"]
+    _extend(desk, batch_id)
     application_id = _intake(desk, batch_id, _person(63), "02")["id"]
     path = f"{API}/applications/{application_id}/booking"
     codes = _race(lambda: desk.call("POST", path, desk.registrar, {"slot_id": slot_id}))

@@ -23,7 +23,7 @@ from sqlalchemy import delete, select, update
 
 from audit.models import AuditEventRow
 from audit.trail import record
-from certify.decisions import decide, override_deadline, sign_decisions
+from certify.decisions import decide, sign_decisions
 from certify.issuance import approve, issue, request_revocation, sign_revocations
 from certify.models import Application, Certificate, Decision
 from certsvc.app import REFUSED_ACTION, create_app
@@ -31,7 +31,7 @@ from certsvc.public_app import create_public_app
 from certsvc.reconcile import reconcile
 from certsvc.settings import Settings
 from common.dbtypes import utcnow
-from test_certify.conftest import OFFICER, OFFICER_2, Body
+from test_certify.conftest import OFFICER, OFFICER_2, Body, late_ok
 from verify.models import PublicCertificate, SignedRevocationList, SignedTrustList
 from verify.payload import new_verification_id
 from verify.trust import canonical, latest_trust_list
@@ -54,9 +54,9 @@ def round_(body: Body) -> Round:
     cases = [body.case(batch_id, seed) for seed in (11, 12)]
     refused = body.case(batch_id, 13)
     with body.sessions.begin() as db:
-        override_deadline(db, OFFICER, refused, "test signs long after 2020")
+        late_ok(db, refused)
         for application_id in cases:
-            override_deadline(db, OFFICER, application_id, "test signs long after 2020")
+            late_ok(db, application_id)
             decide(db, OFFICER, application_id, "approve", "all checks passed")
     body.open("decision-1")
     sign_decisions(body.sessions, body.issuer.signer, body.custodian, batch_id)
@@ -333,7 +333,7 @@ def test_a_decision_recorded_before_digests_is_held_to_its_outcome(
     batch_id = body.batch()
     application_id = body.case(batch_id, 21)
     with body.sessions.begin() as db:
-        override_deadline(db, OFFICER, application_id, "test signs long after 2020")
+        late_ok(db, application_id)
         decision = Decision(
             application_id=application_id,
             outcome="refuse",

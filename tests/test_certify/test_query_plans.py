@@ -31,10 +31,10 @@ from sqlalchemy import Engine, event, select
 from sqlalchemy.engine.interfaces import DBAPICursor
 
 from certify.applicant_import import import_applicants
-from certify.decisions import decide, override_deadline, sign_decisions
+from certify.decisions import decide, sign_decisions
 from certify.issuance import issue
 from certify.models import Certificate
-from test_certify.conftest import OFFICER, Body
+from test_certify.conftest import OFFICER, Body, late_ok
 from test_vault.test_import import person, write_csv
 from verify.lookup import RegisterLookup
 
@@ -121,7 +121,7 @@ def test_hot_paths_use_indexes(body: Body, tmp_path: Path) -> None:
     cases = [body.case(batch_id, seed) for seed in (1, 2, 3)]
     with body.sessions.begin() as db:
         for application_id in cases:
-            override_deadline(db, OFFICER, application_id, "test signs long after 2020")
+            late_ok(db, application_id)
             decide(db, OFFICER, application_id, "approve", "all checks passed")
     rng = random.Random(22)
     people = write_csv(tmp_path / "applicants.csv", [person(rng) for _ in range(40)])

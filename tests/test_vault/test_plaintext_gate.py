@@ -21,9 +21,14 @@ SCANNED += ("verify",)
 # Names that decrypt (values, or data keys under the KEK): the vault's private path, the KEK
 # session's decryption, and every cipher object's `decrypt`.
 DECRYPTING = {"decrypt", "aes_gcm_decrypt", "open_entries", "decrypt_entry", "unwrap_version"}
-# The one decryption outside `vault`: the PKCS#11 call inside the token session's
-# `aes_gcm_decrypt`, which only the vault's key unwrapping calls (checked by the rule above).
-ALLOWED = {("signer/tokens.py", "aes_gcm_decrypt", "decrypt")}
+# The decryptions outside `vault`: the PKCS#11 call inside the token session's
+# `aes_gcm_decrypt`, which only the vault's key unwrapping calls (checked by the rule above);
+# and the console opening a staff account's own TOTP secret (no personal value: a second
+# factor, sealed under the console's key file, bound to the account).
+ALLOWED = {
+    ("signer/tokens.py", "aes_gcm_decrypt", "decrypt"),
+    ("certsvc/console/totp.py", "check_code", "decrypt"),
+}
 # Objects whose `open`/private members reach plaintext: the vault and its key ring.
 VAULT_NAMES = {"vault", "keyring"}
 
