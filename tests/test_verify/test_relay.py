@@ -1,0 +1,258 @@
+"""The register relay: the outbox pushed into a public database of its own, which a public node
+serves from; in order, once, after a crash or a lost connection, and public tables only."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, create_engine, func, inspect, make_url, select, text, update
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
+
+from certsvc.db import make_engine
+from certsvc.public_app import PUBLIC_TABLES, create_public_app
+from certsvc.relay import Relay, RelayRefused, init_public, relay_all, relayed_up_to, relay_state
+from certsvc.settings import Settings
+from common.db import Base
+from server_support import CERTSVC
+from verify.outbox import RegisterOutbox, append, backlog
+from verify_support import Demo
+
+TABLES = [Base.metadata.tables[name] for name in PUBLIC_TABLES]
+
+
+def _postgres_database(admin: Engine, template_url: str) -> Iterator[str]:
+    name = f"certsvc_pub_{secrets.token_hex(8)}"
+    with admin.connect() as connection:
+        connection.execute(text(f"CREATE DATABASE {name}"))
+    try:
+        url = make_url(template_url).set(drivername="postgresql+psycopg", database=name)
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
+@pytest.fixture
+def public_url(db_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """An empty public database on the internal database's backend, dropped afterwards."""
+    if db_url.startswith("sqlite"):
+        yield f"sqlite:///{tmp_path / 'public.db'}"
+        return
+    yield from _postgres_database(request.getfixturevalue("postgres_admin"), db_url)
+
+
+@pytest.fixture
+def public_pg_url(db_url: str, request: pytest.FixtureRequest) -> Iterator[str]:
+    """An empty public database on PostgreSQL, whatever the internal backend."""
+    admin = request.getfixturevalue("postgres_admin")
+    yield from _postgres_database(admin, admin.url.render_as_string(hide_password=False))
+
+
+def contents(rows_of: Callable[[Any], Any]) -> dict[str, list[dict[str, Any]]]:
+    """Every public table's rows, in primary-key order."""
+    found = {}
+    for table in TABLES:
+        query = select(table).order_by(*table.primary_key.columns)
+        found[table.name] = [dict(row._mapping) for row in rows_of(query)]
+    return found
+
+
+def internal_contents(sessions: sessionmaker[Session]) -> dict[str, list[dict[str, Any]]]:
+    with sessions() as db:
+        return contents(lambda query: db.execute(query))
+
+
+def public_contents(url: str) -> dict[str, list[dict[str, Any]]]:
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            return contents(lambda query: connection.execute(query))
+    finally:
+        engine.dispose()
+
+
+def issue_and_revoke(demo: Demo, count: int = 2) -> list[str]:
+    """`count` certificates issued, the last revoked; their verification ids."""
+    issued = [demo.certificate(f"2020410000000{n:04d}") for n in range(count)]
+    demo.revoke(issued[-1].verification_id, date(2026, 11, 30), "fraud")
+    return [i.verification_id for i in issued]
+
+
+def answers(url: str, demo: Demo, home: Path, ids: list[str]) -> list[str]:
+    """What a public node on `url` says of each id."""
+    settings = Settings(home=home, database_url=url, trust_anchors=demo.anchors)
+    app = create_public_app(settings)
+    try:
+        with TestClient(app) as client:
+            return [client.get(f"/api/v1/verify/{i}").json().get("status") for i in ids]
+    finally:
+        app.state.engine.dispose()
+
+
+def test_a_public_node_answers_from_the_relayed_register(
+    demo: Demo, public_url: str, tmp_path: Path
+) -> None:
+    ids = issue_and_revoke(demo)
+    with demo.sessions() as db:
+        waiting, _age = backlog(db)
+    assert waiting > 0
+    assert demo.client.get("/healthz").json()["register_outbox_backlog"] == waiting
+
+    public = init_public(public_url)
+    assert relay_all(demo.sessions, public, batch=3) == waiting
+    assert answers(public_url, demo, tmp_path / "node", ids) == ["valid", "revoked"]
+    assert public_contents(public_url) == internal_contents(demo.sessions)
+    with demo.sessions() as db:
+        assert backlog(db) == (0, None)
+    health = demo.client.get("/healthz").json()
+    assert (health["register_outbox_backlog"], health["register_outbox_lag_seconds"]) == (0, None)
+
+    assert relay_all(demo.sessions, public, batch=3) == 0  # nothing new: nothing done
+    later = demo.certificate("20204100000000099")
+    assert relay_all(demo.sessions, public, batch=3) == 1
+    assert relayed_up_to(public) == waiting + 1
+    public.dispose()
+    assert answers(public_url, demo, tmp_path / "node", [later.verification_id]) == ["valid"]
+
+
+def test_applying_everything_again_changes_nothing(demo: Demo, public_url: str) -> None:
+    issue_and_revoke(demo)
+    public = init_public(public_url)
+    relayed = relay_all(demo.sessions, public, batch=500)
+    before = public_contents(public_url)
+    # as if the watermark and the marks inside had been lost: every row comes again
+    with public.begin() as connection:
+        connection.execute(update(relay_state).values(relayed_id=0))
+    with demo.sessions.begin() as db:
+        db.execute(update(RegisterOutbox).values(relayed_at=None))
+    assert relay_all(demo.sessions, public, batch=2) == relayed
+    public.dispose()
+    assert public_contents(public_url) == before == internal_contents(demo.sessions)
+
+
+def _relay_env(demo: Demo, public_url: str, **extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "CERTSVC_HOME": str(demo.settings.resolved_home),
+        "CERTSVC_DATABASE_URL": demo.settings.resolved_database_url,
+        "CERTSVC_PUBLIC_DATABASE_URL": public_url,
+        **extra,
+    }
+
+
+def test_a_relay_killed_mid_batch_loses_and_repeats_nothing(
+    demo: Demo, public_pg_url: str, postgres_admin: Engine
+) -> None:
+    ids = issue_and_revoke(demo, count=3)
+    init_public(public_pg_url).dispose()
+    env = _relay_env(demo, public_pg_url)
+    holder = create_engine(public_pg_url, poolclass=NullPool)
+    with holder.connect() as blocker:
+        # The revocation list comes last in the batch: the relay applies the rows before it,
+        # then waits on this lock, in the middle of its transaction, and is killed there.
+        blocker.execute(text("LOCK TABLE public_revocation_lists IN ACCESS EXCLUSIVE MODE"))
+        relay = subprocess.Popen([CERTSVC, "register", "relay"], env=env)
+        database = make_url(public_pg_url).database
+        waiting = text(
+            "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE NOT l.granted AND a.datname = :db"
+        )
+        deadline = time.monotonic() + 120
+        with postgres_admin.connect() as watch:
+            while not watch.scalar(waiting, {"db": database}):
+                assert relay.poll() is None, "the relay ended before reaching the lock"
+                assert time.monotonic() < deadline, "the relay never reached the lock"
+                time.sleep(0.1)
+        relay.send_signal(signal.SIGKILL)
+        relay.wait(timeout=30)
+        blocker.rollback()
+    holder.dispose()
+    assert public_contents(public_pg_url) == {name: [] for name in PUBLIC_TABLES}
+
+    done = subprocess.run(
+        [CERTSVC, "register", "relay", "--once"], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert public_contents(public_pg_url) == internal_contents(demo.sessions)
+    assert answers(public_pg_url, demo, demo.settings.resolved_home / "node", ids) == [
+        "valid",
+        "valid",
+        "revoked",
+    ]
+
+
+def test_the_relay_waits_out_an_unreachable_public_database(
+    demo: Demo, postgres_admin: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    ids = issue_and_revoke(demo)
+    name = f"certsvc_pub_{secrets.token_hex(8)}"
+    url = (
+        make_url(postgres_admin.url.render_as_string(hide_password=False))
+        .set(drivername="postgresql+psycopg", database=name)
+        .render_as_string(hide_password=False)
+    )
+    relay = Relay(demo.sessions, url, batch=2, interval=0.05, max_backoff=0.2)
+    caplog.set_level(logging.WARNING, logger="certsvc.relay")
+    runner = threading.Thread(target=relay.run)
+    runner.start()
+    try:
+        while "unavailable" not in caplog.text:  # the database does not exist yet
+            assert runner.is_alive()
+            time.sleep(0.05)
+        with demo.sessions() as db:
+            assert backlog(db)[0] > 0
+        with postgres_admin.connect() as connection:
+            connection.execute(text(f"CREATE DATABASE {name}"))
+        init_public(url).dispose()
+        while True:  # back: the relay catches up on its own
+            assert runner.is_alive()
+            with demo.sessions() as db:
+                if backlog(db)[0] == 0:
+                    break
+            time.sleep(0.05)
+    finally:
+        relay.stop.set()
+        runner.join(timeout=60)
+    try:
+        assert public_contents(url) == internal_contents(demo.sessions)
+        assert answers(url, demo, demo.settings.resolved_home / "node", ids) == [
+            "valid",
+            "revoked",
+        ]
+    finally:
+        with postgres_admin.connect() as connection:
+            connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
+def test_the_relay_writes_only_public_tables(demo: Demo, public_url: str) -> None:
+    demo.certificate("20204100000000010")
+    public = init_public(public_url)
+    before = relay_all(demo.sessions, public, batch=500)
+    with demo.sessions.begin() as db:
+        append(db, "vault_records", {"token": "x", "ciphertext": "y"})
+    with pytest.raises(RelayRefused, match="'vault_records' is not a public table"):
+        relay_all(demo.sessions, public, batch=500)
+    assert relayed_up_to(public) == before  # stopped before it, nothing half-applied
+    with demo.sessions() as db:
+        assert backlog(db)[0] == 1
+    with public.connect() as connection:
+        assert connection.scalar(select(func.count()).select_from(TABLES[0])) == 1
+    public.dispose()
+    engine = make_engine(public_url)
+    try:
+        assert set(inspect(engine).get_table_names()) == {*PUBLIC_TABLES, relay_state.name}
+    finally:
+        engine.dispose()
