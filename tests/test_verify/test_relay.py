@@ -3,6 +3,7 @@ serves from; in order, once, after a crash or a lost connection, and public tabl
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets
@@ -21,12 +22,15 @@ from sqlalchemy import Engine, create_engine, func, inspect, make_url, select, t
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
-from certsvc.db import make_engine
+from certsvc.cli import main
+from certsvc.db import make_engine, make_sessionmaker
 from certsvc.public_app import PUBLIC_TABLES, create_public_app
-from certsvc.relay import Relay, RelayRefused, init_public, relay_all, relayed_up_to, relay_state
+from certsvc.relay import Relay, RelayRefused, init_public, relay_all, relay_state, relayed_up_to
 from certsvc.settings import Settings
 from common.db import Base
 from server_support import CERTSVC
+from test_vault.test_no_raw_values import database_bytes
+from vault import synthetic
 from verify.outbox import RegisterOutbox, append, backlog
 from verify_support import Demo
 
@@ -256,3 +260,38 @@ def test_the_relay_writes_only_public_tables(demo: Demo, public_url: str) -> Non
         assert set(inspect(engine).get_table_names()) == {*PUBLIC_TABLES, relay_state.name}
     finally:
         engine.dispose()
+
+
+def test_no_personal_value_reaches_the_public_database(
+    settings: Settings,
+    public_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    drawn: list[str] = []
+    for kind in ("name", "id_number", "phone"):
+        made = getattr(synthetic, kind)
+
+        def recording(*args: Any, _made: Callable[..., str] = made) -> str:
+            value = _made(*args)
+            drawn.append(value)
+            return value
+
+        monkeypatch.setattr(synthetic, kind, recording)
+    with pytest.raises(SystemExit) as done:
+        main(["demo", "--out", str(tmp_path / "round")])
+    assert done.value.code == 0
+    assert len(drawn) >= 3
+    internal = make_engine(settings.resolved_database_url)
+    public = init_public(public_url)
+    try:
+        assert relay_all(make_sessionmaker(internal), public, batch=500) > 0
+    finally:
+        internal.dispose()
+        public.dispose()
+    held = database_bytes(public_url, tmp_path)
+    manifest = json.loads((tmp_path / "round" / "manifest.json").read_text())
+    assert all(entry["number"].encode() in held for entry in manifest)  # the scan sees the rows
+    needles = drawn + [value[:17] for value in drawn if len(value) == 18]  # id without check digit
+    for value in needles:
+        assert value.encode() not in held, "a personal value is in the public database"
