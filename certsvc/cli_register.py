@@ -24,10 +24,20 @@ def _public_url(settings: Settings) -> str:
 
 
 @register_app.command("init-public")
-def init_public_command() -> None:
-    """Create the public tables (and nothing else) in the public database; idempotent."""
+def init_public_command(
+    relay_role: Annotated[
+        str | None,
+        typer.Option(help="PostgreSQL role the relay connects as: may write the public tables"),
+    ] = None,
+    reader_role: Annotated[
+        str | None,
+        typer.Option(help="PostgreSQL role the public nodes connect as: may read them"),
+    ] = None,
+) -> None:
+    """Create the public tables (and nothing else) in the public database, as its owner;
+    idempotent. Grants the relay's and the nodes' roles those tables only."""
     settings = get_settings()
-    engine = init_public(_public_url(settings))
+    engine = init_public(_public_url(settings), relay_role, reader_role)
     engine.dispose()
     typer.echo("public database ready")
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from typing import Any
 
@@ -26,6 +27,7 @@ from sqlalchemy import (
     Table,
     insert,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -35,12 +37,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from certsvc.db import WRITER, DatabaseConfigError, make_engine, safe_url
 from common.db import Base
 from common.dbtypes import UTCDateTime, utcnow
-from common.errors import CertsvcError
+from common.errors import CertsvcError, InvalidInput
 from verify.models import PUBLIC_MODELS
 from verify.outbox import MODELS, RegisterOutbox, row_from_payload
 
 log = logging.getLogger("certsvc.relay")
 STATE_ID = 1
+ROLE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 # Kept in the public database only: how far the relay got, committed with the rows.
 RELAY_METADATA = MetaData()
@@ -58,10 +61,22 @@ class RelayRefused(CertsvcError):
     ids), or the public database was never prepared: the relay stops rather than guess."""
 
 
-def init_public(url: str) -> Engine:
+def init_public(url: str, relay_role: str | None = None, reader_role: str | None = None) -> Engine:
     """Create the public tables and the relay's watermark in the public database (idempotent);
-    the engine, for the caller to use or dispose."""
+    the engine, for the caller to use or dispose. On PostgreSQL, `relay_role` may read and
+    write those tables and `reader_role` (the public nodes) read them, and nothing else: the
+    database itself refuses either anything more."""
+    grants = [
+        (role, rights)
+        for role, rights in ((relay_role, "SELECT, INSERT, UPDATE"), (reader_role, "SELECT"))
+        if role is not None
+    ]
+    if any(not ROLE_NAME.fullmatch(role) for role, _rights in grants):
+        raise InvalidInput("role: a PostgreSQL role name ([a-z_][a-z0-9_]*)")
     engine = make_engine(url, create=True)
+    if grants and engine.dialect.name != "postgresql":
+        engine.dispose()
+        raise InvalidInput("role: roles are granted on PostgreSQL only")
     tables = [Base.metadata.tables[str(model.__tablename__)] for model in PUBLIC_MODELS]
     Base.metadata.create_all(engine, tables=tables)
     RELAY_METADATA.create_all(engine)
@@ -69,6 +84,9 @@ def init_public(url: str) -> Engine:
         found = connection.scalar(select(relay_state.c.id).where(relay_state.c.id == STATE_ID))
         if found is None:
             connection.execute(insert(relay_state).values(id=STATE_ID, relayed_id=0))
+        for role, rights in grants:
+            names = ", ".join(table.name for table in (*tables, relay_state))
+            connection.execute(text(f'GRANT {rights} ON {names} TO "{role}"'))
     return engine
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, func, inspect, make_url, select, text, update
+from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
@@ -28,6 +29,7 @@ from certsvc.public_app import PUBLIC_TABLES, create_public_app
 from certsvc.relay import Relay, RelayRefused, init_public, relay_all, relay_state, relayed_up_to
 from certsvc.settings import Settings
 from common.db import Base
+from common.errors import InvalidInput
 from server_support import CERTSVC
 from test_vault.test_no_raw_values import database_bytes
 from vault import synthetic
@@ -295,3 +297,57 @@ def test_no_personal_value_reaches_the_public_database(
     needles = drawn + [value[:17] for value in drawn if len(value) == 18]  # id without check digit
     for value in needles:
         assert value.encode() not in held, "a personal value is in the public database"
+
+
+def test_the_public_database_grants_the_relay_and_the_nodes_the_public_tables_only(
+    demo: Demo, postgres_admin: Engine, tmp_path: Path
+) -> None:
+    ids = issue_and_revoke(demo)
+    relay_role, reader_role = (f"certsvc_{who}_{secrets.token_hex(4)}" for who in ("rl", "rd"))
+    with postgres_admin.connect() as connection:
+        for role in (relay_role, reader_role):
+            connection.execute(text(f"CREATE ROLE {role} LOGIN"))
+    databases = _postgres_database(
+        postgres_admin, postgres_admin.url.render_as_string(hide_password=False)
+    )
+    owner_url = next(databases)
+    try:
+        as_relay, as_reader = (
+            make_url(owner_url).set(username=role).render_as_string(hide_password=False)
+            for role in (relay_role, reader_role)
+        )
+        init_public(owner_url, relay_role, reader_role).dispose()
+        with create_engine(owner_url, poolclass=NullPool).begin() as owner:
+            owner.execute(text("CREATE TABLE vault_records (token text, ciphertext bytea)"))
+        public = make_engine(as_relay)
+        try:
+            assert relay_all(demo.sessions, public, batch=500) > 0
+            for statement in (
+                "INSERT INTO vault_records VALUES ('t', 'x')",
+                "CREATE TABLE exposed (value text)",
+                "DELETE FROM public_certificates",
+            ):
+                with (
+                    pytest.raises(ProgrammingError, match="permission denied"),
+                    public.begin() as connection,
+                ):
+                    connection.execute(text(statement))
+        finally:
+            public.dispose()
+        reader = make_engine(as_reader)
+        try:
+            with (
+                pytest.raises(ProgrammingError, match="permission denied"),
+                reader.begin() as connection,
+            ):
+                connection.execute(text("UPDATE public_certificates SET status = 'valid'"))
+        finally:
+            reader.dispose()
+        assert answers(as_reader, demo, tmp_path / "node", ids) == ["valid", "revoked"]
+        with pytest.raises(InvalidInput, match="role"):
+            init_public(owner_url, relay_role="x; DROP TABLE public_keys")
+    finally:
+        databases.close()
+        with postgres_admin.connect() as connection:
+            for role in (relay_role, reader_role):
+                connection.execute(text(f"DROP ROLE IF EXISTS {role}"))
