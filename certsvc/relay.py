@@ -206,6 +206,9 @@ class Relay:
                     moved = relay_batch(self._internal, public, self._batch)
                     delay = self._interval
                     self.stop.wait(0 if moved else self._interval)
+                except RelayRefused as exc:
+                    log.error("register relay stopped: %s", exc)
+                    raise
                 except (DatabaseConfigError, DBAPIError):
                     log.warning(
                         "register relay: a database is unavailable (public %s); retry in %.1f s",

@@ -16,6 +16,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, func, inspect, make_url, select, text, update
@@ -23,6 +24,7 @@ from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
+from certsvc.bootstrap import initialise
 from certsvc.cli import main
 from certsvc.db import make_engine, make_sessionmaker
 from certsvc.public_app import PUBLIC_TABLES, create_public_app
@@ -30,7 +32,7 @@ from certsvc.relay import Relay, RelayRefused, init_public, relay_all, relay_sta
 from certsvc.settings import Settings
 from common.db import Base
 from common.errors import InvalidInput
-from server_support import CERTSVC
+from server_support import CERTSVC, serving
 from test_vault.test_no_raw_values import database_bytes
 from vault import synthetic
 from verify.outbox import RegisterOutbox, append, backlog
@@ -351,3 +353,21 @@ def test_the_public_database_grants_the_relay_and_the_nodes_the_public_tables_on
         with postgres_admin.connect() as connection:
             for role in (relay_role, reader_role):
                 connection.execute(text(f"DROP ROLE IF EXISTS {role}"))
+
+
+def test_serve_relays_while_it_runs(settings: Settings, public_url: str) -> None:
+    initialise(settings)
+    init_public(public_url).dispose()
+    env = {**os.environ, "CERTSVC_PUBLIC_DATABASE_URL": public_url}
+    with serving(env=env) as server:
+        while True:  # what init published reaches the public database on its own
+            health = httpx.get(f"{server.base}/healthz", timeout=5).json()
+            if health["register_outbox_backlog"] == 0:
+                break
+            time.sleep(0.1)
+    internal = make_engine(settings.resolved_database_url)
+    try:
+        assert public_contents(public_url) == internal_contents(make_sessionmaker(internal))
+    finally:
+        internal.dispose()
+    assert public_contents(public_url)["public_trust_lists"]
