@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from certsvc.db import DatabaseConfigError, make_engine, make_sessionmaker, require_current_schema
-from certsvc.relay import Relay, init_public, relay_all
+from certsvc.relay import Relay, init_public, relay_all, relayed_up_to
 from certsvc.settings import Settings, get_settings
 from common.unit_of_work import unit_of_work
 from verify.outbox import requeue_all
@@ -80,14 +80,23 @@ def relay_command(
 
 @register_app.command("requeue")
 def requeue_command() -> None:
-    """Queue every public row again (a new or rebuilt public database, or a register written
-    before the outbox existed); applying a row twice is harmless."""
+    """Queue every public row again (a new or rebuilt public database, a register written
+    before the outbox existed, an internal database restored from a backup: with
+    CERTSVC_PUBLIC_DATABASE_URL set, ids continue past what the public side holds); applying a
+    row twice is harmless."""
     settings = get_settings()
+    after = 0
+    if settings.public_database_url:
+        public = make_engine(settings.public_database_url)
+        try:
+            after = relayed_up_to(public)
+        finally:
+            public.dispose()
     internal = make_engine(settings.resolved_database_url)
     try:
         require_current_schema(internal)
         with unit_of_work(make_sessionmaker(internal)) as db:
-            queued = requeue_all(db)
+            queued = requeue_all(db, after)
     finally:
         internal.dispose()
     typer.echo(f"queued {queued} row(s)")

@@ -39,7 +39,7 @@ from common.db import Base
 from common.dbtypes import UTCDateTime, utcnow
 from common.errors import CertsvcError, InvalidInput
 from verify.models import PUBLIC_MODELS
-from verify.outbox import MODELS, RegisterOutbox, row_from_payload
+from verify.outbox import MODELS, RegisterOutbox, RegisterOutboxHead, row_from_payload
 
 log = logging.getLogger("certsvc.relay")
 STATE_ID = 1
@@ -126,6 +126,13 @@ def relay_batch(internal: sessionmaker[Session], public: Engine, limit: int) -> 
         if watermark is None:
             raise RelayRefused(_not_prepared(public))
         with internal() as db:
+            head = db.scalar(select(RegisterOutboxHead.last_id)) or 0
+            if head < watermark:
+                raise RelayRefused(
+                    f"outbox: the public database has relayed up to {watermark} but the outbox "
+                    f"ends at {head} (the internal database was restored?): run "
+                    "`certsvc register requeue`, which continues past the public watermark"
+                )
             entries = list(
                 db.scalars(
                     select(RegisterOutbox)

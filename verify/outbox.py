@@ -119,9 +119,16 @@ def record_change(db: Session, row: Base) -> None:
     append(db, kind, row_payload(row))
 
 
-def requeue_all(db: Session) -> int:
-    """Queue every public row as it stands (a new or rebuilt public database, or a register
-    written before the outbox existed); re-applying a row is harmless. How many were queued."""
+def requeue_all(db: Session, after: int = 0) -> int:
+    """Queue every public row as it stands (a new or rebuilt public database, a register
+    written before the outbox existed, or an internal database restored behind the public one:
+    ids then continue past `after`, the public side's watermark); re-applying a row is
+    harmless. How many were queued."""
+    db.execute(
+        update(RegisterOutboxHead)
+        .where(RegisterOutboxHead.id == HEAD_ID, RegisterOutboxHead.last_id < after)
+        .values(last_id=after)
+    )
     queued = 0
     for model in PUBLIC_MODELS:
         for row in db.scalars(select(model)):

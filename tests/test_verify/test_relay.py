@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, create_engine, func, inspect, make_url, select, text, update
+from sqlalchemy import Engine, create_engine, delete, func, inspect, make_url, select, text, update
 from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
@@ -29,13 +29,13 @@ from certsvc.cli import main
 from certsvc.db import make_engine, make_sessionmaker
 from certsvc.public_app import PUBLIC_TABLES, create_public_app
 from certsvc.relay import Relay, RelayRefused, init_public, relay_all, relay_state, relayed_up_to
-from certsvc.settings import Settings
+from certsvc.settings import Settings, reset_settings
 from common.db import Base
 from common.errors import InvalidInput
 from server_support import CERTSVC, serving
 from test_vault.test_no_raw_values import database_bytes
 from vault import synthetic
-from verify.outbox import RegisterOutbox, append, backlog
+from verify.outbox import RegisterOutbox, RegisterOutboxHead, append, backlog
 from verify_support import Demo
 
 TABLES = [Base.metadata.tables[name] for name in PUBLIC_TABLES]
@@ -371,3 +371,29 @@ def test_serve_relays_while_it_runs(settings: Settings, public_url: str) -> None
     finally:
         internal.dispose()
     assert public_contents(public_url)["public_trust_lists"]
+
+
+def test_an_internal_database_restored_behind_the_public_one_is_refused_then_requeued(
+    demo: Demo, public_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    issue_and_revoke(demo)
+    public = init_public(public_url)
+    relayed = relay_all(demo.sessions, public, batch=500)
+    with demo.sessions.begin() as db:  # as a backup taken three changes ago would have it
+        db.execute(delete(RegisterOutbox).where(RegisterOutbox.id > relayed - 3))
+        db.execute(update(RegisterOutboxHead).values(last_id=relayed - 3))
+    later = demo.certificate("20204100000000077")
+    with pytest.raises(RelayRefused, match="restored"):
+        relay_all(demo.sessions, public, batch=500)
+
+    monkeypatch.setenv("CERTSVC_PUBLIC_DATABASE_URL", public_url)
+    reset_settings()
+    with pytest.raises(SystemExit) as done:
+        main(["register", "requeue"])
+    assert done.value.code in (0, None)
+    assert relay_all(demo.sessions, public, batch=500) > 0
+    public.dispose()
+    assert public_contents(public_url) == internal_contents(demo.sessions)
+    assert later.verification_id in {
+        row["verification_id"] for row in public_contents(public_url)["public_certificates"]
+    }
