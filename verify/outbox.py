@@ -146,6 +146,4 @@ def backlog(db: Session) -> tuple[int, timedelta | None]:
     ).one()
     if oldest is None:
         return int(count), None
-    if oldest.tzinfo is None:  # an aggregate bypasses the column type's result processing
-        oldest = datetime.fromisoformat(str(oldest)).replace(tzinfo=utcnow().tzinfo)
     return int(count), utcnow() - oldest

@@ -12,7 +12,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +26,13 @@ from sqlalchemy.pool import NullPool
 
 from certsvc.bootstrap import initialise
 from certsvc.cli import main
+from certsvc.cli_status import collect
 from certsvc.db import make_engine, make_sessionmaker
 from certsvc.public_app import PUBLIC_TABLES, create_public_app
 from certsvc.relay import Relay, RelayRefused, init_public, relay_all, relay_state, relayed_up_to
-from certsvc.settings import Settings, reset_settings
+from certsvc.settings import Settings, get_settings, reset_settings
 from common.db import Base
+from common.dbtypes import utcnow
 from common.errors import InvalidInput
 from server_support import CERTSVC, serving
 from test_vault.test_no_raw_values import database_bytes
@@ -397,3 +399,23 @@ def test_an_internal_database_restored_behind_the_public_one_is_refused_then_req
     assert later.verification_id in {
         row["verification_id"] for row in public_contents(public_url)["public_certificates"]
     }
+
+
+def test_status_names_a_relay_that_lags(
+    demo: Demo, public_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    demo.certificate("20204100000000010")
+    with demo.sessions.begin() as db:  # queued an hour ago, and nothing relayed it
+        db.execute(update(RegisterOutbox).values(created_at=utcnow() - timedelta(hours=1)))
+    quiet = collect(demo.settings)["register_relay"]
+    assert quiet["configured"] is False and quiet["backlog"] > 0 and quiet["lag_seconds"] >= 3600
+    monkeypatch.setenv("CERTSVC_PUBLIC_DATABASE_URL", public_url)
+    reset_settings()
+    report = collect(get_settings())
+    assert any(line.startswith("register relay:") for line in report["attention"])
+    public = init_public(public_url)
+    relay_all(demo.sessions, public, batch=500)
+    public.dispose()
+    report = collect(get_settings())
+    assert report["register_relay"] == {"configured": True, "backlog": 0, "lag_seconds": None}
+    assert not any(line.startswith("register relay:") for line in report["attention"])
