@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from certsvc.db import DatabaseConfigError, make_engine, make_sessionmaker, require_current_schema
-from certsvc.relay import Relay, init_public, relay_all, relayed_up_to
+from certsvc.relay import Relay, init_public, open_public, relay_all, relayed_up_to
 from certsvc.settings import Settings, get_settings
 from common.unit_of_work import unit_of_work
 from verify.outbox import requeue_all
@@ -55,7 +55,7 @@ def relay_command(
         require_current_schema(internal)
         sessions = make_sessionmaker(internal)
         if once:
-            public = make_engine(url)
+            public = open_public(url)
             try:
                 moved = relay_all(sessions, public, settings.relay_batch)
             finally:
@@ -87,7 +87,7 @@ def requeue_command() -> None:
     settings = get_settings()
     after = 0
     if settings.public_database_url:
-        public = make_engine(settings.public_database_url)
+        public = open_public(settings.public_database_url)
         try:
             after = relayed_up_to(public)
         finally:

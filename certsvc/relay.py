@@ -26,6 +26,7 @@ from sqlalchemy import (
     MetaData,
     Table,
     insert,
+    inspect,
     select,
     text,
     update,
@@ -34,7 +35,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from certsvc.db import WRITER, DatabaseConfigError, make_engine, safe_url
+from certsvc.db import (
+    WRITER,
+    DatabaseConfigError,
+    DatabaseNotInitialisedError,
+    make_engine,
+    safe_url,
+)
 from common.db import Base
 from common.dbtypes import UTCDateTime, utcnow
 from common.errors import CertsvcError, InvalidInput
@@ -88,6 +95,22 @@ def init_public(url: str, relay_role: str | None = None, reader_role: str | None
             names = ", ".join(table.name for table in (*tables, relay_state))
             connection.execute(text(f'GRANT {rights} ON {names} TO "{role}"'))
     return engine
+
+
+def open_public(url: str) -> Engine:
+    """An engine on the public database; one never prepared is `RelayRefused`, saying how."""
+    try:
+        public = make_engine(url)
+    except DatabaseNotInitialisedError:
+        raise RelayRefused(
+            f"public database {safe_url(url)} does not exist: run `certsvc register init-public`"
+        ) from None
+    if relay_state.name not in inspect(public).get_table_names():
+        public.dispose()
+        raise RelayRefused(
+            f"public database {safe_url(url)} is not prepared: run `certsvc register init-public`"
+        )
+    return public
 
 
 def relayed_up_to(public: Engine) -> int:
@@ -148,7 +171,10 @@ def relay_batch(internal: sessionmaker[Session], public: Engine, limit: int) -> 
             model = MODELS.get(entry.kind)
             if model is None:
                 raise RelayRefused(f"outbox {entry.id}: kind {entry.kind!r} is not a public table")
-            values = row_from_payload(entry.kind, json.loads(entry.payload))
+            try:
+                values = row_from_payload(entry.kind, json.loads(entry.payload))
+            except (InvalidInput, ValueError) as exc:
+                raise RelayRefused(f"outbox {entry.id}: {exc}") from None
             _upsert(out, Base.metadata.tables[entry.kind], values)
             expected += 1
         if entries:
@@ -209,7 +235,7 @@ class Relay:
             while not self.stop.is_set():
                 try:
                     if public is None:
-                        public = make_engine(self._url)
+                        public = open_public(self._url)
                     moved = relay_batch(self._internal, public, self._batch)
                     delay = self._interval
                     self.stop.wait(0 if moved else self._interval)

@@ -29,7 +29,15 @@ from certsvc.cli import main
 from certsvc.cli_status import collect
 from certsvc.db import make_engine, make_sessionmaker
 from certsvc.public_app import PUBLIC_TABLES, create_public_app
-from certsvc.relay import Relay, RelayRefused, init_public, relay_all, relay_state, relayed_up_to
+from certsvc.relay import (
+    Relay,
+    RelayRefused,
+    init_public,
+    open_public,
+    relay_all,
+    relay_state,
+    relayed_up_to,
+)
 from certsvc.settings import Settings, get_settings, reset_settings
 from common.db import Base
 from common.dbtypes import utcnow
@@ -205,29 +213,26 @@ def test_a_relay_killed_mid_batch_loses_and_repeats_nothing(
 
 
 def test_the_relay_waits_out_an_unreachable_public_database(
-    demo: Demo, postgres_admin: Engine, caplog: pytest.LogCaptureFixture
+    demo: Demo, public_pg_url: str, postgres_admin: Engine, caplog: pytest.LogCaptureFixture
 ) -> None:
     ids = issue_and_revoke(demo)
-    name = f"certsvc_pub_{secrets.token_hex(8)}"
-    url = (
-        make_url(postgres_admin.url.render_as_string(hide_password=False))
-        .set(drivername="postgresql+psycopg", database=name)
-        .render_as_string(hide_password=False)
-    )
-    relay = Relay(demo.sessions, url, batch=2, interval=0.05, max_backoff=0.2)
+    init_public(public_pg_url).dispose()
+    name = make_url(public_pg_url).database
+    with postgres_admin.connect() as connection:  # the DMZ cut off
+        connection.execute(text(f"ALTER DATABASE {name} WITH ALLOW_CONNECTIONS false"))
+    relay = Relay(demo.sessions, public_pg_url, batch=2, interval=0.05, max_backoff=0.2)
     caplog.set_level(logging.WARNING, logger="certsvc.relay")
     runner = threading.Thread(target=relay.run)
     runner.start()
     try:
-        while "unavailable" not in caplog.text:  # the database does not exist yet
+        while caplog.text.count("unavailable") < 2:  # tried, and tried again
             assert runner.is_alive()
             time.sleep(0.05)
         with demo.sessions() as db:
             assert backlog(db)[0] > 0
-        with postgres_admin.connect() as connection:
-            connection.execute(text(f"CREATE DATABASE {name}"))
-        init_public(url).dispose()
-        while True:  # back: the relay catches up on its own
+        with postgres_admin.connect() as connection:  # back
+            connection.execute(text(f"ALTER DATABASE {name} WITH ALLOW_CONNECTIONS true"))
+        while True:  # the relay catches up on its own
             assert runner.is_alive()
             with demo.sessions() as db:
                 if backlog(db)[0] == 0:
@@ -236,15 +241,17 @@ def test_the_relay_waits_out_an_unreachable_public_database(
     finally:
         relay.stop.set()
         runner.join(timeout=60)
-    try:
-        assert public_contents(url) == internal_contents(demo.sessions)
-        assert answers(url, demo, demo.settings.resolved_home / "node", ids) == [
-            "valid",
-            "revoked",
-        ]
-    finally:
-        with postgres_admin.connect() as connection:
-            connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    assert public_contents(public_pg_url) == internal_contents(demo.sessions)
+    node = demo.settings.resolved_home / "node"
+    assert answers(public_pg_url, demo, node, ids) == ["valid", "revoked"]
+
+
+def test_the_relay_stops_on_a_public_database_never_prepared(demo: Demo, public_url: str) -> None:
+    with pytest.raises(RelayRefused, match="init-public"):
+        open_public(public_url)
+    relay = Relay(demo.sessions, public_url, batch=2, interval=0.05, max_backoff=0.2)
+    with pytest.raises(RelayRefused, match="init-public"):
+        relay.run()
 
 
 def test_the_relay_writes_only_public_tables(demo: Demo, public_url: str) -> None:
