@@ -28,6 +28,7 @@ from certsvc.hardening import Hardening
 from certsvc.hsm import open_tokens
 from certsvc.log_redaction import install_log_redaction
 from certsvc.login_refusals import RefusedLogins
+from certsvc.relay import Relay
 from certsvc.routes import PUBLIC_ROUTERS, STAFF_ROUTERS, openapi
 from certsvc.service_pins import check_pins_location
 from certsvc.settings import Settings, get_settings
@@ -85,8 +86,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     writer_sessions = make_writer_sessionmaker(engine)
     refused_logins = RefusedLogins()
 
+    relay = (
+        Relay(
+            sessions,
+            settings.public_database_url,
+            settings.relay_batch,
+            settings.relay_interval_seconds,
+            settings.relay_max_backoff_seconds,
+        )
+        if settings.public_database_url
+        else None
+    )
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        relaying = asyncio.create_task(asyncio.to_thread(relay.run)) if relay else None
         background = [
             asyncio.create_task(Checkpointer(settings, checkpoint_key, sessions).run()),
             asyncio.create_task(refused_logins.run(writer_sessions)),
@@ -97,6 +111,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             task.cancel()
             with suppress(asyncio.CancelledError):
                 await task
+        if relay is not None and relaying is not None:
+            relay.stop.set()
+            with suppress(CertsvcError):
+                await relaying
         await asyncio.to_thread(refused_logins.close, writer_sessions)
         signing_sessions.close_all()
         checkpoint_key.close()

@@ -38,6 +38,7 @@ COMMANDS = {
     "import": "certsvc.cli_import:import_app",
     "audit": "certsvc.cli_audit:audit_app",
     "witness": "certsvc.cli_witness:witness_app",
+    "register": "certsvc.cli_register:register_app",
     "calendar": "certsvc.cli_calendar:calendar_app",
     "rules": "certsvc.cli_rules:rules_app",
     "custodian": "certsvc.cli_custodian:custodian_app",

@@ -31,6 +31,7 @@ from common.errors import CertsvcError
 from common.unit_of_work import unit_of_work
 from signer.claims import SessionClaims
 from signer.custody import list_tokens
+from verify.outbox import backlog as outbox_backlog
 
 console = make_console()
 ALERT_WINDOW = timedelta(days=1)
@@ -67,6 +68,7 @@ def collect(settings: Settings) -> dict[str, Any]:
                 "audit": _audit(db, now, settings, attention),
                 "expiring": _expiring(db, now, attention),
                 "calendar": _calendar(db, attention),
+                "register_relay": _relay(db, settings, attention),
                 "alerts_since_yesterday": _recent_alerts(db, now),
                 "refused_or_failed_since_yesterday": _alerts(db, now),
             }
@@ -161,6 +163,20 @@ def _calendar(db: Session, attention: list[str]) -> list[dict[str, Any]]:
     return answer
 
 
+def _relay(db: Session, settings: Settings, attention: list[str]) -> dict[str, Any]:
+    """The register changes waiting for the relay; too old a backlog needs attention when a
+    public database is configured (without one, nothing drains the outbox)."""
+    waiting, age = outbox_backlog(db)
+    lag = None if age is None else int(age.total_seconds())
+    configured = settings.public_database_url is not None
+    if configured and lag is not None and lag > settings.relay_lag_alert_seconds:
+        attention.append(
+            f"register relay: {waiting} change(s) not in the public database, the oldest for "
+            f"{lag // 60} minutes (is `certsvc register relay` running?)"
+        )
+    return {"configured": configured, "backlog": waiting, "lag_seconds": lag}
+
+
 def _recent_alerts(db: Session, now: datetime) -> list[str]:
     """The alerts recorded over the last day, as they read in the audit log."""
     rows = db.scalars(
@@ -213,6 +229,10 @@ def _print(report: dict[str, Any]) -> None:
             f"calendar {year['year']}: imported schedule and chinese-calendar differ on "
             f"{len(year['days'])} day(s), {state}"
         )
+    relay = report["register_relay"]
+    waited = "" if relay["lag_seconds"] is None else f", oldest {relay['lag_seconds']} s"
+    relayed = "relay configured" if relay["configured"] else "no public database configured"
+    console.print(f"register outbox: {relay['backlog']} waiting{waited} ({relayed})")
     for alert in report["alerts_since_yesterday"]:
         console.print(f"alert since yesterday: {alert}")
     for action, count in sorted(report["refused_or_failed_since_yesterday"].items()):

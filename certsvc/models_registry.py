@@ -10,6 +10,7 @@ MODEL_MODULES = (
     "signer.models",
     "audit.models",
     "verify.models",
+    "verify.outbox",
     "vault.models",
     "certify.models",
 )

@@ -21,21 +21,12 @@ from certsvc.hardening import Hardening
 from certsvc.log_redaction import install_log_redaction
 from certsvc.settings import Settings, get_settings
 from verify.health import router as health_router
-from verify.models import (
-    PublicCertificate,
-    SignedRevocationList,
-    SignedTrustList,
-    TrustedBody,
-    TrustedKey,
-)
+from verify.models import PUBLIC_MODELS
 from verify.ratelimit import make_rate_limiter
 from verify.routes import router as verify_router
 from verify.tiles import router as tiles_router
 
-PUBLIC_TABLES = tuple(
-    str(model.__tablename__)
-    for model in (PublicCertificate, TrustedBody, TrustedKey, SignedTrustList, SignedRevocationList)
-)
+PUBLIC_TABLES = tuple(str(model.__tablename__) for model in PUBLIC_MODELS)
 # Verification first: it is the hot path, and routes are matched in order.
 ROUTERS = (verify_router, health_router, tiles_router)
 

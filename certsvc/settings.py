@@ -139,6 +139,21 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         default=None, description="Redis for rate limits shared by several workers"
     )
+    public_database_url: str | None = Field(
+        default=None,
+        description="the DMZ's public database the register relay pushes into "
+        "(`certsvc register relay`); unset: no relay",
+    )
+    relay_batch: int = Field(default=500, ge=1, le=10000, description="outbox rows per batch")
+    relay_interval_seconds: float = Field(
+        default=0.5, gt=0, le=60, description="how long the relay waits when the outbox is empty"
+    )
+    relay_max_backoff_seconds: float = Field(
+        default=30.0, gt=0, le=3600, description="longest wait between tries to reach the DMZ"
+    )
+    relay_lag_alert_seconds: int = Field(
+        default=300, ge=1, description="`certsvc status` needs attention past this relay lag"
+    )
     log_format: LogFormat = Field(
         default="json", description="server log lines: one JSON object each, or plain text"
     )

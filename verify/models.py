@@ -75,3 +75,13 @@ class SignedRevocationList(Base):
     document: Mapped[str] = mapped_column(Text)
     signature: Mapped[bytes] = mapped_column(LargeBinary)
     signed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+# Everything a public database holds; the relay writes these and nothing else.
+PUBLIC_MODELS: tuple[type[Base], ...] = (
+    PublicCertificate,
+    TrustedBody,
+    TrustedKey,
+    SignedTrustList,
+    SignedRevocationList,
+)

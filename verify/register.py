@@ -17,6 +17,7 @@ from common.dbtypes import utcnow
 from common.errors import Conflict, InvalidInput, NotFound
 from verify.codes import QUALIFICATIONS, REVOCATION_CATEGORIES, SUBJECTS
 from verify.models import PublicCertificate, TrustedBody, TrustedKey
+from verify.outbox import record_change
 from verify.payload import is_verification_id
 
 NUMBER_RE = re.compile(r"^[0-9]{17}$")
@@ -71,6 +72,7 @@ def publish_certificate(db: Session, fields: PublicFields, payload: bytes) -> Pu
     )
     db.add(record)
     db.flush()
+    record_change(db, record)
     return record
 
 
@@ -90,6 +92,7 @@ def revoke_certificate(
     record.revocation_category = category
     record.updated_at = utcnow()
     db.flush()
+    record_change(db, record)
     return record
 
 
@@ -97,26 +100,28 @@ def publish_body(db: Session, code: str, name: str, root: x509.Certificate) -> N
     der = root.public_bytes(serialization.Encoding.DER)
     body = db.get(TrustedBody, code)
     if body is None:
-        db.add(TrustedBody(code=code, name=name, root_certificate=der))
+        body = TrustedBody(code=code, name=name, root_certificate=der)
+        db.add(body)
     else:
         body.name, body.root_certificate = name, der
     db.flush()
+    record_change(db, body)
 
 
 def publish_key(db: Session, body_code: str, purpose: str, certificate: x509.Certificate) -> str:
     """Add an issuing key's certificate to the trust list; returns its kid (hex)."""
     kid = kid_of(certificate).hex()
     if db.get(TrustedKey, kid) is None:
-        db.add(
-            TrustedKey(
-                kid=kid,
-                body_code=body_code,
-                purpose=purpose,
-                certificate=certificate.public_bytes(serialization.Encoding.DER),
-                retired_at=None,
-            )
+        key = TrustedKey(
+            kid=kid,
+            body_code=body_code,
+            purpose=purpose,
+            certificate=certificate.public_bytes(serialization.Encoding.DER),
+            retired_at=None,
         )
+        db.add(key)
         db.flush()
+        record_change(db, key)
     return kid
 
 
@@ -127,3 +132,4 @@ def retire_key(db: Session, kid: str, at: datetime) -> None:
         raise NotFound(f"kid: no published key {kid}")
     key.retired_at = at
     db.flush()
+    record_change(db, key)

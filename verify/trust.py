@@ -29,6 +29,7 @@ from common.dbtypes import utcnow
 from verify.anchors import fingerprint
 from verify.codes import QUALIFICATIONS, REVOCATION_CATEGORIES, SUBJECTS
 from verify.models import SignedRevocationList, SignedTrustList, TrustedBody, TrustedKey
+from verify.outbox import record_change
 
 FORMAT = "certsvc-trust-list/1"
 REVOCATIONS_FORMAT = "certsvc-revocation-list/1"
@@ -89,6 +90,7 @@ def sign_trust_list(db: Session, sign_der: Callable[[bytes], bytes]) -> SignedTr
     )
     db.add(signed)
     db.flush()
+    record_change(db, signed)
     return signed
 
 
@@ -256,12 +258,12 @@ def next_revocation_list(
 def store_revocation_list(db: Session, document: dict[str, Any], signature: bytes) -> None:
     """Add a signed version, in the caller's transaction (the version is the primary key: two
     writers of one version cannot both commit)."""
-    db.add(
-        SignedRevocationList(
-            version=document["version"],
-            document=canonical(document).decode(),
-            signature=signature,
-            signed_at=utcnow(),
-        )
+    signed = SignedRevocationList(
+        version=document["version"],
+        document=canonical(document).decode(),
+        signature=signature,
+        signed_at=utcnow(),
     )
+    db.add(signed)
     db.flush()
+    record_change(db, signed)

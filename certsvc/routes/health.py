@@ -2,11 +2,14 @@
 does the database's audit log still extend the checkpoint anchored outside it? How many key
 certificates and API tokens end within 90, 30 and 7 days (a warning, not a fault: it never
 turns the answer to 503). Counts and states only — no token label, serial, key or custodian is
-shown to an unauthenticated caller; `certsvc status` names them. A public node answers
+shown to an unauthenticated caller; `certsvc status` names them. How many register changes
+wait in the outbox for the relay, and for how long the oldest has (never a 503: the public side
+lags, the inside is healthy). A public node answers
 `verify.health`'s instead, status only."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Literal
 
 from fastapi import APIRouter, Request, Response, status
@@ -25,6 +28,7 @@ from certsvc.settings import Settings
 from common.dbtypes import utcnow
 from common.errors import CertsvcError
 from signer.models import HsmToken
+from verify.outbox import backlog as outbox_backlog
 
 AuditLogState = Literal["ok", "inconsistent", "unanchored"]
 WitnessState = Literal["ok", "unwitnessed"]
@@ -44,6 +48,8 @@ class Health(BaseModel):
     expiring_within_30_days: int
     expiring_within_7_days: int
     audit_witnesses: WitnessState
+    register_outbox_backlog: int
+    register_outbox_lag_seconds: int | None
 
 
 def audit_log_state(db: Session, settings: Settings, anchor: Anchor) -> AuditLogState:
@@ -104,6 +110,7 @@ def healthz(request: Request, response: Response) -> Health:
     audit_log: AuditLogState = "ok"
     soon = {threshold: 0 for threshold in THRESHOLDS}
     witnesses: WitnessState = "ok"
+    backlog: tuple[int, timedelta | None] = (0, None)
     try:
         with state.reader_sessions(request)() as db:
             db.execute(text("SELECT 1"))
@@ -112,6 +119,7 @@ def healthz(request: Request, response: Response) -> Health:
             audit_log = audit_log_state(db, state.settings(request), anchor)
             witnesses = witness_state(db, state.settings(request), anchor)
             soon = counts(expiring(db, utcnow()))
+            backlog = outbox_backlog(db)
     except SQLAlchemyError:
         database = "unavailable"
     hsm: Literal["ok", "unavailable"] = "ok"
@@ -138,4 +146,6 @@ def healthz(request: Request, response: Response) -> Health:
         expiring_within_30_days=soon[30],
         expiring_within_7_days=soon[7],
         audit_witnesses=witnesses,
+        register_outbox_backlog=backlog[0],
+        register_outbox_lag_seconds=None if backlog[1] is None else int(backlog[1].total_seconds()),
     )

@@ -51,10 +51,15 @@ BAD_VALUES = {
     "trust_anchors": "sha256:not-a-fingerprint",
     "audit_witnesses": '[{"url": "ftp://w.example", "vkey": "w+00000000+AAAA"}]',
     "audit_witness_quorum": "-1",
+    "relay_batch": "0",
+    "relay_interval_seconds": "0",
+    "relay_max_backoff_seconds": "forever",
+    "relay_lag_alert_seconds": "-1",
 }
 FREE = {
     "home",
     "database_url",
+    "public_database_url",
     "pkcs11_module",
     "service_pins_path",
     "audit_anchor_dir",
