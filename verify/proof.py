@@ -23,8 +23,9 @@ import os
 import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from datetime import date
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -221,7 +222,7 @@ class RegisterProof:
         trust: dict[str, Any],
         listing: RevocationList | None,
     ) -> RegisterRow | None:
-        if not self._payload_holds(verification_id, row, trust):
+        if payload_disproves(verification_id, row, trust) is not None:
             self._report(f"certificate:{row.number}", "its signed payload does not match the row")
             return None
         entry = None if listing is None else listing.find(verification_id)
@@ -241,31 +242,6 @@ class RegisterProof:
         self._report(f"certificate:{row.number}", "its status is not the signed list's")
         return None
 
-    @staticmethod
-    def _payload_holds(verification_id: str, row: RegisterRow, trust: dict[str, Any]) -> bool:
-        verdict = verify_signed_payload(verification_id, row.payload, trust)
-        claims = verdict.claims
-        return (
-            verdict.valid
-            and claims is not None
-            and (
-                claims.number,
-                claims.qualification,
-                claims.subject,
-                claims.body,
-                claims.issue_date,
-                claims.masked_name,
-            )
-            == (
-                row.number,
-                row.qualification,
-                row.subject,
-                row.body_code,
-                row.issue_date,
-                row.masked_name,
-            )
-        )
-
     def _report(self, what: str, reason: str) -> None:
         """One log line per distinct finding (a flood of lookups writes it once), and, on a
         node that has an audit log, one event."""
@@ -280,3 +256,36 @@ class RegisterProof:
                 self._on_refused(what, reason)
             except Exception:  # the answer is a refusal already; the log line stands
                 log.exception("register proof refusal not recorded: %s", what)
+
+
+class ProvedFields(Protocol):
+    """The fields of a register row its signed payload must say (a lookup's row, a table row)."""
+
+    @property
+    def number(self) -> str: ...
+    @property
+    def qualification(self) -> str: ...
+    @property
+    def subject(self) -> str: ...
+    @property
+    def body_code(self) -> str: ...
+    @property
+    def issue_date(self) -> date: ...
+    @property
+    def masked_name(self) -> str: ...
+    @property
+    def payload(self) -> bytes: ...
+
+
+def payload_disproves(verification_id: str, row: ProvedFields, trust: dict[str, Any]) -> str | None:
+    """Why the row's stored payload does not prove it under `trust` (None: it does): a payload
+    that does not verify, or one that says other fields than the row."""
+    verdict = verify_signed_payload(verification_id, row.payload, trust)
+    claims = verdict.claims
+    if not verdict.valid or claims is None:
+        return f"its signed payload does not verify ({verdict.reason})"
+    said = (claims.number, claims.qualification, claims.subject, claims.body)
+    shown = (row.number, row.qualification, row.subject, row.body_code)
+    if (*said, claims.issue_date, claims.masked_name) != (*shown, row.issue_date, row.masked_name):
+        return "its fields differ from its signed payload"
+    return None

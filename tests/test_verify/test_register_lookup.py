@@ -114,7 +114,8 @@ def test_lookup_answers_the_public_fields_on_every_backend(db_url: str) -> None:
 def test_lookup_on_a_per_thread_pool() -> None:
     """In-memory SQLite hands each thread its own database: the lookup uses it per request."""
     engine = make_engine("sqlite://")
-    Base.metadata.create_all(engine, tables=[Base.metadata.tables[t] for t in PUBLIC_TABLES])
+    written = (*PUBLIC_TABLES, "register_outbox_head", "register_outbox")  # writers queue changes
+    Base.metadata.create_all(engine, tables=[Base.metadata.tables[t] for t in written])
     revoked, _ = _publish(engine, 2)
     found = RegisterLookup(engine).find(revoked)
     assert found is not None and found.status == "revoked"
