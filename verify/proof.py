@@ -23,7 +23,6 @@ import os
 import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from datetime import date
 from pathlib import Path
 from typing import Any, Protocol, cast
 
@@ -41,6 +40,7 @@ from verify.trust import (
     published,
     published_revocations,
 )
+from verify.views import RegisterEntry
 
 log = logging.getLogger("certsvc.verify.proof")
 VALID, REVOKED = "valid", "revoked"
@@ -258,21 +258,10 @@ class RegisterProof:
                 log.exception("register proof refusal not recorded: %s", what)
 
 
-class ProvedFields(Protocol):
-    """The fields of a register row its signed payload must say (a lookup's row, a table row)."""
+class ProvedFields(RegisterEntry, Protocol):
+    """A register row with the signed payload that must say its fields (a lookup's row, a
+    table row)."""
 
-    @property
-    def number(self) -> str: ...
-    @property
-    def qualification(self) -> str: ...
-    @property
-    def subject(self) -> str: ...
-    @property
-    def body_code(self) -> str: ...
-    @property
-    def issue_date(self) -> date: ...
-    @property
-    def masked_name(self) -> str: ...
     @property
     def payload(self) -> bytes: ...
 
