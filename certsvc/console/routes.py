@@ -5,17 +5,11 @@ same domain functions as the security officer's API routes."""
 
 from __future__ import annotations
 
-import hmac
 import secrets
-from collections.abc import Iterator
-from datetime import timedelta
 from importlib.resources import files
-from typing import Annotated, Any
-from urllib.parse import parse_qs
 
-from fastapi import APIRouter, Depends, HTTPException, Request, status
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from jinja2 import Environment, PackageLoader, select_autoescape
+from fastapi import APIRouter, HTTPException, Request, status
+from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -24,121 +18,26 @@ from audit.trail import record
 from certsvc import state
 from certsvc.accounts import PASSWORD_MAX, Role, StaffAccount, authenticate
 from certsvc.audit_trail import actor_of
-from certsvc.console import dashboard, sessions, totp
-from certsvc.console.models import ConsoleSession
+from certsvc.console import dashboard, sessions, totp, web
 from certsvc.grants import account_backed
 from certsvc.routes.auth import limit_attempts, refuse_login
-from certsvc.settings import Settings
-from common.unit_of_work import unit_of_work
 
 router = APIRouter(prefix="/console", include_in_schema=False)
-CSP = (
-    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-    "frame-ancestors 'none'; base-uri 'none'"
-)
-FIELD_MAX = {"username": 64, "password": PASSWORD_MAX, "code": 16, "csrf": 64, "scope": 8}
+LOGIN_FIELDS = {"username": 64, "password": PASSWORD_MAX}
+CODE_FIELDS = {"code": 16}
+LOGOUT_FIELDS = {"scope": 8}
 STYLESHEET = files("certsvc.console").joinpath("static/console.css").read_bytes()
-_templates = Environment(
-    loader=PackageLoader("certsvc.console", "templates"),
-    autoescape=select_autoescape(default=True),
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
-
-
-def _db(request: Request) -> Iterator[Session]:
-    """Every console request may write (a session's idle clock, a refusal): a writer unit."""
-    with unit_of_work(state.writer_sessions(request)) as db:
-        yield db
-
-
-DbDep = Annotated[Session, Depends(_db, scope="function")]
-
-
-def _timeouts(settings: Settings) -> sessions.Timeouts:
-    return sessions.Timeouts(
-        timedelta(minutes=settings.console_idle_minutes),
-        timedelta(minutes=settings.console_absolute_minutes),
-    )
-
-
-def _page(name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
-    html = _templates.get_template(name).render(**context)
-    return HTMLResponse(
-        html,
-        status_code=status_code,
-        headers={"Content-Security-Policy": CSP, "Cache-Control": "no-store"},
-    )
-
-
-def _redirect(path: str) -> RedirectResponse:
-    return RedirectResponse(
-        path, status.HTTP_303_SEE_OTHER, headers={"Content-Security-Policy": CSP}
-    )
-
-
-def _set_cookie(response: Response, name: str, value: str, max_age: int | None = None) -> None:
-    """`__Host-` cookies: Secure, path /, no domain. Browsers take Secure cookies from
-    http://127.0.0.1 and localhost too (secure contexts); anywhere else the console needs TLS."""
-    response.set_cookie(
-        name, value, max_age=max_age, path="/", secure=True, httponly=True, samesite="strict"
-    )
-
-
-def _clear_cookie(response: Response, name: str) -> None:
-    response.delete_cookie(name, path="/", secure=True, httponly=True, samesite="strict")
-
-
-async def _form(request: Request) -> dict[str, str]:
-    """The url-encoded form's fields (first value each), over-long ones cut to nothing."""
-    try:
-        fields = parse_qs((await request.body()).decode("utf-8", "replace"), max_num_fields=8)
-    except ValueError:  # more fields than any console form has: nothing taken (CSRF fails)
-        return {}
-    return {
-        name: values[0] if len(values[0]) <= FIELD_MAX.get(name, 0) else ""
-        for name, values in fields.items()
-        if name in FIELD_MAX
-    }
-
-
-def _require_csrf(expected: str | None, form: dict[str, str]) -> None:
-    given = form.get("csrf", "")
-    if not expected or not given or not hmac.compare_digest(given.encode(), expected.encode()):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="csrf: missing or wrong form token")
-
-
-def _live(request: Request, db: Session) -> ConsoleSession | None:
-    return sessions.resolve(
-        db, request.cookies.get(sessions.COOKIE), _timeouts(state.settings(request))
-    )
-
-
-def _account(db: Session, row: ConsoleSession) -> StaffAccount | None:
-    """The session's account while it may still act: active, granted, own password set."""
-    account = db.get(StaffAccount, row.account_id)
-    if account is None or not account.active or account.must_set_password:
-        return None
-    return account if account_backed(db, account) else None
-
-
-def _signed_in(request: Request, db: Session) -> tuple[ConsoleSession, StaffAccount] | None:
-    row = _live(request, db)
-    if row is None or not row.verified:
-        return None
-    account = _account(db, row)
-    return (row, account) if account is not None else None
 
 
 @router.get("/")
-def home(request: Request, db: DbDep) -> Response:
-    found = _signed_in(request, db)
+def home(request: Request, db: web.DbDep) -> Response:
+    found = web.signed_in(request, db)
     if found is None:
-        return _redirect("/console/login")
+        return web.redirect("/console/login")
     row, account = found
     if account.role is Role.SECURITY_OFFICER:
-        return _redirect("/console/dashboard")
-    return _page("home.html", account=account, csrf=row.csrf)
+        return web.redirect("/console/dashboard")
+    return web.page("home.html", account=account, csrf=row.csrf)
 
 
 @router.get("/static/console.css")
@@ -146,7 +45,7 @@ def stylesheet() -> Response:
     return Response(
         STYLESHEET,
         media_type="text/css",
-        headers={"Content-Security-Policy": CSP, "Cache-Control": "max-age=300"},
+        headers={"Content-Security-Policy": web.CSP, "Cache-Control": "max-age=300"},
     )
 
 
@@ -154,33 +53,33 @@ def stylesheet() -> Response:
 def login_page() -> Response:
     """The sign-in form; its CSRF token doubles as a cookie (no session exists yet)."""
     token = secrets.token_urlsafe(32)
-    response = _page("login.html", csrf=token)
-    _set_cookie(response, sessions.LOGIN_COOKIE, token, max_age=3600)
+    response = web.page("login.html", csrf=token)
+    web.set_cookie(response, sessions.LOGIN_COOKIE, token, max_age=3600)
     return response
 
 
 @router.post("/login")
-async def login(request: Request, db: DbDep) -> Response:
-    form = await _form(request)
-    _require_csrf(request.cookies.get(sessions.LOGIN_COOKIE), form)
+async def login(request: Request, db: web.DbDep) -> Response:
+    form = await web.read_form(request, LOGIN_FIELDS)
+    web.require_csrf(request.cookies.get(sessions.LOGIN_COOKIE), form)
     try:
         await limit_attempts(request)
     except HTTPException as exc:
         if exc.status_code != status.HTTP_429_TOO_MANY_REQUESTS:
             raise
-        limited = _page("login.html", 429, csrf=form["csrf"], error="limit")
+        limited = web.page("login.html", 429, csrf=form["csrf"], error="limit")
         limited.headers.update(exc.headers or {})
         return limited
     username, password = form.get("username", ""), form.get("password", "")
     refused = await run_in_threadpool(_check_password, request, db, username, password)
     if refused is not None:
-        return _page("login.html", 401, csrf=form["csrf"], error=refused)
+        return web.page("login.html", 401, csrf=form["csrf"], error=refused)
     account = db.scalar(select(StaffAccount).where(StaffAccount.username == username))
     assert account is not None
     text, _ = sessions.start(db, account, verified=False)
-    moved = _redirect("/console/second-factor")
-    _set_cookie(moved, sessions.COOKIE, text)
-    _clear_cookie(moved, sessions.LOGIN_COOKIE)
+    moved = web.redirect("/console/second-factor")
+    web.set_cookie(moved, sessions.COOKIE, text)
+    web.clear_cookie(moved, sessions.LOGIN_COOKIE)
     return moved
 
 
@@ -202,52 +101,52 @@ def _check_password(request: Request, db: Session, username: str, password: str)
 
 
 @router.get("/second-factor")
-def second_factor_page(request: Request, db: DbDep) -> Response:
+def second_factor_page(request: Request, db: web.DbDep) -> Response:
     """The code form; for an account without a confirmed secret, a new one shown this once."""
-    row = _live(request, db)
-    account = _account(db, row) if row is not None and not row.verified else None
+    row = web.live_session(request, db)
+    account = web.session_account(db, row) if row is not None and not row.verified else None
     if row is None or account is None:
-        return _redirect("/console/login")
+        return web.redirect("/console/login")
     if totp.enrolled(db, account) is not None:
-        return _page("second_factor.html", csrf=row.csrf)
+        return web.page("second_factor.html", csrf=row.csrf)
     if totp.ever_enrolled(db, account):
-        return _page("second_factor.html", 409, csrf=row.csrf, error="lost")
+        return web.page("second_factor.html", 409, csrf=row.csrf, error="lost")
     secret, uri = totp.begin_enrolment(db, account, state.settings(request).console_key_file)
-    return _page("second_factor.html", csrf=row.csrf, secret=secret, uri=uri)
+    return web.page("second_factor.html", csrf=row.csrf, secret=secret, uri=uri)
 
 
 @router.post("/second-factor")
-async def second_factor(request: Request, db: DbDep) -> Response:
-    row = _live(request, db)
-    form = await _form(request)
-    _require_csrf(row.csrf if row is not None else None, form)
-    account = _account(db, row) if row is not None and not row.verified else None
+async def second_factor(request: Request, db: web.DbDep) -> Response:
+    row = web.live_session(request, db)
+    form = await web.read_form(request, CODE_FIELDS)
+    web.require_csrf(row.csrf if row is not None else None, form)
+    account = web.session_account(db, row) if row is not None and not row.verified else None
     if row is None or account is None:
-        return _redirect("/console/login")
+        return web.redirect("/console/login")
     try:
         await limit_attempts(request)
     except HTTPException as exc:
         if exc.status_code != status.HTTP_429_TOO_MANY_REQUESTS:
             raise
-        return _page("second_factor.html", 429, csrf=row.csrf, error="limit")
+        return web.page("second_factor.html", 429, csrf=row.csrf, error="limit")
     key_file = state.settings(request).console_key_file
     if not totp.check_code(db, account, form.get("code", "").strip(), key_file):
         refuse_login(db, account.username, "wrong second factor", via="console")
-        return _page("second_factor.html", 401, csrf=row.csrf, error="code")
+        return web.page("second_factor.html", 401, csrf=row.csrf, error="code")
     sessions.end(db, row)
     text, _ = sessions.start(db, account, verified=True)
     record(db, actor_of(account), "console.sign_in", "console")
-    response = _redirect("/console/")
-    _set_cookie(response, sessions.COOKIE, text)
+    response = web.redirect("/console/")
+    web.set_cookie(response, sessions.COOKIE, text)
     return response
 
 
 @router.post("/logout")
-async def logout(request: Request, db: DbDep) -> Response:
+async def logout(request: Request, db: web.DbDep) -> Response:
     """Sign out this browser, or (`scope=all`) every console session of the account."""
-    row = _live(request, db)
-    form = await _form(request)
-    _require_csrf(row.csrf if row is not None else None, form)
+    row = web.live_session(request, db)
+    form = await web.read_form(request, LOGOUT_FIELDS)
+    web.require_csrf(row.csrf if row is not None else None, form)
     if row is not None:
         account = db.get(StaffAccount, row.account_id)
         everywhere = form.get("scope") == "all"
@@ -258,18 +157,16 @@ async def logout(request: Request, db: DbDep) -> Response:
         if account is not None:
             details = {"everywhere": everywhere}
             record(db, actor_of(account), "console.sign_out", "console", details=details)
-    response = _redirect("/console/login")
-    _clear_cookie(response, sessions.COOKIE)
+    response = web.redirect("/console/login")
+    web.clear_cookie(response, sessions.COOKIE)
     return response
 
 
 @router.get("/dashboard")
-def security_dashboard(request: Request, db: DbDep) -> Response:
-    found = _signed_in(request, db)
-    if found is None:
-        return _redirect("/console/login")
+def security_dashboard(request: Request, db: web.DbDep) -> Response:
+    found = web.staff_page(request, db, Role.SECURITY_OFFICER)
+    if isinstance(found, Response):
+        return found
     row, account = found
-    if account.role is not Role.SECURITY_OFFICER:
-        return _page("home.html", 403, account=account, csrf=row.csrf, error="role")
     board = dashboard.build(db)
-    return _page("dashboard.html", account=account, csrf=row.csrf, board=board, d=dashboard)
+    return web.page("dashboard.html", account=account, csrf=row.csrf, board=board, d=dashboard)
