@@ -29,6 +29,7 @@ from signer.actor import OFFICER_ROLE, Actor
 from signer.custody import active_key
 from signer.documents import BatchReport, Document, DocumentRef, DocumentSigner
 from signer.models import KeyPurpose
+from signer.second_person import Approval, Party, approve_as_second
 
 APPROVE, REFUSE = "approve", "refuse"
 DECISION_PREFIX, CERTIFICATE_PREFIX, REVOCATION_PREFIX = "DEC-", "CRT-", "REV-"
@@ -174,22 +175,22 @@ def override_deadline(
 
 def approve_override(db: Session, actor: Actor, application_id: int) -> None:
     """R3: a second officer, not the one who asked, lets the override count. Audited."""
-    _officer(actor)
     application = get_application(db, application_id)
     if application.override_by is None:
         raise Conflict(f"application {application_id}: no deadline override was asked")
-    if application.override_approved_by is not None:
-        raise Conflict(f"application {application_id}: the override is approved already")
-    if application.override_by == actor.username:
-        raise Conflict("a second officer approves an override, not the one who asked it")
-    application.override_approved_by, application.override_approved_at = actor.username, utcnow()
-    record(
+    approve_as_second(
         db,
         actor,
-        "certify.deadline.override.approve",
-        f"application:{application_id}",
-        details={"asked_by": application.override_by},
+        Approval(
+            f"application {application_id}: the deadline override",
+            [Party(application.override_by, "asked it")],
+            "certify.deadline.override.approve",
+            f"application:{application_id}",
+            approved_by=application.override_approved_by,
+            details={"asked_by": application.override_by},
+        ),
     )
+    application.override_approved_by, application.override_approved_at = actor.username, utcnow()
 
 
 def sign_decisions(
