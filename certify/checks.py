@@ -128,6 +128,7 @@ def record_check(db: Session, actor: Actor, application_id: int, outcome: CheckO
             replaces_result=replaces,
             checked_at=outcome.checked_at,
             recorded_by=actor.username,
+            recorded_person=actor.person,
         )
     )
     db.flush()
@@ -190,7 +191,7 @@ def approve_replacement(
         actor,
         Approval(
             f"attempt: criminal-record attempt {attempt}",
-            [Party(row.recorded_by, "recorded it")],
+            [Party(row.recorded_by, "recorded it", row.recorded_person)],
             "certify.check.approve_replacement",
             f"application:{application_id}",
             approved_by=row.approved_by,
