@@ -179,9 +179,7 @@ def test_a_dba_flipping_the_superseded_mark_or_link_is_named(
 
     # The link moved to another case's decision: the signed correction no longer matches.
     with body.sessions.begin() as db:
-        db.execute(
-            update(Decision).where(Decision.id == corrected).values(supersedes_id=stranger)
-        )
+        db.execute(update(Decision).where(Decision.id == corrected).values(supersedes_id=stranger))
     findings = _findings(body, settings)
     assert f"decision {corrected}: the records no longer say what was signed" in findings
     assert (
