@@ -44,8 +44,9 @@ CORRECTION_APPROVE = "certify.decision.correction.approve"
 def correct(
     db: Session, actor: Actor, decision_id: int, outcome: str, reasons: str, reason: str
 ) -> Decision:
-    """An officer files a corrected conclusion superseding the signed, live `decision_id`, with
-    the `reason` for correcting it; the new decision awaits a second officer. Audited."""
+    """An officer files a corrected conclusion superseding the live `decision_id` (signed, or
+    a correction not signed yet), with the `reason` for correcting it; the new decision awaits
+    a second officer. Audited."""
     _officer(actor)
     if len(reason.strip()) < CORRECTION_REASON_MIN:
         raise InvalidInput(
@@ -60,7 +61,9 @@ def correct(
             f"decision_id: decision {decision_id} is superseded; correct the case's live "
             f"decision{f' ({live.id})' if live is not None else ''}"
         )
-    if old.signed_at is None:
+    if old.signed_at is None and old.supersedes_id is None:
+        # A first decision is corrected once it is a conclusion; an unsigned correction may be
+        # superseded at once (the second officer would not approve it).
         raise Conflict(f"decision_id: decision {decision_id} is not signed yet: nothing to correct")
     check_conclusion(db, get_application(db, old.application_id), outcome, reasons)
     old.superseded_at = utcnow()

@@ -147,11 +147,16 @@ def test_the_officer_who_filed_cannot_approve_own_correction(body: Body) -> None
     report = sign_decisions(body.sessions, body.issuer.signer, body.custodian, batch_id)
     assert report.signed == [] and report.refused[0].rule == "correction"
     assert "awaits a second officer's approval" in report.refused[0].message
+    # The second officer does not approve it, but files another correction in its place.
     with body.sessions.begin() as db:
-        assert approve_correction(db, OFFICER_2, corrected) is None
+        replacement = correct(db, OFFICER_2, corrected, "refuse", "record confirmed", WHY).id
+        assert approve_correction(db, filer, replacement) is None
     with body.sessions.begin() as db, pytest.raises(Conflict, match="approved already"):
-        approve_correction(db, Actor("officer-c", 0, "officer"), corrected)
-    assert sign_decisions(body.sessions, body.issuer.signer, body.custodian, batch_id).signed
+        approve_correction(db, Actor("officer-c", 0, "officer"), replacement)
+    report = sign_decisions(body.sessions, body.issuer.signer, body.custodian, batch_id)
+    assert report.signed == [f"DEC-{replacement}"]
+    assert [(r.document_id, r.rule) for r in report.refused] == [(f"DEC-{corrected}", "correction")]
+    assert "superseded by a correction; it is never signed" in report.refused[0].message
 
 
 def test_a_dba_flipping_the_superseded_mark_or_link_is_named(
