@@ -5,9 +5,9 @@ old one is marked superseded and never edited or deleted, and a case has one liv
 An officer files a correction with a reason; it passes the gates of any conclusion
 (`check_conclusion`) and takes the old decision out of force at once (nothing more is issued on
 it). It is signed like any decision, once a second officer approved it. When the correction
-turns an approval into a refusal and a certificate was issued on the approval, that approval
-files the certificate's revocation (category "error"), which two officers approve and the
-custodian signs like any revocation: no one recalls a certificate alone.
+is a refusal and a certificate issued on an earlier approval is in force, that approval files
+the certificate's revocation (category "error"; once, if none is pending), which two officers
+approve and the custodian signs like any revocation: no one recalls a certificate alone.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from sqlalchemy.orm import Session
 
 from certify.cases import get_application
 from certify.decisions import (
-    APPROVE,
     DECISION_PREFIX,
     REFUSE,
     _officer,
@@ -87,8 +86,8 @@ def correct(
 
 def approve_correction(db: Session, actor: Actor, decision_id: int) -> Revocation | None:
     """A second officer (not the one who filed it) approves a correction, which lets it be
-    signed; an approval turned into a refusal files the revocation of the certificate issued
-    on it (returned). Audited."""
+    signed; a refusal files the revocation of the certificate an earlier approval issued
+    (returned, or the one already pending). Audited."""
     decision = db.get(Decision, decision_id, with_for_update=True)
     if decision is None:
         raise NotFound(f"decision_id: no decision {decision_id}")
@@ -107,9 +106,9 @@ def approve_correction(db: Session, actor: Actor, decision_id: int) -> Revocatio
         ),
     )
     decision.correction_approved_by, decision.correction_approved_at = actor.username, utcnow()
-    old = db.get_one(Decision, decision.supersedes_id)
-    if not (old.outcome == APPROVE and decision.outcome == REFUSE):
+    if decision.outcome != REFUSE:
         return None
+    # Whatever chain of corrections led here, a refusal leaves no certificate in force.
     certificate = db.scalar(
         select(Certificate).where(
             Certificate.application_id == decision.application_id, Certificate.status == ISSUED
@@ -117,8 +116,17 @@ def approve_correction(db: Session, actor: Actor, decision_id: int) -> Revocatio
     )
     if certificate is None:
         return None
-    why = f"decision {old.id} corrected by decision {decision.id}: {decision.correction_reason}"
-    return request_revocation(db, actor, certificate.number, "error", why[:500])
+    filed = db.scalar(
+        select(Revocation).where(
+            Revocation.certificate_id == certificate.id, Revocation.revoked_on.is_(None)
+        )
+    )
+    if filed is not None:
+        return filed
+    why = f"decision {decision.supersedes_id} corrected by decision {decision.id}: "
+    return request_revocation(
+        db, actor, certificate.number, "error", f"{why}{decision.correction_reason}"[:500]
+    )
 
 
 def superseding(db: Session, kind: str, document_id: str) -> str | None:

@@ -116,6 +116,23 @@ def test_approval_corrected_into_refusal_revokes_and_back_reissues(
     assert _findings(body, settings) == []
 
 
+def test_a_refusal_reached_through_a_withdrawn_correction_still_revokes_once(body: Body) -> None:
+    """approve → refuse (not approved, replaced by another refusal) → approved: the issued
+    certificate's revocation is filed once, whatever chain led to the refusal."""
+    _, application_id, first = _signed_case(body)
+    body.open("certificate-1")
+    (number,) = issue(body.issuer, body.custodian, [application_id], TODAY).issued
+    with body.sessions.begin() as db:
+        pending = correct(db, OFFICER, first, "refuse", "degree forged", WHY).id
+        refusal = correct(db, OFFICER_2, pending, "refuse", "degree forged", WHY).id
+        revocation = approve_correction(db, OFFICER, refusal)
+        assert revocation is not None and f"decision {pending} corrected" in revocation.reason
+        again = correct(db, OFFICER, refusal, "refuse", "forged, and late", WHY).id
+        assert approve_correction(db, OFFICER_2, again) == revocation  # the pending one
+        certificate = db.scalar(select(Certificate).where(Certificate.number == number))
+        assert certificate is not None and certificate.status == "issued"
+
+
 def test_a_certificate_revoked_on_its_live_approval_is_not_reissued(body: Body) -> None:
     """Only a corrected conclusion issues again: a certificate revoked (e.g. for fraud) on the
     approval still in force is not silently reissued."""
