@@ -17,6 +17,7 @@ from certify.models import CaseCheck
 from common.dbtypes import utcnow
 from common.errors import Conflict, InvalidInput, NotFound
 from signer.actor import Actor
+from signer.second_person import Approval, Party, approve_as_second
 
 CRIMINAL_RECORD = "criminal_record"
 VALUE_MAX = 32
@@ -127,6 +128,7 @@ def record_check(db: Session, actor: Actor, application_id: int, outcome: CheckO
             replaces_result=replaces,
             checked_at=outcome.checked_at,
             recorded_by=actor.username,
+            recorded_person=actor.person,
         )
     )
     db.flush()
@@ -170,8 +172,6 @@ def approve_replacement(
 ) -> None:
     """R2: a second officer (not the one who recorded it) lets a criminal-record attempt that
     replaced a non-clear result count. Audited with the reason."""
-    if actor.role != "officer":
-        raise Conflict("only an officer approves a replaced criminal-record result")
     if len(reason.strip()) < REASON_MIN:
         raise InvalidInput(f"reason: at least {REASON_MIN} characters")
     get_application(db, application_id)
@@ -186,19 +186,20 @@ def approve_replacement(
         raise NotFound(f"attempt: no criminal-record attempt {attempt} on this application")
     if row.replaces_result is None:
         raise Conflict(f"attempt: attempt {attempt} replaced no result that needs approval")
-    if row.approved_by is not None:
-        raise Conflict(f"attempt: approved already by {row.approved_by}")
-    if row.recorded_by == actor.username:
-        raise Conflict("attempt: a second officer approves, not the one who recorded it")
-    row.approved_by, row.approved_at = actor.username, utcnow()
-    record(
+    approve_as_second(
         db,
         actor,
-        "certify.check.approve_replacement",
-        f"application:{application_id}",
-        reason=reason,
-        details={"attempt": attempt, "replaces": row.replaces_result, "result": row.result},
+        Approval(
+            f"attempt: criminal-record attempt {attempt}",
+            [Party(row.recorded_by, "recorded it", row.recorded_person)],
+            "certify.check.approve_replacement",
+            f"application:{application_id}",
+            approved_by=row.approved_by,
+            reason=reason,
+            details={"attempt": attempt, "replaces": row.replaces_result, "result": row.result},
+        ),
     )
+    row.approved_by, row.approved_at = actor.username, utcnow()
 
 
 def unapproved_replacement(db: Session, application_id: int) -> str | None:

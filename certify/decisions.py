@@ -8,10 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, exists, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
+from audit.events import DetailValue
 from audit.trail import record
 from certify.cases import CHINA, attendance_missing, get_application, get_batch
 from certify.checks import (
@@ -29,6 +30,7 @@ from signer.actor import OFFICER_ROLE, Actor
 from signer.custody import active_key
 from signer.documents import BatchReport, Document, DocumentRef, DocumentSigner
 from signer.models import KeyPurpose
+from signer.second_person import Approval, Party, approve_as_second
 
 APPROVE, REFUSE = "approve", "refuse"
 DECISION_PREFIX, CERTIFICATE_PREFIX, REVOCATION_PREFIX = "DEC-", "CRT-", "REV-"
@@ -79,8 +81,20 @@ def decision_document(db: Session, decision: Decision) -> Document:
             "reasons": decision.reasons,
             "decided_by": decision.decided_by,
             "decided_on": decision.decided_at.date().isoformat(),
+            **_correction(decision),
         },
     )
+
+
+def _correction(decision: Decision) -> dict[str, str]:
+    """What a correction adds to its content: the decision it supersedes and why (a first
+    decision's content stays as it always was)."""
+    if decision.supersedes_id is None:
+        return {}
+    return {
+        "supersedes": decision_document_id(decision.supersedes_id),
+        "correction": decision.correction_reason or "",
+    }
 
 
 def decision_object(decision_id: int) -> str:
@@ -93,52 +107,88 @@ def _officer(actor: Actor) -> None:
 
 
 def decide(db: Session, actor: Actor, application_id: int, outcome: str, reasons: str) -> Decision:
-    """Record an officer's conclusion; R2: only once the criminal-record check is finished;
-    R0: an approval only when the case meets its batch's eligibility rules."""
+    """Record an officer's conclusion, the case's first (a later one is a correction)."""
     _officer(actor)
     application = get_application(db, application_id)
-    if outcome not in (APPROVE, REFUSE):
-        raise InvalidInput("outcome: approve or refuse")
-    if not reasons.strip():
-        raise InvalidInput("reasons: state the grounds of the conclusion")
-    results = latest_results(db, application_id)
-    if results.get(CRIMINAL_RECORD) not in ("clear", "record"):
-        raise InvalidInput("R2: the criminal-record check is not finished; no conclusion before it")
-    unapproved = unapproved_replacement(db, application_id)
-    if unapproved is not None:
-        raise Conflict(f"{unapproved}; no conclusion before it is approved")
-    missing = missing_for_approval(results)
-    if outcome == APPROVE and missing:
-        raise InvalidInput(f"outcome: cannot approve, checks not passed: {', '.join(missing)}")
-    if outcome == APPROVE:
-        unconfirmed = attendance_missing(db, application_id)
-        if unconfirmed is not None:
-            raise Conflict(unconfirmed)
-        unmet = unmet_rules(db, application)
-        if unmet:
-            raise Ineligible(unmet)
+    check_conclusion(db, application, outcome, reasons)
     if db.scalar(select(Decision.id).where(Decision.application_id == application_id)):
-        raise Conflict(f"application {application_id} already has a decision")
+        raise Conflict(
+            f"application {application_id} already has a decision; an officer files a correction"
+        )
     decision = Decision(
         application_id=application.id,
         outcome=outcome,
         reasons=reasons[:500],
         decided_by=actor.username,
+        decided_by_person=actor.person,
     )
     db.add(decision)
     try:
         db.flush()
     except IntegrityError:
         raise Conflict(f"application {application_id} already has a decision") from None
+    record_decision(db, actor, decision)
+    return decision
+
+
+def check_conclusion(db: Session, application: Application, outcome: str, reasons: str) -> None:
+    """The gates every conclusion passes, first or corrected. R2: only once the
+    criminal-record check is finished; R0: an approval only when the case meets its batch's
+    eligibility rules, with its checks passed and on-site confirmation on file."""
+    if outcome not in (APPROVE, REFUSE):
+        raise InvalidInput("outcome: approve or refuse")
+    if not reasons.strip():
+        raise InvalidInput("reasons: state the grounds of the conclusion")
+    results = latest_results(db, application.id)
+    if results.get(CRIMINAL_RECORD) not in ("clear", "record"):
+        raise InvalidInput("R2: the criminal-record check is not finished; no conclusion before it")
+    unapproved = unapproved_replacement(db, application.id)
+    if unapproved is not None:
+        raise Conflict(f"{unapproved}; no conclusion before it is approved")
+    missing = missing_for_approval(results)
+    if outcome == APPROVE and missing:
+        raise InvalidInput(f"outcome: cannot approve, checks not passed: {', '.join(missing)}")
+    if outcome == APPROVE:
+        unconfirmed = attendance_missing(db, application.id)
+        if unconfirmed is not None:
+            raise Conflict(unconfirmed)
+        unmet = unmet_rules(db, application)
+        if unmet:
+            raise Ineligible(unmet)
+
+
+def record_decision(db: Session, actor: Actor, decision: Decision, reason: str = "") -> None:
+    """The decision's audit event, carrying the digest of its content as made: what signing
+    and `certsvc audit reconcile` hold the record to."""
+    details: dict[str, DetailValue] = {"outcome": decision.outcome}
+    if decision.supersedes_id is not None:
+        details["supersedes"] = decision.supersedes_id
     record(
         db,
         actor,
         DECISION_MADE,
         decision_object(decision.id),
+        reason=reason,
         document_sha256=decision_document(db, decision).digest(),
-        details={"outcome": outcome},
+        details=details,
     )
-    return decision
+
+
+def live_clause() -> ColumnElement[bool]:
+    """A decision is live when it is not marked superseded and no decision supersedes it:
+    both must say so, so flipping the mark alone (or the link alone) changes nothing."""
+    later = aliased(Decision)
+    return and_(
+        Decision.superseded_at.is_(None),
+        ~exists().where(later.supersedes_id == Decision.id),
+    )
+
+
+def live_decision(db: Session, application_id: int) -> Decision | None:
+    """The case's live decision (None before the first)."""
+    return db.scalar(
+        select(Decision).where(Decision.application_id == application_id, live_clause())
+    )
 
 
 def override_deadline(
@@ -161,6 +211,7 @@ def override_deadline(
         request.category,
         request.expires_on,
     )
+    application.override_person = actor.person
     application.override_approved_by = application.override_approved_at = None
     record(
         db,
@@ -174,22 +225,22 @@ def override_deadline(
 
 def approve_override(db: Session, actor: Actor, application_id: int) -> None:
     """R3: a second officer, not the one who asked, lets the override count. Audited."""
-    _officer(actor)
     application = get_application(db, application_id)
     if application.override_by is None:
         raise Conflict(f"application {application_id}: no deadline override was asked")
-    if application.override_approved_by is not None:
-        raise Conflict(f"application {application_id}: the override is approved already")
-    if application.override_by == actor.username:
-        raise Conflict("a second officer approves an override, not the one who asked it")
-    application.override_approved_by, application.override_approved_at = actor.username, utcnow()
-    record(
+    approve_as_second(
         db,
         actor,
-        "certify.deadline.override.approve",
-        f"application:{application_id}",
-        details={"asked_by": application.override_by},
+        Approval(
+            f"application {application_id}: the deadline override",
+            [Party(application.override_by, "asked it", application.override_person)],
+            "certify.deadline.override.approve",
+            f"application:{application_id}",
+            approved_by=application.override_approved_by,
+            details={"asked_by": application.override_by},
+        ),
     )
+    application.override_approved_by, application.override_approved_at = actor.username, utcnow()
 
 
 def sign_decisions(

@@ -23,13 +23,20 @@ import time
 from dataclasses import dataclass, field
 from datetime import date
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from audit.trail import record
 from certify.cases import get_application
-from certify.decisions import APPROVE, CERTIFICATE_PREFIX, REVOCATION_PREFIX, _officer
+from certify.decisions import (
+    APPROVE,
+    CERTIFICATE_PREFIX,
+    REVOCATION_PREFIX,
+    _officer,
+    live_clause,
+    live_decision,
+)
 from certify.models import Applicant, Application, Certificate, Decision, Revocation
 from certify.numbers import next_number
 from certify.records import certificate_document_id, revocation_document, revocation_document_id
@@ -113,7 +120,7 @@ def _key(db: Session, body_code: str, purpose: KeyPurpose) -> SigningKey:
 
 def _reserve(db: Session, issuer: Issuer, application_id: int, today: date) -> Certificate:
     application = get_application(db, application_id)
-    decision = db.scalar(select(Decision).where(Decision.application_id == application_id))
+    decision = live_decision(db, application_id)
     if decision is None or decision.outcome != APPROVE or decision.signed_at is None:
         raise Conflict(f"application {application_id}: no signed approval to issue from")
     current = db.scalar(
@@ -124,6 +131,17 @@ def _reserve(db: Session, issuer: Issuer, application_id: int, today: date) -> C
     )
     if current is not None:
         return current
+    revoked = db.scalar(
+        select(Certificate)
+        .where(Certificate.application_id == application_id, Certificate.status == REVOKED)
+        .order_by(Certificate.id.desc())
+        .limit(1)
+    )
+    if revoked is not None and revoked.decision_id in (None, decision.id):
+        raise Conflict(
+            f"application {application_id}: certificate {revoked.number} issued on this "
+            f"approval was revoked; only a corrected conclusion issues again"
+        )
     applicant = db.get_one(Applicant, application.applicant_id)
     masked = issuer.vault.masked(db, [applicant.name_token])[applicant.name_token][1]
     certificate = Certificate(
@@ -134,6 +152,8 @@ def _reserve(db: Session, issuer: Issuer, application_id: int, today: date) -> C
         issue_date=today,
         issued_at=int(time.time()),
         status=PENDING,
+        decision_id=decision.id,
+        replaces=revoked.number if revoked is not None else None,
     )
     db.add(certificate)
     try:
@@ -372,18 +392,22 @@ def publish_revocation(
 
 
 def issuable(db: Session, batch_id: int) -> list[int]:
-    """Applications of the batch with a signed approval and no issued or revoked certificate
-    (a pending one is finished by issuing again)."""
-    done = select(Certificate.application_id).where(Certificate.status.in_((ISSUED, REVOKED)))
+    """Applications of the batch with a live signed approval, no issued certificate and none
+    revoked that was issued on that approval (a pending one is finished by issuing again; a
+    corrected approval reissues)."""
+    issued = select(Certificate.application_id).where(Certificate.status == ISSUED)
+    recalled = exists().where(Certificate.decision_id == Decision.id, Certificate.status == REVOKED)
     return list(
         db.scalars(
             select(Application.id)
             .join(Decision, Decision.application_id == Application.id)
             .where(
                 Application.batch_id == batch_id,
+                live_clause(),
                 Decision.outcome == APPROVE,
                 Decision.signed_at.is_not(None),
-                Application.id.not_in(done),
+                Application.id.not_in(issued),
+                ~recalled,
             )
             .order_by(Application.id)
         )

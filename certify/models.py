@@ -13,6 +13,7 @@ from common.db import Base
 from common.dbtypes import UTCDateTime, utcnow
 
 LIVE_CERTIFICATE = "status IN ('pending', 'issued')"
+FIRST_DECISION = "supersedes_id IS NULL"
 
 
 class Applicant(Base):
@@ -130,6 +131,7 @@ class Application(Base):
     override_expires_on: Mapped[date | None] = mapped_column(Date)
     override_approved_by: Mapped[str | None] = mapped_column(String(64))
     override_approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    override_person: Mapped[str | None] = mapped_column(String(64))
     created_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -188,21 +190,47 @@ class CaseCheck(Base):
     approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     checked_at: Mapped[datetime] = mapped_column(UTCDateTime)
     recorded_by: Mapped[str] = mapped_column(String(64))
+    # The natural person behind `recorded_by`: a replacement's approver must be another one.
+    recorded_person: Mapped[str | None] = mapped_column(String(64))
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Decision(Base):
-    """An officer's conclusion; signed by the custodian with a decision key."""
+    """An officer's conclusion; signed by the custodian with a decision key. A correction is a
+    new decision naming the one it supersedes (R10): a case's decisions form one chain whose
+    last link is the live one; superseded ones are kept, marked, never edited."""
 
     __tablename__ = "certify_decisions"
+    # One first decision per case, and each decision superseded at most once: one live decision.
+    __table_args__ = (
+        Index(
+            "uq_certify_decisions_first",
+            "application_id",
+            unique=True,
+            sqlite_where=text(FIRST_DECISION),
+            postgresql_where=text(FIRST_DECISION),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    application_id: Mapped[int] = mapped_column(ForeignKey("certify_applications.id"), unique=True)
+    application_id: Mapped[int] = mapped_column(ForeignKey("certify_applications.id"), index=True)
     outcome: Mapped[str] = mapped_column(String(8))
     reasons: Mapped[str] = mapped_column(String(500))
     decided_by: Mapped[str] = mapped_column(String(64))
+    # The natural person behind `decided_by`: a correction's approver must be another one.
+    decided_by_person: Mapped[str | None] = mapped_column(String(64))
     decided_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     signed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A correction: the decision it supersedes (in its signed content), why, and the second
+    # officer who approved it; it is signed only once approved.
+    supersedes_id: Mapped[int | None] = mapped_column(
+        ForeignKey("certify_decisions.id"), unique=True
+    )
+    correction_reason: Mapped[str | None] = mapped_column(String(500))
+    correction_approved_by: Mapped[str | None] = mapped_column(String(64))
+    correction_approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set on the old decision when a correction supersedes it.
+    superseded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class CertificateSequence(Base):
@@ -241,6 +269,10 @@ class Certificate(Base):
     status: Mapped[str] = mapped_column(String(8))
     qr_text: Mapped[str | None] = mapped_column(String(2000))
     issued_by: Mapped[str | None] = mapped_column(String(64))
+    # The signed approval it was issued on, and the revoked certificate a corrected reissue
+    # replaces (its number, in the signed content).
+    decision_id: Mapped[int | None] = mapped_column(ForeignKey("certify_decisions.id"))
+    replaces: Mapped[str | None] = mapped_column(String(17))
 
 
 class Delivery(Base):

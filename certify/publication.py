@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from audit.trail import record
 from certify.announcements import ensure_publishable
 from certify.cases import get_batch, plan_missing
-from certify.decisions import APPROVE
+from certify.decisions import APPROVE, live_clause
 from certify.models import Announcement, Applicant, Application, Decision
 from common.errors import Conflict, InvalidInput
 from signer.actor import Actor
@@ -34,13 +34,14 @@ class ConclusionRow:
 
 
 def conclusion_rows(db: Session, vault: Vault, batch_id: int) -> list[ConclusionRow]:
-    """The allow-listed fields of each signed decision of the batch, in decision order."""
+    """The allow-listed fields of each live signed decision of the batch (a corrected
+    conclusion in place of the one it superseded), in decision order."""
     get_batch(db, batch_id)
     rows = db.execute(
         select(Decision.outcome, Application.qualification, Application.subject, Applicant)
         .join(Application, Application.id == Decision.application_id)
         .join(Applicant, Applicant.id == Application.applicant_id)
-        .where(Application.batch_id == batch_id, Decision.signed_at.is_not(None))
+        .where(Application.batch_id == batch_id, Decision.signed_at.is_not(None), live_clause())
         .order_by(Decision.id)
     ).all()
     masked = vault.masked(db, [applicant.name_token for *_, applicant in rows])

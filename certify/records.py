@@ -29,6 +29,7 @@ from certify.decisions import (
     decision_document,
     decision_object,
     end_of_day,
+    live_decision,
 )
 from certify.eligibility import unmet_rules
 from certify.models import Application, Batch, Certificate, Decision, Revocation
@@ -38,6 +39,7 @@ from signer.documents import Document
 from signer.models import KeyPurpose
 from signer.policy import (
     CONFIRMATION,
+    CORRECTION,
     CRIMINAL_RECORD_RULE,
     ELIGIBILITY,
     CaseGates,
@@ -65,15 +67,19 @@ class CaseRecords:
             accepted = ("clear",) if approval else ("clear", "record")
             due = db.get_one(Batch, application.batch_id).decision_deadline
             gates = _gates(db, application, accepted, due, approval=approval)
-            return replace(gates, as_recorded=decision_as_recorded(db, decision))
+            uncorrected = _correction_unsigned(db, decision)
+            unmet = {**gates.unmet, CORRECTION: uncorrected} if uncorrected else gates.unmet
+            return replace(gates, as_recorded=decision_as_recorded(db, decision), unmet=unmet)
         if kind == KeyPurpose.CERTIFICATE.value and document_id.startswith(CERTIFICATE_PREFIX):
             number = document_id.removeprefix(CERTIFICATE_PREFIX)
             certificate = db.scalar(select(Certificate).where(Certificate.number == number))
             if certificate is None:
                 return None
             application = db.get_one(Application, certificate.application_id)
-            decision = db.scalar(select(Decision).where(Decision.application_id == application.id))
+            decision = live_decision(db, application.id)
             if decision is None or decision.outcome != APPROVE or decision.signed_at is None:
+                return None
+            if certificate.decision_id not in (None, decision.id):
                 return None
             due = db.get_one(Batch, application.batch_id).closes_on
             return _gates(db, application, ("clear",), due, approval=True)
@@ -94,6 +100,21 @@ def document_on_file(db: Session, kind: str, document_id: str) -> Document | Non
         revocation = None if revocation_id is None else db.get(Revocation, revocation_id)
         return None if revocation is None else _revocation_document(db, revocation)
     return None
+
+
+def _correction_unsigned(db: Session, decision: Decision) -> str | None:
+    """Why a decision may not be signed for its place in the case's chain of corrections: it
+    was superseded, or it is a correction no second officer approved (None: it may)."""
+    if decision.superseded_at is not None or db.scalar(
+        select(Decision.id).where(Decision.supersedes_id == decision.id)
+    ):
+        return f"R10: decision {decision.id} is superseded by a correction; it is never signed"
+    if decision.supersedes_id is None or decision.correction_approved_by is not None:
+        return None
+    return (
+        f"R10: the correction filed by {decision.decided_by} (superseding decision "
+        f"{decision.supersedes_id}) awaits a second officer's approval"
+    )
 
 
 def decision_as_recorded(db: Session, decision: Decision) -> bool:
@@ -137,6 +158,8 @@ def certificate_document(db: Session, certificate: Certificate) -> Document:
             "subject": application.subject,
             "masked_name": certificate.masked_name,
             "issue_date": certificate.issue_date.isoformat(),
+            # A corrected reissue names the revoked certificate it replaces (R10).
+            **({"replaces": certificate.replaces} if certificate.replaces else {}),
         },
     )
 

@@ -21,7 +21,7 @@ from datetime import date, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from certify.decisions import APPROVE
+from certify.decisions import APPROVE, live_clause
 from certify.models import (
     Application,
     Batch,
@@ -115,7 +115,9 @@ def _cases(db: Session, batch_id: int | None) -> list[_Case]:
             .distinct()
         ):
             kinds.setdefault(application_id, set()).add(kind)
-        for decision in db.scalars(select(Decision).where(Decision.application_id.in_(chunk))):
+        for decision in db.scalars(
+            select(Decision).where(Decision.application_id.in_(chunk), live_clause())
+        ):
             decisions[decision.application_id] = decision
         for application_id, status, has_delivery in db.execute(
             select(Certificate.application_id, Certificate.status, Delivery.certificate_id)

@@ -18,9 +18,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from audit.query import ok_leaves
-from certify.decisions import APPROVE, DECISION_MADE, decision_document
+from certify.corrections import CORRECTION_APPROVE
+from certify.decisions import (
+    APPROVE,
+    DECISION_MADE,
+    decision_document,
+    decision_object,
+    live_decision,
+)
 from certify.issuance import ISSUED, REVOKED
-from certify.models import Application, Certificate, Decision, Revocation
+from certify.models import Certificate, Decision, Revocation
 from certify.records import (
     certificate_document,
     decision_as_recorded,
@@ -63,7 +70,7 @@ def reconcile(db: Session, anchors: frozenset[str]) -> list[Finding]:
     """Every mismatch between the records, their signatures and the audit log, privilege rows
     without their grant event included."""
     trust, revocations, findings = _lists(db, anchors)
-    events = ok_leaves(db, [DECISION_MADE, ISSUE_ACTION, REVOKE_ACTION])
+    events = ok_leaves(db, [DECISION_MADE, CORRECTION_APPROVE, ISSUE_ACTION, REVOKE_ACTION])
     findings += _decisions(db, anchors, events)
     findings += _certificates(db, anchors, trust, revocations, events)
     findings += _register(db, trust)
@@ -155,6 +162,44 @@ def _decisions(
     on_file = {f"decision:{i}" for i in db.scalars(select(Decision.id))}
     for obj in sorted(made - on_file):
         yield Finding(obj.replace(":", " "), "decided in the audit log, missing from the records")
+    yield from _corrections(db, events)
+
+
+def _corrections(
+    db: Session, events: dict[tuple[str, str], list[dict[str, object]]]
+) -> Iterator[Finding]:
+    """The chains of corrections: the superseded mark agrees with the links (each in the
+    signed content of the correction), a link stays inside its case, a correction counts only
+    with its second officer's approval on record, and a case has one live decision."""
+    decisions = {d.id: d for d in db.scalars(select(Decision).order_by(Decision.id))}
+    superseded_by = {d.supersedes_id: d for d in decisions.values() if d.supersedes_id}
+    live: dict[int, list[int]] = {}
+    for decision in decisions.values():
+        name = f"decision {decision.id}"
+        later = superseded_by.get(decision.id)
+        if decision.superseded_at is not None and later is None:
+            yield Finding(name, "marked superseded, but no decision on file supersedes it")
+        if decision.superseded_at is None and later is not None:
+            yield Finding(name, f"decision {later.id} supersedes it, but it is marked live")
+        if decision.superseded_at is None and later is None:
+            live.setdefault(decision.application_id, []).append(decision.id)
+        earlier = decisions.get(decision.supersedes_id or 0)
+        if decision.supersedes_id is not None and (
+            earlier is None or earlier.application_id != decision.application_id
+        ):
+            yield Finding(name, f"supersedes decision {decision.supersedes_id}, not of its case")
+        if decision.correction_approved_by is not None:
+            approvals = events.get((CORRECTION_APPROVE, decision_object(decision.id)), [])
+            if not any(a.get("actor") == decision.correction_approved_by for a in approvals):
+                yield Finding(name, "correction approved in the records, not in the audit log")
+        elif decision.supersedes_id is not None and decision.signed_at is not None:
+            yield Finding(name, "a correction signed without a second officer's approval")
+    for application_id, ids in sorted(live.items()):
+        if len(ids) > 1:
+            yield Finding(
+                f"application {application_id}",
+                f"{len(ids)} live decisions ({', '.join(map(str, ids))}); a case has one",
+            )
 
 
 def _certificates(
@@ -171,8 +216,11 @@ def _certificates(
         numbers.add(certificate.number)
         if certificate.status not in (ISSUED, REVOKED):
             continue
-        application = db.get_one(Application, certificate.application_id)
-        decision = db.scalar(select(Decision).where(Decision.application_id == application.id))
+        decision = (
+            live_decision(db, certificate.application_id)
+            if certificate.decision_id is None
+            else db.get(Decision, certificate.decision_id)
+        )
         if decision is None or decision.outcome != APPROVE or decision.signed_at is None:
             yield Finding(name, "issued without a signed approval")
         document = certificate_document(db, certificate)

@@ -14,7 +14,7 @@ from audit.trail import Attributed, record
 from common.dbtypes import utcnow
 from common.errors import Conflict, InvalidInput, NotFound
 from common.unit_of_work import keep
-from signer.actor import CUSTODIAN_ROLE, OFFICER_ROLE, Actor
+from signer.actor import CUSTODIAN_ROLE, Actor
 from signer.errors import NotCustodian
 from signer.models import (
     ED25519,
@@ -28,6 +28,7 @@ from signer.models import (
     TokenHandover,
     TokenWorkstation,
 )
+from signer.second_person import Approval, Party, approve_as_second
 
 REASON_MAX = 200
 
@@ -415,29 +416,22 @@ def approve_revocation(
     signed: dual control counts distinct officers who approved exactly that content, and a
     natural person approves once whatever the number of officer accounts they hold. Callers
     serialise approvals of one document (`certify.issuance.approve` locks its revocation)."""
-    if actor.role != OFFICER_ROLE:
-        raise NotCustodian("only an officer approves a revocation")
-    exists = db.scalar(
-        select(RevocationApproval.id).where(
-            RevocationApproval.document_id == document_id,
-            RevocationApproval.officer == actor.username,
+    earlier = db.execute(
+        select(RevocationApproval.officer, RevocationApproval.person).where(
+            RevocationApproval.document_id == document_id
         )
     )
-    if exists is not None:
-        raise Conflict(
-            f"document_id: you already approved revocation {document_id}; a second officer must"
-        )
-    same_person = actor.person is not None and db.scalar(
-        select(RevocationApproval.id).where(
-            RevocationApproval.document_id == document_id,
-            RevocationApproval.person == actor.person,
-        )
+    approve_as_second(
+        db,
+        actor,
+        Approval(
+            f"revocation {document_id}",
+            [Party(officer, "approved it", person) for officer, person in earlier],
+            "signer.revocation.approve",
+            f"revocation:{document_id}",
+            document_sha256=content_sha256,
+        ),
     )
-    if same_person:
-        raise Conflict(
-            f"document_id: revocation {document_id} is already approved from another account of"
-            " yours; a second person must approve it"
-        )
     approval = RevocationApproval(
         document_id=document_id,
         content_sha256=content_sha256,
@@ -453,13 +447,6 @@ def approve_revocation(
         raise Conflict(
             f"document_id: you already approved revocation {document_id}; a second officer must"
         ) from None
-    record(
-        db,
-        actor,
-        "signer.revocation.approve",
-        f"revocation:{document_id}",
-        document_sha256=content_sha256,
-    )
     return approval
 
 

@@ -38,6 +38,7 @@ from certify.decisions import (
     OverrideRequest,
     approve_override,
     decide,
+    live_decision,
     override_deadline,
 )
 from certify.eligibility import unmet_rules
@@ -191,6 +192,16 @@ class DecisionOut(BaseModel):
     decided_at: datetime
     signed: bool
     signed_at: datetime | None
+    supersedes_id: int | None = Field(
+        default=None, description="for a correction: the decision it supersedes (R10)"
+    )
+    correction_reason: str | None = None
+    correction_approved_by: str | None = Field(
+        default=None, description="the second officer; a correction is signed only once approved"
+    )
+    superseded: bool = Field(
+        default=False, description="a correction superseded it: no longer the case's conclusion"
+    )
 
 
 class CertificateRef(BaseModel):
@@ -217,7 +228,7 @@ class ApplicationOut(BaseModel):
         description="eligibility rules of the batch's table the case does not meet, each with "
         "its legal source and the value found"
     )
-    decision: DecisionOut | None
+    decision: DecisionOut | None = Field(description="the live decision (R10: corrections)")
     certificates: list[CertificateRef]
 
 
@@ -231,6 +242,10 @@ def decision_out(decision: Decision) -> DecisionOut:
         decided_at=decision.decided_at,
         signed=decision.signed_at is not None,
         signed_at=decision.signed_at,
+        supersedes_id=decision.supersedes_id,
+        correction_reason=decision.correction_reason,
+        correction_approved_by=decision.correction_approved_by,
+        superseded=decision.superseded_at is not None,
     )
 
 
@@ -238,7 +253,7 @@ def application_out(db: Session, vault: Vault, application: Application) -> Appl
     applicant = db.get_one(Applicant, application.applicant_id)
     masked = vault.masked(db, [applicant.name_token]).get(applicant.name_token)
     results = latest_results(db, application.id)
-    decision = db.scalar(select(Decision).where(Decision.application_id == application.id))
+    decision = live_decision(db, application.id)
     certificates = db.execute(
         select(Certificate.number, Certificate.status)
         .where(Certificate.application_id == application.id)
@@ -457,8 +472,8 @@ def list_decisions(
     db: SessionDep,
     signed: bool | None = None,
 ) -> list[DecisionOut]:
-    """The batch's decisions; `signed=true` for the signed ones only, `false` for those
-    awaiting the custodian."""
+    """The batch's decisions, superseded ones included (marked); `signed=true` for the signed
+    ones only, `false` for those awaiting the custodian."""
     get_batch(db, batch_id)
     query = (
         select(Decision)

@@ -71,6 +71,12 @@ class CertificateOut(BaseModel):
     verification_url: str | None
     qr_text: str | None
     issued_by: str | None
+    replaces: str | None = Field(
+        default=None, description="the revoked certificate this corrected reissue replaces"
+    )
+    replaced_by: str | None = Field(
+        default=None, description="the corrected reissue that replaces this revoked certificate"
+    )
 
 
 class RevocationIn(BaseModel):
@@ -119,6 +125,10 @@ def certificate_out(db: Session, request: Request, certificate: Certificate) -> 
         verification_url=f"{base}/v/{certificate.verification_id}" if shown else None,
         qr_text=certificate.qr_text,
         issued_by=certificate.issued_by,
+        replaces=certificate.replaces,
+        replaced_by=db.scalar(
+            select(Certificate.number).where(Certificate.replaces == certificate.number)
+        ),
     )
 
 

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request, status
 from pydantic import BaseModel, Field
 
+from certify.corrections import superseding
 from certify.issuance import approve
 from certsvc import state
 from certsvc.accounts import Role, StaffAccount
@@ -98,6 +99,11 @@ class SignedDocumentOut(BaseModel):
     signed_by: str
     workstation: str
     signed_at: datetime
+    superseded_by: str | None = Field(
+        default=None,
+        description="for a decision: the correction that superseded it (R10); its signature "
+        "still verifies, but it is no longer the case's conclusion",
+    )
 
 
 @router.post("/approvals", status_code=status.HTTP_201_CREATED, responses=answers(404, 409))
@@ -134,7 +140,8 @@ def post_batch(
 
 @router.get("/documents/{kind}/{document_id}", responses=answers(404))
 def get_document(kind: str, document_id: str, _: ReaderDep, db: SessionDep) -> SignedDocumentOut:
-    """A signed document with its signature, certificate and audit reference."""
+    """A signed document with its signature, certificate and audit reference; a superseded
+    decision names the correction that superseded it."""
     row = signed_document(db, kind, document_id)
     key = get_key(db, row.signing_key_id)
     der = key.certificate_der
@@ -150,6 +157,7 @@ def get_document(kind: str, document_id: str, _: ReaderDep, db: SessionDep) -> S
         signed_by=row.signed_by,
         workstation=row.workstation,
         signed_at=row.signed_at,
+        superseded_by=superseding(db, row.kind, row.document_id),
     )
 
 

@@ -106,6 +106,8 @@ EXPECTED_ROLES: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/api/v1/certify/applications/{application_id}/decision"): OFFICER,
     ("POST", "/api/v1/certify/applications/{application_id}/deadline-override"): OFFICER,
     ("POST", "/api/v1/certify/applications/{application_id}/deadline-override/approval"): OFFICER,
+    ("POST", "/api/v1/certify/decisions/{decision_id}/correction"): OFFICER,
+    ("POST", "/api/v1/certify/decisions/{decision_id}/correction/approval"): OFFICER,
     ("GET", "/api/v1/certify/batches/{batch_id}/decisions"): CASE_READERS,
     ("POST", "/api/v1/certify/batches/{batch_id}/decisions/sign"): CUSTODIAN,
     ("POST", "/api/v1/certify/batches/{batch_id}/certificates"): CUSTODIAN,
