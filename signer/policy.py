@@ -62,10 +62,10 @@ SERVICE_KEYS = frozenset({KeyPurpose.ROOT, KeyPurpose.AUDIT_CHECKPOINT})
 SIGNER_ROLES = frozenset({CUSTODIAN_ROLE})
 APPROVALS_NEEDED = 2
 # Case rules `certify` judges from its records (eligibility under the rule table, attendance
-# at on-site confirmation); the policy refuses by these names.
-ELIGIBILITY, CONFIRMATION = "eligibility", "confirmation"
+# at on-site confirmation, no unanswered objection to the 公示); the policy refuses by these names.
+ELIGIBILITY, CONFIRMATION, OBJECTION = "eligibility", "confirmation", "objection"
 CRIMINAL_RECORD_RULE = "criminal-record"
-CASE_RULES = (ELIGIBILITY, CONFIRMATION)
+CASE_RULES = (ELIGIBILITY, CONFIRMATION, OBJECTION)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from audit.models import AuditEventRow
+from certify.calendar_import import import_schedule
 from certify.cases import (
     CHINA,
     SlotPlan,
@@ -20,7 +21,6 @@ from certify.cases import (
     extend_registration,
     record_attendance,
 )
-from certify.calendar_import import import_schedule
 from certify.decisions import decide, sign_decisions
 from certify.models import Attendance, Decision
 from certify.workdays import package_covers, work_calendar
