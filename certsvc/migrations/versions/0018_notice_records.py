@@ -1,5 +1,5 @@
 """The notice's remaining records: the 公示's objection period, objections linked to it, and
-storage media in the custody register.
+delivery notices in the public register.
 
 Revision ID: 0018
 Revises: 0016
@@ -18,6 +18,15 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    op.create_table(
+        "public_notices",
+        sa.Column("number", sa.String(length=17), nullable=False),
+        sa.Column("method", sa.String(length=8), nullable=False),
+        sa.Column("place", sa.String(length=100), nullable=True),
+        sa.Column("available_from", sa.Date(), nullable=True),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("number"),
+    )
     with op.batch_alter_table("certify_announcements") as table:
         table.add_column(sa.Column("objections_until", sa.Date(), nullable=True))
     with op.batch_alter_table("certify_requests") as table:
@@ -36,3 +45,4 @@ def downgrade() -> None:
         table.drop_column("announcement_id")
     with op.batch_alter_table("certify_announcements") as table:
         table.drop_column("objections_until")
+    op.drop_table("public_notices")
