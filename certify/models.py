@@ -330,7 +330,10 @@ class ApplicantRequest(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     batch_id: Mapped[int] = mapped_column(ForeignKey("certify_batches.id"), index=True)
-    application_id: Mapped[int | None] = mapped_column(ForeignKey("certify_applications.id"))
+    # Indexed: every signature of a case looks for its unanswered objections.
+    application_id: Mapped[int | None] = mapped_column(
+        ForeignKey("certify_applications.id"), index=True
+    )
     # An objection's 公示 (the announcement of conclusions it was filed against).
     announcement_id: Mapped[int | None] = mapped_column(ForeignKey("certify_announcements.id"))
     kind: Mapped[str] = mapped_column(String(16))

@@ -69,9 +69,11 @@ def upgrade() -> None:
             ["announcement_id"],
             ["id"],
         )
+    op.create_index("ix_certify_requests_application_id", "certify_requests", ["application_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_certify_requests_application_id", "certify_requests")
     with op.batch_alter_table("certify_requests") as table:
         table.drop_constraint("fk_certify_requests_announcement_id", type_="foreignkey")
         table.drop_column("announcement_id")
