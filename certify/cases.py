@@ -7,7 +7,7 @@ Chinese working days, and the decision deadline is the 30th working day after it
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
@@ -25,6 +25,7 @@ from certify.models import (
     Training,
 )
 from certify.workdays import work_calendar
+from common.dbtypes import utcnow
 from common.errors import Conflict, InvalidInput, NotFound
 from signer.actor import OFFICER_ROLE, Actor
 from verify.codes import QUALIFICATIONS, SUBJECTS
@@ -35,6 +36,8 @@ CHINA = ZoneInfo("Asia/Shanghai")
 PLACE_MAX = 100
 REFERENCE_MAX = 64
 REASON_MIN = 10
+# Leeway for a confirmation time typed on a workstation whose clock runs a little ahead.
+CLOCK_LEEWAY = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -337,7 +340,8 @@ def record_attendance(
 ) -> Attendance:
     """The applicant came to their booked slot's place and was confirmed by `actor` (a
     registrar), on a working day of the confirmation period; `reference` is the national
-    system's confirmation reference. Once per application."""
+    system's confirmation reference. Once per application. A time still ahead is refused:
+    attendance is a fact, recorded after the applicant came, never planned."""
     application = get_application(db, application_id)
     if application.slot_id is None:
         raise Conflict(f"application {application_id}: no confirmation slot booked")
@@ -348,6 +352,8 @@ def record_attendance(
             f"national_reference: the national system's confirmation reference, at most "
             f"{REFERENCE_MAX} characters"
         )
+    if confirmed_at > utcnow() + CLOCK_LEEWAY:
+        raise InvalidInput("confirmed_at: in the future; record attendance once the applicant came")
     batch = get_batch(db, application.batch_id)
     day = confirmed_at.astimezone(CHINA).date()
     if not batch.confirmation_starts <= day <= batch.confirmation_ends:

@@ -2,7 +2,11 @@
 number, and the notice the holder is sent. The notice is built from allow-listed items
 (certificate number, time, place, tracking number) plus an optional hand-written note, and the
 whole text passes the announcement checker (R5, R8) before it is stored: a pickup place must
-therefore be named (e.g. "市政务服务中心教师资格窗口"), not given as a street address."""
+therefore be named (e.g. "市政务服务中心教师资格窗口"), not given as a street address.
+
+The notice is also published on the applicant channel (二(二)3 "通过官方网站等渠道告知申请人"):
+the public register keeps the certificate number, the method, and for a pickup its place and
+first day (`verify.register.publish_notice`), shown by public nodes at `/api/v1/notices/N`."""
 
 from __future__ import annotations
 
@@ -20,8 +24,8 @@ from certify.models import Certificate, Delivery
 from common.dbtypes import utcnow
 from common.errors import InvalidInput, NotFound
 from signer.actor import Actor
+from verify.register import MAIL, PICKUP, publish_notice
 
-PICKUP, MAIL = "pickup", "mail"
 METHODS = (PICKUP, MAIL)
 TRACKING_RE = re.compile(r"^[A-Za-z0-9]{6,40}$")
 NOTE_MAX = 200
@@ -108,12 +112,19 @@ def arrange_delivery(
     delivery.notified_at = utcnow()
     delivery.recorded_by = actor.username
     db.flush()
+    publish_notice(
+        db,
+        number,
+        plan.method,
+        delivery.pickup_place,
+        plan.pickup_at.astimezone(CHINA).date() if plan.pickup_at else None,
+    )
     record(
         db,
         actor,
         "certify.delivery.arrange",
         f"certificate:{number}",
-        details={"method": plan.method},
+        details={"method": plan.method, "published": "public_notices"},
     )
     return delivery
 

@@ -320,6 +320,8 @@ class Announcement(Base):
     text: Mapped[str] = mapped_column(Text)
     published_by: Mapped[str] = mapped_column(String(64))
     published_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # A 公示 of conclusions: objections are taken up to and including this day.
+    objections_until: Mapped[date | None] = mapped_column(Date)
 
 
 class HolidaySchedule(Base):
@@ -360,7 +362,12 @@ class ApplicantRequest(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     batch_id: Mapped[int] = mapped_column(ForeignKey("certify_batches.id"), index=True)
-    application_id: Mapped[int | None] = mapped_column(ForeignKey("certify_applications.id"))
+    # Indexed: every signature of a case looks for its unanswered objections.
+    application_id: Mapped[int | None] = mapped_column(
+        ForeignKey("certify_applications.id"), index=True
+    )
+    # An objection's 公示 (the announcement of conclusions it was filed against).
+    announcement_id: Mapped[int | None] = mapped_column(ForeignKey("certify_announcements.id"))
     kind: Mapped[str] = mapped_column(String(16))
     summary: Mapped[str] = mapped_column(String(500))
     received_on: Mapped[date] = mapped_column(Date)

@@ -5,15 +5,17 @@ published text (generated or written by hand) passes the checker before it is st
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from audit.trail import record
 from certify.announcements import ensure_publishable
-from certify.cases import get_batch, plan_missing
+from certify.cases import CHINA, get_batch, plan_missing
 from certify.decisions import APPROVE, live_clause
 from certify.models import Announcement, Applicant, Application, Decision
+from certify.workdays import work_calendar
 from common.errors import Conflict, InvalidInput
 from signer.actor import Actor
 from vault.store import Vault
@@ -23,6 +25,9 @@ from verify.codes import QUALIFICATIONS, SUBJECTS
 ANNOUNCED_FIELDS = ("masked_name", "qualification", "subject", "result")
 RESULTS = {APPROVE: "认定通过", "refuse": "不予认定"}
 PREFACE_MAX = 1000
+# Working days a 公示 of conclusions takes objections when the service is not told otherwise
+# (`CERTSVC_OBJECTION_WORKDAYS`): the notice names no length; five is the usual 公示 period.
+OBJECTION_WORKDAYS = 5
 
 
 @dataclass(frozen=True)
@@ -73,8 +78,12 @@ def publish_conclusions(
     preface: str = "",
     staff_hosts: tuple[str, ...] = (),
     contacts: tuple[str, ...] = (),
+    objection_workdays: int = OBJECTION_WORKDAYS,
 ) -> Announcement:
-    """Build, check and store the batch's list of conclusions."""
+    """Build, check and store the batch's list of conclusions, a 公示 open to objections for
+    `objection_workdays` working days after the day it is published (see `certify.requests`)."""
+    if not 1 <= objection_workdays <= 30:
+        raise InvalidInput("objection_workdays: 1 to 30 working days")
     if len(preface) > PREFACE_MAX:
         raise InvalidInput(f"preface: at most {PREFACE_MAX} characters")
     batch = get_batch(db, batch_id)
@@ -82,7 +91,10 @@ def publish_conclusions(
     if not rows:
         raise Conflict(f"batch_id: batch {batch_id} has no signed conclusion to announce")
     text = conclusions_text(batch.name, rows, preface)
-    return _store(db, actor, batch_id, text, staff_hosts, contacts)
+    published_on = datetime.now(CHINA).date()
+    until = work_calendar(db).add_workdays(published_on, objection_workdays)
+    text += f"\n公示期：{published_on.isoformat()} 至 {until.isoformat()}，期间可提出异议。"
+    return _store(db, actor, batch_id, text, staff_hosts, contacts, until)
 
 
 def publish_text(
@@ -109,13 +121,19 @@ def _store(
     text: str,
     staff_hosts: tuple[str, ...],
     contacts: tuple[str, ...],
+    objections_until: date | None = None,
 ) -> Announcement:
     if batch_id is not None:
         unfiled = plan_missing(get_batch(db, batch_id))
         if unfiled is not None:
             raise Conflict(unfiled)
     ensure_publishable(text, staff_hosts, contacts)
-    announcement = Announcement(batch_id=batch_id, text=text, published_by=actor.username)
+    announcement = Announcement(
+        batch_id=batch_id,
+        text=text,
+        published_by=actor.username,
+        objections_until=objections_until,
+    )
     db.add(announcement)
     db.flush()
     record(
@@ -123,7 +141,10 @@ def _store(
         actor,
         "certify.announcement.publish",
         f"announcement:{announcement.id}",
-        details={"batch": batch_id},
+        details={
+            "batch": batch_id,
+            "objections_until": objections_until.isoformat() if objections_until else None,
+        },
     )
     return announcement
 

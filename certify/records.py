@@ -33,6 +33,7 @@ from certify.decisions import (
 )
 from certify.eligibility import unmet_rules
 from certify.models import Application, Batch, Certificate, Decision, Revocation
+from certify.requests import open_objection
 from common.errors import NotFound
 from signer.actor import OFFICER_ROLE
 from signer.documents import Document
@@ -42,6 +43,7 @@ from signer.policy import (
     CORRECTION,
     CRIMINAL_RECORD_RULE,
     ELIGIBILITY,
+    OBJECTION,
     CaseGates,
     DeadlineOverride,
 )
@@ -208,7 +210,8 @@ def _gates(
     approval: bool,
 ) -> CaseGates:
     """The case's gates; an approval (or the certificate it grants) must also meet the
-    eligibility rules of its batch and have the applicant's on-site confirmation on file."""
+    eligibility rules of its batch and have the applicant's on-site confirmation on file; no
+    document of a case is signed over an unanswered objection (`certify.requests`)."""
     clear = latest_results(db, application.id).get(CRIMINAL_RECORD) in accepted
     unmet: dict[str, str] = {}
     unapproved = unapproved_replacement(db, application.id)
@@ -220,6 +223,9 @@ def _gates(
     unconfirmed = attendance_missing(db, application.id) if approval else None
     if unconfirmed is not None:
         unmet[CONFIRMATION] = unconfirmed
+    objected = open_objection(db, application.id)
+    if objected is not None:
+        unmet[OBJECTION] = objected
     override = None
     if application.override_by and application.override_reason:
         expires = application.override_expires_on

@@ -10,6 +10,8 @@ Deadlines, each a date that holds the whole day:
   whose certificate is not issued.
 
 An officer's deadline override does not take a case off the list; it is shown beside it.
+Objections to a 公示 still unanswered (`open_objections`) hold the case's signatures: they are
+listed open or late against their own due day.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from certify.models import (
     Decision,
     Delivery,
 )
+from certify.requests import OBJECTION, RequestRow, requests_report
 from certify.workdays import MAX_SPAN_DAYS, work_calendar
 
 STAGES = (
@@ -214,3 +217,12 @@ def overrides(db: Session, today: date, batch_id: int | None = None) -> list[Ove
             )
         )
     return rows
+
+
+def open_objections(db: Session, today: date, batch_id: int | None = None) -> list[RequestRow]:
+    """Objections not answered on `today`: open, or late (past their due day)."""
+    return [
+        row
+        for row in requests_report(db, today, batch_id)
+        if row.request.kind == OBJECTION and row.state in ("open", "late")
+    ]

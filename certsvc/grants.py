@@ -38,6 +38,7 @@ from certsvc.accounts import (
     validate_password,
 )
 from certsvc.audit_trail import SYSTEM_ROLE, actor_of
+from certsvc.storage_media import StorageMedium, medium_backed
 from certsvc.workstations import Workstation, register_workstation
 from common.dbtypes import utcnow
 from common.errors import Conflict, InvalidInput
@@ -328,7 +329,8 @@ class UnbackedGrant:
 
 
 def unbacked_grants(db: Session) -> list[UnbackedGrant]:
-    """Every active account, usable API token, active workstation and token custody whose
+    """Every active account, usable API token, active workstation, token and storage medium
+    custody whose
     grant event is missing, altered or names other fields (proposed accounts count as backed
     by their proposal: they grant nothing yet)."""
     found = []
@@ -353,4 +355,7 @@ def unbacked_grants(db: Session) -> list[UnbackedGrant]:
     ):
         if not custody_backed(db, usbkey):
             found.append(UnbackedGrant("custody of token", usbkey.serial))
+    for medium in db.scalars(select(StorageMedium).order_by(StorageMedium.label)):
+        if not medium_backed(db, medium):
+            found.append(UnbackedGrant("custody of storage medium", medium.label))
     return found

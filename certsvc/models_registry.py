@@ -6,6 +6,7 @@ import importlib
 MODEL_MODULES = (
     "certsvc.accounts",
     "certsvc.workstations",
+    "certsvc.storage_media",
     "certsvc.console.models",
     "signer.models",
     "audit.models",

@@ -83,6 +83,12 @@ class Settings(BaseSettings):
         )
     )
     pin_max_tries: int = Field(default=6, ge=1, le=15, description="wrong PINs before lockout")
+    objection_workdays: int = Field(
+        default=5,
+        ge=1,
+        le=30,
+        description="working days a 公示 of conclusions takes objections (the notice sets none)",
+    )
     hsm_latency_ms: float = Field(default=0.0, ge=0, description="simulated per-operation latency")
     public_base_url: str = "http://127.0.0.1:8000"
     service_pins_path: Path | None = Field(

@@ -62,11 +62,12 @@ SERVICE_KEYS = frozenset({KeyPurpose.ROOT, KeyPurpose.AUDIT_CHECKPOINT})
 SIGNER_ROLES = frozenset({CUSTODIAN_ROLE})
 APPROVALS_NEEDED = 2
 # Case rules `certify` judges from its records (eligibility under the rule table, attendance
-# at on-site confirmation, a corrected conclusion's second officer); the policy refuses by
-# these names.
-ELIGIBILITY, CONFIRMATION, CORRECTION = "eligibility", "confirmation", "correction"
+# at on-site confirmation, a corrected conclusion's second officer, no unanswered objection to
+# the 公示); the policy refuses by these names.
+ELIGIBILITY, CONFIRMATION = "eligibility", "confirmation"
+CORRECTION, OBJECTION = "correction", "objection"
 CRIMINAL_RECORD_RULE = "criminal-record"
-CASE_RULES = (ELIGIBILITY, CONFIRMATION, CORRECTION)
+CASE_RULES = (ELIGIBILITY, CONFIRMATION, CORRECTION, OBJECTION)
 
 
 @dataclass(frozen=True)

@@ -77,6 +77,20 @@ class SignedRevocationList(Base):
     signed_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class PublicNotice(Base):
+    """A certificate's delivery notice on the applicant channel (二(二)3): how it reaches its
+    holder — collected at a named place from a day, or mailed — and nothing about the holder.
+    The tracking number stays inside: a courier's lookup shows the recipient."""
+
+    __tablename__ = "public_notices"
+
+    number: Mapped[str] = mapped_column(String(17), primary_key=True)
+    method: Mapped[str] = mapped_column(String(8))
+    place: Mapped[str | None] = mapped_column(String(100))
+    available_from: Mapped[date | None] = mapped_column(Date)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 # Everything a public database holds; the relay writes these and nothing else.
 PUBLIC_MODELS: tuple[type[Base], ...] = (
     PublicCertificate,
@@ -84,4 +98,5 @@ PUBLIC_MODELS: tuple[type[Base], ...] = (
     TrustedKey,
     SignedTrustList,
     SignedRevocationList,
+    PublicNotice,
 )

@@ -16,12 +16,14 @@ from common.cose import kid_of
 from common.dbtypes import utcnow
 from common.errors import Conflict, InvalidInput, NotFound
 from verify.codes import QUALIFICATIONS, REVOCATION_CATEGORIES, SUBJECTS
-from verify.models import PublicCertificate, TrustedBody, TrustedKey
+from verify.models import PublicCertificate, PublicNotice, TrustedBody, TrustedKey
 from verify.outbox import record_change
 from verify.payload import is_verification_id
 
 NUMBER_RE = re.compile(r"^[0-9]{17}$")
 VALID, REVOKED = "valid", "revoked"
+PICKUP, MAIL = "pickup", "mail"
+PLACE_MAX = 100
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,36 @@ def revoke_certificate(
     db.flush()
     record_change(db, record)
     return record
+
+
+def publish_notice(
+    db: Session, number: str, method: str, place: str | None, available_from: date | None
+) -> PublicNotice:
+    """Publish (or change) how a valid certificate reaches its holder, in the caller's
+    transaction: a pickup names its place and first day, a mailing nothing more. The caller has
+    checked the place as an announcement (`certify.delivery`)."""
+    if not NUMBER_RE.match(number):
+        raise InvalidInput("number: 17 digits")
+    if method == PICKUP:
+        if not place or not place.strip() or len(place) > PLACE_MAX or available_from is None:
+            raise InvalidInput(f"place, available_from: a pickup names both (place ≤{PLACE_MAX})")
+    elif method == MAIL:
+        if place is not None or available_from is not None:
+            raise InvalidInput("place, available_from: only for a pickup")
+    else:
+        raise InvalidInput(f"method: {PICKUP} or {MAIL}")
+    status = db.scalar(select(PublicCertificate.status).where(PublicCertificate.number == number))
+    if status != VALID:
+        raise NotFound(f"number: no valid certificate {number} in the public register")
+    notice = db.get(PublicNotice, number)
+    if notice is None:
+        notice = PublicNotice(number=number)
+        db.add(notice)
+    notice.method, notice.place, notice.available_from = method, place, available_from
+    notice.updated_at = utcnow()
+    db.flush()
+    record_change(db, notice)
+    return notice
 
 
 def publish_body(db: Session, code: str, name: str, root: x509.Certificate) -> None:

@@ -15,12 +15,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from verify.lookup import RegisterLookup
-from verify.models import PublicCertificate, SignedRevocationList, SignedTrustList
+from verify.models import PublicCertificate, PublicNotice, SignedRevocationList, SignedTrustList
 from verify.offline import verify_offline
 from verify.page import CONTENT_SECURITY_POLICY, certificate_page, not_found_page
 from verify.payload import MAX_QR_TEXT, is_verification_id
 from verify.proof import ListRolledBack, RegisterProof
 from verify.ratelimit import RateLimiter
+from verify.register import NUMBER_RE, PICKUP, VALID
 from verify.trust import (
     latest_revocation_list,
     latest_trust_list,
@@ -253,6 +254,56 @@ async def verify_scanned(request: Request) -> JSONResponse:
         online=CertificateView.model_validate(online) if online and verdict.valid else None,
     )
     return JSONResponse(answer.model_dump(mode="json"), headers=HEADERS)
+
+
+class NoticeView(BaseModel):
+    """A delivery notice as the applicant channel shows it: the certificate number, how and
+    where it is collected, and the text; no field about the holder."""
+
+    number: str
+    method: str
+    place: str | None
+    available_from: str | None
+    text: str
+
+
+NO_NOTICE = {"detail": "no delivery notice for this certificate number"}
+
+
+@router.get(
+    "/api/v1/notices/{number}",
+    response_model=NoticeView,
+    responses={404: {"description": "no notice, or not a certificate number"}, **_LIMITED},
+)
+async def delivery_notice(number: str, request: Request) -> JSONResponse:
+    """The delivery notice of a valid certificate (二(二)3: 证书领取时间和领取方式): where and
+    from which day it is collected, or that it was mailed."""
+    await rate_limited(request)
+    wanted = number if NUMBER_RE.match(number) else "0" * 17
+    with _db(request) as db:
+        found = db.execute(
+            select(PublicNotice)
+            .join(PublicCertificate, PublicCertificate.number == PublicNotice.number)
+            .where(PublicNotice.number == wanted, PublicCertificate.status == VALID)
+        ).scalar_one_or_none()
+    if found is None:
+        return JSONResponse(NO_NOTICE, status.HTTP_404_NOT_FOUND, headers=HEADERS)
+    if found.method == PICKUP and found.available_from is not None:
+        day = found.available_from
+        text = (
+            f"证书编号 {found.number} 的教师资格证书已制作完成，请于{day.year}年{day.month}月"
+            f"{day.day}日起到{found.place}领取。"
+        )
+    else:
+        text = f"证书编号 {found.number} 的教师资格证书已通过邮寄方式寄出。"
+    view = NoticeView(
+        number=found.number,
+        method=found.method,
+        place=found.place,
+        available_from=found.available_from.isoformat() if found.available_from else None,
+        text=text,
+    )
+    return JSONResponse(view.model_dump(), headers={**HEADERS, "Cache-Control": CACHE})
 
 
 def _opened_trust(request: Request, db: Session) -> dict[str, Any] | None:

@@ -30,6 +30,7 @@ from certify.models import (
     ConfirmationSlot,
 )
 from certify.publication import announcements, publish_conclusions, publish_text
+from certify.reports import open_objections
 from certify.requests import (
     RESPONSE_WORKDAYS,
     answer_request,
@@ -149,6 +150,9 @@ class AnnouncementOut(BaseModel):
     text: str
     published_by: str
     published_at: datetime
+    objections_until: date | None = Field(
+        default=None, description="a 公示 of conclusions: the last day objections are taken"
+    )
 
 
 def _left(calendar: WorkCalendar, today: date, due: date) -> int | None:
@@ -206,6 +210,7 @@ def _announcement_out(row: Announcement) -> AnnouncementOut:
         text=row.text,
         published_by=row.published_by,
         published_at=row.published_at,
+        objections_until=row.objections_until,
     )
 
 
@@ -326,9 +331,11 @@ def post_conclusions(
     account: OfficerDep,
     db: SessionDep,
     vault: VaultDep,
+    settings: SettingsDep,
 ) -> AnnouncementOut:
-    """Publish the batch's signed conclusions: masked name, qualification type, subject and
-    result only; the text passes the announcement checker before it is stored."""
+    """Publish the batch's signed conclusions (公示): masked name, qualification type, subject
+    and result only, with its objection period (`CERTSVC_OBJECTION_WORKDAYS` working days); the
+    text passes the announcement checker before it is stored."""
     row = publish_conclusions(
         db,
         actor_of(account),
@@ -337,6 +344,7 @@ def post_conclusions(
         body.preface,
         staff_hosts(request),
         contacts(request, db, batch_id),
+        settings.objection_workdays,
     )
     return _announcement_out(row)
 
@@ -382,6 +390,7 @@ class RequestOut(BaseModel):
     id: int
     batch_id: int
     application_id: int | None
+    announcement_id: int | None = Field(description="an objection's 公示")
     kind: str
     summary: str
     received_on: date
@@ -398,6 +407,7 @@ def _request_out(row: ApplicantRequest, state: str | None = None) -> RequestOut:
         id=row.id,
         batch_id=row.batch_id,
         application_id=row.application_id,
+        announcement_id=row.announcement_id,
         kind=row.kind,
         summary=row.summary,
         received_on=row.received_on,
@@ -412,7 +422,9 @@ def _request_out(row: ApplicantRequest, state: str | None = None) -> RequestOut:
 
 @router.post("/requests", status_code=status.HTTP_201_CREATED, responses=answers(404))
 def post_request(body: RequestIn, account: ClerkDep, db: SessionDep) -> RequestOut:
-    """File an applicant's objection, request or complaint (四(二)), due in working days."""
+    """File an applicant's objection, request or complaint (四(二)), due in working days. An
+    objection names the case and is taken only in its 公示's objection period (422 after it);
+    until answered, the case's documents are not signed."""
     row = record_request(
         db,
         actor_of(account),
@@ -443,4 +455,18 @@ def get_requests(
     return [
         _request_out(r.request, r.state)
         for r in requests_report(db, today or china_today(), batch_id)
+    ]
+
+
+@router.get("/reports/objections", responses=answers(404))
+def get_objections(
+    _: ReportDep, db: SessionDep, batch_id: int | None = None, today: TodayQuery = None
+) -> list[RequestOut]:
+    """Objections to a 公示 not answered yet, open or late on `today`: their cases are not
+    signed or issued until an officer answers."""
+    if batch_id is not None:
+        get_batch(db, batch_id)
+    return [
+        _request_out(r.request, r.state)
+        for r in open_objections(db, today or china_today(), batch_id)
     ]

@@ -6,12 +6,13 @@ officer extends it with a reason (issue 16)."""
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 from sqlalchemy import select
 
 from audit.models import AuditEventRow
+from certify.calendar_import import import_schedule
 from certify.cases import (
     CHINA,
     SlotPlan,
@@ -22,6 +23,7 @@ from certify.cases import (
 )
 from certify.decisions import decide, sign_decisions
 from certify.models import Attendance, Decision
+from certify.workdays import package_covers, work_calendar
 from common.errors import Conflict, InvalidInput
 from test_certify.conftest import OFFICER, PLACE, PLAN, REGISTRAR, Body, confirm, late_ok
 
@@ -131,3 +133,67 @@ def test_registration_outside_its_window_is_refused_unless_an_officer_extends_it
             create_application(
                 db, REGISTRAR, batch_id, second, "SS", "02", filed_on=date(2020, 6, 1)
             )
+
+
+HOLIDAYS = ("元旦", "春节", "清明节", "劳动节", "端午节", "中秋节", "国庆节")
+
+
+def _cover(body: Body, years: set[int]) -> None:
+    """A made-up schedule for years the calendar package does not cover yet (as a body would
+    import the State Council's)."""
+    with body.sessions.begin() as db:
+        for year in sorted(y for y in years if not package_covers(y)):
+            rows = [
+                f"{year}-{n + 1:02d}-1{n},holiday,{name},test" for n, name in enumerate(HOLIDAYS)
+            ]
+            data = "\n".join(["date,kind,name,source", *rows]).encode()
+            import_schedule(db, OFFICER, data)
+
+
+def test_attendance_with_a_time_still_ahead_is_refused(body: Body) -> None:
+    """A registrar cannot confirm an applicant before they came (SECURITY.md, formerly open)."""
+    today = datetime.now(CHINA).date()
+    _cover(body, {today.year - 1, today.year, today.year + 1})
+    with body.sessions.begin() as db:
+        calendar = work_calendar(db)
+        past = next(
+            today - timedelta(days=n)
+            for n in range(1, 15)
+            if calendar.is_workday(today - timedelta(days=n))
+        )
+        ahead = next(
+            today + timedelta(days=n)
+            for n in range(1, 15)
+            if calendar.is_workday(today + timedelta(days=n))
+        )
+        closes = next(
+            today + timedelta(days=n)
+            for n in range(60, 75)
+            if calendar.is_workday(today + timedelta(days=n))
+        )
+    plan = replace(
+        PLAN,
+        name="this month",
+        registration_opens=past - timedelta(days=20),
+        registration_closes=past,
+        confirmation_starts=past - timedelta(days=14),
+        confirmation_ends=ahead + timedelta(days=14),
+        closes_on=closes,
+    )
+    batch_id = body.batch(plan)
+    applicant_id = body.applicant(5)
+    with body.sessions.begin() as db:
+        for day in (past, ahead):
+            add_slot(db, OFFICER, batch_id, SlotPlan(_at(day, 8), PLACE, 10))
+        application = create_application(
+            db, REGISTRAR, batch_id, applicant_id, "SS", "02", filed_on=past
+        )
+        confirm(db, application.id, attend=False)
+        with pytest.raises(InvalidInput, match="confirmed_at: in the future"):
+            record_attendance(db, REGISTRAR, application.id, _at(ahead), "QR-ahead")
+        soon = datetime.now(UTC) + timedelta(minutes=10)
+        with pytest.raises(InvalidInput, match="confirmed_at: in the future"):
+            record_attendance(db, REGISTRAR, application.id, soon, "QR-ahead")
+        assert db.get(Attendance, application.id) is None
+        record_attendance(db, REGISTRAR, application.id, _at(past), "QR-past")
+        assert db.get_one(Attendance, application.id).national_reference == "QR-past"

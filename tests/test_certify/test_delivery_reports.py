@@ -101,7 +101,8 @@ def test_delivery_announcement_and_reports(body: Body) -> None:
 
         announcement = publish_conclusions(db, OFFICER, body.issuer.vault, batch_id)
         lines = announcement.text.splitlines()
-        assert len(lines) == 3  # title, header, the one signed conclusion
+        assert len(lines) == 4  # title, header, the one signed conclusion, the 公示 period
+        assert lines[3].startswith("公示期：") and announcement.objections_until is not None
         masked, qualification, subject, result = lines[2].split("　")
         assert "*" in masked and qualification == "高级中学教师资格"
         assert (subject, result) == ("数学", "认定通过")

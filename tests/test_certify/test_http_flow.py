@@ -353,7 +353,11 @@ def test_whole_case_over_http(desk: Desk) -> None:
     assert filed["plan_reference"] == plan["reference"]
     bad = desk.call("POST", announce, desk.officer, {"preface": "咨询 admin@example.com"})
     assert bad.status_code == 422 and "email" in bad.json()["detail"]
-    text = desk.ok("POST", announce, desk.officer, {"preface": "公示期五个工作日。"})["text"]
+    published = desk.ok("POST", announce, desk.officer, {"preface": "公示期五个工作日。"})
+    text = published["text"]
+    assert published["objections_until"] and "公示期：" in text  # CERTSVC_OBJECTION_WORKDAYS
+    objections = f"{API}/reports/objections?batch_id={batch_id}"
+    assert desk.ok("GET", objections, desk.security_officer) == []
     assert "认定通过" in text and "不予认定" in text and "高级中学教师资格" in text
     for person in people:
         assert not any(value in text for value in person.values())

@@ -29,8 +29,8 @@ def test_requests_are_due_in_working_days_and_reported_when_late(body: Body) -> 
             REGISTRAR,
             batch_id,
             application_id,
-            "objection",
-            "对公示结论有异议：学科与报考不符",
+            "request",
+            "询问认定结论的复核方式",
             date(2020, 9, 30),
         )
         assert objection.due_on == date(2020, 10, 14)

@@ -26,6 +26,7 @@ UNAUTHENTICATED = {
     ("POST", "/api/v1/auth/password"),
     ("GET", "/api/v1/verify/{verification_id}"),
     ("POST", "/api/v1/verify/offline"),
+    ("GET", "/api/v1/notices/{number}"),
 }
 SECURITY = frozenset({Role.SECURITY_OFFICER})
 OFFICER = frozenset({Role.OFFICER})
@@ -69,6 +70,11 @@ EXPECTED_ROLES: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/api/v1/custody/handovers"): CUSTODIAN,
     ("POST", "/api/v1/custody/handovers/{handover_id}/accept"): CUSTODIAN,
     ("POST", "/api/v1/custody/handovers/{handover_id}/cancel"): CUSTODIAN,
+    ("GET", "/api/v1/custody/media"): ANY_ROLE,
+    ("POST", "/api/v1/custody/media"): ADMIN,
+    ("POST", "/api/v1/custody/media/{label}/handovers"): ANY_ROLE,
+    ("POST", "/api/v1/custody/media/handovers/{handover_id}/accept"): ANY_ROLE,
+    ("POST", "/api/v1/custody/media/handovers/{handover_id}/cancel"): ANY_ROLE,
     ("POST", "/api/v1/signing/approvals"): frozenset({Role.OFFICER}),
     ("POST", "/api/v1/signing/batches"): CUSTODIAN,
     ("GET", "/api/v1/signing/documents/{kind}/{document_id}"): frozenset(
@@ -120,6 +126,7 @@ EXPECTED_ROLES: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/api/v1/certify/requests"): CLERKS,
     ("POST", "/api/v1/certify/requests/{request_id}/answer"): OFFICER,
     ("GET", "/api/v1/certify/reports/requests"): frozenset({Role.OFFICER, Role.SECURITY_OFFICER}),
+    ("GET", "/api/v1/certify/reports/objections"): frozenset({Role.OFFICER, Role.SECURITY_OFFICER}),
     ("POST", "/api/v1/certify/revocations/{revocation_id}/return"): CLERKS,
     ("PUT", "/api/v1/certify/certificates/{number}/delivery"): REGISTRAR,
     ("GET", "/api/v1/certify/certificates/{number}/delivery"): CLERKS,

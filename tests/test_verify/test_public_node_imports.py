@@ -38,6 +38,7 @@ PUBLIC_ROUTES = {
     "/v/{verification_id}",
     "/api/v1/verify/{verification_id}",
     "/api/v1/verify/offline",
+    "/api/v1/notices/{number}",
     "/.well-known/certsvc/trust-list.json",
     "/.well-known/certsvc/revocations.json",
     "/healthz",
