@@ -333,10 +333,6 @@ class Dmz:
     def primary_url(self) -> str:
         return self.primary.url(self.database)
 
-    @property
-    def standby_url(self) -> str:
-        return self.standby.url(self.database)
-
 
 @contextmanager
 def dmz(database: str = "certsvc_public") -> Iterator[Dmz]:
@@ -349,12 +345,15 @@ def dmz(database: str = "certsvc_public") -> Iterator[Dmz]:
 
 
 @contextmanager
-def with_nodes(side: Dmz, count: int, root: Path, env: dict[str, str]) -> Iterator[Dmz]:
-    """`count` public nodes on the standby behind nginx, until the context ends."""
+def with_nodes(
+    side: Dmz, count: int, root: Path, env: dict[str, str], user: str = "postgres"
+) -> Iterator[Dmz]:
+    """`count` public nodes on the standby (connecting as `user`) behind nginx, until the
+    context ends."""
+    url = side.standby.url(side.database, user)
     with ExitStack() as stack:
         side.nodes = [
-            stack.enter_context(public_node(side.standby_url, root / f"node-{n}", env))
-            for n in range(count)
+            stack.enter_context(public_node(url, root / f"node-{n}", env)) for n in range(count)
         ]
         side.balancer = stack.enter_context(nginx([n.port for n in side.nodes], root / "nginx"))
         try:
