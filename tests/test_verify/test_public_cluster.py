@@ -19,10 +19,12 @@ from pathlib import Path
 import dmz_cluster
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from certsvc.accounts import Role
 from certsvc.bootstrap import initialise
+from certsvc.public_app import create_public_app
 from certsvc.relay import init_public
 from certsvc.settings import Settings
 from reliability.test_concurrent_limits import _issued
@@ -152,5 +154,22 @@ def test_a_node_whose_standby_stops_replaying_says_so_on_healthz(
             behind = (503, {"status": "degraded", "reason": "register replica behind"})
             eventually(lambda: health() == behind, "the paused standby's node degraded")
 
+            on_primary = create_public_app(
+                Settings(
+                    home=tmp_path / "on-primary",
+                    database_url=side.primary_url,
+                    trust_anchors=env["CERTSVC_TRUST_ANCHORS"],
+                    public_max_replica_lag_seconds=0.001,
+                )
+            )
+            with TestClient(on_primary) as client:  # no standby, never behind
+                assert client.get("/healthz").json() == {"status": "ok"}
+
             side.standby.psql("SELECT pg_wal_replay_resume()")
             eventually(lambda: health() == (200, {"status": "ok"}), "caught up again")
+
+            side.standby.stop()
+            gone = (503, {"status": "degraded", "reason": "database unavailable"})
+            eventually(lambda: health() == gone, "the node without its standby degraded")
+            side.standby.start()
+            eventually(lambda: health() == (200, {"status": "ok"}), "the standby back")
