@@ -197,19 +197,6 @@ def standby(of: PgCluster) -> Iterator[PgCluster]:
         shutil.rmtree(cluster.root, ignore_errors=True)
 
 
-def wait_for(url: str, seconds: float = START_SECONDS) -> None:
-    """Until `url` answers at all (any status)."""
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            httpx.get(url, timeout=5)
-            return
-        except httpx.TransportError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
-
-
 @dataclass
 class Process:
     """A server started by `serve_process`: where it listens and, on exit, what it printed."""
@@ -287,7 +274,7 @@ http {{
             proxy_http_version 1.1;
             proxy_set_header Connection "";
             proxy_set_header Host $host;
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-For $remote_addr;
             proxy_set_header X-Forwarded-Proto $scheme;
             proxy_next_upstream error timeout http_502 http_503;
             add_header X-Upstream $upstream_addr always;
