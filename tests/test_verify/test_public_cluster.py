@@ -34,6 +34,8 @@ from test_certify.test_http_flow import API, Desk, _open_batch
 
 POSTGRES_ONLY = [pytest.param("postgresql", marks=pytest.mark.postgres)]
 BOUND = 30.0
+# Two PostgreSQL servers, nginx and three services start on a 2-core machine others share.
+SLOW_SET_UP = pytest.mark.timeout(900)
 RELAY_ROLE, NODE_ROLE = "certsvc_relay", "certsvc_node"
 
 
@@ -64,6 +66,7 @@ def prepared(side: dmz_cluster.Dmz) -> None:
     dmz_cluster.wait_replayed(side)
 
 
+@SLOW_SET_UP
 @pytest.mark.parametrize("db_url", POSTGRES_ONLY, indirect=True)
 def test_issue_and_revoke_inside_show_at_the_balancer(
     settings: Settings, sessions: sessionmaker[Session], make_staff: MakeStaff, tmp_path: Path
@@ -131,6 +134,7 @@ def test_issue_and_revoke_inside_show_at_the_balancer(
     assert "Traceback" not in inside.output
 
 
+@SLOW_SET_UP
 @pytest.mark.parametrize("db_url", POSTGRES_ONLY, indirect=True)
 def test_a_node_whose_standby_stops_replaying_says_so_on_healthz(
     settings: Settings, tmp_path: Path
