@@ -11,8 +11,12 @@ RUN_PACKAGES := softhsm2 fonts-wqy-zenhei curl jq
 # What the tests and benchmarks add: opensc (pkcs11-tool) and openssl check keys, signatures and
 # chains; zbar-tools (zbarimg) is a second QR decoder; chromium + fonts-noto-cjk render the
 # verification page as a phone would; poppler-utils (pdfsig, pdftoppm) + libnss3-tools
-# (certutil, vfychain) check signed PDFs; wrk loads the server in bench/verify.py.
-TEST_PACKAGES := opensc openssl zbar-tools chromium fonts-noto-cjk poppler-utils libnss3-tools wrk
+# (certutil, vfychain) check signed PDFs; wrk loads the server in bench/verify.py; postgresql
+# (initdb, pg_ctl, pg_basebackup) and nginx stand up the DMZ of docs/public-side.md (a public
+# primary, its hot standby, nginx balancing the public nodes) in a temporary directory, for
+# tests/test_verify/test_public_cluster.py and bench/public_cluster.py.
+TEST_PACKAGES := opensc openssl zbar-tools chromium fonts-noto-cjk poppler-utils libnss3-tools wrk \
+  postgresql nginx
 
 # The Chinese holiday calendar: pinned to the newest release (`pip index versions
 # chinese-calendar`), 1.11.0 on 2026-12-02, which covers years up to 2026. Bump it when a release

@@ -65,6 +65,7 @@ def create_public_app(settings: Settings | None = None) -> FastAPI:
     app.state.sessionmaker = make_sessionmaker(engine)
     app.state.trust_anchors = settings.pinned_anchors()
     app.state.register_watermark = settings.register_watermark_file
+    app.state.max_replica_lag = settings.public_max_replica_lag_seconds
     app.state.rate_limiter = make_rate_limiter(settings.verify_rate_per_minute, settings.redis_url)
     install_error_answers(app)
     for router in ROUTERS:

@@ -157,6 +157,14 @@ class Settings(BaseSettings):
     relay_max_backoff_seconds: float = Field(
         default=30.0, gt=0, le=3600, description="longest wait between tries to reach the DMZ"
     )
+    public_max_replica_lag_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="a public node whose PostgreSQL replica is further behind than this says so "
+        "on /healthz (503), so the balancer takes it out: it could still call a revoked "
+        "certificate valid",
+    )
     relay_lag_alert_seconds: int = Field(
         default=300, ge=1, description="`certsvc status` needs attention past this relay lag"
     )

@@ -55,6 +55,7 @@ BAD_VALUES = {
     "relay_interval_seconds": "0",
     "relay_max_backoff_seconds": "forever",
     "relay_lag_alert_seconds": "-1",
+    "public_max_replica_lag_seconds": "0",
 }
 FREE = {
     "home",
