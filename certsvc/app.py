@@ -28,6 +28,7 @@ from certsvc.hardening import Hardening
 from certsvc.hsm import open_tokens
 from certsvc.log_redaction import install_log_redaction
 from certsvc.login_refusals import RefusedLogins
+from certsvc.public_static import static_files
 from certsvc.relay import Relay
 from certsvc.routes import PUBLIC_ROUTERS, STAFF_ROUTERS, openapi
 from certsvc.service_pins import check_pins_location
@@ -93,6 +94,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.relay_batch,
             settings.relay_interval_seconds,
             settings.relay_max_backoff_seconds,
+            settings.relay_keep_relayed,
+            static_files(settings, sessions),
         )
         if settings.public_database_url
         else None

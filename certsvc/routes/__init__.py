@@ -21,6 +21,7 @@ from certsvc.routes import (
     documents,
     health,
     hsm_tokens,
+    metrics,
     signing_sessions,
     staff,
     vault,
@@ -55,4 +56,5 @@ STAFF_ROUTERS: tuple[APIRouter, ...] = (
     certify_signing.router,
     certify_delivery.router,
     certify_reports.router,
+    metrics.router,
 )
