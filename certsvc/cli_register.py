@@ -9,9 +9,10 @@ from typing import Annotated
 import typer
 
 from certsvc.db import DatabaseConfigError, make_engine, make_sessionmaker, require_current_schema
-from certsvc.public_static import static_files
+from certsvc.public_static import nginx_locations, static_files
 from certsvc.relay import Relay, init_public, open_public, relay_all, relayed_up_to
 from certsvc.settings import Settings, get_settings
+from common.errors import InvalidInput
 from common.unit_of_work import unit_of_work
 from verify.outbox import requeue_all
 
@@ -110,3 +111,13 @@ def requeue_command() -> None:
     finally:
         internal.dispose()
     typer.echo(f"queued {queued} row(s)")
+
+
+@register_app.command("nginx-static")
+def nginx_static_command() -> None:
+    """Print nginx `location` blocks that serve CERTSVC_PUBLIC_STATIC_DIR with the service's
+    Cache-Control and media types (nginx adds ETag and answers 304 itself)."""
+    settings = get_settings()
+    if settings.public_static_dir is None:
+        raise InvalidInput("CERTSVC_PUBLIC_STATIC_DIR: not set (the relay's static files)")
+    typer.echo(nginx_locations(settings.public_static_dir), nl=False)

@@ -30,9 +30,14 @@ from common.files import write_published
 from verify.proof import RegisterProof
 from verify.published import (
     AUDIT_CHECKPOINT_PATH,
+    CHECKPOINT_CACHE,
+    CURRENT,
+    IMMUTABLE,
     REVOCATIONS_PATH,
+    TEXT,
     TILES_PATH,
     TRUST_LIST_PATH,
+    WELL_KNOWN,
     revocation_list_bytes,
     revocation_list_version,
     revocations_version_path,
@@ -151,3 +156,38 @@ def static_files(settings: Settings, sessions: sessionmaker[Session]) -> StaticF
     if settings.public_static_dir is None:
         return None
     return StaticFiles(settings, sessions, settings.public_static_dir)
+
+
+def _served(media_type: str, cache_control: str) -> str:
+    return (
+        f'types {{ }} default_type "{media_type}"; '
+        f'add_header Cache-Control "{cache_control}" always; '
+        'add_header X-Content-Type-Options "nosniff" always; '
+        'add_header Referrer-Policy "no-referrer" always;'
+    )
+
+
+def nginx_locations(directory: Path) -> str:
+    """nginx `location` blocks serving `directory` (a `server` block includes them) with the
+    service's media types and Cache-Control. nginx's own ETag (modification time and size,
+    which `write_published` changes with every new content) and its 304 answers apply; a
+    writer's temporary file and the lock are never served. Plain prefix locations, so the
+    regular expression refusing temporary files is matched before them."""
+    root = str(directory.resolve())
+    json_type = "application/json"
+    text_type = TEXT
+    lines = [
+        f"# certsvc public static files, written by the register relay into {root}",
+        r"location ~ /\.[^/]*\.tmp$ { return 404; }",
+        f"location = /{LOCK} {{ return 404; }}",
+        f"location = {TRUST_LIST_PATH} {{ root {root}; {_served(json_type, CURRENT)} }}",
+        f"location = {REVOCATIONS_PATH} {{ root {root}; {_served(json_type, CURRENT)} }}",
+        f"location {WELL_KNOWN}/revocations/ {{ root {root}; {_served(json_type, IMMUTABLE)} }}",
+        f"location = {AUDIT_CHECKPOINT_PATH} {{ root {root}; "
+        f"{_served(text_type, CHECKPOINT_CACHE)} }}",
+        f"location = {TILES_PATH}/checkpoint {{ root {root}; "
+        f"{_served(text_type, CHECKPOINT_CACHE)} }}",
+        f"location {TILES_PATH}/ {{ root {root}; "
+        f"{_served('application/octet-stream', IMMUTABLE)} }}",
+    ]
+    return "\n".join(lines) + "\n"
