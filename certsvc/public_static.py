@@ -26,7 +26,7 @@ from certsvc.audit_keys import public_note, publish_published_tiles
 from certsvc.settings import Settings
 from certsvc.witness_client import WitnessClient
 from common.errors import ServiceFault
-from common.files import write_published
+from common.files import published_dir, write_published
 from verify.proof import RegisterProof
 from verify.published import (
     AUDIT_CHECKPOINT_PATH,
@@ -75,7 +75,7 @@ class StaticFiles:
     def refresh(self) -> list[str]:
         """Write what changed; the URL paths written."""
         written: list[str] = []
-        self.directory.mkdir(parents=True, exist_ok=True)
+        published_dir(self.directory)
         with self._locked():
             if not self._cleaned:
                 for left in self.directory.rglob(".*.tmp"):  # by a writer killed mid-write

@@ -56,7 +56,7 @@ def write_published(path: Path, content: bytes) -> None:
     docs/operators.md). Readable by all (it is published) despite the owner-only umask. A file
     replaced within the second it was last written gets a later modification time, so a web
     server's own ETag (nginx: modification time and size) changes whenever the content does."""
-    _published_dir(path.parent)
+    published_dir(path.parent)
     fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as out:
@@ -78,10 +78,11 @@ def write_published(path: Path, content: bytes) -> None:
         raise
 
 
-def _published_dir(directory: Path) -> None:
+def published_dir(directory: Path) -> None:
+    """`directory` made (with its missing parents) for a web server to read, despite the umask."""
     if directory.is_dir():
         return
-    _published_dir(directory.parent)
+    published_dir(directory.parent)
     with contextlib.suppress(FileExistsError):
         directory.mkdir()
         directory.chmod(0o755)
