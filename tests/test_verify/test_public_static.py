@@ -249,9 +249,13 @@ def test_a_writer_killed_mid_write_never_leaves_a_partial_file(tmp_path: Path) -
 
     for attempt in range(5):
         writer = subprocess.Popen([sys.executable, "-c", WRITER, str(target)])
+        deadline = time.monotonic() + 60
+        while not target.exists():  # the writer's interpreter starting
+            assert time.monotonic() < deadline and writer.poll() is None
+            time.sleep(0.05)
         reader = threading.Thread(target=read)
         reader.start()
-        time.sleep(0.7 + 0.23 * attempt)  # killed at a different point each time
+        time.sleep(0.5 + 0.23 * attempt)  # killed at a different point each time
         writer.send_signal(signal.SIGKILL)
         writer.wait(timeout=30)
         stop.set()
