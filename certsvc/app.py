@@ -40,6 +40,7 @@ from signer.claims import SessionClaims
 from signer.documents import DocumentSigner
 from signer.gate import SigningGate
 from signer.sessions import SigningSessions
+from verify.fast_lookup import FastLookup
 from verify.ratelimit import make_rate_limiter
 
 # Who records a register proof refusal: the service itself, no staff account behind it.
@@ -137,6 +138,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Served by `routes.openapi`: the staff routes' map for staff only.
         openapi_url=None,
     )
+    app.add_middleware(FastLookup)  # inside Hardening: added first
     app.add_middleware(Hardening)
     app.state.settings = settings
     app.state.engine = engine

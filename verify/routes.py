@@ -131,7 +131,7 @@ def _proof(request: Request) -> RegisterProof:
     return proof
 
 
-def _view_of(request: Request, verification_id: str) -> dict[str, Any] | None:
+def view_of(request: Request, verification_id: str) -> dict[str, Any] | None:
     """The public view, or None for an unknown or malformed id, or a row whose proof does not
     hold (all cost one lookup).
 
@@ -156,7 +156,7 @@ def _view_of(request: Request, verification_id: str) -> dict[str, Any] | None:
 async def verify_online(verification_id: str, request: Request) -> JSONResponse:
     """The certificate's public fields and its current status."""
     await rate_limited(request)
-    view = _view_of(request, verification_id)
+    view = view_of(request, verification_id)
     if view is None:
         return JSONResponse(NOT_FOUND, status.HTTP_404_NOT_FOUND, headers=HEADERS)
     return JSONResponse(view, headers={**HEADERS, "Cache-Control": CURRENT})
@@ -171,7 +171,7 @@ async def verify_online(verification_id: str, request: Request) -> JSONResponse:
 async def verification_page(verification_id: str, request: Request) -> HTMLResponse:
     """The page a phone camera opens: green for valid, red for revoked or unknown."""
     await rate_limited(request)
-    view = _view_of(request, verification_id)
+    view = view_of(request, verification_id)
     headers = {**HEADERS, "Content-Security-Policy": CONTENT_SECURITY_POLICY}
     if view is None:
         return HTMLResponse(not_found_page(), status.HTTP_404_NOT_FOUND, headers=headers)
@@ -243,7 +243,7 @@ async def verify_scanned(request: Request) -> JSONResponse:
             return found
 
         verdict = verify_offline(text, trust, id_for_number)
-    online = _view_of(request, verdict.verification_id) if verdict.verification_id else None
+    online = view_of(request, verdict.verification_id) if verdict.verification_id else None
     answer = OfflineAnswer(
         signature_valid=verdict.valid,
         reason=verdict.reason,

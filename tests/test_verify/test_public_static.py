@@ -28,6 +28,7 @@ from certsvc.relay import init_public, mark_relayed, relay_all
 from certsvc.settings import Settings
 from server_support import CERTSVC, free_port
 from test_verify.test_relay import issue_and_revoke, public_url  # noqa: F401 (a fixture)
+from verify.fast_lookup import FastLookup
 from verify.models import SignedRevocationList
 from verify.outbox import RegisterOutbox, RegisterOutboxHead, backlog
 from verify.published import (
@@ -333,3 +334,38 @@ def test_the_relay_lag_is_a_metric_for_staff_only(demo: Demo, tmp_path: Path) ->
             assert client.get("/api/v1/metrics").status_code == 404
     finally:
         node.state.engine.dispose()
+
+
+def test_the_fast_lookup_answers_exactly_as_the_route(demo: Demo, tmp_path: Path) -> None:
+    """`verify.fast_lookup` against the FastAPI route it stands in front of: same status,
+    headers and body for a valid, a revoked, an unknown and a malformed id, and past the
+    client's budget."""
+    ids = issue_and_revoke(demo)
+    settings = Settings(
+        home=tmp_path / "node",
+        database_url=demo.settings.resolved_database_url,
+        trust_anchors=demo.anchors,
+        verify_rate_per_minute=6,
+    )
+    fast = create_public_app(settings)
+    plain = create_public_app(settings)
+    plain.user_middleware = [m for m in plain.user_middleware if m.cls is not FastLookup]
+    assert len(plain.user_middleware) == len(fast.user_middleware) - 1
+    asked = [*ids, "A" * 26, "no-such-id", ids[0].lower(), "offline", ids[0], ids[0]]
+    try:
+        with TestClient(fast) as one, TestClient(plain) as other:
+            seen = []
+            for verification_id in asked:
+                a = one.get(f"/api/v1/verify/{verification_id}")
+                b = other.get(f"/api/v1/verify/{verification_id}")
+                assert (a.status_code, a.content) == (b.status_code, b.content)
+                assert sorted(a.headers.items()) == sorted(b.headers.items())
+                seen.append(a.json().get("status", a.status_code))
+            assert seen[:5] == ["valid", "revoked", 404, 404, "valid"]
+            assert a.headers["x-frame-options"] == "DENY"  # the hardening still wraps it
+            assert [a.status_code, b.status_code] == [429, 429]  # the budget of 6 spent
+            statuses = [one.get(f"/api/v1/verify/{i}").status_code for i in ids]
+            assert statuses == [429, 429]
+    finally:
+        fast.state.engine.dispose()
+        plain.state.engine.dispose()
