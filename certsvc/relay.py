@@ -233,7 +233,7 @@ class Relay:
         batch: int,
         interval: float,
         max_backoff: float,
-        keep: int,
+        keep: int | None = None,
         static: StaticFiles | None = None,
     ) -> None:
         self._internal = internal
