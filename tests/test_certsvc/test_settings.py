@@ -55,6 +55,7 @@ BAD_VALUES = {
     "relay_interval_seconds": "0",
     "relay_max_backoff_seconds": "forever",
     "relay_lag_alert_seconds": "-1",
+    "relay_keep_relayed": "-1",
 }
 FREE = {
     "home",
@@ -64,6 +65,7 @@ FREE = {
     "service_pins_path",
     "audit_anchor_dir",
     "audit_tiles_dir",
+    "public_static_dir",
 }
 
 

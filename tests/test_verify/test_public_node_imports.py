@@ -40,6 +40,7 @@ PUBLIC_ROUTES = {
     "/api/v1/verify/offline",
     "/.well-known/certsvc/trust-list.json",
     "/.well-known/certsvc/revocations.json",
+    "/.well-known/certsvc/revocations/{version}.json",
     "/healthz",
     "/audit/tiles/{path}",
 }
