@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 
-TARGET = 0.5
+TARGET = 0.8  # DESIGN.md "Performance"
 BARE_APP = """
 from fastapi import FastAPI
 app = FastAPI()
@@ -107,7 +107,9 @@ def public_register(tmp: Path, database_url: str | None) -> tuple[str, list[str]
     import_all_models()
     url = database_url or f"sqlite:///{tmp / 'public.db'}"
     engine = create_engine(url)
-    Base.metadata.create_all(engine, tables=[Base.metadata.tables[t] for t in PUBLIC_TABLES])
+    # the register's writers also queue each change in the outbox for the relay
+    written = (*PUBLIC_TABLES, "register_outbox", "register_outbox_head")
+    Base.metadata.create_all(engine, tables=[Base.metadata.tables[t] for t in written])
     root_key, key, revocation_key = (ec.generate_private_key(ec.SECP256R1()) for _ in range(3))
     root = _certificate("bench root", root_key, ("bench root", root_key))
     certificate = _certificate("bench certificates", key, ("bench root", root_key))

@@ -28,6 +28,7 @@ from certsvc.hardening import Hardening
 from certsvc.hsm import open_tokens
 from certsvc.log_redaction import install_log_redaction
 from certsvc.login_refusals import RefusedLogins
+from certsvc.public_static import static_files
 from certsvc.relay import Relay
 from certsvc.routes import PUBLIC_ROUTERS, STAFF_ROUTERS, openapi
 from certsvc.service_pins import check_pins_location
@@ -39,6 +40,7 @@ from signer.claims import SessionClaims
 from signer.documents import DocumentSigner
 from signer.gate import SigningGate
 from signer.sessions import SigningSessions
+from verify.fast_lookup import FastLookup
 from verify.ratelimit import make_rate_limiter
 
 # Who records a register proof refusal: the service itself, no staff account behind it.
@@ -93,6 +95,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.relay_batch,
             settings.relay_interval_seconds,
             settings.relay_max_backoff_seconds,
+            settings.relay_keep_relayed,
+            static_files(settings, sessions),
         )
         if settings.public_database_url
         else None
@@ -134,6 +138,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Served by `routes.openapi`: the staff routes' map for staff only.
         openapi_url=None,
     )
+    app.add_middleware(FastLookup)  # inside Hardening: added first
     app.add_middleware(Hardening)
     app.state.settings = settings
     app.state.engine = engine

@@ -220,32 +220,10 @@ class CheckpointKeyHolder:
         return witnessing
 
     def public_note(self) -> str | None:
-        """The checkpoint note the body publishes: the published one (witnessed when a quorum
-        is set); without a quorum, on an anchor from before publication, the anchored one."""
-        with self._sessions() as db:
-            keys = note_keys(db, self._settings)
-        note = self.anchor.published(keys)
-        if note is not None:
-            try:  # the cosignatures of the configured witnesses must verify too
-                cosignatures(note, [w.key for w in self.witnesses.witnesses])
-            except InvalidNote as exc:
-                raise AnchorDamaged(f"the published checkpoint: {exc}") from None
-        if note is None and self._settings.audit_witness_quorum == 0:
-            anchored = self.anchor.read(keys)
-            note = anchored.note if anchored is not None else None
-        return note
+        return public_note(self._settings, self._sessions, self.anchor, self.witnesses)
 
     def publish_tiles(self, directory: Path) -> TilesWritten | None:
-        """Write the tiles of the published checkpoint into `directory` unless they are there
-        already; None when nothing is published or nothing changed."""
-        note = self.public_note()
-        if note is None:
-            return None
-        checkpoint_file = directory / CHECKPOINT
-        if checkpoint_file.exists() and checkpoint_file.read_text() == note:
-            return None
-        with self._sessions() as db:
-            return publish_tiles(db, note, parse_checkpoint(split_note(note)[0]), directory)
+        return publish_published_tiles(self.public_note(), self._sessions, directory)
 
     def close(self) -> None:
         with self._lock:
@@ -257,3 +235,37 @@ class CheckpointKeyHolder:
 def published_size(note: str) -> int:
     """The tree size of a published (already opened) checkpoint note."""
     return parse_checkpoint(split_note(note)[0]).size
+
+
+def public_note(
+    settings: Settings, sessions: sessionmaker[Session], anchor: Anchor, witnesses: WitnessClient
+) -> str | None:
+    """The checkpoint note the body publishes: the published one (witnessed when a quorum is
+    set); without a quorum, on an anchor from before publication, the anchored one. Needs no
+    token: the relay's static files (`certsvc.public_static`) read it too."""
+    with sessions() as db:
+        keys = note_keys(db, settings)
+    note = anchor.published(keys)
+    if note is not None:
+        try:  # the cosignatures of the configured witnesses must verify too
+            cosignatures(note, [w.key for w in witnesses.witnesses])
+        except InvalidNote as exc:
+            raise AnchorDamaged(f"the published checkpoint: {exc}") from None
+    if note is None and settings.audit_witness_quorum == 0:
+        anchored = anchor.read(keys)
+        note = anchored.note if anchored is not None else None
+    return note
+
+
+def publish_published_tiles(
+    note: str | None, sessions: sessionmaker[Session], directory: Path
+) -> TilesWritten | None:
+    """Write the tiles of the published checkpoint `note` into `directory` unless they are
+    there already; None when nothing is published or nothing changed."""
+    if note is None:
+        return None
+    checkpoint_file = directory / CHECKPOINT
+    if checkpoint_file.exists() and checkpoint_file.read_text() == note:
+        return None
+    with sessions() as db:
+        return publish_tiles(db, note, parse_checkpoint(split_note(note)[0]), directory)

@@ -4,13 +4,13 @@ web server or CDN (and `verify.tiles`): hash tiles, entry bundles, then `checkpo
 Only a history that makes the published checkpoint is written (the entries are re-hashed from
 their bytes), and a full tile or bundle already there is never replaced: were the database's
 history to differ from what was published before, writing stops at the first tile that would
-change, naming it. Each file is written to a temporary name and renamed into place, the
-checkpoint last, so a reader never sees a checkpoint whose tiles are missing.
+change, naming it. Each file is written to a temporary name and renamed into place
+(`write_published`), the checkpoint last, so a reader never sees a checkpoint whose tiles are
+missing.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +22,7 @@ from audit.merkle import CompactRange, leaf_hash
 from audit.models import AuditEventRow
 from audit.tiles import WIDTH, bundle, levels, tile_content, tiles_for
 from common.errors import ServiceFault
+from common.files import write_published
 
 CHECKPOINT = "checkpoint"
 
@@ -73,17 +74,8 @@ def publish_tiles(db: Session, note: str, checkpoint: Checkpoint, directory: Pat
                 )
             kept += 1
             continue
-        _write(path, content)
+        write_published(path, content)
         written += 1
-    _write(directory / CHECKPOINT, note.encode())
+    write_published(directory / CHECKPOINT, note.encode())
     return TilesWritten(checkpoint.size, written, kept)
 
-
-def _write(path: Path, content: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    with temporary.open("wb") as out:
-        out.write(content)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(temporary, path)

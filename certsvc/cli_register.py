@@ -9,8 +9,10 @@ from typing import Annotated
 import typer
 
 from certsvc.db import DatabaseConfigError, make_engine, make_sessionmaker, require_current_schema
+from certsvc.public_static import nginx_locations, static_files
 from certsvc.relay import Relay, init_public, open_public, relay_all, relayed_up_to
 from certsvc.settings import Settings, get_settings
+from common.errors import InvalidInput
 from common.unit_of_work import unit_of_work
 from verify.outbox import requeue_all
 
@@ -46,8 +48,9 @@ def init_public_command(
 def relay_command(
     once: Annotated[bool, typer.Option("--once", help="drain the outbox once, then exit")] = False,
 ) -> None:
-    """Push the register's outbox into the public database, in order; runs until stopped
-    (SIGTERM or Ctrl-C) unless `--once`."""
+    """Push the register's outbox into the public database, in order, and (with
+    CERTSVC_PUBLIC_STATIC_DIR) the signed lists, audit checkpoint and tiles into static files;
+    runs until stopped (SIGTERM or Ctrl-C) unless `--once`."""
     settings = get_settings()
     url = _public_url(settings)
     internal = make_engine(settings.resolved_database_url)
@@ -57,10 +60,16 @@ def relay_command(
         if once:
             public = open_public(url)
             try:
-                moved = relay_all(sessions, public, settings.relay_batch)
+                moved = relay_all(
+                    sessions, public, settings.relay_batch, settings.relay_keep_relayed
+                )
             finally:
                 public.dispose()
             typer.echo(f"relayed {moved} change(s)")
+            static = static_files(settings, sessions)
+            if static is not None:
+                written = static.refresh()
+                typer.echo(f"{len(written)} static file(s) written in {static.directory}")
             return
         relay = Relay(
             sessions,
@@ -68,6 +77,8 @@ def relay_command(
             settings.relay_batch,
             settings.relay_interval_seconds,
             settings.relay_max_backoff_seconds,
+            settings.relay_keep_relayed,
+            static_files(settings, sessions),
         )
         signal.signal(signal.SIGTERM, lambda _signum, _frame: relay.stop.set())
         try:
@@ -100,3 +111,13 @@ def requeue_command() -> None:
     finally:
         internal.dispose()
     typer.echo(f"queued {queued} row(s)")
+
+
+@register_app.command("nginx-static")
+def nginx_static_command() -> None:
+    """Print nginx `location` blocks that serve CERTSVC_PUBLIC_STATIC_DIR with the service's
+    Cache-Control and media types (nginx adds ETag and answers 304 itself)."""
+    settings = get_settings()
+    if settings.public_static_dir is None:
+        raise InvalidInput("CERTSVC_PUBLIC_STATIC_DIR: not set (the relay's static files)")
+    typer.echo(nginx_locations(settings.public_static_dir), nl=False)

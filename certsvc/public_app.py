@@ -20,6 +20,7 @@ from certsvc.error_answers import install_error_answers
 from certsvc.hardening import Hardening
 from certsvc.log_redaction import install_log_redaction
 from certsvc.settings import Settings, get_settings
+from verify.fast_lookup import FastLookup
 from verify.health import router as health_router
 from verify.models import PUBLIC_MODELS
 from verify.ratelimit import make_rate_limiter
@@ -59,6 +60,7 @@ def create_public_app(settings: Settings | None = None) -> FastAPI:
         # A redirect to the path with(out) its slash would be built from the request's Host.
         redirect_slashes=False,
     )
+    app.add_middleware(FastLookup)  # inside Hardening: added first
     app.add_middleware(Hardening)
     app.state.settings = settings
     app.state.engine = engine

@@ -5,9 +5,12 @@ connects inward.
 Each batch is applied in one public transaction together with the relayed-up-to watermark kept
 in that database, so a relay killed at any point has applied a batch wholly or not at all;
 rows are upserted by primary key, so applying one again changes nothing. Outbox rows are then
-marked relayed inside (for the lag shown on `/healthz` and by `certsvc status`); a crash
-between the two only delays the mark. Only the public tables' kinds are written: anything
-else in the outbox stops the relay (fail closed) before it touches the public database.
+marked relayed inside (for the lag shown on `/healthz`, `/metrics` and by `certsvc status`),
+and relayed rows beyond the newest `CERTSVC_RELAY_KEEP_RELAYED` are deleted; a crash between
+the two only delays the mark. With `CERTSVC_PUBLIC_STATIC_DIR` set, the relay also writes the
+public side's signed files there (`certsvc.public_static`). Only the public tables' kinds are
+written: anything else in the outbox stops the relay (fail closed) before it touches the public
+database.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from certsvc.db import (
@@ -42,11 +45,12 @@ from certsvc.db import (
     make_engine,
     safe_url,
 )
+from certsvc.public_static import StaticFiles
 from common.db import Base
 from common.dbtypes import UTCDateTime, utcnow
 from common.errors import CertsvcError, InvalidInput
 from verify.models import PUBLIC_MODELS
-from verify.outbox import MODELS, RegisterOutbox, RegisterOutboxHead, row_from_payload
+from verify.outbox import MODELS, RegisterOutbox, RegisterOutboxHead, prune, row_from_payload
 
 log = logging.getLogger("certsvc.relay")
 STATE_ID = 1
@@ -139,9 +143,12 @@ def _upsert(connection: Any, table: Table, values: dict[str, Any]) -> None:
     connection.execute(statement.on_conflict_do_update(index_elements=keys, set_=changed))
 
 
-def relay_batch(internal: sessionmaker[Session], public: Engine, limit: int) -> int:
+def relay_batch(
+    internal: sessionmaker[Session], public: Engine, limit: int, keep: int | None = None
+) -> int:
     """Apply the next `limit` outbox rows past the watermark, in id order, with the new
-    watermark in the same public transaction; how many were applied."""
+    watermark in the same public transaction; how many were applied. Then mark them relayed
+    inside, and (`keep` set) prune relayed rows beyond the newest `keep`."""
     with public.execution_options(**{WRITER: True}).begin() as out:
         watermark = out.scalar(
             select(relay_state.c.relayed_id).where(relay_state.c.id == STATE_ID).with_for_update()
@@ -184,25 +191,31 @@ def relay_batch(internal: sessionmaker[Session], public: Engine, limit: int) -> 
                 .values(relayed_id=entries[-1].id, relayed_at=utcnow())
             )
             watermark = entries[-1].id
-    mark_relayed(internal, int(watermark))
+    mark_relayed(internal, int(watermark), keep)
     return len(entries)
 
 
-def mark_relayed(internal: sessionmaker[Session], watermark: int) -> None:
-    """Note inside that every outbox row up to `watermark` is in the public database."""
+def mark_relayed(internal: sessionmaker[Session], watermark: int, keep: int | None = None) -> None:
+    """Note inside that every outbox row up to `watermark` is in the public database (read
+    from it: the public side's own watermark); with `keep`, delete the relayed rows older than
+    the newest `keep` of them."""
     with internal.begin() as db:
         db.execute(
             update(RegisterOutbox)
             .where(RegisterOutbox.id <= watermark, RegisterOutbox.relayed_at.is_(None))
             .values(relayed_at=utcnow())
         )
+        if keep is not None:
+            prune(db, watermark, keep)
 
 
-def relay_all(internal: sessionmaker[Session], public: Engine, batch: int) -> int:
+def relay_all(
+    internal: sessionmaker[Session], public: Engine, batch: int, keep: int | None = None
+) -> int:
     """Relay until the outbox is drained; how many rows were applied."""
-    mark_relayed(internal, relayed_up_to(public))
+    mark_relayed(internal, relayed_up_to(public), keep)
     total = 0
-    while moved := relay_batch(internal, public, batch):
+    while moved := relay_batch(internal, public, batch, keep):
         total += moved
     return total
 
@@ -220,8 +233,13 @@ class Relay:
         batch: int,
         interval: float,
         max_backoff: float,
+        keep: int | None = None,
+        static: StaticFiles | None = None,
     ) -> None:
         self._internal = internal
+        self._keep = keep
+        self._static = static
+        self._static_failing: str | None = None
         self._url = public_url
         self._batch = batch
         self._interval = interval
@@ -233,10 +251,11 @@ class Relay:
         delay = self._interval
         try:
             while not self.stop.is_set():
+                self.refresh_static()
                 try:
                     if public is None:
                         public = open_public(self._url)
-                    moved = relay_batch(self._internal, public, self._batch)
+                    moved = relay_batch(self._internal, public, self._batch, self._keep)
                     delay = self._interval
                     self.stop.wait(0 if moved else self._interval)
                 except RelayRefused as exc:
@@ -256,3 +275,19 @@ class Relay:
         finally:
             if public is not None:
                 public.dispose()
+
+    def refresh_static(self) -> None:
+        """Bring the static files up to date; a failure (a refused rollback, a full disk) is
+        logged once while it lasts and does not hold up the relay."""
+        if self._static is None:
+            return
+        try:
+            self._static.refresh()
+        except (CertsvcError, OSError, SQLAlchemyError) as exc:
+            if str(exc) != self._static_failing:
+                log.error("public static files not written: %s", exc)
+            self._static_failing = str(exc)
+            return
+        if self._static_failing is not None:
+            log.info("public static files are written again")
+        self._static_failing = None

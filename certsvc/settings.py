@@ -165,6 +165,17 @@ class Settings(BaseSettings):
         "on /healthz (503), so the balancer takes it out: it could still call a revoked "
         "certificate valid",
     )
+    relay_keep_relayed: int = Field(
+        default=10000,
+        ge=0,
+        description="relayed outbox rows kept inside (the newest) after the public database "
+        "confirmed them; older ones are deleted. Never a row not yet relayed",
+    )
+    public_static_dir: Path | None = Field(
+        default=None,
+        description="where the relay writes the trust list, the revocation lists, the audit "
+        "checkpoint and tiles as static files for nginx or a CDN; unset: not written",
+    )
     relay_lag_alert_seconds: int = Field(
         default=300, ge=1, description="`certsvc status` needs attention past this relay lag"
     )

@@ -14,7 +14,18 @@ import json
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, Date, Integer, LargeBinary, String, Text, func, select, update
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    delete,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from common.db import Base
@@ -135,6 +146,25 @@ def requeue_all(db: Session, after: int = 0) -> int:
             record_change(db, row)
             queued += 1
     return queued
+
+
+def prune(db: Session, confirmed: int, keep: int) -> int:
+    """Delete relayed rows but those among the last `keep` ids: only rows marked relayed and at
+    or below `confirmed` (the public database's own watermark), so an undelivered change is
+    never lost. The head keeps the last id, so ids go on from it. How many were deleted."""
+    deleted = db.execute(
+        delete(RegisterOutbox).where(
+            RegisterOutbox.relayed_at.is_not(None),
+            RegisterOutbox.id <= min(confirmed, _last_id(db) - keep),
+        )
+    )
+    return int(getattr(deleted, "rowcount", 0))
+
+
+def _last_id(db: Session) -> int:
+    return (
+        db.scalar(select(RegisterOutboxHead.last_id).where(RegisterOutboxHead.id == HEAD_ID)) or 0
+    )
 
 
 def backlog(db: Session) -> tuple[int, timedelta | None]:

@@ -5,36 +5,43 @@ client address is logged."""
 from __future__ import annotations
 
 import json
-from contextlib import suppress
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Request, status
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi import APIRouter, HTTPException, Path, Request, status
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from verify.lookup import RegisterLookup
-from verify.models import PublicCertificate, PublicNotice, SignedRevocationList, SignedTrustList
+from verify.models import PublicCertificate, PublicNotice
 from verify.offline import verify_offline
 from verify.page import CONTENT_SECURITY_POLICY, certificate_page, not_found_page
 from verify.payload import MAX_QR_TEXT, is_verification_id
-from verify.proof import ListRolledBack, RegisterProof
+from verify.proof import RegisterProof
+from verify.published import (
+    CURRENT,
+    IMMUTABLE,
+    REVOCATIONS_PATH,
+    TRUST_LIST_PATH,
+    WELL_KNOWN,
+    cached,
+    opened_trust,
+    revocation_list_bytes,
+    revocation_list_version,
+    served_revocation_list,
+    served_trust_list,
+    trust_list_bytes,
+)
 from verify.ratelimit import RateLimiter
 from verify.register import NUMBER_RE, PICKUP, VALID
-from verify.trust import (
-    latest_revocation_list,
-    latest_trust_list,
-    published,
-    published_revocations,
-)
 from verify.views import public_view
 
 router = APIRouter(tags=["verify"])
-CACHE = "public, max-age=30"  # a revocation shows everywhere within a minute
 HEADERS = {"Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff"}
 NOT_FOUND = {"detail": "no such certificate"}
 _NO_TRUST_LIST = "no trust list published yet that verifies under the pinned root"
+_NO_REVOCATIONS = "no such revocation list published"
+JSON = "application/json"
 _PADDING_ID = "A" * 26
 _LIMITED: dict[int | str, dict[str, Any]] = {
     429: {"description": "too many requests from this client; see Retry-After"},
@@ -46,6 +53,9 @@ _LOOKUP_ANSWERS: dict[int | str, dict[str, Any]] = {
 _UNPUBLISHED: dict[int | str, dict[str, Any]] = {
     404: {"description": "no trust list published yet"}
 }  # looked up for malformed ids, so they cost what unknown ones do
+_CONDITIONAL: dict[int | str, dict[str, Any]] = {
+    304: {"description": "the client's copy (If-None-Match: its ETag) is current"}
+}
 
 
 class Named(BaseModel):
@@ -122,7 +132,7 @@ def _proof(request: Request) -> RegisterProof:
     return proof
 
 
-def _view_of(request: Request, verification_id: str) -> dict[str, Any] | None:
+def view_of(request: Request, verification_id: str) -> dict[str, Any] | None:
     """The public view, or None for an unknown or malformed id, or a row whose proof does not
     hold (all cost one lookup).
 
@@ -147,10 +157,10 @@ def _view_of(request: Request, verification_id: str) -> dict[str, Any] | None:
 async def verify_online(verification_id: str, request: Request) -> JSONResponse:
     """The certificate's public fields and its current status."""
     await rate_limited(request)
-    view = _view_of(request, verification_id)
+    view = view_of(request, verification_id)
     if view is None:
         return JSONResponse(NOT_FOUND, status.HTTP_404_NOT_FOUND, headers=HEADERS)
-    return JSONResponse(view, headers={**HEADERS, "Cache-Control": CACHE})
+    return JSONResponse(view, headers={**HEADERS, "Cache-Control": CURRENT})
 
 
 @router.get("/v/{verification_id}", response_class=HTMLResponse, responses=_LOOKUP_ANSWERS)
@@ -162,11 +172,11 @@ async def verify_online(verification_id: str, request: Request) -> JSONResponse:
 async def verification_page(verification_id: str, request: Request) -> HTMLResponse:
     """The page a phone camera opens: green for valid, red for revoked or unknown."""
     await rate_limited(request)
-    view = _view_of(request, verification_id)
+    view = view_of(request, verification_id)
     headers = {**HEADERS, "Content-Security-Policy": CONTENT_SECURITY_POLICY}
     if view is None:
         return HTMLResponse(not_found_page(), status.HTTP_404_NOT_FOUND, headers=headers)
-    return HTMLResponse(certificate_page(view), headers={**headers, "Cache-Control": CACHE})
+    return HTMLResponse(certificate_page(view), headers={**headers, "Cache-Control": CURRENT})
 
 
 # The QR's text as a scanner gives it, or wrapped in JSON for clients that only send JSON.
@@ -223,7 +233,7 @@ async def verify_scanned(request: Request) -> JSONResponse:
     if len(text) > MAX_QR_TEXT:
         return JSONResponse({"detail": "body: longer than any certificate QR"}, 413)
     with _db(request) as db:
-        trust = _opened_trust(request, db)
+        trust = opened_trust(_proof(request), db)
         if trust is None:
             return JSONResponse({"detail": _NO_TRUST_LIST}, 503)
 
@@ -234,7 +244,7 @@ async def verify_scanned(request: Request) -> JSONResponse:
             return found
 
         verdict = verify_offline(text, trust, id_for_number)
-    online = _view_of(request, verdict.verification_id) if verdict.verification_id else None
+    online = view_of(request, verdict.verification_id) if verdict.verification_id else None
     answer = OfflineAnswer(
         signature_valid=verdict.valid,
         reason=verdict.reason,
@@ -303,44 +313,45 @@ async def delivery_notice(number: str, request: Request) -> JSONResponse:
         available_from=found.available_from.isoformat() if found.available_from else None,
         text=text,
     )
-    return JSONResponse(view.model_dump(), headers={**HEADERS, "Cache-Control": CACHE})
+    return JSONResponse(view.model_dump(), headers={**HEADERS, "Cache-Control": CURRENT})
 
 
-def _opened_trust(request: Request, db: Session) -> dict[str, Any] | None:
-    """The newest trust list that opens under the pinned anchors (never an older one than this
-    process has served)."""
-    signed = latest_trust_list(db)
-    return _proof(request).trust(None if signed is None else signed.version)
-
-
-@router.get("/.well-known/certsvc/trust-list.json", responses=_UNPUBLISHED)
-def trust_list(request: Request) -> JSONResponse:
+@router.get(TRUST_LIST_PATH, responses={**_UNPUBLISHED, **_CONDITIONAL})
+def trust_list(request: Request) -> Response:
     """Issuing bodies, roots, keys and code tables, signed by the body's root key; served only
     when it verifies under the pinned root."""
     with _db(request) as db:
-        trust = _opened_trust(request, db)
-        signed = None if trust is None else db.get(SignedTrustList, trust["version"])
+        signed = served_trust_list(_proof(request), db)
     if signed is None:
         return JSONResponse({"detail": _NO_TRUST_LIST}, 404, headers=HEADERS)
-    return JSONResponse(published(signed), headers={**HEADERS, "Cache-Control": CACHE})
+    return cached(request, trust_list_bytes(signed), JSON, CURRENT, HEADERS)
 
 
-@router.get("/.well-known/certsvc/revocations.json", responses=_UNPUBLISHED)
-def revocations(request: Request) -> JSONResponse:
+@router.get(REVOCATIONS_PATH, responses={**_UNPUBLISHED, **_CONDITIONAL})
+def revocations(request: Request) -> Response:
     """The signed revocation list (versioned; revoked ids as truncated keyed hashes), for
     offline verifiers; served only when its signature holds under the trust list."""
     with _db(request) as db:
-        trust = _opened_trust(request, db)
-        latest = latest_revocation_list(db)
-        listing = None
-        if trust is not None:
-            with suppress(ListRolledBack):
-                version = None if latest is None else latest.version
-                listing = _proof(request).revocations(version, trust)
-        signed = None if listing is None else db.get(SignedRevocationList, listing.version)
-        if signed is None:
-            return JSONResponse(
-                {"detail": "no revocation list published yet"}, 404, headers=HEADERS
-            )
-        served = published_revocations(signed)
-    return JSONResponse(served, headers={**HEADERS, "Cache-Control": CACHE})
+        signed = served_revocation_list(_proof(request), db)
+        content = None if signed is None else revocation_list_bytes(signed)
+    if content is None:
+        return JSONResponse({"detail": _NO_REVOCATIONS}, 404, headers=HEADERS)
+    return cached(request, content, JSON, CURRENT, HEADERS)
+
+
+@router.get(
+    WELL_KNOWN + "/revocations/{version}.json",
+    responses={**_UNPUBLISHED, **_CONDITIONAL, **_LIMITED},
+)
+async def revocations_version(
+    version: Annotated[int, Path(ge=1, le=2**31 - 1)], request: Request
+) -> Response:
+    """One numbered version of the revocation list, as it was signed (never changes); served
+    only when its signature holds under the trust list."""
+    await rate_limited(request)
+    with _db(request) as db:
+        signed = revocation_list_version(_proof(request), db, version)
+        content = None if signed is None else revocation_list_bytes(signed)
+    if content is None:
+        return JSONResponse({"detail": _NO_REVOCATIONS}, 404, headers=HEADERS)
+    return cached(request, content, JSON, IMMUTABLE, HEADERS)

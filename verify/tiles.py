@@ -16,25 +16,24 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from common.errors import NotFound
+from verify.published import CHECKPOINT_CACHE, IMMUTABLE, TEXT, TILES_PATH, cached
 
-PREFIX = "/audit/tiles"
 # tile/<L>/<N>[.p/<W>] and tile/entries/<N>[.p/<W>]: N in 3-digit groups, all but the last
 # prefixed x; L 0–63, W 1–255, no leading zeroes.
 TILE = re.compile(
     r"tile/(?:entries|[1-5]?[0-9]|6[0-3])/(?:x[0-9]{3}/)*[0-9]{3}"
     r"(?:\.p/(?:[1-9][0-9]?|1[0-9][0-9]|2[0-4][0-9]|25[0-5]))?"
 )
-IMMUTABLE = "public, max-age=31536000, immutable"
-CHECKPOINT_CACHE = "public, max-age=5"
 
 router = APIRouter(tags=["audit"])
 
 
 @router.get(
-    PREFIX + "/{path:path}",
+    TILES_PATH + "/{path:path}",
     response_class=Response,
     responses={
         200: {"content": {"application/octet-stream": {}, "text/plain": {}}},
+        304: {"description": "the client's copy (If-None-Match: its ETag) is current"},
         404: {"description": "no such tile, or tiles not served by this node"},
     },
 )
@@ -48,11 +47,5 @@ def get_tile(path: str, request: Request) -> Response:
     except OSError:
         raise NotFound("no such tile") from None
     if path == "checkpoint":
-        return Response(
-            content,
-            media_type="text/plain; charset=utf-8",
-            headers={"Cache-Control": CHECKPOINT_CACHE},
-        )
-    return Response(
-        content, media_type="application/octet-stream", headers={"Cache-Control": IMMUTABLE}
-    )
+        return cached(request, content, TEXT, CHECKPOINT_CACHE)
+    return cached(request, content, "application/octet-stream", IMMUTABLE)

@@ -22,6 +22,7 @@ from certsvc.routes import (
     documents,
     health,
     hsm_tokens,
+    metrics,
     signing_sessions,
     staff,
     vault,
@@ -57,4 +58,5 @@ STAFF_ROUTERS: tuple[APIRouter, ...] = (
     certify_signing.router,
     certify_delivery.router,
     certify_reports.router,
+    metrics.router,
 )

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, status
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, Response
 from pydantic import AwareDatetime, BaseModel
 from sqlalchemy import select
 
@@ -27,6 +27,7 @@ from certsvc.auth import JobSessionsDep, SessionDep, SettingsDep, require_roles
 from certsvc.routes.schemas import ROLE_GATED, answers
 from common.errors import InvalidInput, NotFound
 from signer.custody import certificate_of
+from verify.published import AUDIT_CHECKPOINT_PATH, CHECKPOINT_CACHE, TEXT, cached
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"], responses=ROLE_GATED)
 public_router = APIRouter(tags=["audit"])
@@ -173,11 +174,11 @@ def get_export(
 
 
 @public_router.get(
-    "/.well-known/certsvc/audit-checkpoint",
+    AUDIT_CHECKPOINT_PATH,
     response_class=PlainTextResponse,
-    responses=answers(404, 503),
+    responses={**answers(404, 503), 304: {"description": "the client's copy is current"}},
 )
-def get_latest_checkpoint(request: Request) -> PlainTextResponse:
+def get_latest_checkpoint(request: Request) -> Response:
     """The published checkpoint note (C2SP signed note), read from the anchor outside the
     database: the newest anchored checkpoint that met the witness quorum, with the witnesses'
     cosignatures (`cosignature/v1` lines). Keep copies, and a rewritten history shows. When the
@@ -186,7 +187,7 @@ def get_latest_checkpoint(request: Request) -> PlainTextResponse:
     note = state.checkpoint_key(request).public_note()
     if note is None:
         raise NotFound("no checkpoint has been published yet")
-    return PlainTextResponse(note, media_type="text/plain; charset=utf-8")
+    return cached(request, note.encode(), TEXT, CHECKPOINT_CACHE)
 
 
 @public_router.get(

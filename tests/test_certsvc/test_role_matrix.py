@@ -35,6 +35,7 @@ CLERKS = frozenset({Role.REGISTRAR, Role.OFFICER})
 CASE_READERS = frozenset({Role.REGISTRAR, Role.OFFICER, Role.CUSTODIAN})
 EXPECTED_ROLES: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/api/v1/staff/me"): ANY_ROLE,
+    ("GET", "/api/v1/metrics"): ANY_ROLE,  # the counts /healthz shows; a scraper's account
     ("POST", "/api/v1/certify/announcements/check"): frozenset({Role.REGISTRAR, Role.OFFICER}),
     ("GET", "/api/v1/staff/me/tokens"): ANY_ROLE,
     ("DELETE", "/api/v1/staff/me/tokens/{token_id}"): ANY_ROLE,

@@ -56,6 +56,7 @@ BAD_VALUES = {
     "relay_max_backoff_seconds": "forever",
     "relay_lag_alert_seconds": "-1",
     "public_max_replica_lag_seconds": "0",
+    "relay_keep_relayed": "-1",
 }
 FREE = {
     "home",
@@ -65,6 +66,7 @@ FREE = {
     "service_pins_path",
     "audit_anchor_dir",
     "audit_tiles_dir",
+    "public_static_dir",
 }
 
 

@@ -1,6 +1,6 @@
 """After tokenising and importing known values, none of them is in the database file, the
-PostgreSQL dump, the logs, an audit event or the audit log's published tiles (entry bundles
-included) — only ciphertext and tokens are."""
+PostgreSQL dump, the logs, an audit event, the audit log's published tiles (entry bundles
+included) or the relay's static files — only ciphertext and tokens are."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from certify.intake import ApplicantTokens
 from certsvc.app import create_app
 from certsvc.audit_keys import CHECKPOINTER, CheckpointKeyHolder
 from certsvc.bootstrap import DEMO_REVEALER_WORKSTATION
+from certsvc.public_static import StaticFiles
 from service_helpers import demo_member
 from test_vault.conftest import VaultEnv, case_for
 
@@ -105,8 +106,17 @@ def test_raw_values_are_nowhere(
     holder.witness()
     tiles = holder.publish_tiles(tmp_path / "tiles")
     assert tiles is not None and tiles.written
-    published = b"".join(p.read_bytes() for p in (tmp_path / "tiles").rglob("*") if p.is_file())
+    # ...and the relay's static files for nginx or a CDN (lists, checkpoint, tiles again).
+    StaticFiles(settings, vault_env.sessions, tmp_path / "static").refresh()
+    published = b"".join(
+        p.read_bytes()
+        for directory in (tmp_path / "tiles", tmp_path / "static")
+        for p in directory.rglob("*")
+        if p.is_file()
+    )
     assert b"vault.reveal" in published  # the scan does see the entries' text
+    static = (tmp_path / "static" / "audit" / "tiles" / "checkpoint").read_bytes()
+    assert static in published  # and the static files' too
 
     stored = database_bytes(db_url, tmp_path)
     assert listed[0].encode() in stored  # the scan does see the database's text

@@ -41,6 +41,7 @@ PUBLIC_ROUTES = {
     "/api/v1/notices/{number}",
     "/.well-known/certsvc/trust-list.json",
     "/.well-known/certsvc/revocations.json",
+    "/.well-known/certsvc/revocations/{version}.json",
     "/healthz",
     "/audit/tiles/{path}",
 }

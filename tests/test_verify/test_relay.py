@@ -29,6 +29,7 @@ from certsvc.cli import main
 from certsvc.cli_status import collect
 from certsvc.db import make_engine, make_sessionmaker
 from certsvc.public_app import PUBLIC_TABLES, create_public_app
+from certsvc.public_static import StaticFiles
 from certsvc.relay import (
     Relay,
     RelayRefused,
@@ -297,17 +298,21 @@ def test_no_personal_value_reaches_the_public_database(
     assert len(drawn) >= 3
     internal = make_engine(settings.resolved_database_url)
     public = init_public(public_url)
+    static = tmp_path / "static"
     try:
         assert relay_all(make_sessionmaker(internal), public, batch=500) > 0
+        StaticFiles(settings, make_sessionmaker(internal), static).refresh()
     finally:
         internal.dispose()
         public.dispose()
-    held = database_bytes(public_url, tmp_path)
+    files = b"".join(p.read_bytes() for p in static.rglob("*") if p.is_file())
+    assert b"revocation_list" in files and b"trust_list" in files  # the scan sees the lists
+    held = database_bytes(public_url, tmp_path) + files
     manifest = json.loads((tmp_path / "round" / "manifest.json").read_text())
     assert all(entry["number"].encode() in held for entry in manifest)  # the scan sees the rows
     needles = drawn + [value[:17] for value in drawn if len(value) == 18]  # id without check digit
     for value in needles:
-        assert value.encode() not in held, "a personal value is in the public database"
+        assert value.encode() not in held, "a personal value is in the public database or files"
 
 
 def test_the_public_database_grants_the_relay_and_the_nodes_the_public_tables_only(
