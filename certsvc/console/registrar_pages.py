@@ -172,6 +172,9 @@ async def post_import(request: Request) -> Response:
         mb = UPLOAD_MAX // (1024 * 1024)
         error = f"file: at most {mb} MB, sent with its length"
         return await run_in_threadpool(draw, request, REGISTRAR, partial(_import, error))
+    allowed = await run_in_threadpool(draw, request, REGISTRAR, lambda *_: Response(None))
+    if allowed.status_code != 200:  # signed out or another role: nothing is read or written
+        return allowed
     folder = import_jobs.upload_dir(state.settings(request).resolved_home)
     async with request.form(max_files=1, max_fields=2, max_part_size=1024) as form:
         csrf, upload = form.get("csrf"), form.get("file")
