@@ -124,7 +124,8 @@ def test_registrar_intake_import_booking_and_checks(
     page.select_option("#qualification", "SS")
     page.select_option("#subject", "02")
     page.fill("#name", stranger["name"])
-    page.fill("#id_number", stranger["id_number"][:-1] + "0")
+    wrong = "1" if stranger["id_number"][-1] == "0" else "0"
+    page.fill("#id_number", stranger["id_number"][:-1] + wrong)  # its check character wrong
     page.fill("#phone", stranger["phone"])
     page.click("main button[type=submit]")
     error = page.locator(".field-error[data-field=id_number]")
