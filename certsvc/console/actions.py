@@ -12,6 +12,7 @@ from typing import TypeVar
 from fastapi import Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from certify.cases import CHINA
 from certsvc import state
@@ -76,3 +77,27 @@ def number(form: Mapping[str, str], field: str) -> int:
     if not value.isascii() or not value.isdigit() or len(value) > 9:
         raise InvalidInput(f"{field}: a whole number")
     return int(value)
+
+
+Action = Callable[[Session, StaffAccount, Mapping[str, str]], object]
+
+
+async def post_form(
+    request: Request,
+    limits: Mapping[str, int],
+    roles: tuple[Role, ...],
+    action: Action,
+    done: str,
+    redraw: Callable[[str], Response],
+) -> Response:
+    """Run the form's action; on success back to `done` (post/redirect/get), on a refusal the
+    page again with the refusal beside the form."""
+    form = await web.read_form(request, limits)
+    result = await run_in_threadpool(
+        act, request, form, roles, lambda db, account: action(db, account, form)
+    )
+    if isinstance(result, Response):
+        return result
+    if isinstance(result, CertsvcError):
+        return await run_in_threadpool(redraw, str(result))
+    return web.redirect(done)

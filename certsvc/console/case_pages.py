@@ -6,14 +6,13 @@ calls, through `actions.act` (same checks, same audit events)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from functools import partial
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
 from certify.cases import (
     BatchPlan,
@@ -41,12 +40,12 @@ from certsvc import state
 from certsvc.accounts import Role, StaffAccount
 from certsvc.audit_trail import actor_of
 from certsvc.console import web
-from certsvc.console.actions import act, day, draw, moment, number
+from certsvc.console.actions import Action, day, draw, moment, number, post_form
 from certsvc.console.models import ConsoleSession
 from certsvc.routes.certify_batches import batch_out
 from certsvc.routes.certify_cases import application_out, record_staff_check
 from certsvc.routes.certify_common import china_today
-from common.errors import CertsvcError, InvalidInput
+from common.errors import InvalidInput
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 DESK = (Role.REGISTRAR, Role.OFFICER)
@@ -74,28 +73,6 @@ CHECK_FIELDS = {
     "police_issued_on": 10,
 }
 DECISION_FIELDS = {"outcome": 8, "reasons": 500}
-Action = Callable[[Session, StaffAccount, Mapping[str, str]], object]
-
-
-async def post_form(
-    request: Request,
-    limits: Mapping[str, int],
-    roles: tuple[Role, ...],
-    action: Action,
-    done: str,
-    redraw: Callable[[str], Response],
-) -> Response:
-    """Run the form's action; on success back to `done` (post/redirect/get), on a refusal the
-    page again with the refusal beside the form."""
-    form = await web.read_form(request, limits)
-    result = await run_in_threadpool(
-        act, request, form, roles, lambda db, account: action(db, account, form)
-    )
-    if isinstance(result, Response):
-        return result
-    if isinstance(result, CertsvcError):
-        return await run_in_threadpool(redraw, str(result))
-    return web.redirect(done)
 
 
 @router.get("/batches")

@@ -22,8 +22,7 @@ from certify.publication import announcements, publish_text
 from certsvc.accounts import Role, StaffAccount
 from certsvc.audit_trail import actor_of
 from certsvc.console import web
-from certsvc.console.actions import act, draw, number
-from certsvc.console.case_pages import post_form
+from certsvc.console.actions import act, draw, number, post_form
 from certsvc.console.models import ConsoleSession
 from certsvc.routes.certify_common import contacts, staff_hosts
 from certsvc.routes.certify_signing import revocation_out
