@@ -20,7 +20,6 @@ from certify.cases import (
     add_slot,
     book_slot,
     create_batch,
-    get_application,
     get_batch,
     record_attendance,
 )
@@ -276,7 +275,6 @@ async def post_check(request: Request, application_id: int) -> Response:
             form.get("value") or None,
             police,
         )
-        get_application(db, application_id)
         return record_staff_check(db, account, application_id, outcome)
 
     return await _case_form(request, application_id, CHECK_FIELDS, DESK, check)
