@@ -51,7 +51,9 @@ def page(browser: Browser) -> Page:
 
 def new_page(browser: Browser) -> Page:
     """A page in a browser context of its own (its own cookies: another person's browser)."""
-    return browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    context.set_default_timeout(60_000)  # a loaded machine; no timing is asserted
+    return context.new_page()
 
 
 def unlabelled(page: Page) -> list[str]:

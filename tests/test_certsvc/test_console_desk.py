@@ -67,6 +67,7 @@ PLAN = BatchPlan(
 )
 PLACE = "郑州市金水区政务服务中心三楼"
 FOUND = {"degree": "本科", "mandarin": "二级甲等"}
+TIMEOUT = 60  # seconds an answer may take on a loaded machine (no timing is asserted)
 
 
 def _batch(sessions: sessionmaker[Session], name: str = PLAN.name) -> int:
@@ -380,15 +381,16 @@ def test_officer_batch_case_decision_revocation_and_announcement(
 def _console(base: str, member: StaffMember) -> httpx.Client:
     """An HTTP client signed in to the console as `member` (password, then TOTP). httpx keeps
     `__Host-` (Secure) cookies from plain http without sending them back: carried by hand."""
-    form = httpx.get(f"{base}/console/login")
+    form = httpx.get(f"{base}/console/login", timeout=TIMEOUT)
     answer = httpx.post(
         f"{base}/console/login",
         data={"csrf": csrf_of(form.text), "username": member.username, "password": member.password},
         cookies={LOGIN_COOKIE: cookie_of(form, LOGIN_COOKIE) or ""},
+        timeout=TIMEOUT,
     )
     assert answer.status_code == 303
     first = {COOKIE: cookie_of(answer, COOKIE) or ""}
-    factor = httpx.get(f"{base}/console/second-factor", cookies=first)
+    factor = httpx.get(f"{base}/console/second-factor", cookies=first, timeout=TIMEOUT)
     secret = re.search(r'id="totp-secret"[^>]*>([A-Z2-7]+)<', factor.text)
     assert secret is not None
     code = pyotp.TOTP(secret.group(1)).now()
@@ -396,9 +398,11 @@ def _console(base: str, member: StaffMember) -> httpx.Client:
         f"{base}/console/second-factor",
         data={"csrf": csrf_of(factor.text), "code": code},
         cookies=first,
+        timeout=TIMEOUT,
     )
     assert done.status_code == 303
-    return httpx.Client(base_url=base, cookies={COOKIE: cookie_of(done, COOKIE) or ""})
+    cookies = {COOKIE: cookie_of(done, COOKIE) or ""}
+    return httpx.Client(base_url=base, cookies=cookies, timeout=TIMEOUT)
 
 
 def test_pages_refuse_other_roles_and_forms_without_their_token(
