@@ -16,6 +16,7 @@ from certsvc.accounts import password_hasher
 from certsvc.audit_keys import CheckpointKeyHolder
 from certsvc.audit_trail import SYSTEM_ROLE
 from certsvc.checkpointer import Checkpointer
+from certsvc.console import case_pages, officer_pages, registrar_pages
 from certsvc.console.routes import router as console_router
 from certsvc.db import (
     make_engine,
@@ -163,6 +164,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     app.include_router(openapi.router)
     app.include_router(console_router)
+    for desk in (case_pages, registrar_pages, officer_pages):  # registrars' and officers' pages
+        app.include_router(desk.router)
     app.state.public_routes = [route for router in PUBLIC_ROUTERS for route in router.routes]
     install_log_redaction()
     return app

@@ -35,8 +35,8 @@ def home(request: Request, db: web.DbDep) -> Response:
     if found is None:
         return web.redirect("/console/login")
     row, account = found
-    if account.role is Role.SECURITY_OFFICER:
-        return web.redirect("/console/dashboard")
+    if account.role in web.NAV:  # the role's first page
+        return web.redirect(web.NAV[account.role][0][0])
     return web.page("home.html", account=account, csrf=row.csrf)
 
 

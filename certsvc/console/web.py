@@ -30,6 +30,16 @@ CSP = (
 # Each role's pages, as (path, Chinese, English) links in the header; a role module adds its own.
 NAV: dict[Role, tuple[tuple[str, str, str], ...]] = {
     Role.SECURITY_OFFICER: (("/console/dashboard", "密钥使用", "Key usage"),),
+    Role.REGISTRAR: (
+        ("/console/intake", "受理", "Intake"),
+        ("/console/import", "批量导入", "Import"),
+        ("/console/batches", "批次", "Batches"),
+    ),
+    Role.OFFICER: (
+        ("/console/batches", "批次", "Batches"),
+        ("/console/revocations", "撤销", "Revocations"),
+        ("/console/announcements", "公告", "Announcements"),
+    ),
 }
 _templates = Environment(
     loader=PackageLoader("certsvc.console", "templates"),

@@ -162,7 +162,7 @@ def _left(calendar: WorkCalendar, today: date, due: date) -> int | None:
         return None
 
 
-def _batch_out(db: SessionDep, batch: Batch, today: date) -> BatchOut:
+def batch_out(db: SessionDep, batch: Batch, today: date) -> BatchOut:
     calendar = work_calendar(db)
     try:
         confirmation: int | None = calendar.workdays_between(
@@ -232,14 +232,14 @@ def post_batch(
         closes_on=body.closes_on,
     )
     batch = create_batch(db, actor_of(account), plan)
-    return _batch_out(db, batch, china_today())
+    return batch_out(db, batch, china_today())
 
 
 @router.get("/batches")
 def list_batches(_: CaseReaderDep, db: SessionDep, today: TodayQuery = None) -> list[BatchOut]:
     """Every batch, newest first, with the working days left to each deadline."""
     day = today or china_today()
-    return [_batch_out(db, b, day) for b in db.scalars(select(Batch).order_by(Batch.id.desc()))]
+    return [batch_out(db, b, day) for b in db.scalars(select(Batch).order_by(Batch.id.desc()))]
 
 
 @router.get("/batches/{batch_id}", responses=answers(404))
@@ -247,7 +247,7 @@ def show_batch(
     batch_id: int, _: CaseReaderDep, db: SessionDep, today: TodayQuery = None
 ) -> BatchOut:
     """One batch with its deadlines in working days from `today`."""
-    return _batch_out(db, get_batch(db, batch_id), today or china_today())
+    return batch_out(db, get_batch(db, batch_id), today or china_today())
 
 
 @router.post(
@@ -276,7 +276,7 @@ def post_plan(batch_id: int, body: PlanIn, account: OfficerDep, db: SessionDep) 
     """Record that the batch's implementation plan was filed with the provincial centre; the
     batch's announcements need it (二(一)). Audited."""
     batch = file_plan(db, actor_of(account), batch_id, body.filed_on, body.reference)
-    return _batch_out(db, batch, china_today())
+    return batch_out(db, batch, china_today())
 
 
 @router.post(
@@ -304,7 +304,7 @@ def post_extension(
 ) -> BatchOut:
     """Accept applications after registration closed, up to `until`; the reason is audited."""
     batch = extend_registration(db, actor_of(account), batch_id, body.until, body.reason)
-    return _batch_out(db, batch, china_today())
+    return batch_out(db, batch, china_today())
 
 
 @router.get("/batches/{batch_id}/slots", responses=answers(404))

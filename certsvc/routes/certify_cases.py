@@ -44,6 +44,7 @@ from certify.decisions import (
 from certify.eligibility import unmet_rules
 from certify.intake import ApplicantTokens, register_applicant
 from certify.models import Applicant, Application, Attendance, CaseCheck, Certificate, Decision
+from certsvc.accounts import StaffAccount
 from certsvc.audit_trail import actor_of
 from certsvc.auth import SessionDep
 from certsvc.routes.certify_common import (
@@ -366,14 +367,6 @@ def post_check(application_id: int, body: CheckIn, account: ClerkDep, db: Sessio
     """Record one attempt at a check (R1, R2): outcome, value found, source system and
     reference — never a copy of a document. Registrars record the comparisons and the
     examination; only officers the criminal-record check, with the police's reference."""
-    allowed = RECORDER_ROLES.get(body.kind)
-    if allowed is not None and account.role.value not in allowed:
-        raise HTTPException(
-            status.HTTP_403_FORBIDDEN,
-            detail=f"kind: only a {' or '.join(sorted(allowed))} records the {body.kind} check",
-        )
-    if body.checked_at.tzinfo is None:
-        raise InvalidInput("checked_at: give a time zone (e.g. +08:00)")
     police = None
     if body.police_unit is not None or body.police_issued_on is not None:
         police = PoliceReference(body.police_unit or "", body.police_issued_on)
@@ -386,8 +379,24 @@ def post_check(application_id: int, body: CheckIn, account: ClerkDep, db: Sessio
         body.value,
         police,
     )
-    attempt = record_check(db, actor_of(account), application_id, outcome)
+    attempt = record_staff_check(db, account, application_id, outcome)
     return check_out(_attempt(db, application_id, body.kind, attempt))
+
+
+def record_staff_check(
+    db: Session, account: StaffAccount, application_id: int, outcome: CheckOutcome
+) -> int:
+    """Record the attempt if the caller's role records checks of its kind (403 otherwise):
+    the API's and the console's one way in."""
+    allowed = RECORDER_ROLES.get(outcome.kind)
+    if allowed is not None and account.role.value not in allowed:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            detail=f"kind: only a {' or '.join(sorted(allowed))} records the {outcome.kind} check",
+        )
+    if outcome.checked_at.tzinfo is None:
+        raise InvalidInput("checked_at: give a time zone (e.g. +08:00)")
+    return record_check(db, actor_of(account), application_id, outcome)
 
 
 def _attempt(db: Session, application_id: int, kind: str, attempt: int) -> CaseCheck:

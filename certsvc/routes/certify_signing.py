@@ -139,7 +139,7 @@ def _certificate(db: Session, number: str) -> Certificate:
     return certificate
 
 
-def _revocation_out(db: Session, revocation: Revocation) -> RevocationOut:
+def revocation_out(db: Session, revocation: Revocation) -> RevocationOut:
     document = revocation_document(db, revocation.id)
     approvals = approvals_for(db, [document.document_id]).get(document.document_id, [])
     return RevocationOut(
@@ -239,7 +239,7 @@ def post_revocation(
 ) -> RevocationOut:
     """File a revocation (R10); two officers must approve it before the custodian signs."""
     revocation = request_revocation(db, actor_of(account), number, body.category, body.reason)
-    return _revocation_out(db, revocation)
+    return revocation_out(db, revocation)
 
 
 @router.get("/revocations/{revocation_id}", responses=answers(404))
@@ -248,7 +248,7 @@ def get_revocation(revocation_id: int, _: CaseReaderDep, db: SessionDep) -> Revo
     revocation = db.get(Revocation, revocation_id)
     if revocation is None:
         raise NotFound(f"revocation_id: no revocation {revocation_id}")
-    return _revocation_out(db, revocation)
+    return revocation_out(db, revocation)
 
 
 @router.post(
@@ -261,7 +261,7 @@ def post_revocation_approval(
 ) -> RevocationOut:
     """One officer's approval; a second, different officer must approve too."""
     approve(db, actor_of(account), revocation_id, body.reason)
-    return _revocation_out(db, db.get_one(Revocation, revocation_id))
+    return revocation_out(db, db.get_one(Revocation, revocation_id))
 
 
 @router.post("/revocations/{revocation_id}/return", responses=answers(404, 409))
@@ -270,7 +270,7 @@ def post_return(
 ) -> RevocationOut:
     """R10: the recalled certificate was handed back (once the revocation is signed)."""
     revocation = record_return(db, actor_of(account), revocation_id, body.returned_on, body.note)
-    return _revocation_out(db, revocation)
+    return revocation_out(db, revocation)
 
 
 @router.post("/revocations/sign", responses=answers(404, 409))

@@ -9,15 +9,13 @@ import os
 import re
 import time
 from collections import Counter
-from collections.abc import Iterator
 from datetime import timedelta
-from http.cookies import SimpleCookie
 from pathlib import Path
 
 import httpx
 import pyotp
 import pytest
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -31,34 +29,14 @@ from certsvc.console.models import ConsoleSession, ConsoleTotp
 from certsvc.settings import Settings
 from common.dbtypes import utcnow
 from common.errors import Conflict
+from console_support import COOKIE, LOGIN_COOKIE
+from console_support import cookie_of as _cookie
+from console_support import csrf_of as _csrf
+from console_support import sign_in as _sign_in
+from console_support import unlabelled as _unlabelled
 from server_support import Server, serving
 from service_helpers import MakeStaff, StaffMember
 from signer.models import SigningKey
-
-CHROMIUM = "/usr/bin/chromium"
-COOKIE = "__Host-certsvc-console"
-LOGIN_COOKIE = "__Host-certsvc-console-login"
-# Every visible form control must have a label (or an accessible name of its own).
-UNLABELLED = """() => [...document.querySelectorAll('input, select, textarea')]
-  .filter(e => e.type !== 'hidden' && e.labels.length === 0 && !e.getAttribute('aria-label'))
-  .map(e => e.name || e.id || e.outerHTML)"""
-
-
-@pytest.fixture
-def server(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
-    initialise(settings)
-    monkeypatch.setenv("CERTSVC_CONSOLE_IDLE_MINUTES", "5")
-    with serving(env=dict(os.environ)) as running:
-        yield running
-
-
-@pytest.fixture
-def page() -> Iterator[Page]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        context = browser.new_context(viewport={"width": 1280, "height": 1000})
-        yield context.new_page()
-        browser.close()
 
 
 def _signer_events(sessions: sessionmaker[Session]) -> str:
@@ -104,45 +82,6 @@ def _log_counts(sessions: sessionmaker[Session]) -> dict[str, Counter[str]]:
                 kind = "made" if row.outcome == "ok" else "refused"
                 counts.setdefault(name, Counter())[f"{day} {kind}"] += 1
     return counts
-
-
-def _unlabelled(page: Page) -> list[str]:
-    found: list[str] = page.evaluate(UNLABELLED)
-    return found
-
-
-def _sign_in(page: Page, base: str, member: StaffMember) -> str:
-    """Keyboard only: the username field has the focus, Tab to the password, Enter; then the
-    code from the secret the enrolment page shows. The TOTP secret read from the page."""
-    page.goto(f"{base}/console/")
-    assert page.url.endswith("/console/login")
-    assert _unlabelled(page) == []
-    page.keyboard.type(member.username)
-    page.keyboard.press("Tab")
-    page.keyboard.type(member.password)
-    page.keyboard.press("Enter")
-    page.wait_for_url("**/console/second-factor")
-    assert _unlabelled(page) == []
-    secret = page.text_content("#totp-secret")
-    assert secret is not None
-    page.keyboard.type(pyotp.TOTP(secret).now())
-    page.keyboard.press("Enter")
-    page.wait_for_url("**/console/dashboard")
-    return secret
-
-
-def _cookie(response: httpx.Response, name: str) -> str | None:
-    for header in response.headers.get_list("set-cookie"):
-        jar: SimpleCookie = SimpleCookie(header)
-        if name in jar:
-            return jar[name].value
-    return None
-
-
-def _csrf(html: str) -> str:
-    found = re.search(r'name="csrf" value="([^"]+)"', html)
-    assert found is not None
-    return found.group(1)
 
 
 def _password_only(base: str, member: StaffMember) -> str:
@@ -350,7 +289,7 @@ def test_other_roles_see_no_dashboard(server: Server, page: Page, make_staff: Ma
     assert secret is not None
     page.fill("#code", pyotp.TOTP(secret).now())
     page.click("main button[type=submit]")
-    page.wait_for_url("**/console/")
+    page.wait_for_url("**/console/intake")  # the registrar's own first page
     answer = page.goto(f"{server.base}/console/dashboard")
     assert answer is not None and answer.status == 403
     assert "Key usage" not in page.content()

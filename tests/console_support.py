@@ -1,0 +1,96 @@
+"""What the console's browser tests share: a real `certsvc serve` on a provisioned body, Debian's
+Chromium driven by Playwright, keyboard-only sign-in with TOTP, and reading forms' tokens and
+cookies from raw answers."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from http.cookies import SimpleCookie
+
+import httpx
+import pyotp
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from certsvc.bootstrap import initialise
+from certsvc.settings import Settings
+from server_support import Server, serving
+from service_helpers import StaffMember
+
+CHROMIUM = "/usr/bin/chromium"
+COOKIE = "__Host-certsvc-console"
+LOGIN_COOKIE = "__Host-certsvc-console-login"
+# Every visible form control must have a label (or an accessible name of its own).
+UNLABELLED = """() => [...document.querySelectorAll('input, select, textarea')]
+  .filter(e => e.type !== 'hidden' && e.labels.length === 0 && !e.getAttribute('aria-label'))
+  .map(e => e.name || e.id || e.outerHTML)"""
+
+
+@pytest.fixture
+def server(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
+    initialise(settings)
+    monkeypatch.setenv("CERTSVC_CONSOLE_IDLE_MINUTES", "5")
+    with serving(env=dict(os.environ)) as running:
+        yield running
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Page:
+    return new_page(browser)
+
+
+def new_page(browser: Browser) -> Page:
+    """A page in a browser context of its own (its own cookies: another person's browser)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    context.set_default_timeout(60_000)  # a loaded machine; no timing is asserted
+    return context.new_page()
+
+
+def unlabelled(page: Page) -> list[str]:
+    found: list[str] = page.evaluate(UNLABELLED)
+    return found
+
+
+def sign_in(page: Page, base: str, member: StaffMember, lands: str = "dashboard") -> str:
+    """Keyboard only: the username field has the focus, Tab to the password, Enter; then the
+    code from the secret the enrolment page shows, landing on `/console/<lands>`. The TOTP
+    secret read from the page."""
+    page.goto(f"{base}/console/")
+    assert page.url.endswith("/console/login")
+    assert unlabelled(page) == []
+    page.keyboard.type(member.username)
+    page.keyboard.press("Tab")
+    page.keyboard.type(member.password)
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/console/second-factor")
+    assert unlabelled(page) == []
+    secret = page.text_content("#totp-secret")
+    assert secret is not None
+    page.keyboard.type(pyotp.TOTP(secret).now())
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"**/console/{lands}")
+    return secret
+
+
+def cookie_of(response: httpx.Response, name: str) -> str | None:
+    for header in response.headers.get_list("set-cookie"):
+        jar: SimpleCookie = SimpleCookie(header)
+        if name in jar:
+            return jar[name].value
+    return None
+
+
+def csrf_of(html: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found is not None
+    return found.group(1)
