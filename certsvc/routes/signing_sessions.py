@@ -136,6 +136,18 @@ def close_session(
     db: SessionDep,
 ) -> None:
     """Lock the USBKey again (named by serial or label): log out and close the session."""
-    serial = find_token(db, token_serial, "token_serial").serial
+    close_signing_session(request, db, account, workstation, token_serial)
+
+
+def close_signing_session(
+    request: Request,
+    db: Session,
+    account: StaffAccount,
+    workstation: Workstation,
+    token_name: str,
+    field: str = "token_serial",
+) -> None:
+    """Log out of the caller's session on the token, audited: the API's and the console's."""
+    serial = find_token(db, token_name, field).serial
     state.signing_sessions(request).close(serial, account.username)
     record(db, actor_of(account, workstation), "signer.session.close", f"token:{serial}")
