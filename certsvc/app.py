@@ -16,6 +16,7 @@ from certsvc.accounts import password_hasher
 from certsvc.audit_keys import CheckpointKeyHolder
 from certsvc.audit_trail import SYSTEM_ROLE
 from certsvc.checkpointer import Checkpointer
+from certsvc.console.admin import router as admin_console_router
 from certsvc.console.custodian import router as custodian_console_router
 from certsvc.console.routes import router as console_router
 from certsvc.db import (
@@ -160,6 +161,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(openapi.router)
     app.include_router(console_router)
     app.include_router(custodian_console_router)
+    app.include_router(admin_console_router)
     app.state.public_routes = [route for router in PUBLIC_ROUTERS for route in router.routes]
     install_log_redaction()
     return app
