@@ -1,0 +1,118 @@
+"""What console tests share: a real `certsvc serve` on a fresh `certsvc init`, a Playwright
+page in Debian's Chromium, signing in (in the browser, keyboard only, or over plain HTTP for
+the tests that play a thief with a cookie), the label check, the CSRF token of a page."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from http.cookies import SimpleCookie
+
+import httpx
+import pyotp
+import pytest
+from playwright.sync_api import Page, sync_playwright
+
+from certsvc.bootstrap import initialise
+from certsvc.settings import Settings
+from server_support import Server, serving
+from service_helpers import StaffMember
+
+CHROMIUM = "/usr/bin/chromium"
+COOKIE = "__Host-certsvc-console"
+LOGIN_COOKIE = "__Host-certsvc-console-login"
+# Every visible form control must have a label (or an accessible name of its own).
+UNLABELLED = """() => [...document.querySelectorAll('input, select, textarea')]
+  .filter(e => e.type !== 'hidden' && e.labels.length === 0 && !e.getAttribute('aria-label'))
+  .map(e => e.name || e.id || e.outerHTML)"""
+
+
+@pytest.fixture
+def server(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
+    initialise(settings)
+    monkeypatch.setenv("CERTSVC_CONSOLE_IDLE_MINUTES", "5")
+    with serving(env=dict(os.environ)) as running:
+        yield running
+
+
+@pytest.fixture
+def page() -> Iterator[Page]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        context = browser.new_context(viewport={"width": 1280, "height": 1000})
+        yield context.new_page()
+        browser.close()
+
+
+def unlabelled(page: Page) -> list[str]:
+    found: list[str] = page.evaluate(UNLABELLED)
+    return found
+
+
+def sign_in(page: Page, base: str, member: StaffMember, lands: str = "/console/dashboard") -> str:
+    """Keyboard only: the username field has the focus, Tab to the password, Enter; then the
+    code from the secret the enrolment page shows; the page lands on `lands`. The TOTP
+    secret read from the page."""
+    page.goto(f"{base}/console/")
+    assert page.url.endswith("/console/login")
+    assert unlabelled(page) == []
+    page.keyboard.type(member.username)
+    page.keyboard.press("Tab")
+    page.keyboard.type(member.password)
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/console/second-factor")
+    assert unlabelled(page) == []
+    secret = page.text_content("#totp-secret")
+    assert secret is not None
+    page.keyboard.type(pyotp.TOTP(secret).now())
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"**{lands}")
+    return secret
+
+
+def cookie_of(response: httpx.Response, name: str) -> str | None:
+    for header in response.headers.get_list("set-cookie"):
+        jar: SimpleCookie = SimpleCookie(header)
+        if name in jar:
+            return jar[name].value
+    return None
+
+
+def csrf_of(html: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found is not None
+    return found.group(1)
+
+
+def password_only(base: str, member: StaffMember) -> str:
+    """The session cookie a right password earns, before the second factor."""
+    form = httpx.get(f"{base}/console/login")
+    login = cookie_of(form, LOGIN_COOKIE)
+    answer = httpx.post(
+        f"{base}/console/login",
+        data={"csrf": csrf_of(form.text), "username": member.username, "password": member.password},
+        cookies={LOGIN_COOKIE: login or ""},
+    )
+    assert answer.status_code == 303 and answer.headers["location"] == "/console/second-factor"
+    cookie = cookie_of(answer, COOKIE)
+    assert cookie is not None
+    return cookie
+
+
+def signed_in_cookie(base: str, member: StaffMember) -> str:
+    """A fully signed-in session cookie over plain HTTP (password, then the TOTP code from the
+    first enrolment): what a thief who copied the cookie holds."""
+    cookie = password_only(base, member)
+    factor = httpx.get(f"{base}/console/second-factor", cookies={COOKIE: cookie})
+    secret = re.search(r'id="totp-secret">([A-Z2-7]+)<', factor.text)
+    assert secret is not None
+    answer = httpx.post(
+        f"{base}/console/second-factor",
+        data={"csrf": csrf_of(factor.text), "code": pyotp.TOTP(secret.group(1)).now()},
+        cookies={COOKIE: cookie},
+    )
+    assert answer.status_code == 303
+    verified = cookie_of(answer, COOKIE)
+    assert verified is not None
+    return verified
