@@ -259,7 +259,7 @@ async def sign_decisions(request: Request, db: web.DbDep) -> Response:
         batch_id,
     )
     refused = len(report.refused) + report.not_attempted
-    return _next(f"signed-{report.signed}-refused-{refused}")
+    return _next(f"signed-{len(report.signed)}-refused-{refused}")
 
 
 @router.post("/custodian/issue")
