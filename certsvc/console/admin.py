@@ -14,6 +14,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from certsvc import state
@@ -63,7 +64,7 @@ def _render(
     accounts = list_accounts(db)
     names = {a.id: a.username for a in accounts}
     places: dict[str, list[str]] = {}
-    for place in db.query(TokenWorkstation).order_by(TokenWorkstation.workstation_name):
+    for place in db.scalars(select(TokenWorkstation).order_by(TokenWorkstation.workstation_name)):
         places.setdefault(place.token_serial, []).append(place.workstation_name)
     return web.page(
         "admin.html",

@@ -63,8 +63,7 @@ def test_custodian_enrols_the_browser_then_signs_issues_and_prints(
     batch_id, applications = decided_round(settings, open_issuer(settings, sessions), 2)
 
     # The custodian's browser makes its key; only the public half is shown.
-    sign_in(page, server.base, custodian, lands="/console/")
-    page.goto(f"{server.base}/console/custodian")
+    sign_in(page, server.base, custodian, lands="/console/custodian")
     assert unlabelled(page) == []
     page.fill("#ws-new-name", BROWSER_WS)
     page.click("#enrol button")
@@ -89,8 +88,7 @@ def test_custodian_enrols_the_browser_then_signs_issues_and_prints(
     other = page.context.browser
     assert other is not None
     admin_page = other.new_context().new_page()
-    sign_in(admin_page, server.base, admin, lands="/console/")
-    admin_page.goto(f"{server.base}/console/admin")
+    sign_in(admin_page, server.base, admin, lands="/console/admin")
     assert unlabelled(admin_page) == []
     admin_page.fill("#ws-register-name", BROWSER_WS)
     admin_page.select_option("#ws-register-holder", custodian.username)
@@ -160,8 +158,7 @@ def test_admin_proposes_an_account_and_sees_the_second_persons_approval(
     secrets = _credentials(settings)
     admin = demo_member(secrets, "admin")
     security = demo_member(secrets, "security_officer")
-    sign_in(page, server.base, admin, lands="/console/")
-    page.goto(f"{server.base}/console/admin")
+    sign_in(page, server.base, admin, lands="/console/admin")
     page.fill("#new-username", "custodian.new")
     page.fill("#new-display-name", "新保管员")
     page.select_option("#new-role", "custodian")
