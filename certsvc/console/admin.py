@@ -89,7 +89,7 @@ def admin_page(request: Request, db: web.DbDep, done: str = "") -> Response:
     if isinstance(found, Response):
         return found
     row, account = found
-    return _render(db, row, account, done=done[:32])
+    return _render(db, row, account, done=done if done in ("registered", "allowed") else "")
 
 
 async def _act(

@@ -8,6 +8,7 @@ a URL."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from importlib.resources import files
@@ -45,6 +46,8 @@ BATCH_FIELDS = {"batch": 12}
 ISSUE_FIELDS = {"batch": 12, "application": 12}
 PDF_FIELDS = {"number": 17}
 BATCHES_SHOWN = 20
+# What the page may say an action did: a known word and counts, nothing else from the URL.
+DONE_RE = re.compile(r"opened|closed|signed-[0-9]{1,6}-refused-[0-9]{1,6}|issued-[0-9]{1,6}")
 web.NAV[Role.CUSTODIAN] = ((HOME, "签名与发证", "Signing and issue"),)
 
 
@@ -102,7 +105,7 @@ def custodian_page(request: Request, db: web.DbDep, done: str = "") -> Response:
         csrf=row.csrf,
         tokens=_tokens(request, db, account),
         batches=_batches(db),
-        done=done[:32],
+        done=done if DONE_RE.fullmatch(done) else "",
     )
 
 
