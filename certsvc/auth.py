@@ -8,7 +8,7 @@ resolves dependencies in order, so a wrong role is refused (403) before any work
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Annotated
 
 from argon2 import PasswordHasher
@@ -249,37 +249,49 @@ async def require_workstation(
         if value is not None
     }
     body = await request.body()
+    authorization = request.headers.get("authorization", "")
+    return await run_in_threadpool(
+        prove_workstation, request, session, account, settings, headers, body, authorization
+    )
 
-    def verify() -> Workstation:
-        try:
-            return verify_request(
-                session,
-                account=account,
-                method=request.method,
-                path=_path_with_query(request),
-                body=body,
-                authorization=request.headers.get("authorization", ""),
-                headers=headers,
-                max_skew_seconds=settings.request_max_skew_seconds,
-            )
-        except RequestSignatureError as exc:
-            logger.warning("refused workstation proof from %s: %s", account.username, exc)
-            refusal = event(
-                actor_of(account),
-                "service.workstation_proof",
-                f"{request.method} {request.url.path}"[:OBJECT_MAX],
-                outcome="refused",
-                reason=str(exc),
-            )
-            keep_events(session, [refusal])
-            raise
 
-    def verify_granted() -> Workstation:
-        workstation = verify()
-        if not workstation_backed(session, workstation):
-            reason = f"workstation {workstation.name} has no grant event on record"
-            _refuse_grant(request, session, account, workstation.name, reason)
-            raise RequestSignatureError(reason)
-        return workstation
-
-    return await run_in_threadpool(verify_granted)
+def prove_workstation(
+    request: Request,
+    session: Session,
+    account: StaffAccount,
+    settings: Settings,
+    headers: Mapping[str, str],
+    body: bytes,
+    authorization: str,
+) -> Workstation:
+    """The one check of a workstation proof, for the API (`require_workstation`) and the
+    console (whose `authorization` binds the session instead of a bearer token): the
+    signature verified and its workstation's grant on record, or `RequestSignatureError`
+    with the refusal logged and kept in the audit log."""
+    try:
+        workstation = verify_request(
+            session,
+            account=account,
+            method=request.method,
+            path=_path_with_query(request),
+            body=body,
+            authorization=authorization,
+            headers=headers,
+            max_skew_seconds=settings.request_max_skew_seconds,
+        )
+    except RequestSignatureError as exc:
+        logger.warning("refused workstation proof from %s: %s", account.username, exc)
+        refusal = event(
+            actor_of(account),
+            "service.workstation_proof",
+            f"{request.method} {request.url.path}"[:OBJECT_MAX],
+            outcome="refused",
+            reason=str(exc),
+        )
+        keep_events(session, [refusal])
+        raise
+    if not workstation_backed(session, workstation):
+        reason = f"workstation {workstation.name} has no grant event on record"
+        _refuse_grant(request, session, account, workstation.name, reason)
+        raise RequestSignatureError(reason)
+    return workstation

@@ -186,13 +186,11 @@ def open_issuer(settings: Settings, sessions: sessionmaker[Session]) -> Issuer:
     )
 
 
-def _round(
-    settings: Settings,
-    issuer: Issuer,
-    signing: SigningSessions,
-    usbkey: dict[str, str],
-    out: Path,
-) -> list[dict[str, Any]]:
+def decided_round(
+    settings: Settings, issuer: Issuer, applicants: int = APPLICANTS
+) -> tuple[int, list[int]]:
+    """A demo batch up to its officers' approvals, their decisions ready for the custodian to
+    sign (as the console's custodian finds them): the batch and its applications."""
     sessions = issuer.sessions
     actors = _actors(settings, sessions)
     registrar, officer = actors["registrar"], actors["officer"]
@@ -211,10 +209,10 @@ def _round(
         batch = create_batch(db, officer, plan)
         record_training(db, officer, batch.id, registrar.username, date(2026, 9, 11))
         file_plan(db, officer, batch.id, date(2026, 8, 25), f"演示〔2026〕{tag}")
-        confirmation = SlotPlan(datetime(2026, 9, 14, 1, tzinfo=UTC), DEMO_PLACE, APPLICANTS)
+        confirmation = SlotPlan(datetime(2026, 9, 14, 1, tzinfo=UTC), DEMO_PLACE, applicants)
         slot = add_slot(db, officer, batch.id, confirmation)
         applications = []
-        for n, applicant_id in enumerate(_applicants(issuer, db)):
+        for n, applicant_id in enumerate(_applicants(issuer, db, applicants)):
             subject = SUBJECTS[n % len(SUBJECTS)]
             application = create_application(
                 db, registrar, batch.id, applicant_id, "SS", subject, filed_on=date(2026, 9, 2)
@@ -247,6 +245,21 @@ def _round(
             decide(db, officer, application.id, "approve", "各项核查均通过")
             applications.append(application.id)
         batch_id = batch.id
+    return batch_id, applications
+
+
+def _round(
+    settings: Settings,
+    issuer: Issuer,
+    signing: SigningSessions,
+    usbkey: dict[str, str],
+    out: Path,
+) -> list[dict[str, Any]]:
+    sessions = issuer.sessions
+    actors = _actors(settings, sessions)
+    officer = actors["officer"]
+    today = datetime.now(UTC).date()
+    batch_id, applications = decided_round(settings, issuer)
     _session(signing, usbkey, "decision-1")
     sign_decisions(sessions, issuer.signer, actors["custodian"], batch_id)
     _session(signing, usbkey, "certificate-1")
@@ -263,11 +276,11 @@ def _round(
     return _manifest(settings, sessions, numbers, pdfs, out)
 
 
-def _applicants(issuer: Issuer, db: Session) -> list[int]:
+def _applicants(issuer: Issuer, db: Session, count: int) -> list[int]:
     """Synthetic applicants not yet on file (each run draws new people)."""
     rng = random.Random(secrets.randbits(64))  # noqa: S311 (synthetic people, not secrets)
     made: list[int] = []
-    while len(made) < APPLICANTS:
+    while len(made) < count:
         number = synthetic.id_number(rng)
         token = issuer.vault.tokenise(db, Kind.ID_NUMBER, [number])[0]
         if db.scalar(select(Applicant.id).where(Applicant.id_number_token == token.token)):

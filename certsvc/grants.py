@@ -19,7 +19,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -39,7 +38,7 @@ from certsvc.accounts import (
 )
 from certsvc.audit_trail import SYSTEM_ROLE, actor_of
 from certsvc.storage_media import StorageMedium, medium_backed
-from certsvc.workstations import Workstation, register_workstation
+from certsvc.workstations import Workstation, WorkstationPublicKey, register_workstation
 from common.dbtypes import utcnow
 from common.errors import Conflict, InvalidInput
 from signer.custody import custody_backed, custody_digest
@@ -278,7 +277,7 @@ def grant_workstation(
     by: Attributed,
     name: str,
     holder: str,
-    public_key: Ed25519PublicKey | str | bytes,
+    public_key: WorkstationPublicKey | str | bytes,
 ) -> Workstation:
     """Register a workstation, granted by its event."""
     workstation = register_workstation(db, name, holder, public_key)

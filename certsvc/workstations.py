@@ -6,12 +6,16 @@ A request from a workstation carries four headers::
     Certsvc-Workstation: <name>
     Certsvc-Timestamp:   <unix seconds>
     Certsvc-Nonce:       <16–64 url-safe characters, never reused>
-    Certsvc-Signature:   <base64url without padding of an Ed25519 signature>
+    Certsvc-Signature:   <base64url without padding of the signature>
 
 over the UTF-8 bytes of ``"certsvc-request-v1\\n" + METHOD + "\\n" + path_with_query + "\\n" +
 timestamp + "\\n" + nonce + "\\n" + workstation + "\\n" + sha256hex(body) + "\\n" +
 sha256hex(Authorization header value)``. Hashing the Authorization value ties the signature to
 one bearer token: nobody can pair a captured signature with another person's token.
+
+A workstation key is Ed25519 (the CLI's) or ECDSA P-256 with SHA-256 (a browser's WebCrypto
+key: `certsvc.console`). An ECDSA signature is accepted in WebCrypto's IEEE P1363 form (r || s,
+32 bytes each) or DER; both are checked as DER after conversion.
 """
 
 from __future__ import annotations
@@ -28,10 +32,15 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
+)
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    decode_dss_signature,
+    encode_dss_signature,
 )
 from sqlalchemy import (
     BigInteger,
@@ -64,7 +73,13 @@ HEADER_SIGNATURE = "Certsvc-Signature"
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{1,63}")
 NAME_RULE = "name: 2–64 characters of a-z, 0-9, . _ -, starting with a letter or digit"
 NONCE_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
-SIGNATURE_RE = re.compile(r"[A-Za-z0-9_-]{86}")
+# 64 bytes (Ed25519, or ECDSA P-256 as r || s) to 72 (ECDSA P-256 in DER), base64url.
+SIGNATURE_RE = re.compile(r"[A-Za-z0-9_-]{86,96}")
+P256_POINT_BYTES = 65  # X9.62 uncompressed: 0x04 || x || y
+P256_HALF = 32
+
+WorkstationPublicKey = Ed25519PublicKey | ec.EllipticCurvePublicKey
+WorkstationPrivateKey = Ed25519PrivateKey | ec.EllipticCurvePrivateKey
 TIMESTAMP_RE = re.compile(r"[0-9]{1,12}")
 
 
@@ -117,8 +132,9 @@ def validate_name(name: str) -> str:
     return name
 
 
-def parse_public_key(value: str | bytes) -> Ed25519PublicKey:
-    """An Ed25519 public key from PEM (SubjectPublicKeyInfo) or its raw 32 bytes."""
+def parse_public_key(value: str | bytes) -> WorkstationPublicKey:
+    """An Ed25519 or ECDSA P-256 public key from PEM (SubjectPublicKeyInfo), or an Ed25519
+    key's raw 32 bytes."""
     raw = value.encode() if isinstance(value, str) else value
     if len(raw) == 32 and not raw.startswith(b"-----"):
         return Ed25519PublicKey.from_public_bytes(raw)
@@ -126,9 +142,34 @@ def parse_public_key(value: str | bytes) -> Ed25519PublicKey:
         key = serialization.load_pem_public_key(raw)
     except ValueError:
         raise InvalidInput("public_key: not a PEM public key") from None
+    if isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1):
+        return key
     if not isinstance(key, Ed25519PublicKey):
-        raise InvalidInput("public_key: not an Ed25519 key")
+        raise InvalidInput("public_key: neither an Ed25519 nor an ECDSA P-256 key")
     return key
+
+
+def _stored_key(key: WorkstationPublicKey) -> bytes:
+    """Ed25519 as its raw 32 bytes (as ever), P-256 as its 65-byte uncompressed point: the
+    length tells them apart."""
+    if isinstance(key, Ed25519PublicKey):
+        return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return key.public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
+
+
+def _verify_signature(stored: bytes, signature: bytes, message: bytes) -> None:
+    """`InvalidSignature` unless `signature` over `message` verifies with the stored key."""
+    if len(stored) != P256_POINT_BYTES:
+        Ed25519PublicKey.from_public_bytes(stored).verify(signature, message)
+        return
+    key = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), stored)
+    if len(signature) == 2 * P256_HALF:  # WebCrypto's r || s
+        r = int.from_bytes(signature[:P256_HALF], "big")
+        s = int.from_bytes(signature[P256_HALF:], "big")
+        signature = encode_dss_signature(r, s)
+    key.verify(signature, message, ec.ECDSA(hashes.SHA256()))
 
 
 def generate_workstation_key(path: Path | str) -> Ed25519PublicKey:
@@ -161,7 +202,7 @@ def register_workstation(
     session: Session,
     name: str,
     custodian_username: str,
-    public_key: Ed25519PublicKey | str | bytes,
+    public_key: WorkstationPublicKey | str | bytes,
 ) -> Workstation:
     """Register a computer and the person answering for it: a custodian (tokens are used
     there) or a vault revealer (personal values are revealed there)."""
@@ -173,13 +214,13 @@ def register_workstation(
         )
     if not custodian.active:
         raise InvalidInput(f"custodian: {custodian_username!r} is disabled")
-    key = public_key if isinstance(public_key, Ed25519PublicKey) else parse_public_key(public_key)
+    key = public_key if not isinstance(public_key, str | bytes) else parse_public_key(public_key)
     if session.scalar(select(Workstation.id).where(Workstation.name == name)):
         raise Conflict(f"name: workstation {name!r} is already registered")
     workstation = Workstation(
         name=name,
         custodian=custodian,
-        public_key=key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw),
+        public_key=_stored_key(key),
         active=True,
     )
     try:
@@ -239,7 +280,7 @@ def _signed_message(
 
 
 def sign_request(
-    private_key: Ed25519PrivateKey,
+    private_key: WorkstationPrivateKey,
     workstation: str,
     method: str,
     path: str,
@@ -250,12 +291,18 @@ def sign_request(
     """The four headers proving that this request comes from `workstation`.
 
     `path` is the request target exactly as sent, query string included; `authorization` the
-    exact Authorization header value ("" when there is none).
+    exact Authorization header value ("" when there is none). An ECDSA key signs as WebCrypto
+    does (r || s).
     """
     timestamp = str(int(time.time() if now is None else now))
     nonce = secrets.token_urlsafe(18)
     message = _signed_message(method, path, timestamp, nonce, workstation, body, authorization)
-    signature = base64.urlsafe_b64encode(private_key.sign(message)).rstrip(b"=").decode()
+    if isinstance(private_key, Ed25519PrivateKey):
+        raw = private_key.sign(message)
+    else:
+        r, s = decode_dss_signature(private_key.sign(message, ec.ECDSA(hashes.SHA256())))
+        raw = r.to_bytes(P256_HALF, "big") + s.to_bytes(P256_HALF, "big")
+    signature = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
     return {
         HEADER_WORKSTATION: workstation,
         HEADER_TIMESTAMP: timestamp,
@@ -303,7 +350,7 @@ def verify_request(
         raise RequestSignatureError(f"{HEADER_NONCE}: 16–64 characters of A-Z a-z 0-9 _ -")
     if not SIGNATURE_RE.fullmatch(signature):
         raise RequestSignatureError(
-            f"{HEADER_SIGNATURE}: not a base64url Ed25519 signature without padding"
+            f"{HEADER_SIGNATURE}: not a base64url signature without padding"
         )
 
     workstation = session.scalar(select(Workstation).where(Workstation.name == name))
@@ -323,8 +370,8 @@ def verify_request(
     message = _signed_message(method, path, timestamp, nonce, name, body, authorization)
     try:
         raw_signature = base64.urlsafe_b64decode(signature + "==")
-        Ed25519PublicKey.from_public_bytes(workstation.public_key).verify(raw_signature, message)
-    except (InvalidSignature, binascii.Error):
+        _verify_signature(workstation.public_key, raw_signature, message)
+    except (InvalidSignature, binascii.Error, ValueError):
         raise RequestSignatureError(
             f"{HEADER_SIGNATURE}: does not verify with the key of workstation {name!r}"
         ) from None

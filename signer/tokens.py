@@ -181,6 +181,15 @@ class Pkcs11Tokens:
                 ]
             )
 
+    def tries_left(self, status: TokenStatus, failures: int) -> int:
+        """PIN tries before the token locks, as `_wrong_pin` tells them: what a custodian
+        reads before typing the PIN."""
+        if status.pin_locked:
+            return 0
+        if status.pin_final_try:
+            return 1
+        return max(self._max_tries - failures, 1)
+
     def status(self, serial: str) -> TokenStatus:
         with self.lock:
             return self._with_recovery(lambda: self._status(self._token(serial)))

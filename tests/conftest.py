@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -38,6 +39,7 @@ from certsvc.grants import (
     set_own_password,
 )
 from certsvc.settings import Settings, get_settings, reset_settings
+from certsvc.workstations import WorkstationPrivateKey
 from service_helpers import MakeStaff, StaffMember
 from signer.actor import Actor
 
@@ -196,18 +198,23 @@ def _granters(db: Session, settings: Settings) -> tuple[StaffAccount, StaffAccou
 
 @pytest.fixture
 def make_staff(settings: Settings, sessions: sessionmaker[Session]) -> MakeStaff:
-    """`make_staff(role, username=None, workstation=False)`: an account with an API token and,
-    for a custodian or a revealer on request, a registered workstation named `ws-<username>`.
+    """`make_staff(role, username=None, workstation=False, p256=False)`: an account with an API
+    token and, for a custodian or a revealer on request, a registered workstation named
+    `ws-<username>` (its key Ed25519 as the CLI's, or ECDSA P-256 as a browser's).
     Made the way the service grants them: an admin proposes, a security officer approves
     when the role needs a second person, the holder replaces the initial password, a token
     is issued as `certsvc staff token` would, the admin registers the workstation."""
     serial = itertools.count(1)
     hasher = password_hasher(settings)
 
-    def make(role: Role, username: str | None = None, workstation: bool = False) -> StaffMember:
+    def make(
+        role: Role, username: str | None = None, workstation: bool = False, p256: bool = False
+    ) -> StaffMember:
         username = username or f"{role.value}{next(serial)}"
         initial, password = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
-        key = Ed25519PrivateKey.generate() if workstation else None
+        key: WorkstationPrivateKey | None = None
+        if workstation:
+            key = ec.generate_private_key(ec.SECP256R1()) if p256 else Ed25519PrivateKey.generate()
         with sessions.begin() as db:
             admin, security = _granters(db, settings)
             propose_account(db, actor_of(admin), username, role, initial, hasher=hasher)

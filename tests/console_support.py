@@ -1,6 +1,6 @@
 """What the console's browser tests share: a real `certsvc serve` on a provisioned body, Debian's
-Chromium driven by Playwright, keyboard-only sign-in with TOTP, and reading forms' tokens and
-cookies from raw answers."""
+Chromium driven by Playwright, keyboard-only sign-in with TOTP, signing in over plain HTTP (for
+the tests that play a thief with a cookie), and reading forms' tokens and cookies."""
 
 from __future__ import annotations
 
@@ -94,3 +94,36 @@ def csrf_of(html: str) -> str:
     found = re.search(r'name="csrf" value="([^"]+)"', html)
     assert found is not None
     return found.group(1)
+
+
+def password_only(base: str, member: StaffMember) -> str:
+    """The session cookie a right password earns, before the second factor."""
+    form = httpx.get(f"{base}/console/login")
+    login = cookie_of(form, LOGIN_COOKIE)
+    answer = httpx.post(
+        f"{base}/console/login",
+        data={"csrf": csrf_of(form.text), "username": member.username, "password": member.password},
+        cookies={LOGIN_COOKIE: login or ""},
+    )
+    assert answer.status_code == 303 and answer.headers["location"] == "/console/second-factor"
+    cookie = cookie_of(answer, COOKIE)
+    assert cookie is not None
+    return cookie
+
+
+def signed_in_cookie(base: str, member: StaffMember) -> str:
+    """A fully signed-in session cookie over plain HTTP (password, then the TOTP code from the
+    first enrolment): what a thief who copied the cookie holds."""
+    cookie = password_only(base, member)
+    factor = httpx.get(f"{base}/console/second-factor", cookies={COOKIE: cookie})
+    secret = re.search(r'id="totp-secret">([A-Z2-7]+)<', factor.text)
+    assert secret is not None
+    answer = httpx.post(
+        f"{base}/console/second-factor",
+        data={"csrf": csrf_of(factor.text), "code": pyotp.TOTP(secret.group(1)).now()},
+        cookies={COOKIE: cookie},
+    )
+    assert answer.status_code == 303
+    verified = cookie_of(answer, COOKIE)
+    assert verified is not None
+    return verified

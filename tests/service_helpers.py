@@ -6,10 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
 from certsvc.accounts import Role
-from certsvc.workstations import load_workstation_key, sign_request
+from certsvc.workstations import WorkstationPrivateKey, load_workstation_key, sign_request
 
 
 @dataclass(frozen=True)
@@ -22,7 +20,7 @@ class StaffMember:
     token: str
     token_id: str
     workstation: str | None = None
-    workstation_key: Ed25519PrivateKey | None = None
+    workstation_key: WorkstationPrivateKey | None = None
 
     @property
     def auth(self) -> dict[str, str]:
@@ -48,7 +46,7 @@ def demo_member(
 ) -> StaffMember:
     """A demo account from `certsvc init`'s credentials file, with its workstation key."""
     account = secrets["accounts"][username]
-    key = None
+    key: WorkstationPrivateKey | None = None
     if workstation is not None:
         key = load_workstation_key(secrets["workstations"][workstation]["private_key"])
     return StaffMember(

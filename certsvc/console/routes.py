@@ -35,8 +35,9 @@ def home(request: Request, db: web.DbDep) -> Response:
     if found is None:
         return web.redirect("/console/login")
     row, account = found
-    if account.role in web.NAV:  # the role's first page
-        return web.redirect(web.NAV[account.role][0][0])
+    pages = web.NAV.get(account.role)
+    if pages:  # the role's first page is its home
+        return web.redirect(pages[0][0])
     return web.page("home.html", account=account, csrf=row.csrf)
 
 

@@ -26,7 +26,9 @@ router = APIRouter(prefix="/api/v1/admin/workstations", tags=["admin"], response
 class WorkstationCreate(BaseModel):
     name: str = Field(max_length=64, description="2–64 characters of a-z, 0-9, . _ -")
     custodian: str = Field(max_length=64, description="username of an account with role custodian")
-    public_key_pem: str = Field(max_length=4096, description="the Ed25519 public key, PEM")
+    public_key_pem: str = Field(
+        max_length=4096, description="the Ed25519 or ECDSA P-256 public key, PEM"
+    )
 
 
 def _out(workstation: Workstation) -> WorkstationOut:

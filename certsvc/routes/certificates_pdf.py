@@ -7,6 +7,7 @@ carries the holder's full name, revealed from the vault to the custodian under t
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
+from sqlalchemy.orm import Session, sessionmaker
 
 from certify.certificate_pdf import certificate_pdf
 from certsvc import state
@@ -15,6 +16,7 @@ from certsvc.auth import JobSessionsDep
 from certsvc.routes.certify_common import CustodianDep, WorkstationDep, issuer_of
 from certsvc.routes.schemas import ROLE_GATED, answers
 from certsvc.vault_setup import print_reveal_limit
+from signer.actor import Actor
 from signer.gate import signing_transaction
 
 router = APIRouter(prefix="/api/v1/certificates", tags=["certify"], responses=ROLE_GATED)
@@ -42,17 +44,7 @@ def get_certificate_pdf(
     `CERTSVC_PRINT_REVEAL_WINDOW_MINUTES`, then 429 with Retry-After (the refusal audited,
     nothing printed). The reveal and the signature are one unit of their own
     (`signing_transaction`), committed before the PDF is answered."""
-    issuer = issuer_of(request, sessions)
-    with signing_transaction(issuer.sessions) as unit:
-        pdf = certificate_pdf(
-            unit,
-            issuer.vault,
-            issuer.gate,
-            actor_of(account, workstation),
-            issuer.body_code,
-            number,
-            print_reveal_limit(state.settings(request)),
-        )
+    pdf = signed_pdf(request, sessions, actor_of(account, workstation), number)
     return Response(
         pdf,
         media_type="application/pdf",
@@ -61,3 +53,20 @@ def get_certificate_pdf(
             "Content-Disposition": f'attachment; filename="{number}.pdf"',
         },
     )
+
+
+def signed_pdf(
+    request: Request, sessions: sessionmaker[Session], actor: Actor, number: str
+) -> bytes:
+    """The certificate's signed PDF: the API's and the console's one path."""
+    issuer = issuer_of(request, sessions)
+    with signing_transaction(issuer.sessions) as unit:
+        return certificate_pdf(
+            unit,
+            issuer.vault,
+            issuer.gate,
+            actor,
+            issuer.body_code,
+            number,
+            print_reveal_limit(state.settings(request)),
+        )

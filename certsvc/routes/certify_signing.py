@@ -11,11 +11,12 @@ from datetime import date
 from fastapi import APIRouter, Request, status
 from pydantic import BaseModel, Field
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from certify.cases import get_batch
 from certify.decisions import sign_decisions
 from certify.issuance import (
+    IssueReport,
     approve,
     issuable,
     issue,
@@ -40,7 +41,9 @@ from certsvc.routes.certify_common import (
 from certsvc.routes.documents import BatchOut, report_out
 from certsvc.routes.schemas import ROLE_GATED, answers
 from common.errors import NotFound
+from signer.actor import Actor
 from signer.custody import approvals_for
+from signer.documents import BatchReport
 from verify.codes import REVOCATION_CATEGORIES
 
 router = APIRouter(prefix="/api/v1/certify", tags=["certify"], responses=ROLE_GATED)
@@ -166,12 +169,16 @@ def post_sign_decisions(
 ) -> BatchOut:
     """Sign every unsigned decision of the batch with the body's decision key, through the
     caller's open session for it; refusals (R2, R3) are listed by rule. Safe to repeat."""
+    return report_out(sign_batch(request, sessions, actor_of(account, workstation), batch_id))
+
+
+def sign_batch(
+    request: Request, sessions: sessionmaker[Session], actor: Actor, batch_id: int
+) -> BatchReport:
+    """The batch's unsigned decisions signed: the API's and the console's one path."""
     with sessions() as db:
         get_batch(db, batch_id)
-    report = sign_decisions(
-        sessions, state.document_signer(request), actor_of(account, workstation), batch_id
-    )
-    return report_out(report)
+    return sign_decisions(sessions, state.document_signer(request), actor, batch_id)
 
 
 @router.post("/batches/{batch_id}/certificates", responses=answers(404, 409))
@@ -186,10 +193,30 @@ def post_issue(
     """Issue certificates from the batch's signed approvals with the certificate key: number,
     verification id, signed document, signed QR payload, public register entry. Safe to
     repeat: a certificate left pending by a fault is finished with the same number."""
+    report = issue_batch(
+        request, sessions, actor_of(account, workstation), batch_id, body.application_ids
+    )
+    if report is None:
+        return IssueOut(issued=[], signing=None)
+    return IssueOut(
+        issued=report.issued,
+        signing=report_out(report.signing) if report.signing is not None else None,
+    )
+
+
+def issue_batch(
+    request: Request,
+    sessions: sessionmaker[Session],
+    actor: Actor,
+    batch_id: int,
+    application_ids: list[int] | None,
+) -> IssueReport | None:
+    """Certificates issued for the named applications of the batch (all issuable ones when
+    None): the API's and the console's one path; None when there is nothing to issue."""
     issuer = issuer_of(request, sessions)
     with issuer.sessions() as db:
         get_batch(db, batch_id)
-        ids = body.application_ids
+        ids = application_ids
         if ids is None:
             ids = issuable(db, batch_id)
         else:
@@ -198,12 +225,8 @@ def post_issue(
                 if application is None or application.batch_id != batch_id:
                     raise NotFound(f"application_ids: no application {application_id} here")
     if not ids:
-        return IssueOut(issued=[], signing=None)
-    report = issue(issuer, actor_of(account, workstation), ids, china_today())
-    return IssueOut(
-        issued=report.issued,
-        signing=report_out(report.signing) if report.signing is not None else None,
-    )
+        return None
+    return issue(issuer, actor, ids, china_today())
 
 
 @router.get("/batches/{batch_id}/certificates", responses=answers(404))

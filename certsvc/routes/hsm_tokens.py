@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, status
 from pydantic import BaseModel, Field
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from certsvc import state
 from certsvc.accounts import Role, StaffAccount
@@ -18,6 +19,7 @@ from certsvc.auth import SessionDep, require_roles
 from certsvc.routes.schemas import ROLE_GATED, answers
 from certsvc.workstations import get_workstation
 from common.errors import InvalidInput
+from signer.actor import Actor
 from signer.custody import (
     find_token,
     list_tokens,
@@ -118,13 +120,18 @@ def post_token_workstation(
     """Allow a token (named by serial or label) to be used on a workstation of its
     custodian's (R6)."""
     token = find_token(db, serial, "serial")
-    workstation = get_workstation(db, body.workstation)
+    name = allow_on_workstation(db, actor_of(account), token.serial, body.workstation)
+    return {"token_serial": token.serial, "workstation": name}
+
+
+def allow_on_workstation(db: Session, actor: Actor, token: str, workstation_name: str) -> str:
+    """The API's and the console's one path: the workstation must be active and its holder
+    the token's custodian (`register_token_workstation`); its name."""
+    workstation = get_workstation(db, workstation_name)
     if not workstation.active:
         raise InvalidInput(f"workstation: {workstation.name} is disabled")
-    register_token_workstation(
-        db, actor_of(account), token.serial, workstation.name, workstation.custodian_id
-    )
-    return {"token_serial": token.serial, "workstation": workstation.name}
+    register_token_workstation(db, actor, token, workstation.name, workstation.custodian_id)
+    return workstation.name
 
 
 @router.delete(

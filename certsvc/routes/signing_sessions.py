@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, status
 from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
 
 from audit.trail import event, keep_events, record
 from certsvc import state
@@ -67,19 +68,36 @@ def open_session(
     workstation: WorkstationDep,
     db: SessionDep,
 ) -> SessionOut:
-    """Insert and unlock: log in to a token in the caller's custody with its PIN, for one key.
-    A refusal (custody, PIN, token) is kept on record, with the wrong PIN counted, although the
-    request fails; a session whose opening cannot be recorded is closed again."""
+    """Insert and unlock: log in to a token in the caller's custody with its PIN, for one key."""
+    session = open_signing_session(
+        request, db, account, workstation, body.token_serial, body.key_label, body.pin
+    )
+    return _out(session)
+
+
+def open_signing_session(
+    request: Request,
+    db: Session,
+    account: StaffAccount,
+    workstation: Workstation,
+    token_name: str,
+    key_label: str,
+    pin: str,
+) -> SigningSession:
+    """Log in to a token in the caller's custody with its PIN, for one key: the API's and the
+    console's one path. A refusal (custody, PIN, token) is kept on record, with the wrong PIN
+    counted, although the request fails; a session whose opening cannot be recorded is closed
+    again. The PIN goes to the token and nowhere else."""
     actor = actor_of(account, workstation)
-    target = f"token:{body.token_serial}"
+    target = f"token:{token_name}"
     sessions = state.signing_sessions(request)
     try:
-        serial = find_token(db, body.token_serial, "token_serial").serial
+        serial = find_token(db, token_name, "token_serial").serial
         target = f"token:{serial}"
-        key = authorise_session(db, actor, serial, body.key_label)
+        key = authorise_session(db, actor, serial, key_label)
         session = sessions.open(
             serial,
-            body.pin,
+            pin,
             account.username,
             workstation.name,
             key.label,
@@ -92,13 +110,13 @@ def open_session(
             target,
             outcome="refused",
             reason=type(exc).__name__,
-            details={"key": body.key_label},
+            details={"key": key_label},
         )
         keep_events(db, [refusal])
         raise
     if_rolled_back(db, lambda: sessions.end(serial))
     record(db, actor, "signer.session.open", target, details={"key": key.label})
-    return _out(session)
+    return session
 
 
 @router.get("")
@@ -118,6 +136,18 @@ def close_session(
     db: SessionDep,
 ) -> None:
     """Lock the USBKey again (named by serial or label): log out and close the session."""
-    serial = find_token(db, token_serial, "token_serial").serial
+    close_signing_session(request, db, account, workstation, token_serial)
+
+
+def close_signing_session(
+    request: Request,
+    db: Session,
+    account: StaffAccount,
+    workstation: Workstation,
+    token_name: str,
+    field: str = "token_serial",
+) -> None:
+    """Log out of the caller's session on the token, audited: the API's and the console's."""
+    serial = find_token(db, token_name, field).serial
     state.signing_sessions(request).close(serial, account.username)
     record(db, actor_of(account, workstation), "signer.session.close", f"token:{serial}")

@@ -29,13 +29,17 @@ from certsvc.console.models import ConsoleSession, ConsoleTotp
 from certsvc.settings import Settings
 from common.dbtypes import utcnow
 from common.errors import Conflict
-from console_support import COOKIE, LOGIN_COOKIE
-from console_support import cookie_of as _cookie
-from console_support import csrf_of as _csrf
-from console_support import sign_in as _sign_in
-from console_support import unlabelled as _unlabelled
+from console_support import (
+    COOKIE,
+    LOGIN_COOKIE,
+    cookie_of,
+    csrf_of,
+    password_only,
+    sign_in,
+    unlabelled,
+)
 from server_support import Server, serving
-from service_helpers import MakeStaff, StaffMember
+from service_helpers import MakeStaff
 from signer.models import SigningKey
 
 
@@ -84,21 +88,6 @@ def _log_counts(sessions: sessionmaker[Session]) -> dict[str, Counter[str]]:
     return counts
 
 
-def _password_only(base: str, member: StaffMember) -> str:
-    """The session cookie a right password earns, before the second factor."""
-    form = httpx.get(f"{base}/console/login")
-    login = _cookie(form, LOGIN_COOKIE)
-    answer = httpx.post(
-        f"{base}/console/login",
-        data={"csrf": _csrf(form.text), "username": member.username, "password": member.password},
-        cookies={LOGIN_COOKIE: login or ""},
-    )
-    assert answer.status_code == 303 and answer.headers["location"] == "/console/second-factor"
-    cookie = _cookie(answer, COOKIE)
-    assert cookie is not None
-    return cookie
-
-
 def test_officer_signs_in_with_totp_and_reads_the_log_counts(
     server: Server,
     page: Page,
@@ -108,8 +97,8 @@ def test_officer_signs_in_with_totp_and_reads_the_log_counts(
 ) -> None:
     officer = make_staff(Role.SECURITY_OFFICER)
     key = _signer_events(sessions)
-    secret = _sign_in(page, server.base, officer)
-    assert _unlabelled(page) == []
+    secret = sign_in(page, server.base, officer)
+    assert unlabelled(page) == []
 
     expected = _log_counts(sessions)
     assert expected[key]  # the events above, at least
@@ -155,8 +144,8 @@ def test_forms_without_their_csrf_token_are_refused(
 ) -> None:
     officer = make_staff(Role.SECURITY_OFFICER)
     form = httpx.get(f"{server.base}/console/login")
-    login_cookie = _cookie(form, LOGIN_COOKIE)
-    assert login_cookie is not None and _csrf(form.text) == login_cookie
+    login_cookie = cookie_of(form, LOGIN_COOKIE)
+    assert login_cookie is not None and csrf_of(form.text) == login_cookie
     credentials = {"username": officer.username, "password": officer.password}
     for csrf in ({}, {"csrf": "forged"}, {"csrf": "伪造"}):
         refused = httpx.post(
@@ -164,7 +153,7 @@ def test_forms_without_their_csrf_token_are_refused(
             data={**credentials, **csrf},
             cookies={LOGIN_COOKIE: login_cookie},
         )
-        assert refused.status_code == 403 and _cookie(refused, COOKIE) is None
+        assert refused.status_code == 403 and cookie_of(refused, COOKIE) is None
     crowded = "&".join(f"f{n}=1" for n in range(20))
     refused = httpx.post(
         f"{server.base}/console/login",
@@ -174,7 +163,7 @@ def test_forms_without_their_csrf_token_are_refused(
     )
     assert refused.status_code == 403
     # Signed in, the session's own token is needed: sign-out without it does nothing.
-    _sign_in(page, server.base, officer)
+    sign_in(page, server.base, officer)
     cookie = next(c["value"] for c in page.context.cookies() if c["name"] == COOKIE)
     out = httpx.post(f"{server.base}/console/logout", data={}, cookies={COOKIE: cookie})
     assert out.status_code == 403
@@ -186,17 +175,17 @@ def test_a_cookie_without_the_second_factor_reaches_nothing(
     server: Server, make_staff: MakeStaff, sessions: sessionmaker[Session]
 ) -> None:
     officer = make_staff(Role.SECURITY_OFFICER)
-    cookie = _password_only(server.base, officer)
+    cookie = password_only(server.base, officer)
     for path in ("/console/", "/console/dashboard"):
         answer = httpx.get(f"{server.base}{path}", cookies={COOKIE: cookie})
         assert answer.status_code == 303 and answer.headers["location"] == "/console/login"
     factor = httpx.get(f"{server.base}/console/second-factor", cookies={COOKIE: cookie})
     wrong = httpx.post(
         f"{server.base}/console/second-factor",
-        data={"csrf": _csrf(factor.text), "code": "000000"},
+        data={"csrf": csrf_of(factor.text), "code": "000000"},
         cookies={COOKIE: cookie},
     )
-    assert wrong.status_code == 401 and _cookie(wrong, COOKIE) is None
+    assert wrong.status_code == 401 and cookie_of(wrong, COOKIE) is None
     with sessions() as db:
         refusals = [
             decode_leaf(row.leaf)
@@ -216,11 +205,11 @@ def test_a_cookie_without_the_second_factor_reaches_nothing(
     assert secret is not None
     right = httpx.post(
         f"{server.base}/console/second-factor",
-        data={"csrf": _csrf(factor.text), "code": pyotp.TOTP(secret.group(1)).now()},
+        data={"csrf": csrf_of(factor.text), "code": pyotp.TOTP(secret.group(1)).now()},
         cookies={COOKIE: cookie},
     )
     assert right.status_code == 303
-    new_cookie = _cookie(right, COOKIE)
+    new_cookie = cookie_of(right, COOKIE)
     assert new_cookie is not None and new_cookie != cookie
     old = httpx.get(f"{server.base}/console/dashboard", cookies={COOKIE: cookie})
     assert old.status_code == 303
@@ -235,10 +224,10 @@ def test_wrong_passwords_are_audited_as_the_api_login_audits_them(
     form = httpx.get(f"{server.base}/console/login")
     answer = httpx.post(
         f"{server.base}/console/login",
-        data={"csrf": _csrf(form.text), "username": officer.username, "password": "wrong-one-12"},
-        cookies={LOGIN_COOKIE: _cookie(form, LOGIN_COOKIE) or ""},
+        data={"csrf": csrf_of(form.text), "username": officer.username, "password": "wrong-one-12"},
+        cookies={LOGIN_COOKIE: cookie_of(form, LOGIN_COOKIE) or ""},
     )
-    assert answer.status_code == 401 and _cookie(answer, COOKIE) is None
+    assert answer.status_code == 401 and cookie_of(answer, COOKIE) is None
     assert "wrong-one-12" not in answer.text
     with sessions() as db:
         last = db.scalars(
@@ -262,7 +251,7 @@ def test_sessions_end_when_idle_or_too_old(
     """The server runs with a 5-minute idle timeout (and the default 8-hour life): the session's
     own clock is set back past each, rather than waiting."""
     officer = make_staff(Role.SECURITY_OFFICER)
-    _sign_in(page, server.base, officer)
+    sign_in(page, server.base, officer)
     page.reload()
     assert page.url.endswith("/console/dashboard")
     back = timedelta(minutes=6) if clock == "last_seen_at" else timedelta(hours=8, minutes=1)
@@ -342,17 +331,17 @@ def test_sign_out_everywhere_ends_every_session_of_the_account(
     server: Server, page: Page, make_staff: MakeStaff
 ) -> None:
     officer = make_staff(Role.SECURITY_OFFICER)
-    secret = _sign_in(page, server.base, officer)
-    cookie = _password_only(server.base, officer)
+    secret = sign_in(page, server.base, officer)
+    cookie = password_only(server.base, officer)
     factor = httpx.get(f"{server.base}/console/second-factor", cookies={COOKIE: cookie})
     assert "totp-secret" not in factor.text  # enrolled: the secret is never shown again
     code = pyotp.TOTP(secret).at(time.time() + 30)  # the browser's code is spent
     right = httpx.post(
         f"{server.base}/console/second-factor",
-        data={"csrf": _csrf(factor.text), "code": code},
+        data={"csrf": csrf_of(factor.text), "code": code},
         cookies={COOKIE: cookie},
     )
-    other = _cookie(right, COOKIE)
+    other = cookie_of(right, COOKIE)
     assert other is not None
     assert httpx.get(f"{server.base}/console/dashboard", cookies={COOKIE: other}).status_code == 200
     page.click("header button[value=all]")
@@ -369,8 +358,8 @@ def test_sign_in_attempts_share_the_api_logins_limit(
     monkeypatch.setenv("CERTSVC_LOGIN_ATTEMPTS_PER_MINUTE", "2")
     with serving(env=dict(os.environ)) as running:
         form = httpx.get(f"{running.base}/console/login")
-        wrong = {"csrf": _csrf(form.text), "username": officer.username, "password": "x" * 12}
-        cookies = {LOGIN_COOKIE: _cookie(form, LOGIN_COOKIE) or ""}
+        wrong = {"csrf": csrf_of(form.text), "username": officer.username, "password": "x" * 12}
+        cookies = {LOGIN_COOKIE: cookie_of(form, LOGIN_COOKIE) or ""}
         answers = [
             httpx.post(f"{running.base}/console/login", data=wrong, cookies=cookies)
             for _ in range(3)

@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.rsa import generate_private_key
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -222,7 +224,7 @@ def test_disabled_workstation(
         ({"Certsvc-Workstation": "WS 1"}, "Certsvc-Workstation: not a valid workstation name"),
         ({"Certsvc-Timestamp": "12.5"}, "Certsvc-Timestamp: not a whole number of unix seconds"),
         ({"Certsvc-Nonce": "short"}, "Certsvc-Nonce: 16–64 characters of A-Z a-z 0-9 _ -"),
-        ({"Certsvc-Signature": "AAAA"}, "Certsvc-Signature: not a base64url Ed25519 signature"),
+        ({"Certsvc-Signature": "AAAA"}, "Certsvc-Signature: not a base64url signature"),
     ],
 )
 def test_malformed_headers(
@@ -325,7 +327,7 @@ def test_parse_public_key_forms() -> None:
         .public_key()
         .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
-    with pytest.raises(InvalidInput, match="public_key: not an Ed25519 key"):
+    with pytest.raises(InvalidInput, match="public_key: neither an Ed25519 nor an ECDSA P-256 key"):
         parse_public_key(rsa_pem)
     with pytest.raises(InvalidInput, match="public_key: not a PEM public key"):
         parse_public_key("hello")
@@ -344,3 +346,85 @@ def test_register_rules(session: Session, make_staff: MakeStaff) -> None:
     register_workstation(session, "ws-a", custodian.username, key)
     with pytest.raises(Conflict, match="name: workstation 'ws-a' is already registered"):
         register_workstation(session, "ws-a", custodian.username, key)
+
+
+def test_parse_public_key_takes_p256_and_no_other_curve() -> None:
+    key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    pem = key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    assert parse_public_key(pem) == key
+    p384 = (
+        ec.generate_private_key(ec.SECP384R1())
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    with pytest.raises(InvalidInput, match="public_key: neither an Ed25519 nor an ECDSA P-256"):
+        parse_public_key(p384)
+
+
+@pytest.fixture
+def browser_custodian(make_staff: MakeStaff) -> StaffMember:
+    """A custodian whose workstation key is ECDSA P-256, as a browser's WebCrypto key is."""
+    return make_staff(Role.CUSTODIAN, workstation=True, p256=True)
+
+
+def _der_form(headers: dict[str, str]) -> dict[str, str]:
+    """The same request's signature re-encoded from r || s (WebCrypto) to DER."""
+    raw = base64.urlsafe_b64decode(headers["Certsvc-Signature"] + "==")
+    r, s = int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big")
+    der = encode_dss_signature(r, s)
+    return {**headers, "Certsvc-Signature": base64.urlsafe_b64encode(der).rstrip(b"=").decode()}
+
+
+def test_p256_signatures_verify_as_r_s_and_as_der(
+    client: TestClient, browser_custodian: StaffMember
+) -> None:
+    p1363 = browser_custodian.signed("GET", PROBE)
+    assert len(base64.urlsafe_b64decode(p1363["Certsvc-Signature"] + "==")) == 64
+    assert probe(client, p1363) == (
+        200,
+        str(
+            {"workstation": browser_custodian.workstation, "custodian": browser_custodian.username}
+        ),
+    )
+    der = _der_form(browser_custodian.signed("GET", PROBE))
+    assert len(base64.urlsafe_b64decode(der["Certsvc-Signature"] + "==")) > 64
+    assert probe(client, der)[0] == 200
+
+
+def test_p256_signatures_that_must_fail(client: TestClient, browser_custodian: StaffMember) -> None:
+    assert browser_custodian.workstation is not None
+    # another P-256 key; the right key over another path; r and s swapped; a truncated r || s.
+    other = sign_request(
+        ec.generate_private_key(ec.SECP256R1()),
+        browser_custodian.workstation,
+        "GET",
+        PROBE,
+        b"",
+        browser_custodian.auth["Authorization"],
+    )
+    refusals = [{**browser_custodian.auth, **other}]
+    refusals.append(browser_custodian.signed("GET", "/api/v1/custodian/other"))
+    swapped = browser_custodian.signed("GET", PROBE)
+    raw = base64.urlsafe_b64decode(swapped["Certsvc-Signature"] + "==")
+    swapped["Certsvc-Signature"] = (
+        base64.urlsafe_b64encode(raw[32:] + raw[:32]).rstrip(b"=").decode()
+    )
+    refusals.append(swapped)
+    der = _der_form(browser_custodian.signed("GET", PROBE))
+    der["Certsvc-Signature"] = der["Certsvc-Signature"][:-2]  # DER cut short
+    refusals.append(der)
+    for headers in refusals:
+        status, detail = probe(client, headers)
+        assert status == 401
+        assert detail.startswith("Certsvc-Signature: does not verify"), detail
+
+
+def test_p256_key_is_stored_as_its_point_and_an_ed25519_key_stays_raw(
+    session: Session, browser_custodian: StaffMember, custodian: StaffMember
+) -> None:
+    assert browser_custodian.workstation and custodian.workstation
+    browser = get_workstation(session, browser_custodian.workstation)
+    assert len(browser.public_key) == 65 and browser.public_key[0] == 4
+    assert len(get_workstation(session, custodian.workstation).public_key) == 32
