@@ -11,8 +11,10 @@ RUN_PACKAGES := softhsm2 fonts-wqy-zenhei curl jq
 # What the tests and benchmarks add: opensc (pkcs11-tool) and openssl check keys, signatures and
 # chains; zbar-tools (zbarimg) is a second QR decoder; chromium + fonts-noto-cjk render the
 # verification page as a phone would; poppler-utils (pdfsig, pdftoppm) + libnss3-tools
-# (certutil, vfychain) check signed PDFs; wrk loads the server in bench/verify.py.
-TEST_PACKAGES := opensc openssl zbar-tools chromium fonts-noto-cjk poppler-utils libnss3-tools wrk
+# (certutil, vfychain) check signed PDFs; wrk loads the server in bench/verify.py; nodejs + npm
+# install axe-core (tests/js, pinned by its package-lock.json), the console's accessibility check.
+TEST_PACKAGES := opensc openssl zbar-tools chromium fonts-noto-cjk poppler-utils libnss3-tools wrk \
+	nodejs npm
 
 # The Chinese holiday calendar: pinned to the newest release (`pip index versions
 # chinese-calendar`), 1.11.0 on 2026-12-02, which covers years up to 2026. Bump it when a release
@@ -32,6 +34,7 @@ run: install
 
 test: DEB_PACKAGES = $(RUN_PACKAGES) $(TEST_PACKAGES)
 test: install
+	[ -d tests/js/node_modules/axe-core ] || npm ci --prefix tests/js --no-audit --no-fund
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest -n auto

@@ -27,7 +27,7 @@ from audit.models import AuditEventRow
 from certsvc.accounts import Role, StaffAccount
 from certsvc.bootstrap import initialise
 from certsvc.console import totp
-from certsvc.console.models import ConsoleSession, ConsoleTotp
+from certsvc.console.models import ConsoleSecurityKey, ConsoleSession, ConsoleTotp
 from certsvc.settings import Settings
 from common.dbtypes import utcnow
 from common.errors import Conflict
@@ -36,6 +36,11 @@ from service_helpers import MakeStaff, StaffMember
 from signer.models import SigningKey
 
 CHROMIUM = "/usr/bin/chromium"
+# Installed by `make test` (`npm ci --prefix tests/js`), pinned by tests/js/package-lock.json.
+AXE = Path(__file__).resolve().parents[1] / "js" / "node_modules" / "axe-core" / "axe.min.js"
+SERIOUS = """async () => (await axe.run(document, {resultTypes: ['violations']})).violations
+  .filter(v => v.impact === 'serious' || v.impact === 'critical')
+  .map(v => v.id + ': ' + v.nodes.map(n => n.target.join(' ')).join(', '))"""
 COOKIE = "__Host-certsvc-console"
 LOGIN_COOKIE = "__Host-certsvc-console-login"
 # Every visible form control must have a label (or an accessible name of its own).
@@ -57,6 +62,8 @@ def page() -> Iterator[Page]:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         context = browser.new_context(viewport={"width": 1280, "height": 1000})
+        # axe-core, for `_axe`: an init script runs outside the page's CSP, no tag is added.
+        context.add_init_script(path=str(AXE))
         yield context.new_page()
         browser.close()
 
@@ -106,6 +113,12 @@ def _log_counts(sessions: sessionmaker[Session]) -> dict[str, Counter[str]]:
     return counts
 
 
+def _axe(page: Page) -> list[str]:
+    """axe-core's violations of serious or critical impact on the page as it is."""
+    found: list[str] = page.evaluate(SERIOUS)
+    return found
+
+
 def _unlabelled(page: Page) -> list[str]:
     found: list[str] = page.evaluate(UNLABELLED)
     return found
@@ -116,13 +129,13 @@ def _sign_in(page: Page, base: str, member: StaffMember) -> str:
     code from the secret the enrolment page shows. The TOTP secret read from the page."""
     page.goto(f"{base}/console/")
     assert page.url.endswith("/console/login")
-    assert _unlabelled(page) == []
+    assert _unlabelled(page) == [] and _axe(page) == []
     page.keyboard.type(member.username)
     page.keyboard.press("Tab")
     page.keyboard.type(member.password)
     page.keyboard.press("Enter")
     page.wait_for_url("**/console/second-factor")
-    assert _unlabelled(page) == []
+    assert _unlabelled(page) == [] and _axe(page) == []
     secret = page.text_content("#totp-secret")
     assert secret is not None
     page.keyboard.type(pyotp.TOTP(secret).now())
@@ -170,7 +183,7 @@ def test_officer_signs_in_with_totp_and_reads_the_log_counts(
     officer = make_staff(Role.SECURITY_OFFICER)
     key = _signer_events(sessions)
     secret = _sign_in(page, server.base, officer)
-    assert _unlabelled(page) == []
+    assert _unlabelled(page) == [] and _axe(page) == []
 
     expected = _log_counts(sessions)
     assert expected[key]  # the events above, at least
@@ -443,3 +456,122 @@ def test_sign_in_attempts_share_the_api_logins_limit(
             json={"username": officer.username, "password": officer.password},
         )
         assert api.status_code == 429
+
+
+def _virtual_authenticator(page: Page) -> None:
+    """Chromium's virtual CTAP2 security key, touched automatically when asked."""
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("WebAuthn.enable")
+    options = {
+        "protocol": "ctap2",
+        "transport": "usb",
+        "hasResidentKey": False,
+        "hasUserVerification": True,
+        "isUserVerified": True,
+        "automaticPresenceSimulation": True,
+    }
+    cdp.send("WebAuthn.addVirtualAuthenticator", {"options": options})
+
+
+def _refusal_reasons(sessions: sessionmaker[Session]) -> list[str]:
+    with sessions() as db:
+        query = select(AuditEventRow.leaf).where(
+            AuditEventRow.action == "service.login", AuditEventRow.outcome == "refused"
+        )
+        return [str(decode_leaf(leaf).get("reason")) for leaf in db.scalars(query)]
+
+
+def test_a_security_key_replaces_totp_and_its_answers_are_good_once(
+    server: Server,
+    page: Page,
+    make_staff: MakeStaff,
+    sessions: sessionmaker[Session],
+    tmp_path: Path,
+) -> None:
+    """Enrol a key (with a fresh TOTP code), sign in with it by keyboard only; its answer
+    replayed in another session, a TOTP code, and a counter that did not grow are refused."""
+    # WebAuthn needs a host name: browsers refuse an IP address as relying party.
+    base = server.base.replace("127.0.0.1", "localhost")
+    officer = make_staff(Role.SECURITY_OFFICER)
+    _virtual_authenticator(page)
+    secret = _sign_in(page, base, officer)
+    page.click("header a[href='/console/security-keys']")
+    page.wait_for_url("**/console/security-keys")
+    assert _unlabelled(page) == [] and _axe(page) == []
+    page.fill("#key-name", "钥匙 YubiKey")
+    page.fill("#key-code", pyotp.TOTP(secret).at(time.time() + 30))
+    page.click("main button[type=submit]")
+    page.wait_for_selector("#added-key")
+    assert page.text_content("#added-key") == "钥匙 YubiKey"
+    with sessions() as db:
+        key = db.scalars(select(ConsoleSecurityKey)).one()
+        enrolled = db.scalars(
+            select(AuditEventRow).where(AuditEventRow.action == "console.security_key.enrol")
+        ).one()
+    assert (key.rp_id, enrolled.object) == ("localhost", officer.username)
+    page.click("header button[value=this]")
+    page.wait_for_url("**/console/login")
+
+    # Keyboard only: username, Tab, password, Enter; the key's button has the focus: Enter.
+    page.keyboard.type(officer.username)
+    page.keyboard.press("Tab")
+    page.keyboard.type(officer.password)
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/console/second-factor")
+    assert page.locator("#code").count() == 0  # no code field once a key is enrolled
+    assert _unlabelled(page) == [] and _axe(page) == []
+    with page.expect_request("**/console/second-factor/key") as sent:
+        page.keyboard.press("Enter")
+    page.wait_for_url("**/console/dashboard")
+    answer = sent.value.post_data
+    assert answer is not None and "credential=" in answer
+    shot = tmp_path / "console-security-key.png"
+    page.screenshot(path=str(shot), full_page=True)
+    print(f"screenshot after signing in with a security key: {shot}")
+    with sessions() as db:
+        used = db.scalars(select(ConsoleSecurityKey)).one()
+        signed_in = db.scalars(
+            select(AuditEventRow.leaf).where(AuditEventRow.action == "console.sign_in")
+        ).all()
+    assert used.sign_count > key.sign_count and used.last_used_at is not None
+    assert decode_leaf(signed_in[-1])["details"] == {"factor": "security-key"}
+
+    # The same answer, sent from another password-stage session: its challenge is not this one.
+    cookie = _password_only(base, officer)
+    prompt = httpx.get(f"{base}/console/second-factor", cookies={COOKIE: cookie})
+    assert "data-webauthn" in prompt.text
+    assert "script-src 'self'" in prompt.headers["content-security-policy"]
+    credential = dict(pair.split("=", 1) for pair in answer.split("&"))["credential"]
+    replayed = httpx.post(
+        f"{base}/console/second-factor/key",
+        content=f"csrf={_csrf(prompt.text)}&credential={credential}",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        cookies={COOKIE: cookie},
+    )
+    assert replayed.status_code == 401 and _cookie(replayed, COOKIE) is None
+    # A TOTP code is no way round the key.
+    code = httpx.post(
+        f"{base}/console/second-factor",
+        data={"csrf": _csrf(replayed.text), "code": pyotp.TOTP(secret).at(time.time() + 60)},
+        cookies={COOKIE: cookie},
+    )
+    assert code.status_code == 401 and _cookie(code, COOKIE) is None
+    assert httpx.get(f"{base}/console/dashboard", cookies={COOKIE: cookie}).status_code == 303
+    reasons = _refusal_reasons(sessions)
+    assert "wrong second factor: bad assertion" in reasons
+    assert "TOTP code where a security key is enrolled" in reasons
+
+    # A stored counter ahead of the authenticator's: a cloned key, refused.
+    with sessions.begin() as db:
+        db.execute(update(ConsoleSecurityKey).values(sign_count=1_000_000))
+    page.click("header button[value=this]")
+    page.wait_for_url("**/console/login")
+    page.fill("#username", officer.username)
+    page.fill("#password", officer.password)
+    page.click("main button[type=submit]")
+    page.wait_for_url("**/console/second-factor")
+    page.click("#use-key")
+    page.wait_for_selector("p.error[role=alert]:not([hidden])")
+    assert "did not verify" in page.content()
+    assert "wrong second factor: security key counter did not grow" in _refusal_reasons(sessions)
+    assert officer.password not in server.output
