@@ -5,8 +5,10 @@ same domain functions as the security officer's API routes."""
 
 from __future__ import annotations
 
+import json
 import secrets
 from importlib.resources import files
+from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import Response
@@ -17,8 +19,9 @@ from starlette.concurrency import run_in_threadpool
 from audit.trail import record
 from certsvc import state
 from certsvc.accounts import PASSWORD_MAX, Role, StaffAccount, authenticate
+from certsvc.audit_keys import export_bundle
 from certsvc.audit_trail import actor_of
-from certsvc.console import dashboard, security_keys, sessions, totp, web
+from certsvc.console import audit_search, dashboard, security_keys, sessions, totp, web
 from certsvc.console.models import ConsoleSession
 from certsvc.grants import account_backed
 from certsvc.routes.auth import limit_attempts, refuse_login
@@ -250,6 +253,57 @@ def security_dashboard(request: Request, db: web.DbDep) -> Response:
     row, account = found
     board = dashboard.build(db)
     return web.page("dashboard.html", account=account, csrf=row.csrf, board=board, d=dashboard)
+
+
+def _query(request: Request, limits: dict[str, int]) -> dict[str, str]:
+    """A GET form's fields; one longer than its limit is refused, naming it."""
+    form = {name: request.query_params.get(name, "") for name in limits}
+    for name, value in form.items():
+        if len(value) > limits[name]:
+            raise InvalidInput(f"{name}: at most {limits[name]} characters")
+    return form
+
+
+@router.get("/audit")
+def audit_page(request: Request, db: web.DbDep) -> Response:
+    """Audit search (the API's event query) with each event's inclusion proof checked against
+    the published checkpoint, that checkpoint and its cosignatures, and the export form."""
+    found = web.staff_page(request, db, Role.SECURITY_OFFICER)
+    if isinstance(found, Response):
+        return found
+    row, account = found
+    checkpoint = audit_search.published(state.checkpoint_key(request).public_note())
+    context: dict[str, Any] = {"account": account, "csrf": row.csrf, "published": checkpoint}
+    try:
+        form = _query(request, audit_search.FIELDS)
+        where = audit_search.parse_filter(form)
+    except InvalidInput as exc:
+        return web.page("audit.html", 422, error=str(exc), form={}, **context)
+    events = audit_search.search(db, where, checkpoint.checkpoint if checkpoint else None)
+    return web.page("audit.html", form=form, events=events, **context)
+
+
+@router.get("/audit/export")
+def audit_export(request: Request, db: web.DbDep) -> Response:
+    """The auditor's bundle of a range of days, as `GET /api/v1/audit/export` answers it."""
+    found = web.staff_page(request, db, Role.SECURITY_OFFICER)
+    if isinstance(found, Response):
+        return found
+    try:
+        form = _query(request, {"since": 10, "until": 10})
+        where = audit_search.parse_filter(form)
+    except InvalidInput as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail=str(exc)) from None
+    bundle = export_bundle(db, state.settings(request), where.since, where.until)
+    return Response(
+        json.dumps(bundle, ensure_ascii=False),
+        media_type="application/json",
+        headers={
+            "Content-Disposition": 'attachment; filename="certsvc-audit-bundle.json"',
+            "Content-Security-Policy": web.CSP,
+            "Cache-Control": "no-store",
+        },
+    )
 
 
 @router.get("/security-keys")

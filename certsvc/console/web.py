@@ -31,7 +31,10 @@ CSP = (
 SCRIPT_CSP = f"{CSP}; script-src 'self'"
 # Each role's pages, as (path, Chinese, English) links in the header; a role module adds its own.
 NAV: dict[Role, tuple[tuple[str, str, str], ...]] = {
-    Role.SECURITY_OFFICER: (("/console/dashboard", "密钥使用", "Key usage"),),
+    Role.SECURITY_OFFICER: (
+        ("/console/dashboard", "密钥使用", "Key usage"),
+        ("/console/audit", "审计检索", "Audit search"),
+    ),
 }
 _templates = Environment(
     loader=PackageLoader("certsvc.console", "templates"),
