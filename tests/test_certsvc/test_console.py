@@ -5,6 +5,7 @@ labels on every form field. Screenshots are kept in the test output."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -53,6 +54,7 @@ UNLABELLED = """() => [...document.querySelectorAll('input, select, textarea')]
 def server(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
     initialise(settings)
     monkeypatch.setenv("CERTSVC_CONSOLE_IDLE_MINUTES", "5")
+    monkeypatch.setenv("CERTSVC_AUDIT_CHECKPOINT_SECONDS", "1")  # the audit page's proofs
     with serving(env=dict(os.environ)) as running:
         yield running
 
@@ -575,3 +577,135 @@ def test_a_security_key_replaces_totp_and_its_answers_are_good_once(
     assert "did not verify" in page.content()
     assert "wrong second factor: security key counter did not grow" in _refusal_reasons(sessions)
     assert officer.password not in server.output
+
+
+def _officer_events(sessions: sessionmaker[Session]) -> int:
+    """Reveals, lookups, failed sign-ins and a refused workstation proof, as their gates
+    record them; the index of one event to tamper with later."""
+    lookup = {"values": 4, "found": 1, "misses": 3}
+    with sessions.begin() as db:
+        for n in range(3):
+            append(
+                db,
+                AuditEvent(
+                    "alice",
+                    "officer",
+                    "vault.reveal",
+                    f"tok:{n}",
+                    "ok",
+                    reason="checking the case file",
+                ),
+            )
+        for _ in range(2):
+            append(
+                db, AuditEvent("bob", "registrar", "vault.lookup", "vault", "ok", details=lookup)
+            )
+        append(
+            db,
+            AuditEvent(
+                "mallory",
+                "staff",
+                "service.login",
+                "api",
+                "refused",
+                reason="wrong username or password",
+            ),
+        )
+        return append(
+            db,
+            AuditEvent(
+                "c1",
+                "custodian",
+                "service.workstation_proof",
+                "POST /api/v1/signing-sessions",
+                "refused",
+                reason="signature does not verify",
+            ),
+        )
+
+
+def test_officer_sees_people_refusals_and_proves_events_in_the_log(
+    server: Server,
+    page: Page,
+    make_staff: MakeStaff,
+    sessions: sessionmaker[Session],
+    tmp_path: Path,
+) -> None:
+    """The dashboard's per-person and refusal tables equal the log's counts; the audit
+    search proves each event against the published checkpoint, and a leaf changed in the
+    database fails its proof; the export bundle downloads."""
+    officer = make_staff(Role.SECURITY_OFFICER)
+    tampered = _officer_events(sessions)
+    _sign_in(page, server.base, officer)
+    with sessions() as db:
+        rows = db.scalars(select(AuditEventRow)).all()
+    people: Counter[str] = Counter()
+    refusals: Counter[str] = Counter()
+    for row in rows:
+        day = row.occurred_at.date().isoformat()
+        details = decode_leaf(row.leaf).get("details") or {}
+        assert isinstance(details, dict)
+        if row.action == "vault.reveal" and row.outcome == "ok":
+            people[f"{day} {row.actor} reveals"] += 1
+        if row.action == "vault.lookup" and row.outcome == "ok":
+            people[f"{day} {row.actor} lookups"] += int(details["values"])
+            people[f"{day} {row.actor} misses"] += int(details["misses"])
+        if row.action == "service.login" and row.outcome == "refused":
+            refusals[f"{day} sign-in"] += 1
+        if row.action == "service.workstation_proof" and row.outcome == "refused":
+            refusals[f"{day} workstation"] += 1
+    page.reload()
+    shown: Counter[str] = Counter()
+    for tr in page.locator("table.people tr[data-day]").all():
+        key = f"{tr.get_attribute('data-day')} {tr.get_attribute('data-actor')}"
+        for kind in ("reveals", "lookups", "misses"):
+            shown[f"{key} {kind}"] = int(tr.locator(f"td.{kind}").inner_text())
+    assert +shown == people and people
+    shown = Counter()
+    for tr in page.locator("table.refusals tr[data-day]").all():
+        for kind in ("sign-in", "workstation"):
+            shown[f"{tr.get_attribute('data-day')} {kind}"] = int(
+                tr.locator(f"td.{kind}").inner_text()
+            )
+    assert +shown == refusals and refusals
+    assert page.locator("section.people svg.chart rect.lookups").count() == 14
+    assert _axe(page) == []
+
+    page.click("nav a[href='/console/audit']")
+    page.wait_for_url("**/console/audit")
+    deadline = time.monotonic() + 60
+    while (
+        page.locator("#checkpoint-size").count() == 0
+        or int(page.text_content("#checkpoint-size") or 0) <= tampered
+    ):
+        assert time.monotonic() < deadline, "no checkpoint covering the events was published"
+        time.sleep(1)
+        page.reload()
+    assert _unlabelled(page) == [] and _axe(page) == []
+    page.fill("#actor", "c1")
+    page.select_option("#outcome", "refused")
+    page.click("main button[type=submit] >> nth=0")
+    page.wait_for_url("**/console/audit?*")
+    row = page.locator(f"table.events tr[data-index='{tampered}']")
+    assert "✓ proven" in row.inner_text()
+    assert page.locator("table.events tr[data-index]").count() == 1
+    with sessions.begin() as db:
+        leaf = db.scalars(select(AuditEventRow.leaf).where(AuditEventRow.idx == tampered)).one()
+        changed = leaf.replace(b"does not verify", b"does verify ok!")
+        assert changed != leaf
+        db.execute(update(AuditEventRow).where(AuditEventRow.idx == tampered).values(leaf=changed))
+    page.reload()
+    assert "✗ failed" in page.locator(f"table.events tr[data-index='{tampered}']").inner_text()
+    shot = tmp_path / "console-audit-search.png"
+    page.screenshot(path=str(shot), full_page=True)
+    print(f"screenshot of the audit search: {shot}")
+
+    with page.expect_download() as download:
+        page.click("main button[formaction='/console/audit/export']")
+    bundle = json.loads(Path(download.value.path()).read_text())
+    assert bundle and isinstance(bundle, dict)
+    bad = httpx.get(
+        f"{server.base}/console/audit?since=yesterday",
+        cookies={COOKIE: next(c["value"] for c in page.context.cookies() if c["name"] == COOKIE)},
+    )
+    assert bad.status_code == 422 and "since: a date as YYYY-MM-DD" in bad.text
