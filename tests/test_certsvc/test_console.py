@@ -254,6 +254,12 @@ def test_forms_without_their_csrf_token_are_refused(
     cookie = next(c["value"] for c in page.context.cookies() if c["name"] == COOKIE)
     out = httpx.post(f"{server.base}/console/logout", data={}, cookies={COOKIE: cookie})
     assert out.status_code == 403
+    enrol = httpx.post(
+        f"{server.base}/console/security-keys",
+        data={"name": "k", "code": "123456", "credential": "{}"},
+        cookies={COOKIE: cookie},
+    )
+    assert enrol.status_code == 403
     still = httpx.get(f"{server.base}/console/dashboard", cookies={COOKIE: cookie})
     assert still.status_code == 200 and "Key usage" in still.text
 
@@ -366,9 +372,10 @@ def test_other_roles_see_no_dashboard(server: Server, page: Page, make_staff: Ma
     page.fill("#code", pyotp.TOTP(secret).now())
     page.click("main button[type=submit]")
     page.wait_for_url("**/console/")
-    answer = page.goto(f"{server.base}/console/dashboard")
-    assert answer is not None and answer.status == 403
-    assert "Key usage" not in page.content()
+    for path in ("/console/dashboard", "/console/audit", "/console/audit/export"):
+        answer = page.goto(f"{server.base}{path}")
+        assert answer is not None and answer.status == 403
+        assert "Key usage" not in page.content() and "Audit search" not in page.content()
 
 
 def test_totp_secrets_are_sealed_to_their_account_and_codes_good_once(
