@@ -158,6 +158,9 @@ ALERT_ACTIONS = ("security.alert", "service.grant.refused", "alert.expiry", "aud
 # signature is shown as an alert.
 OFFICE_ZONE = timezone(timedelta(hours=8), "CST")
 OFFICE_HOURS = (8, 18)
+# The role whose signatures are people's work (`certsvc.accounts.Role.CUSTODIAN`); the
+# service's own (checkpoints, register proofs, provisioning) are made at any hour.
+SIGNING_ROLE = "custodian"
 # One person's reveals in one UTC day at this count: the reveal reaching it is an alert.
 REVEAL_SPIKE = 50
 # Signer refusals saying a token is locked or gone (`signer.errors`).
@@ -199,7 +202,7 @@ def _within(since: datetime | None, until: datetime | None) -> list[ColumnElemen
 def alerts(db: Session, since: datetime | None, until: datetime | None) -> list[AuditEventRow]:
     """Events a security officer must act on, oldest first: alert events (`ALERT_ACTIONS`),
     failed checkpoint or witness steps, signer refusals for a locked or removed token,
-    signatures outside office hours, and the reveal that brings a person's day to
+    custodians' signatures outside office hours, and the reveal that brings a person's day to
     `REVEAL_SPIKE`."""
     within = _within(since, until)
     alerting = or_(
@@ -221,6 +224,7 @@ def alerts(db: Session, since: datetime | None, until: datetime | None) -> list[
         row
         for row in db.scalars(signed.execution_options(yield_per=1000))
         if outside_office_hours(row.occurred_at)
+        and decode_leaf(row.leaf).get("role") == SIGNING_ROLE
     ]
     reveals: Counter[tuple[str, str]] = Counter()
     revealed = select(AuditEventRow).where(

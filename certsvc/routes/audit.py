@@ -150,8 +150,9 @@ def get_alerts(
 ) -> list[EventOut]:
     """Events to act on, oldest first: security alerts (many lookup misses by one person),
     privileges refused for want of a grant event, certificates nearing expiry, checkpoint or
-    witness failures, a locked or removed token, signatures outside office hours (08–18 China
-    time, Monday to Friday), a person's reveals in a day reaching the spike level."""
+    witness failures, a locked or removed token, custodians' signatures outside office hours
+    (08–18 China time, Monday to Friday), a person's reveals in a day reaching the spike
+    level."""
     return [
         EventOut(index=row.idx, occurred_at=row.occurred_at, event=decode_leaf(row.leaf))
         for row in alerts(db, since, until)

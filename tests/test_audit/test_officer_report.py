@@ -28,6 +28,10 @@ def test_alerts_name_each_thing_to_act_on_once(sessions: sessionmaker[Session]) 
     with sessions.begin() as db:
         late = append(db, AuditEvent("c1", "custodian", "signer.sign", "doc:1", "ok", details=sign))
         _at(db, late, SUNDAY_NIGHT)
+        service = append(
+            db, AuditEvent("certsvc", "system", "signer.sign", "checkpoint:9", "ok", details=sign)
+        )
+        _at(db, service, SUNDAY_NIGHT)  # the service's own signature: any hour
         office = append(
             db, AuditEvent("c1", "custodian", "signer.sign", "doc:2", "ok", details=sign)
         )
