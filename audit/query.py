@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
 from audit.events import decode_leaf
@@ -151,15 +151,145 @@ def key_usage(db: Session, since: datetime | None, until: datetime | None) -> li
     return [report[name] for name in sorted(report)]
 
 
-ALERT_ACTIONS = ("security.alert", "service.grant.refused")
+# Events that are alerts in themselves: security alerts (many lookup misses by one person),
+# privileges no grant event backs, certificates nearing expiry, witnesses short of a quorum.
+ALERT_ACTIONS = ("security.alert", "service.grant.refused", "alert.expiry", "audit.witness.quorum")
+# Signing inside these hours (China Standard Time, Monday to Friday) is office work; any other
+# signature is shown as an alert.
+OFFICE_ZONE = timezone(timedelta(hours=8), "CST")
+OFFICE_HOURS = (8, 18)
+# The role whose signatures are people's work (`certsvc.accounts.Role.CUSTODIAN`); the
+# service's own (checkpoints, register proofs, provisioning) are made at any hour.
+SIGNING_ROLE = "custodian"
+# One person's reveals in one UTC day at this count: the reveal reaching it is an alert.
+REVEAL_SPIKE = 50
+# Signer refusals saying a token is locked or gone (`signer.errors`).
+_TOKEN_TROUBLE = ("locked", "not inserted", "stopped answering")
+
+
+def outside_office_hours(moment: datetime) -> bool:
+    local = moment.astimezone(OFFICE_ZONE)
+    return local.weekday() >= 5 or not OFFICE_HOURS[0] <= local.hour < OFFICE_HOURS[1]
+
+
+def alert_kind(row: AuditEventRow) -> str:
+    """Why an event of `alerts` is one, in a few words."""
+    if row.action == "signer.sign" and row.outcome == "ok":
+        return "signing outside office hours"
+    if row.action == "vault.reveal":
+        return f"reveal spike ({REVEAL_SPIKE} in a day)"
+    if row.action.startswith("signer."):
+        return "token locked or removed"
+    if row.action.startswith("audit."):
+        return "checkpoint or witness failure"
+    return {
+        "security.alert": "security alert",
+        "service.grant.refused": "privilege without grant",
+        "alert.expiry": "certificate expiring",
+    }.get(row.action, row.action)
+
+
+def _within(since: datetime | None, until: datetime | None) -> list[ColumnElement[bool]]:
+    """The conditions keeping events in [since, until)."""
+    found = []
+    if since:
+        found.append(AuditEventRow.occurred_at >= since)
+    if until:
+        found.append(AuditEventRow.occurred_at < until)
+    return found
 
 
 def alerts(db: Session, since: datetime | None, until: datetime | None) -> list[AuditEventRow]:
-    """Events a security officer must act on: alerts (such as many lookup misses by one
-    person) and privileges refused because no grant event backs them, oldest first."""
-    query = select(AuditEventRow).where(AuditEventRow.action.in_(ALERT_ACTIONS))
-    if since:
-        query = query.where(AuditEventRow.occurred_at >= since)
-    if until:
-        query = query.where(AuditEventRow.occurred_at < until)
-    return list(db.scalars(query.order_by(AuditEventRow.idx)))
+    """Events a security officer must act on, oldest first: alert events (`ALERT_ACTIONS`),
+    failed checkpoint or witness steps, signer refusals for a locked or removed token,
+    custodians' signatures outside office hours, and the reveal that brings a person's day to
+    `REVEAL_SPIKE`."""
+    within = _within(since, until)
+    alerting = or_(
+        AuditEventRow.action.in_(ALERT_ACTIONS),
+        AuditEventRow.action.startswith("audit.") & (AuditEventRow.outcome == "failed"),
+    )
+    found = list(db.scalars(select(AuditEventRow).where(alerting, *within)))
+    signer = select(AuditEventRow).where(
+        AuditEventRow.action.startswith("signer."), AuditEventRow.outcome != "ok", *within
+    )
+    for row in db.scalars(signer.execution_options(yield_per=1000)):
+        reason = str(decode_leaf(row.leaf).get("reason", "")).lower()
+        if any(word in reason for word in _TOKEN_TROUBLE):
+            found.append(row)
+    signed = select(AuditEventRow).where(
+        AuditEventRow.action == "signer.sign", AuditEventRow.outcome == "ok", *within
+    )
+    found += [
+        row
+        for row in db.scalars(signed.execution_options(yield_per=1000))
+        if outside_office_hours(row.occurred_at)
+        and decode_leaf(row.leaf).get("role") == SIGNING_ROLE
+    ]
+    reveals: Counter[tuple[str, str]] = Counter()
+    revealed = select(AuditEventRow).where(
+        AuditEventRow.action == "vault.reveal", AuditEventRow.outcome == "ok", *within
+    )
+    for row in db.scalars(revealed.order_by(AuditEventRow.idx).execution_options(yield_per=1000)):
+        person_day = (row.actor, row.occurred_at.date().isoformat())
+        reveals[person_day] += 1
+        if reveals[person_day] == REVEAL_SPIKE:
+            found.append(row)
+    return sorted(found, key=lambda row: row.idx)
+
+
+@dataclass
+class PersonDay:
+    """One person's reveals and lookups in one UTC day: values revealed, values looked up,
+    lookup misses, and reveals or lookups refused."""
+
+    actor: str
+    day: str
+    reveals: int = 0
+    lookups: int = 0
+    misses: int = 0
+    refused: int = 0
+
+
+def people_per_day(db: Session, since: datetime | None, until: datetime | None) -> list[PersonDay]:
+    """Reveals and lookups per person and UTC day, by day then person."""
+    query = select(AuditEventRow).where(
+        AuditEventRow.action.in_(("vault.reveal", "vault.lookup")), *_within(since, until)
+    )
+    found: dict[tuple[str, str], PersonDay] = {}
+    for row in db.scalars(query.execution_options(yield_per=1000)):
+        day = row.occurred_at.date().isoformat()
+        entry = found.setdefault((day, row.actor), PersonDay(row.actor, day))
+        if row.outcome != "ok":
+            entry.refused += 1
+        elif row.action == "vault.reveal":
+            entry.reveals += 1
+        else:
+            details = decode_leaf(row.leaf).get("details")
+            if isinstance(details, dict):
+                entry.lookups += _count(details.get("values"))
+                entry.misses += _count(details.get("misses"))
+    return [found[key] for key in sorted(found)]
+
+
+def _count(value: object) -> int:
+    return value if isinstance(value, int) else 0
+
+
+# Refusals a security officer watches: (action, label).
+WATCHED_REFUSALS = (("service.login", "sign-in"), ("service.workstation_proof", "workstation"))
+
+
+def refusals_per_day(
+    db: Session, since: datetime | None, until: datetime | None
+) -> dict[str, Counter[str]]:
+    """Failed sign-ins (API and console) and refused workstation proofs: label → UTC day →
+    count."""
+    labels = dict(WATCHED_REFUSALS)
+    query = select(AuditEventRow.action, AuditEventRow.occurred_at).where(
+        AuditEventRow.action.in_(labels), AuditEventRow.outcome == "refused", *_within(since, until)
+    )
+    found: dict[str, Counter[str]] = {label: Counter() for label in labels.values()}
+    for action, occurred_at in db.execute(query):
+        found[labels[action]][occurred_at.date().isoformat()] += 1
+    return found

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -19,10 +21,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from audit.anchor import Anchor, AnchorDamaged
+from audit.bundle import build_bundle
 from audit.checkpoints import parse_checkpoint
 from audit.log import consistency_proof, size
 from audit.note import InvalidNote, NoteKey, SignBytes, note_key, split_note
 from audit.publish import CheckpointSigner, Published, publish_checkpoint
+from audit.query import event_range
 from audit.trail import record
 from audit.witness_protocol import cosignatures
 from certsvc.audit_tiles import CHECKPOINT, TilesWritten, publish_tiles
@@ -269,3 +273,13 @@ def publish_published_tiles(
         return None
     with sessions() as db:
         return publish_tiles(db, note, parse_checkpoint(split_note(note)[0]), directory)
+
+
+def export_bundle(
+    db: Session, settings: Settings, since: datetime | None, until: datetime | None
+) -> dict[str, Any]:
+    """The self-contained bundle of the events in [since, until) for an outside auditor
+    (`certsvc audit verify-bundle`), with the certificates of the checkpoint keys."""
+    start, end = event_range(db, since, until)
+    certificates = [certificate_of(key) for key in checkpoint_keys(db, settings)]
+    return build_bundle(db, settings.audit_origin, certificates, start, end)

@@ -78,4 +78,3 @@ def publish_tiles(db: Session, note: str, checkpoint: Checkpoint, directory: Pat
         written += 1
     write_published(directory / CHECKPOINT, note.encode())
     return TilesWritten(checkpoint.size, written, kept)
-

@@ -1,5 +1,6 @@
 """What the console's browser tests share: a real `certsvc serve` on a provisioned body, Debian's
-Chromium driven by Playwright, keyboard-only sign-in with TOTP, signing in over plain HTTP (for
+Chromium driven by Playwright with axe-core loaded in every page, keyboard-only sign-in with
+TOTP (its pages checked for labels and accessibility), signing in over plain HTTP (for
 the tests that play a thief with a cookie), and reading forms' tokens and cookies."""
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ import os
 import re
 from collections.abc import Iterator
 from http.cookies import SimpleCookie
+from pathlib import Path
 
 import httpx
 import pyotp
@@ -22,6 +24,11 @@ from service_helpers import StaffMember
 CHROMIUM = "/usr/bin/chromium"
 COOKIE = "__Host-certsvc-console"
 LOGIN_COOKIE = "__Host-certsvc-console-login"
+# Installed by `make test` (`npm ci --prefix tests/js`), pinned by tests/js/package-lock.json.
+AXE = Path(__file__).resolve().parent / "js" / "node_modules" / "axe-core" / "axe.min.js"
+SERIOUS = """async () => (await axe.run(document, {resultTypes: ['violations']})).violations
+  .filter(v => v.impact === 'serious' || v.impact === 'critical')
+  .map(v => v.id + ': ' + v.nodes.map(n => n.target.join(' ')).join(', '))"""
 # Every visible form control must have a label (or an accessible name of its own).
 UNLABELLED = """() => [...document.querySelectorAll('input, select, textarea')]
   .filter(e => e.type !== 'hidden' && e.labels.length === 0 && !e.getAttribute('aria-label'))
@@ -32,6 +39,7 @@ UNLABELLED = """() => [...document.querySelectorAll('input, select, textarea')]
 def server(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
     initialise(settings)
     monkeypatch.setenv("CERTSVC_CONSOLE_IDLE_MINUTES", "5")
+    monkeypatch.setenv("CERTSVC_AUDIT_CHECKPOINT_SECONDS", "1")  # the audit page's proofs
     with serving(env=dict(os.environ)) as running:
         yield running
 
@@ -53,7 +61,15 @@ def new_page(browser: Browser) -> Page:
     """A page in a browser context of its own (its own cookies: another person's browser)."""
     context = browser.new_context(viewport={"width": 1280, "height": 1000})
     context.set_default_timeout(60_000)  # a loaded machine; no timing is asserted
+    # axe-core, for `axe`: an init script runs outside the page's CSP, no tag is added.
+    context.add_init_script(path=str(AXE))
     return context.new_page()
+
+
+def axe(page: Page) -> list[str]:
+    """axe-core's violations of serious or critical impact on the page as it is."""
+    found: list[str] = page.evaluate(SERIOUS)
+    return found
 
 
 def unlabelled(page: Page) -> list[str]:
@@ -67,13 +83,13 @@ def sign_in(page: Page, base: str, member: StaffMember, lands: str = "dashboard"
     secret read from the page."""
     page.goto(f"{base}/console/")
     assert page.url.endswith("/console/login")
-    assert unlabelled(page) == []
+    assert unlabelled(page) == [] and axe(page) == []
     page.keyboard.type(member.username)
     page.keyboard.press("Tab")
     page.keyboard.type(member.password)
     page.keyboard.press("Enter")
     page.wait_for_url("**/console/second-factor")
-    assert unlabelled(page) == []
+    assert unlabelled(page) == [] and axe(page) == []
     secret = page.text_content("#totp-secret")
     assert secret is not None
     page.keyboard.type(pyotp.TOTP(secret).now())

@@ -1,6 +1,7 @@
 """The security officer's dashboard: the key report (`audit.query.key_usage`, as
-`GET /api/v1/audit/report/keys` answers it) and the alerts (`audit.query.alerts`), laid out per
-key and day with a chart drawn on the server as SVG geometry (no script on the page)."""
+`GET /api/v1/audit/report/keys` answers it), reveals and lookups per person, failed sign-ins and
+refused workstation proofs, and the alerts (`audit.query.alerts`), laid out per day with charts
+drawn on the server as SVG geometry (no script on the page) and their numbers in tables."""
 
 from __future__ import annotations
 
@@ -11,13 +12,31 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from audit.events import decode_leaf
-from audit.query import KeyUsage, alerts, key_usage
+from audit.query import (
+    WATCHED_REFUSALS,
+    KeyUsage,
+    PersonDay,
+    alert_kind,
+    alerts,
+    key_usage,
+    people_per_day,
+    refusals_per_day,
+)
 from signer.models import SigningKey
 
 DAYS = 14
 CHART_WIDTH = 560
 CHART_HEIGHT = 140
 CHART_BASE = 120  # the bars' baseline; the day labels sit below it
+COLOURS = {
+    "made": "#15803d",
+    "refused": "#b91c1c",
+    "reveals": "#1d4ed8",
+    "lookups": "#0f766e",
+    "misses": "#b91c1c",
+    "sign-in": "#b45309",
+    "workstation": "#7e22ce",
+}
 
 
 @dataclass(frozen=True)
@@ -60,6 +79,7 @@ class KeyPanel:
 class AlertRow:
     index: int
     occurred_at: str
+    kind: str
     action: str
     actor: str
     object: str
@@ -73,10 +93,49 @@ class Dashboard:
     keys: list[KeyPanel]
     tokens: list[KeyUsage]
     alerts: list[AlertRow]
+    people: list[PersonDay]
+    people_chart: Chart
+    refusals: list[tuple[str, dict[str, int]]]  # (day, label → count), days with any
+    refusals_chart: Chart
 
 
 def _days(since: date) -> list[date]:
     return [since + timedelta(days=n) for n in range(DAYS)]
+
+
+@dataclass(frozen=True)
+class Chart:
+    """A bar chart of counts per day, drawn on the server: one bar per series and day."""
+
+    bars: list[Bar]
+    labels: list[tuple[float, str]]
+    peak: int
+
+
+def chart(days: list[str], series: list[tuple[str, list[int]]]) -> Chart:
+    """Bars for each (kind, count per day) series, side by side within a day's slot."""
+    peak = max([sum(counts[n] for _, counts in series) for n in range(len(days))] + [1])
+    slot = CHART_WIDTH / len(days)
+    scale = (CHART_BASE - 10) / peak
+    width = slot * 0.7 / len(series)
+    bars, labels = [], []
+    for n, day in enumerate(days):
+        x = n * slot + slot * 0.15
+        for offset, (kind, counts) in enumerate(series):
+            height = counts[n] * scale
+            bars.append(
+                Bar(
+                    x + offset * width,
+                    CHART_BASE - height,
+                    width,
+                    height,
+                    kind,
+                    f"{day}: {counts[n]}",
+                )
+            )
+        if n % 2 == 0:
+            labels.append((n * slot + slot / 2, day[5:]))
+    return Chart(bars, labels, peak)
 
 
 def _panel(name: str, usage: KeyUsage | None, key: SigningKey | None, days: list[date]) -> KeyPanel:
@@ -97,19 +156,14 @@ def _panel(name: str, usage: KeyUsage | None, key: SigningKey | None, days: list
                 ", ".join(f"{rule} ×{n}" for rule, n in rules.items()),
             )
         )
-    panel.peak = max([row.made + row.refused for row in panel.days] + [1])
-    slot = CHART_WIDTH / len(days)
-    scale = (CHART_BASE - 10) / panel.peak
-    for n, row in enumerate(panel.days):
-        x = n * slot + slot * 0.15
-        width = slot * 0.35
-        for offset, count, kind in ((0.0, row.made, "made"), (width, row.refused, "refused")):
-            height = count * scale
-            panel.bars.append(
-                Bar(x + offset, CHART_BASE - height, width, height, kind, f"{row.day}: {count}")
-            )
-        if n % 2 == 0:
-            panel.labels.append((n * slot + slot / 2, row.day[5:]))
+    drawn = chart(
+        [row.day for row in panel.days],
+        [
+            ("made", [row.made for row in panel.days]),
+            ("refused", [row.refused for row in panel.days]),
+        ],
+    )
+    panel.bars, panel.labels, panel.peak = drawn.bars, drawn.labels, drawn.peak
     return panel
 
 
@@ -136,10 +190,34 @@ def build(db: Session, today: date | None = None) -> Dashboard:
             AlertRow(
                 row.idx,
                 row.occurred_at.strftime("%Y-%m-%d %H:%M UTC"),
+                alert_kind(row),
                 row.action,
                 str(leaf.get("actor", "")),
                 row.object,
                 str(leaf.get("reason", "")),
             )
         )
-    return Dashboard(days[0], days[-1], panels, tokens, rows)
+    names_of_days = [day.isoformat() for day in days]
+    people = people_per_day(db, since, None)
+    per_day = {day: [p for p in people if p.day == day] for day in names_of_days}
+    people_chart = chart(
+        names_of_days,
+        [
+            ("reveals", [sum(p.reveals for p in per_day[day]) for day in names_of_days]),
+            ("lookups", [sum(p.lookups for p in per_day[day]) for day in names_of_days]),
+            ("misses", [sum(p.misses for p in per_day[day]) for day in names_of_days]),
+        ],
+    )
+    refused = refusals_per_day(db, since, None)
+    labels = [label for _, label in WATCHED_REFUSALS]
+    refusals = [
+        (day, {label: refused[label][day] for label in labels})
+        for day in names_of_days
+        if any(refused[label][day] for label in labels)
+    ]
+    refusals_chart = chart(
+        names_of_days, [(label, [refused[label][day] for day in names_of_days]) for label in labels]
+    )
+    return Dashboard(
+        days[0], days[-1], panels, tokens, rows, people, people_chart, refusals, refusals_chart
+    )

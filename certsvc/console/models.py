@@ -1,4 +1,5 @@
-"""The console's tables: each account's TOTP secret (encrypted) and the browser sessions."""
+"""The console's tables: each account's TOTP secret (encrypted), its security keys' public
+keys, and the browser sessions."""
 
 from __future__ import annotations
 
@@ -40,3 +41,24 @@ class ConsoleSession(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The WebAuthn challenge this session was last given ("<purpose>:<base64url>"): used once,
+    # cleared when a response is checked, right or wrong.
+    challenge: Mapped[str | None] = mapped_column(String(128))
+
+
+class ConsoleSecurityKey(Base):
+    """A security key / passkey (WebAuthn credential) of an account: its public key only, the
+    relying party it was made for, and the authenticator's signature counter (a cloned key
+    shows as a counter that fails to grow)."""
+
+    __tablename__ = "console_security_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("staff_accounts.id"), index=True)
+    credential_id: Mapped[bytes] = mapped_column(LargeBinary(1024), unique=True)
+    public_key: Mapped[bytes] = mapped_column(LargeBinary)
+    rp_id: Mapped[str] = mapped_column(String(253))
+    sign_count: Mapped[int] = mapped_column(Integer, default=0)
+    name: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

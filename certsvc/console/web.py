@@ -27,11 +27,14 @@ CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
     "frame-ancestors 'none'; base-uri 'none'"
 )
-# Pages that run the service's own scripts (the workstation key) and let them call back.
+# Pages that run the service's own scripts (workstation key, security keys), never inline.
 SCRIPT_CSP = CSP + "; script-src 'self'; connect-src 'self'"
 # Each role's pages, as (path, Chinese, English) links in the header; a role module adds its own.
 NAV: dict[Role, tuple[tuple[str, str, str], ...]] = {
-    Role.SECURITY_OFFICER: (("/console/dashboard", "密钥使用", "Key usage"),),
+    Role.SECURITY_OFFICER: (
+        ("/console/dashboard", "密钥使用", "Key usage"),
+        ("/console/audit", "审计检索", "Audit search"),
+    ),
     Role.REGISTRAR: (
         ("/console/intake", "受理", "Intake"),
         ("/console/import", "批量导入", "Import"),

@@ -13,20 +13,18 @@ from fastapi.responses import PlainTextResponse, Response
 from pydantic import AwareDatetime, BaseModel
 from sqlalchemy import select
 
-from audit.bundle import build_bundle
 from audit.events import decode_leaf
 from audit.log import consistency_proof, inclusion_proof, size
 from audit.models import AuditCheckpoint
 from audit.publish import latest_checkpoint
-from audit.query import EventFilter, alerts, event_range, key_usage, query_events
+from audit.query import EventFilter, alerts, key_usage, query_events
 from certsvc import state
 from certsvc.accounts import Role, StaffAccount
-from certsvc.audit_keys import checkpoint_keys, published_vkeys
+from certsvc.audit_keys import export_bundle, published_vkeys
 from certsvc.audit_trail import actor_of
 from certsvc.auth import JobSessionsDep, SessionDep, SettingsDep, require_roles
 from certsvc.routes.schemas import ROLE_GATED, answers
 from common.errors import InvalidInput, NotFound
-from signer.custody import certificate_of
 from verify.published import AUDIT_CHECKPOINT_PATH, CHECKPOINT_CACHE, TEXT, cached
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"], responses=ROLE_GATED)
@@ -151,8 +149,11 @@ def get_key_usage(
 def get_alerts(
     _: OfficerDep, db: SessionDep, since: ZonedTime = None, until: ZonedTime = None
 ) -> list[EventOut]:
-    """Security alerts (many lookup misses by one person) and privileges refused for want of
-    a grant event, oldest first."""
+    """Events to act on, oldest first: security alerts (many lookup misses by one person),
+    privileges refused for want of a grant event, certificates nearing expiry, checkpoint or
+    witness failures, a locked or removed token, custodians' signatures outside office hours
+    (08–18 China time, Monday to Friday), a person's reveals in a day reaching the spike
+    level."""
     return [
         EventOut(index=row.idx, occurred_at=row.occurred_at, event=decode_leaf(row.leaf))
         for row in alerts(db, since, until)
@@ -168,9 +169,7 @@ def get_export(
     until: ZonedTime = None,
 ) -> dict[str, Any]:
     """A self-contained bundle for an outside auditor (`certsvc audit verify-bundle`)."""
-    start, end = event_range(db, since, until)
-    certificates = [certificate_of(key) for key in checkpoint_keys(db, settings)]
-    return build_bundle(db, settings.audit_origin, certificates, start, end)
+    return export_bundle(db, settings, since, until)
 
 
 @public_router.get(

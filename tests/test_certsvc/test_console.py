@@ -5,6 +5,7 @@ labels on every form field. Screenshots are kept in the test output."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -25,13 +26,14 @@ from audit.models import AuditEventRow
 from certsvc.accounts import Role, StaffAccount
 from certsvc.bootstrap import initialise
 from certsvc.console import totp
-from certsvc.console.models import ConsoleSession, ConsoleTotp
+from certsvc.console.models import ConsoleSecurityKey, ConsoleSession, ConsoleTotp
 from certsvc.settings import Settings
 from common.dbtypes import utcnow
 from common.errors import Conflict
 from console_support import (
     COOKIE,
     LOGIN_COOKIE,
+    axe,
     cookie_of,
     csrf_of,
     password_only,
@@ -98,7 +100,7 @@ def test_officer_signs_in_with_totp_and_reads_the_log_counts(
     officer = make_staff(Role.SECURITY_OFFICER)
     key = _signer_events(sessions)
     secret = sign_in(page, server.base, officer)
-    assert unlabelled(page) == []
+    assert unlabelled(page) == [] and axe(page) == []
 
     expected = _log_counts(sessions)
     assert expected[key]  # the events above, at least
@@ -167,6 +169,12 @@ def test_forms_without_their_csrf_token_are_refused(
     cookie = next(c["value"] for c in page.context.cookies() if c["name"] == COOKIE)
     out = httpx.post(f"{server.base}/console/logout", data={}, cookies={COOKIE: cookie})
     assert out.status_code == 403
+    enrol = httpx.post(
+        f"{server.base}/console/security-keys",
+        data={"name": "k", "code": "123456", "credential": "{}"},
+        cookies={COOKIE: cookie},
+    )
+    assert enrol.status_code == 403
     still = httpx.get(f"{server.base}/console/dashboard", cookies={COOKIE: cookie})
     assert still.status_code == 200 and "Key usage" in still.text
 
@@ -279,9 +287,10 @@ def test_other_roles_see_no_dashboard(server: Server, page: Page, make_staff: Ma
     page.fill("#code", pyotp.TOTP(secret).now())
     page.click("main button[type=submit]")
     page.wait_for_url("**/console/intake")  # the registrar's own first page
-    answer = page.goto(f"{server.base}/console/dashboard")
-    assert answer is not None and answer.status == 403
-    assert "Key usage" not in page.content()
+    for path in ("/console/dashboard", "/console/audit", "/console/audit/export"):
+        answer = page.goto(f"{server.base}{path}")
+        assert answer is not None and answer.status == 403
+        assert "Key usage" not in page.content() and "Audit search" not in page.content()
 
 
 def test_totp_secrets_are_sealed_to_their_account_and_codes_good_once(
@@ -371,3 +380,254 @@ def test_sign_in_attempts_share_the_api_logins_limit(
             json={"username": officer.username, "password": officer.password},
         )
         assert api.status_code == 429
+
+
+def _virtual_authenticator(page: Page) -> None:
+    """Chromium's virtual CTAP2 security key, touched automatically when asked."""
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("WebAuthn.enable")
+    options = {
+        "protocol": "ctap2",
+        "transport": "usb",
+        "hasResidentKey": False,
+        "hasUserVerification": True,
+        "isUserVerified": True,
+        "automaticPresenceSimulation": True,
+    }
+    cdp.send("WebAuthn.addVirtualAuthenticator", {"options": options})
+
+
+def _refusal_reasons(sessions: sessionmaker[Session]) -> list[str]:
+    with sessions() as db:
+        query = select(AuditEventRow.leaf).where(
+            AuditEventRow.action == "service.login", AuditEventRow.outcome == "refused"
+        )
+        return [str(decode_leaf(leaf).get("reason")) for leaf in db.scalars(query)]
+
+
+def test_a_security_key_replaces_totp_and_its_answers_are_good_once(
+    server: Server,
+    page: Page,
+    make_staff: MakeStaff,
+    sessions: sessionmaker[Session],
+    tmp_path: Path,
+) -> None:
+    """Enrol a key (with a fresh TOTP code), sign in with it by keyboard only; its answer
+    replayed in another session, a TOTP code, and a counter that did not grow are refused."""
+    # WebAuthn needs a host name: browsers refuse an IP address as relying party.
+    base = server.base.replace("127.0.0.1", "localhost")
+    officer = make_staff(Role.SECURITY_OFFICER)
+    _virtual_authenticator(page)
+    secret = sign_in(page, base, officer)
+    page.click("header a[href='/console/security-keys']")
+    page.wait_for_url("**/console/security-keys")
+    assert unlabelled(page) == [] and axe(page) == []
+    page.fill("#key-name", "钥匙 YubiKey")
+    page.fill("#key-code", pyotp.TOTP(secret).at(time.time() + 30))
+    page.click("main button[type=submit]")
+    page.wait_for_selector("#added-key")
+    assert page.text_content("#added-key") == "钥匙 YubiKey"
+    with sessions() as db:
+        key = db.scalars(select(ConsoleSecurityKey)).one()
+        enrolled = db.scalars(
+            select(AuditEventRow).where(AuditEventRow.action == "console.security_key.enrol")
+        ).one()
+    assert (key.rp_id, enrolled.object) == ("localhost", officer.username)
+    page.click("header button[value=this]")
+    page.wait_for_url("**/console/login")
+
+    # Keyboard only: username, Tab, password, Enter; the key's button has the focus: Enter.
+    page.keyboard.type(officer.username)
+    page.keyboard.press("Tab")
+    page.keyboard.type(officer.password)
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/console/second-factor")
+    assert page.locator("#code").count() == 0  # no code field once a key is enrolled
+    assert unlabelled(page) == [] and axe(page) == []
+    with page.expect_request("**/console/second-factor/key") as sent:
+        page.keyboard.press("Enter")
+    page.wait_for_url("**/console/dashboard")
+    answer = sent.value.post_data
+    assert answer is not None and "credential=" in answer
+    shot = tmp_path / "console-security-key.png"
+    page.screenshot(path=str(shot), full_page=True)
+    print(f"screenshot after signing in with a security key: {shot}")
+    with sessions() as db:
+        used = db.scalars(select(ConsoleSecurityKey)).one()
+        signed_in = db.scalars(
+            select(AuditEventRow.leaf).where(AuditEventRow.action == "console.sign_in")
+        ).all()
+    assert used.sign_count > key.sign_count and used.last_used_at is not None
+    assert decode_leaf(signed_in[-1])["details"] == {"factor": "security-key"}
+
+    # The same answer, sent from another password-stage session: its challenge is not this one.
+    cookie = password_only(base, officer)
+    prompt = httpx.get(f"{base}/console/second-factor", cookies={COOKIE: cookie})
+    assert "data-webauthn" in prompt.text
+    assert "script-src 'self'" in prompt.headers["content-security-policy"]
+    credential = dict(pair.split("=", 1) for pair in answer.split("&"))["credential"]
+    replayed = httpx.post(
+        f"{base}/console/second-factor/key",
+        content=f"csrf={csrf_of(prompt.text)}&credential={credential}",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        cookies={COOKIE: cookie},
+    )
+    assert replayed.status_code == 401 and cookie_of(replayed, COOKIE) is None
+    # A TOTP code is no way round the key.
+    code = httpx.post(
+        f"{base}/console/second-factor",
+        data={"csrf": csrf_of(replayed.text), "code": pyotp.TOTP(secret).at(time.time() + 60)},
+        cookies={COOKIE: cookie},
+    )
+    assert code.status_code == 401 and cookie_of(code, COOKIE) is None
+    assert httpx.get(f"{base}/console/dashboard", cookies={COOKIE: cookie}).status_code == 303
+    reasons = _refusal_reasons(sessions)
+    assert "wrong second factor: bad assertion" in reasons
+    assert "TOTP code where a security key is enrolled" in reasons
+
+    # A stored counter ahead of the authenticator's: a cloned key, refused.
+    with sessions.begin() as db:
+        db.execute(update(ConsoleSecurityKey).values(sign_count=1_000_000))
+    page.click("header button[value=this]")
+    page.wait_for_url("**/console/login")
+    page.fill("#username", officer.username)
+    page.fill("#password", officer.password)
+    page.click("main button[type=submit]")
+    page.wait_for_url("**/console/second-factor")
+    page.click("#use-key")
+    page.wait_for_selector("p.error[role=alert]:not([hidden])")
+    assert "did not verify" in page.content()
+    assert "wrong second factor: security key counter did not grow" in _refusal_reasons(sessions)
+    assert officer.password not in server.output
+
+
+def _officer_events(sessions: sessionmaker[Session]) -> int:
+    """Reveals, lookups, failed sign-ins and a refused workstation proof, as their gates
+    record them; the index of one event to tamper with later."""
+    lookup = {"values": 4, "found": 1, "misses": 3}
+    with sessions.begin() as db:
+        for n in range(3):
+            append(
+                db,
+                AuditEvent(
+                    "alice",
+                    "officer",
+                    "vault.reveal",
+                    f"tok:{n}",
+                    "ok",
+                    reason="checking the case file",
+                ),
+            )
+        for _ in range(2):
+            append(
+                db, AuditEvent("bob", "registrar", "vault.lookup", "vault", "ok", details=lookup)
+            )
+        append(
+            db,
+            AuditEvent(
+                "mallory",
+                "staff",
+                "service.login",
+                "api",
+                "refused",
+                reason="wrong username or password",
+            ),
+        )
+        return append(
+            db,
+            AuditEvent(
+                "c1",
+                "custodian",
+                "service.workstation_proof",
+                "POST /api/v1/signing-sessions",
+                "refused",
+                reason="signature does not verify",
+            ),
+        )
+
+
+def test_officer_sees_people_refusals_and_proves_events_in_the_log(
+    server: Server,
+    page: Page,
+    make_staff: MakeStaff,
+    sessions: sessionmaker[Session],
+    tmp_path: Path,
+) -> None:
+    """The dashboard's per-person and refusal tables equal the log's counts; the audit
+    search proves each event against the published checkpoint, and a leaf changed in the
+    database fails its proof; the export bundle downloads."""
+    officer = make_staff(Role.SECURITY_OFFICER)
+    tampered = _officer_events(sessions)
+    sign_in(page, server.base, officer)
+    with sessions() as db:
+        rows = db.scalars(select(AuditEventRow)).all()
+    people: Counter[str] = Counter()
+    refusals: Counter[str] = Counter()
+    for row in rows:
+        day = row.occurred_at.date().isoformat()
+        details = decode_leaf(row.leaf).get("details") or {}
+        assert isinstance(details, dict)
+        if row.action == "vault.reveal" and row.outcome == "ok":
+            people[f"{day} {row.actor} reveals"] += 1
+        if row.action == "vault.lookup" and row.outcome == "ok":
+            people[f"{day} {row.actor} lookups"] += int(details["values"])
+            people[f"{day} {row.actor} misses"] += int(details["misses"])
+        if row.action == "service.login" and row.outcome == "refused":
+            refusals[f"{day} sign-in"] += 1
+        if row.action == "service.workstation_proof" and row.outcome == "refused":
+            refusals[f"{day} workstation"] += 1
+    page.reload()
+    shown: Counter[str] = Counter()
+    for tr in page.locator("table.people tr[data-day]").all():
+        key = f"{tr.get_attribute('data-day')} {tr.get_attribute('data-actor')}"
+        for kind in ("reveals", "lookups", "misses"):
+            shown[f"{key} {kind}"] = int(tr.locator(f"td.{kind}").inner_text())
+    assert +shown == people and people
+    shown = Counter()
+    for tr in page.locator("table.refusals tr[data-day]").all():
+        for kind in ("sign-in", "workstation"):
+            shown[f"{tr.get_attribute('data-day')} {kind}"] = int(
+                tr.locator(f"td.{kind}").inner_text()
+            )
+    assert +shown == refusals and refusals
+    assert page.locator("section.people svg.chart rect.lookups").count() == 14
+    assert axe(page) == []
+
+    page.click("nav a[href='/console/audit']")
+    page.wait_for_url("**/console/audit")
+    deadline = time.monotonic() + 60
+    while (
+        page.locator("#checkpoint-size").count() == 0
+        or int(page.text_content("#checkpoint-size") or 0) <= tampered
+    ):
+        assert time.monotonic() < deadline, "no checkpoint covering the events was published"
+        time.sleep(1)
+        page.reload()
+    assert unlabelled(page) == [] and axe(page) == []
+    page.fill("#actor", "c1")
+    page.select_option("#outcome", "refused")
+    page.click("main button[type=submit] >> nth=0")
+    page.wait_for_url("**/console/audit?*")
+    row = page.locator(f"table.events tr[data-index='{tampered}']")
+    assert "✓ proven" in row.inner_text()
+    assert page.locator("table.events tr[data-index]").count() == 1
+    with sessions.begin() as db:
+        leaf = db.scalars(select(AuditEventRow.leaf).where(AuditEventRow.idx == tampered)).one()
+        changed = leaf.replace(b"does not verify", b"does verify ok!")
+        assert changed != leaf
+        db.execute(update(AuditEventRow).where(AuditEventRow.idx == tampered).values(leaf=changed))
+    page.reload()
+    assert "✗ failed" in page.locator(f"table.events tr[data-index='{tampered}']").inner_text()
+    shot = tmp_path / "console-audit-search.png"
+    page.screenshot(path=str(shot), full_page=True)
+    print(f"screenshot of the audit search: {shot}")
+
+    with page.expect_download() as download:
+        page.click("main button[formaction='/console/audit/export']")
+    bundle = json.loads(Path(download.value.path()).read_text())
+    assert bundle and isinstance(bundle, dict)
+    bad = httpx.get(
+        f"{server.base}/console/audit?since=yesterday",
+        cookies={COOKIE: next(c["value"] for c in page.context.cookies() if c["name"] == COOKIE)},
+    )
+    assert bad.status_code == 422 and "since: a date as YYYY-MM-DD" in bad.text

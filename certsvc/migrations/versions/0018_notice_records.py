@@ -2,7 +2,7 @@
 delivery notices in the public register, storage media in the custody register.
 
 Revision ID: 0018
-Revises: 0016
+Revises: 0017
 Create Date: 2026-12-02
 """
 
