@@ -46,7 +46,8 @@ def serving(*args: str, env: dict[str, str] | None = None) -> Iterator[Server]:
         )
         server = Server(f"http://127.0.0.1:{port}")
         try:
-            deadline = time.monotonic() + 60
+            # Generous: on two cores shared by parallel workers, imports alone took 30-70 s.
+            deadline = time.monotonic() + 180
             while process.poll() is None:
                 try:
                     httpx.get(f"{server.base}/healthz", timeout=5)
