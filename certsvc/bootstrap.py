@@ -45,6 +45,7 @@ from certsvc.grants import (
     grant_workstation,
 )
 from certsvc.hsm import open_tokens
+from certsvc.revocation_catchup import sign_catch_up_list
 from certsvc.service_pins import service_pin, store_service_pin
 from certsvc.settings import Settings
 from certsvc.trust_publish import publish_trust_list
@@ -54,6 +55,7 @@ from common.errors import InvalidInput
 from hsm_sim import init_token
 from hsm_sim.softhsm import serial_of
 from signer.actor import Actor
+from signer.claims import SessionClaims, TokenClaimedElsewhere
 from signer.custody import (
     active_key,
     certificate_of,
@@ -65,6 +67,7 @@ from signer.custody import (
 )
 from signer.gate import (
     GateTransaction,
+    SigningGate,
     SignRequest,
     Subject,
     sign_as_service,
@@ -73,9 +76,11 @@ from signer.gate import (
 )
 from signer.models import ED25519, ES256, HsmToken, KeyPurpose, SigningKey
 from signer.policy import SignPurpose
+from signer.sessions import SigningSessions
 from signer.tokens import Pkcs11Tokens, TokenPublicKey, TokenSession
 from signer.x509 import issue_key_certificate, issue_root_certificate
 from verify.anchors import pin_anchor
+from verify.trust import latest_revocation_list
 
 DEMO_CUSTODIAN = "custodian"
 DEMO_WORKSTATION = "ws-custodian-01"
@@ -198,6 +203,7 @@ def initialise(
                 _tokens(settings, sessions, tokens, credentials, report, progress)
                 _trust_list(settings, sessions, tokens, credentials, report, progress)
                 _token_workstations(sessions, report, progress)
+                _revocation_list(settings, sessions, tokens, credentials, report, progress)
                 checkpoint(settings, sessions, tokens, progress)
                 report.created += provision_vault(settings, sessions, tokens, credentials, progress)
             finally:
@@ -459,6 +465,45 @@ def _token_workstations(
                 db, INIT_ACTOR, token.serial, DEMO_WORKSTATION, workstation.custodian_id
             )
             report.created.append(f"workstation {DEMO_WORKSTATION} for USBKey {token.label}")
+
+
+def _revocation_list(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    tokens: Pkcs11Tokens,
+    credentials: Credentials,
+    report: InitReport,
+    progress: Callable[[str], None],
+) -> None:
+    """The first signed revocation list (empty on a fresh body), signed in the demo
+    custodian's session on the revocation key, whose PIN the simulation holds: offline
+    verifiers then know a certificate's status before the body's first revocation. Skipped
+    while another process holds that USBKey's session."""
+    with sessions() as db:
+        if latest_revocation_list(db) is not None:
+            return
+        key = active_key(db, settings.body_code, KeyPurpose.REVOCATION)
+        custodian = db.scalar(select(StaffAccount).where(StaffAccount.username == DEMO_CUSTODIAN))
+        if key is None or custodian is None:
+            return
+        serial, label, custodian_id = key.token_serial, key.label, custodian.id
+    pins = [t["user_pin"] for t in credentials.data["tokens"].values() if t["serial"] == serial]
+    if not pins:
+        return
+    progress("revocation list")
+    signing = SigningSessions(tokens, 600, 600, claims=SessionClaims(settings.signing_claims_dir))
+    try:
+        signing.open(serial, pins[0], DEMO_CUSTODIAN, DEMO_WORKSTATION, label)
+        actor = Actor(DEMO_CUSTODIAN, custodian_id, Role.CUSTODIAN.value, DEMO_WORKSTATION)
+        caught = sign_catch_up_list(
+            sessions, SigningGate(signing), actor, settings.body_code, settings.pinned_anchors()
+        )
+    except TokenClaimedElsewhere:
+        return
+    finally:
+        signing.close_all()
+    if caught is not None:
+        report.created.append(f"revocation list version {caught.version}")
 
 
 def _token_on_hsm(
