@@ -163,9 +163,9 @@ def test_a_usbkey_is_found_by_its_label_or_its_serial(
 
     by_label, by_serial = objects("USBKEY-01"), objects(serial)
     assert by_label == by_serial
-    # its custody (its workstation) and its keys, and nothing about another USBKey
-    assert {f"token:{serial}", f"{serial}/decision-1", f"{serial}/revocation-1"} <= by_serial
-    assert all(o == f"token:{serial}" or o.startswith(f"{serial}/") for o in by_serial)
+    # its registration, its custody (its workstation) and its keys, and no other USBKey's
+    assert {serial, f"token:{serial}", f"{serial}/decision-1"} <= by_serial
+    assert all(o in (serial, f"token:{serial}") or o.startswith(f"{serial}/") for o in by_serial)
     assert objects("USBKEY-NONE") == set()
 
 
