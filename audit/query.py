@@ -21,7 +21,9 @@ MAX_PAGE = 500
 class EventFilter:
     actor: str | None = None
     action: str | None = None
-    object: str | None = None
+    # Any of these names; a thing the log calls by several (a USBKey: its serial, its keys
+    # `SERIAL/label`, its sessions `token:SERIAL`) is searched by all of them.
+    objects: tuple[str, ...] = ()
     outcome: str | None = None
     since: datetime | None = None
     until: datetime | None = None
@@ -32,7 +34,8 @@ def query_events(
 ) -> list[AuditEventRow]:
     """Events matching `where`, in log order, starting after index `after` (keyset paging).
 
-    `object` matches exactly or as a prefix up to a '/' (a token serial finds its keys)."""
+    Each of `objects` matches exactly or as a prefix up to a '/' (a token serial finds its
+    keys)."""
     query = select(AuditEventRow).where(AuditEventRow.idx > after)
     if where.actor:
         query = query.where(AuditEventRow.actor == where.actor)
@@ -43,11 +46,17 @@ def query_events(
                 AuditEventRow.action.startswith(where.action + ".", autoescape=True),
             )
         )
-    if where.object:
+    if where.objects:
         query = query.where(
             or_(
-                AuditEventRow.object == where.object,
-                AuditEventRow.object.startswith(where.object + "/", autoescape=True),
+                *(
+                    condition
+                    for name in where.objects
+                    for condition in (
+                        AuditEventRow.object == name,
+                        AuditEventRow.object.startswith(name + "/", autoescape=True),
+                    )
+                )
             )
         )
     if where.outcome:

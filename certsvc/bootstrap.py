@@ -1,8 +1,12 @@
-"""`certsvc init`: create or upgrade the database and provision what the demo needs.
+"""`certsvc init`: create or upgrade the database and provision what the service needs.
+
+With the simulation, the demo: accounts, workstations, tokens and keys. Without it (production)
+only the first admin and security officer, two persons; every other account is proposed by
+the one and approved by the other, and the vendor's USBKeys are enrolled (`certsvc hsm enrol`).
 
 Idempotent: each account, workstation, token and key is made only when missing, and a run cut
-short is finished by the next one. Secrets generated here (passwords, API tokens, PINs) are
-written only to the credentials file, readable by its owner alone, and never printed.
+short is finished by the next one. Secrets generated here (the demo's passwords, API tokens,
+PINs) are written only to the credentials file, readable by its owner alone, and never printed.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -24,7 +28,7 @@ from audit.keychain import KEY_ADDED, KEY_RETIRED
 from audit.publish import InconsistentLog, latest_checkpoint
 from audit.trail import record
 from audit.verify import verify_log
-from certsvc.accounts import Role, StaffAccount, password_hasher
+from certsvc.accounts import Role, StaffAccount, password_hasher, validate_person
 from certsvc.audit_keys import (
     CheckpointKeyHolder,
     announce,
@@ -41,14 +45,17 @@ from certsvc.grants import (
     grant_workstation,
 )
 from certsvc.hsm import open_tokens
+from certsvc.revocation_catchup import sign_catch_up_list
 from certsvc.service_pins import service_pin, store_service_pin
 from certsvc.settings import Settings
 from certsvc.trust_publish import publish_trust_list
 from certsvc.vault_setup import provision_vault
 from certsvc.workstations import Workstation, generate_workstation_key
+from common.errors import InvalidInput
 from hsm_sim import init_token
 from hsm_sim.softhsm import serial_of
 from signer.actor import Actor
+from signer.claims import SessionClaims, TokenClaimedElsewhere
 from signer.custody import (
     active_key,
     certificate_of,
@@ -60,6 +67,7 @@ from signer.custody import (
 )
 from signer.gate import (
     GateTransaction,
+    SigningGate,
     SignRequest,
     Subject,
     sign_as_service,
@@ -68,9 +76,11 @@ from signer.gate import (
 )
 from signer.models import ED25519, ES256, HsmToken, KeyPurpose, SigningKey
 from signer.policy import SignPurpose
+from signer.sessions import SigningSessions
 from signer.tokens import Pkcs11Tokens, TokenPublicKey, TokenSession
 from signer.x509 import issue_key_certificate, issue_root_certificate
 from verify.anchors import pin_anchor
+from verify.trust import latest_revocation_list
 
 DEMO_CUSTODIAN = "custodian"
 DEMO_WORKSTATION = "ws-custodian-01"
@@ -120,6 +130,19 @@ DEMO_TOKENS = (
 )
 
 
+@dataclass(frozen=True)
+class FirstHolder:
+    """The first admin or security officer, named at `certsvc init` with the simulation off:
+    their personnel number and the initial password they typed."""
+
+    person: str
+    password: str = field(repr=False)
+
+
+FIRST_ROLES = (Role.ADMIN, Role.SECURITY_OFFICER)
+FIRST_OPTIONS = {Role.ADMIN: "--admin-person", Role.SECURITY_OFFICER: "--security-officer-person"}
+
+
 @dataclass
 class InitReport:
     """What one run created; names only, no secret."""
@@ -147,8 +170,15 @@ class Credentials:
         os.replace(tmp, self.path)
 
 
-def initialise(settings: Settings, progress: Callable[[str], None] = lambda _: None) -> InitReport:
-    """Upgrade the schema, then provision accounts, workstation, tokens and keys if missing."""
+def initialise(
+    settings: Settings,
+    progress: Callable[[str], None] = lambda _: None,
+    first: Mapping[Role, FirstHolder] | None = None,
+) -> InitReport:
+    """Upgrade the schema, then provision what is missing: with the simulation, the demo's
+    accounts, workstations, tokens and keys; without it, only the first admin and security
+    officer (`first`), who then grant every other account through propose and approve."""
+    refuse_first_in_simulation(settings, bool(first))
     home = settings.resolved_home
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
     progress("database schema")
@@ -156,20 +186,24 @@ def initialise(settings: Settings, progress: Callable[[str], None] = lambda _: N
     engine = make_engine(settings.resolved_database_url)
     try:
         sessions = make_sessionmaker(engine)
-        report = InitReport(credentials_file=settings.credentials_file)
+        report = InitReport()
         with sessions.begin() as db:
             report.created += [
                 f"grant event for {name}" for name in adopt_legacy_grants(db, INIT_SIGNER)
             ]
-        credentials = Credentials(settings.credentials_file)
-        _accounts(settings, sessions, credentials, report, progress)
-        _workstations(settings, sessions, credentials, report, progress)
-        if settings.hsm_simulation:
+        if not settings.hsm_simulation:
+            _first_accounts(settings, sessions, first or {}, report, progress)
+        else:
+            report.credentials_file = settings.credentials_file
+            credentials = Credentials(settings.credentials_file)
+            _accounts(settings, sessions, credentials, report, progress)
+            _workstations(settings, sessions, credentials, report, progress)
             tokens = open_tokens(settings, sessions)
             try:
                 _tokens(settings, sessions, tokens, credentials, report, progress)
                 _trust_list(settings, sessions, tokens, credentials, report, progress)
                 _token_workstations(sessions, report, progress)
+                _revocation_list(settings, sessions, tokens, credentials, report, progress)
                 checkpoint(settings, sessions, tokens, progress)
                 report.created += provision_vault(settings, sessions, tokens, credentials, progress)
             finally:
@@ -177,6 +211,71 @@ def initialise(settings: Settings, progress: Callable[[str], None] = lambda _: N
         return report
     finally:
         engine.dispose()
+
+
+def refuse_first_in_simulation(settings: Settings, named: bool) -> None:
+    """The simulation makes its demo accounts: first holders named there are a mistake."""
+    if named and settings.hsm_simulation:
+        raise InvalidInput(
+            f"{FIRST_OPTIONS[Role.ADMIN]}: the simulation makes the demo's accounts; the first "
+            "admin and security officer are named with CERTSVC_HSM_SIMULATION=false"
+        )
+
+
+def _first_accounts(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    first: Mapping[Role, FirstHolder],
+    report: InitReport,
+    progress: Callable[[str], None],
+) -> None:
+    """The first admin and security officer, when the body has none: one appoints the
+    staff, the other approves those who reveal, decide, approve or sign; two persons, so
+    that neither grants alone. Their passwords, having passed through init, only let each
+    holder set their own; no API token is made."""
+    with sessions.begin() as db:
+        held = {
+            account.role: account
+            for account in db.scalars(
+                select(StaffAccount).where(
+                    StaffAccount.role.in_(FIRST_ROLES), StaffAccount.active.is_(True)
+                )
+            )
+        }
+        missing = [role for role in FIRST_ROLES if role not in held]
+        for role in missing:
+            if role not in first:
+                raise InvalidInput(
+                    f"{FIRST_OPTIONS[role]}: the body has no {role.value} yet; name the first "
+                    "admin's and security officer's personnel numbers (two persons)"
+                )
+            try:
+                validate_person(first[role].person)
+            except InvalidInput as exc:
+                raise InvalidInput(f"{FIRST_OPTIONS[role]}: {exc}") from None
+        persons = {
+            role: held[role].person if role in held else first[role].person for role in FIRST_ROLES
+        }
+        if persons[Role.ADMIN] == persons[Role.SECURITY_OFFICER]:
+            raise InvalidInput(
+                f"{FIRST_OPTIONS[Role.SECURITY_OFFICER]}: the first admin and security officer "
+                "must be two different persons"
+            )
+        hasher = password_hasher(settings)
+        for role in missing:
+            progress(f"account {role.value}")
+            bootstrap_account(
+                db,
+                INIT_SIGNER,
+                role.value,
+                role,
+                first[role].password,
+                f"first {role.value}",
+                hasher=hasher,
+                person=first[role].person,
+                must_set_password=True,
+            )
+            report.created.append(f"account {role.value} (person {first[role].person})")
 
 
 def _accounts(
@@ -366,6 +465,45 @@ def _token_workstations(
                 db, INIT_ACTOR, token.serial, DEMO_WORKSTATION, workstation.custodian_id
             )
             report.created.append(f"workstation {DEMO_WORKSTATION} for USBKey {token.label}")
+
+
+def _revocation_list(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    tokens: Pkcs11Tokens,
+    credentials: Credentials,
+    report: InitReport,
+    progress: Callable[[str], None],
+) -> None:
+    """The first signed revocation list (empty on a fresh body), signed in the demo
+    custodian's session on the revocation key, whose PIN the simulation holds: offline
+    verifiers then know a certificate's status before the body's first revocation. Skipped
+    while another process holds that USBKey's session."""
+    with sessions() as db:
+        if latest_revocation_list(db) is not None:
+            return
+        key = active_key(db, settings.body_code, KeyPurpose.REVOCATION)
+        custodian = db.scalar(select(StaffAccount).where(StaffAccount.username == DEMO_CUSTODIAN))
+        if key is None or custodian is None:
+            return
+        serial, label, custodian_id = key.token_serial, key.label, custodian.id
+    pins = [t["user_pin"] for t in credentials.data["tokens"].values() if t["serial"] == serial]
+    if not pins:
+        return
+    progress("revocation list")
+    signing = SigningSessions(tokens, 600, 600, claims=SessionClaims(settings.signing_claims_dir))
+    try:
+        signing.open(serial, pins[0], DEMO_CUSTODIAN, DEMO_WORKSTATION, label)
+        actor = Actor(DEMO_CUSTODIAN, custodian_id, Role.CUSTODIAN.value, DEMO_WORKSTATION)
+        caught = sign_catch_up_list(
+            sessions, SigningGate(signing), actor, settings.body_code, settings.pinned_anchors()
+        )
+    except TokenClaimedElsewhere:
+        return
+    finally:
+        signing.close_all()
+    if caught is not None:
+        report.created.append(f"revocation list version {caught.version}")
 
 
 def _token_on_hsm(

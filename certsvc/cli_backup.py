@@ -40,13 +40,14 @@ from audit.anchor import Anchor
 from audit.models import AuditCheckpoint, AuditHead
 from audit.verify import Kept, verify_log
 from certsvc.audit_keys import note_keys
+from certsvc.console.models import ConsoleTotp
 from certsvc.db import (
     database_session,
     head_revision,
     make_engine,
     safe_url,
 )
-from certsvc.settings import get_settings
+from certsvc.settings import Settings, get_settings
 from common.errors import CertsvcError
 from common.files import open_for_writing
 
@@ -210,6 +211,12 @@ def backup(
         f"backup of {safe_url(str(url))} written to {out}: {size} bytes, "
         f"audit log at {events} events"
     )
+    typer.echo(
+        f"not in it, by design: the keys that open what it holds sealed — the service PIN file "
+        f"and the console's TOTP key ({settings.console_key_file}) — nor the tokens and the "
+        "audit anchor; keep those in the secret store's own backup",
+        err=True,
+    )
 
 
 def _read_header(stream: IO[bytes], source: Path) -> dict[str, Any]:
@@ -316,6 +323,7 @@ def restore(
         anchor = Anchor(settings.audit_anchor_path)
         verdict = verify_log(db, settings.audit_origin, keys, anchor, kept)
         intact = verdict.ok or verify_log(db, settings.audit_origin, keys).ok
+    _console_key_check(settings)
     if not verdict.ok:
         typer.echo(
             f"restored {source}, but its audit log is NOT intact: {verdict.problems[0]}"
@@ -337,3 +345,22 @@ def restore(
         f"restored {source} (made {header.get('created_at')}) into {safe_url(str(url))}: "
         f"audit log intact, {verdict.events} events{latest}"
     )
+
+
+def _console_key_check(settings: Settings) -> None:
+    """Say so when the restored database holds console second factors and their sealing key
+    is not where the service looks: it is never in a backup (a DBA reading one must not open
+    them), and the console would make a new key at the next sign-in that opens none."""
+    with database_session(settings.resolved_database_url) as db:
+        enrolled = db.scalar(
+            select(func.count())
+            .select_from(ConsoleTotp)
+            .where(ConsoleTotp.confirmed_at.is_not(None))
+        )
+    if enrolled and not settings.console_key_file.exists():
+        typer.echo(
+            f"the console's TOTP key {settings.console_key_file} is missing: the {enrolled} "
+            "second factor(s) in this backup open only under the key they were sealed with; "
+            "restore it from the secret store's backup before anyone signs in to the console",
+            err=True,
+        )

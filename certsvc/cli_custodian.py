@@ -243,6 +243,28 @@ def sign_revocations(
         raise typer.Exit(1)
 
 
+@custodian_app.command("sign-revocation-list")
+def sign_revocation_list(
+    ctx: typer.Context,
+    usbkey: UsbKey,
+    key_label: Annotated[
+        str, typer.Option(help="the revocation key on the USBKey")
+    ] = "revocation-1",
+) -> None:
+    """Sign the next revocation list version naming every revocation on record: after an
+    upgrade, revocations signed before signed lists existed answer 404 until one names them."""
+    station = _station(ctx, usbkey)
+    path = f"{CERTIFY}/revocations/list"
+    answer = station.with_session(key_label, "signing the revocation list", "POST", path, None)
+    if answer["version"] is None:
+        console.print("the revocation list already names every recorded revocation")
+        return
+    console.print(
+        f"revocation list version {answer['version']} signed "
+        f"({answer['added']} revocation(s) added)"
+    )
+
+
 @custodian_app.command("pdf")
 def pdf(
     ctx: typer.Context,

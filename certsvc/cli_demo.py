@@ -62,7 +62,7 @@ from certsvc.cli_audit import report_findings
 from certsvc.cli_hsm import read_pin
 from certsvc.cli_vault import console
 from certsvc.db import make_engine, make_sessionmaker
-from certsvc.grants import bootstrap_account
+from certsvc.grants import account_backed, bootstrap_account
 from certsvc.hsm import open_tokens
 from certsvc.reconcile import reconcile
 from certsvc.settings import Settings, get_settings
@@ -82,6 +82,8 @@ from verify.qrimage import write_png
 WORKSTATION = "ws-custodian-01"
 APPLICANTS = 4
 SECOND_OFFICER = "officer-2"
+# Who the round acts as, and from which workstation.
+DEMO_STAFF = {"registrar": None, "officer": None, SECOND_OFFICER: None, "custodian": WORKSTATION}
 SUBJECTS = ("01", "02", "03", "08")
 # What the demo's electronic comparisons find: enough for 高级中学 in any subject (R0).
 FOUND = {"degree": "本科", "mandarin": "二级甲等"}
@@ -144,9 +146,12 @@ def _issuer(
 
 
 def _actors(settings: Settings, sessions: sessionmaker[Session]) -> dict[str, Actor]:
-    """The demo's staff; a second officer is made on first use (dual control needs two)."""
+    """The demo's staff. The simulation makes its second officer on first use (dual control
+    needs two); with the simulation off each must have been proposed and approved, as any
+    account is, and the round refuses to act as one that was not."""
     with sessions.begin() as db:
-        if db.scalar(select(StaffAccount).where(StaffAccount.username == SECOND_OFFICER)) is None:
+        second = db.scalar(select(StaffAccount).where(StaffAccount.username == SECOND_OFFICER))
+        if second is None and settings.hsm_simulation:
             bootstrap_account(
                 db,
                 INIT_SIGNER,
@@ -156,16 +161,22 @@ def _actors(settings: Settings, sessions: sessionmaker[Session]) -> dict[str, Ac
                 "demo second officer",
                 hasher=password_hasher(settings),
             )
-        accounts = db.scalars(select(StaffAccount)).all()
-        by_name = {a.username: a for a in accounts}
+        by_name = {a.username: a for a in db.scalars(select(StaffAccount))}
+        ungranted = [
+            name
+            for name in DEMO_STAFF
+            if name not in by_name
+            or not by_name[name].active
+            or not account_backed(db, by_name[name])
+        ]
+    if ungranted:
+        raise InvalidInput(
+            f"staff: the round acts as {', '.join(DEMO_STAFF)}; not granted: "
+            f"{', '.join(ungranted)} (an admin proposes each, a security officer approves it)"
+        )
     return {
         name: Actor(name, by_name[name].id, by_name[name].role.value, workstation)
-        for name, workstation in (
-            ("registrar", None),
-            ("officer", None),
-            (SECOND_OFFICER, None),
-            ("custodian", WORKSTATION),
-        )
+        for name, workstation in DEMO_STAFF.items()
     }
 
 

@@ -225,10 +225,22 @@ def bootstrap_account(
     display_name: str,
     *,
     hasher: PasswordHasher | None = None,
+    person: str | None = None,
+    must_set_password: bool = False,
 ) -> StaffAccount:
     """An account `certsvc init` provisions at the server (the first admin and security
-    officer, and the demo's staff): granted by that event alone, its password usable."""
-    account = create_account(db, username, role, password, display_name, hasher=hasher)
+    officer, and the simulation's demo staff): granted by that event alone. In production
+    its password, having passed through init, only lets the holder set their own."""
+    account = create_account(
+        db,
+        username,
+        role,
+        password,
+        display_name,
+        hasher=hasher,
+        person=person,
+        must_set_password=must_set_password,
+    )
     account.grant_idx = record(
         db,
         by,

@@ -226,6 +226,19 @@ def open_revocation_list(served: dict[str, Any], trust: dict[str, Any]) -> Revoc
         raise TrustListInvalid("revocation list: malformed") from None
 
 
+def verified_revocations(db: Session, anchors: frozenset[str]) -> RevocationList | None:
+    """The newest signed revocation list, opened under the trust list the pinned `anchors`
+    open; None when none is on file, `TrustListInvalid` when it does not verify."""
+    latest = latest_revocation_list(db)
+    if latest is None:
+        return None
+    signed_trust = latest_trust_list(db)
+    if signed_trust is None:
+        raise TrustListInvalid("trust list: none published")
+    trust = open_trust_list(published(signed_trust), anchors)
+    return open_revocation_list(published_revocations(latest), trust)
+
+
 def next_revocation_list(
     previous: RevocationList | None,
     body_code: str,
@@ -233,17 +246,29 @@ def next_revocation_list(
     verification_id: str,
     revoked: Revoked,
 ) -> dict[str, Any]:
-    """The next version: the previous (verified) list's entries, plus one. Built from the
-    signed list and never from register rows, so a row edited back to valid stays listed."""
+    """The next version: the previous (verified) list's entries, plus one."""
+    return revocation_list_adding(previous, body_code, kid, {verification_id: revoked})
+
+
+def revocation_list_adding(
+    previous: RevocationList | None,
+    body_code: str,
+    kid: str,
+    added: Mapping[str, Revoked],
+) -> dict[str, Any]:
+    """The next version: the previous (verified) list's entries, plus `added` (by verification
+    id; none makes an empty version 1). Built from the signed list and never from register
+    rows, so a row edited back to valid stays listed."""
     salt = previous.salt if previous is not None else secrets.token_bytes(16)
     entries = {
         entry: {"on": r.on.isoformat(), "category": r.category}
         for entry, r in (previous.entries.items() if previous is not None else ())
     }
-    entries[revoked_entry(salt, verification_id)] = {
-        "on": revoked.on.isoformat(),
-        "category": revoked.category,
-    }
+    for verification_id, revoked in added.items():
+        entries[revoked_entry(salt, verification_id)] = {
+            "on": revoked.on.isoformat(),
+            "category": revoked.category,
+        }
     return {
         "format": REVOCATIONS_FORMAT,
         "version": 1 if previous is None else previous.version + 1,

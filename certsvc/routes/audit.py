@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import AwareDatetime, BaseModel
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from audit.events import decode_leaf
 from audit.log import consistency_proof, inclusion_proof, size
@@ -25,6 +26,7 @@ from certsvc.audit_trail import actor_of
 from certsvc.auth import JobSessionsDep, SessionDep, SettingsDep, require_roles
 from certsvc.routes.schemas import ROLE_GATED, answers
 from common.errors import InvalidInput, NotFound
+from signer.custody import find_token
 from verify.published import AUDIT_CHECKPOINT_PATH, CHECKPOINT_CACHE, TEXT, cached
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"], responses=ROLE_GATED)
@@ -76,7 +78,11 @@ def get_events(
     db: SessionDep,
     actor: str | None = None,
     action: str | None = None,
-    object: str | None = Query(default=None, description="key or token; a token finds its keys"),
+    object: str | None = Query(
+        default=None,
+        description="what an event is about; a USBKey's label or serial finds its keys, "
+        "sessions and custody",
+    ),
     outcome: str | None = None,
     since: ZonedTime = None,
     until: ZonedTime = None,
@@ -84,7 +90,8 @@ def get_events(
     limit: int = Query(default=100, ge=1, le=500),
 ) -> EventPage:
     """Events in log order, filtered, a page at a time."""
-    where = EventFilter(actor, action, object, outcome, since, until)
+    objects = _log_names(db, object) if object else ()
+    where = EventFilter(actor, action, objects, outcome, since, until)
     rows = query_events(db, where, after, limit)
     return EventPage(
         events=[
@@ -93,6 +100,16 @@ def get_events(
         ],
         next_after=rows[-1].idx if len(rows) == limit else None,
     )
+
+
+def _log_names(db: Session, name: str) -> tuple[str, ...]:
+    """`name` and, when it is a USBKey's label or serial, what the log calls that USBKey: its
+    serial (enrolment; its keys as `SERIAL/label`) and `token:SERIAL` (sessions, custody)."""
+    try:
+        serial = find_token(db, name).serial
+    except NotFound:
+        return (name,)
+    return (name, serial, f"token:{serial}")
 
 
 @router.get("/events/{index}/proof")

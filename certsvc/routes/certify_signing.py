@@ -29,6 +29,7 @@ from certify.records import revocation_document
 from certsvc import state
 from certsvc.audit_trail import actor_of
 from certsvc.auth import JobSessionsDep, SessionDep
+from certsvc.revocation_catchup import sign_catch_up_list
 from certsvc.routes.certify_common import (
     CaseReaderDep,
     ClerkDep,
@@ -294,6 +295,37 @@ def post_return(
     """R10: the recalled certificate was handed back (once the revocation is signed)."""
     revocation = record_return(db, actor_of(account), revocation_id, body.returned_on, body.note)
     return revocation_out(db, revocation)
+
+
+class RevocationListOut(BaseModel):
+    version: int | None = Field(
+        description="the revocation list version signed; null when the newest already names "
+        "every recorded revocation (nothing signed)"
+    )
+    added: int = Field(description="recorded revocations the new version added")
+
+
+@router.post("/revocations/list", responses=answers(404, 409))
+def post_revocation_list(
+    request: Request,
+    account: CustodianDep,
+    workstation: WorkstationDep,
+    sessions: JobSessionsDep,
+) -> RevocationListOut:
+    """Sign, with the revocation key in your open session, the next revocation list version
+    naming every revocation on record: for revocations signed before signed lists existed
+    (their certificates answer 404 until a list names them). Nothing when none is missing."""
+    issuer = issuer_of(request, sessions)
+    caught = sign_catch_up_list(
+        issuer.sessions,
+        issuer.gate,
+        actor_of(account, workstation),
+        issuer.body_code,
+        issuer.trust_anchors,
+    )
+    if caught is None:
+        return RevocationListOut(version=None, added=0)
+    return RevocationListOut(version=caught.version, added=caught.added)
 
 
 @router.post("/revocations/sign", responses=answers(404, 409))

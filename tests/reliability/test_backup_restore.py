@@ -8,8 +8,10 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import pyotp
 from sqlalchemy import func, make_url, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -18,6 +20,7 @@ from audit.events import decode_leaf
 from audit.models import AuditCheckpoint, AuditEventRow, AuditNode
 from certsvc.accounts import StaffAccount
 from certsvc.bootstrap import initialise
+from certsvc.console.totp import begin_enrolment, check_code
 from certsvc.settings import Settings
 
 CERTSVC = str(Path(sys.executable).parent / "certsvc")
@@ -225,3 +228,35 @@ def test_a_tampered_backup_fails_verification_and_strangers_are_refused(
     verified = _run("audit", "verify")
     assert verified.returncode == 1
     assert "NOT intact" in verified.stderr
+
+
+def test_restore_says_when_the_console_key_is_missing(
+    settings: Settings, sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    """The console's TOTP key stays out of a backup, as the service PIN file does (whoever
+    reads a backup must not open the second factors in it); a restore onto a host without
+    the key says so, before the console would make a new key that opens none of them."""
+    initialise(settings)
+    key_file = settings.console_key_file
+    with sessions.begin() as db:
+        account = db.scalars(select(StaffAccount).where(StaffAccount.username == "officer")).one()
+        secret, _ = begin_enrolment(db, account, key_file)
+        assert check_code(db, account, pyotp.TOTP(secret).now(), key_file)
+    key = key_file.read_bytes()
+    backup = tmp_path / "certsvc.backup"
+    made = _run("backup", str(backup))
+    assert made.returncode == 0, made.stderr
+    assert str(key_file) in made.stderr and key.strip() not in backup.read_bytes()
+
+    key_file.unlink()  # the database restored on a new host, the secret store not yet
+    restored = _run("restore", str(backup))
+    assert restored.returncode == 0, restored.stderr
+    assert f"TOTP key {key_file} is missing: the 1 second factor(s)" in restored.stderr
+    assert not key_file.exists()
+    key_file.write_bytes(key)
+    again = _run("restore", str(backup))
+    assert again.returncode == 0 and "TOTP key" not in again.stderr
+    with sessions.begin() as db:
+        account = db.scalars(select(StaffAccount).where(StaffAccount.username == "officer")).one()
+        later = pyotp.TOTP(secret).at(time.time() + 60)  # a step not used yet
+        assert check_code(db, account, later, key_file, now=time.time() + 60)

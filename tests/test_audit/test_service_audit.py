@@ -148,6 +148,27 @@ def test_officer_queries_pages_and_proves(
     assert verify_bundle(json.loads(json.dumps(bundle))).ok
 
 
+def test_a_usbkey_is_found_by_its_label_or_its_serial(
+    client: TestClient, provisioned: Settings, make_staff: MakeStaff
+) -> None:
+    officer = make_staff(Role.SECURITY_OFFICER)
+    serial = json.loads(provisioned.credentials_file.read_text())["tokens"]["USBKEY-01"]["serial"]
+
+    def objects(name: str) -> set[str]:
+        answer = client.get(
+            "/api/v1/audit/events", params={"object": name, "limit": 500}, headers=officer.auth
+        )
+        assert answer.status_code == 200, answer.text
+        return {event["event"]["object"] for event in answer.json()["events"]}
+
+    by_label, by_serial = objects("USBKEY-01"), objects(serial)
+    assert by_label == by_serial
+    # its registration, its custody (its workstation) and its keys, and no other USBKey's
+    assert {serial, f"token:{serial}", f"{serial}/decision-1"} <= by_serial
+    assert all(o in (serial, f"token:{serial}") or o.startswith(f"{serial}/") for o in by_serial)
+    assert objects("USBKEY-NONE") == set()
+
+
 def test_only_security_officers_read_the_log(client: TestClient, make_staff: MakeStaff) -> None:
     for role in (Role.ADMIN, Role.CUSTODIAN, Role.OFFICER):
         member = make_staff(role)

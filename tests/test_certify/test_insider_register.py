@@ -144,7 +144,7 @@ def test_unrevoking_the_records_too_is_named(
     assert _findings(body, settings) == [
         f"certificate {round_.revoked}: the records say issued, the revocation list or log "
         f"revoked it",
-        "revocation list version 1: lists 1 certificates, the records revoked 0",
+        "revocation list version 2: lists 1 certificates, the records revoked 0",
     ]
 
 
@@ -169,7 +169,7 @@ def test_an_older_revocation_list_is_refused(
         assert client.get(f"/api/v1/verify/{vid}").status_code == 404
         assert client.get("/.well-known/certsvc/revocations.json").status_code == 404
     restarted.state.engine.dispose()
-    assert "revocation list: the audit log recorded version 1, the newest on file is 0" in (
+    assert "revocation list: the audit log recorded version 2, the newest on file is 0" in (
         _findings(body, settings)
     )
 

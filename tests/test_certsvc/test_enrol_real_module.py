@@ -12,17 +12,23 @@ import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 from cryptography import x509
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from audit.models import AuditEventRow
+from certsvc.accounts import ApiToken, StaffAccount
+from certsvc.grants import ACCOUNT_BOOTSTRAP
 from certsvc.settings import Settings
+from certsvc.workstations import Workstation
 from hsm_fixtures import module_path
+from server_support import serving
 from signer.models import HsmToken, KeyPurpose, SigningKey
 
 CERTSVC = str(Path(sys.executable).parent / "certsvc")
@@ -85,11 +91,166 @@ def vendor(settings: Settings, tmp_path: Path) -> Iterator[Vendor]:
     yield Vendor(env, pins, files)
 
 
+FIRST = {"admin": "P-0001", "security_officer": "P-0002"}
+# The demo round's staff, each proposed by the admin and approved by the security officer.
+STAFF = {
+    "custodian": ("custodian", "P-0101"),
+    "registrar": ("registrar", "P-0102"),
+    "officer": ("officer", "P-0103"),
+    "officer-2": ("officer", "P-0104"),
+}
+
+
+def _init_first(vendor: Vendor, passwords: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`certsvc init` naming the first admin and security officer, each typing a password."""
+    return vendor.run(
+        "init",
+        "--admin-person", FIRST["admin"],
+        "--security-officer-person", FIRST["security_officer"],
+        stdin=f"{passwords['admin']}\n{passwords['security_officer']}\n",
+    )  # fmt: skip
+
+
+class StaffApi:
+    """The staff API of a real `certsvc serve` with the simulation off."""
+
+    def __init__(self, base: str) -> None:
+        self.http = httpx.Client(base_url=base, timeout=30)
+
+    def set_own(self, username: str, initial: str) -> str:
+        chosen = secrets.token_urlsafe(16)
+        done = self.http.post(
+            "/api/v1/auth/password",
+            json={"username": username, "password": initial, "new_password": chosen},
+        )
+        assert done.status_code == 204, done.text
+        return chosen
+
+    def login(self, username: str, password: str) -> httpx.Response:
+        return self.http.post(
+            "/api/v1/auth/token", json={"username": username, "password": password}
+        )
+
+    def token(self, username: str, password: str) -> dict[str, str]:
+        answer = self.login(username, password)
+        assert answer.status_code == 201, answer.text
+        return {"Authorization": f"Bearer {answer.json()['token']}"}
+
+
+@contextmanager
+def staff_api(vendor: Vendor) -> Iterator[StaffApi]:
+    env = {**vendor.env, "CERTSVC_LOGIN_ATTEMPTS_PER_MINUTE": "1000"}
+    with serving(env=env) as server:
+        api = StaffApi(server.base)
+        try:
+            yield api
+        finally:
+            api.http.close()
+
+
+def _grant_staff(vendor: Vendor, passwords: dict[str, str], tmp_path: Path) -> None:
+    """The first admin and security officer set their passwords; the admin proposes the
+    round's staff, the security officer approves them; the custodian's workstation is
+    registered from the shell."""
+    with staff_api(vendor) as api:
+        admin = api.token("admin", api.set_own("admin", passwords["admin"]))
+        security = api.token(
+            "security_officer", api.set_own("security_officer", passwords["security_officer"])
+        )
+        for username, (role, person) in STAFF.items():
+            proposed = api.http.post(
+                "/api/v1/admin/accounts",
+                headers=admin,
+                json={"username": username, "display_name": username, "role": role,
+                      "person": person},
+            )  # fmt: skip
+            assert proposed.status_code == 201, proposed.text
+            if role == "registrar":  # neither reveals, decides, approves nor signs
+                continue
+            assert proposed.json()["awaiting_approval"] is True
+            approved = api.http.post(
+                f"/api/v1/security/accounts/{username}/approve", headers=security
+            )
+            assert approved.status_code == 200, approved.text
+    added = vendor.run(
+        "workstation", "add", "ws-custodian-01", "--custodian", "custodian",
+        "--key-out", str(tmp_path / "ws-custodian-01.pem"),
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+
+
+def test_production_init_grants_nobody_a_power_alone(
+    vendor: Vendor, settings: Settings, sessions: sessionmaker[Session]
+) -> None:
+    bare = vendor.run("init")
+    assert bare.returncode != 0 and "--admin-person" in bare.stderr
+    same = vendor.run(
+        "init", "--admin-person", "P-0001", "--security-officer-person", "P-0001",
+        stdin=f"{secrets.token_urlsafe(16)}\n{secrets.token_urlsafe(16)}\n",
+    )  # fmt: skip
+    assert same.returncode != 0 and "two different persons" in same.stderr
+    simulated = subprocess.run(
+        [CERTSVC, "init", "--admin-person", "P-0001", "--security-officer-person", "P-0002"],
+        env={**vendor.env, "CERTSVC_HSM_SIMULATION": "true"},
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert simulated.returncode != 0 and "simulation makes the demo's accounts" in simulated.stderr
+    with sessions() as db:
+        assert db.scalars(select(StaffAccount)).all() == []
+
+    passwords = {role: secrets.token_urlsafe(16) for role in FIRST}
+    first = _init_first(vendor, passwords)
+    assert first.returncode == 0, first.stderr
+    assert not any(password in first.stdout + first.stderr for password in passwords.values())
+    with sessions() as db:
+        made = {
+            a.username: (a.role.value, a.person, a.must_set_password)
+            for a in db.scalars(select(StaffAccount))
+        }
+        # Whoever ran init holds no token, workstation or usable password.
+        assert db.scalars(select(ApiToken)).all() == []
+        assert db.scalars(select(Workstation)).all() == []
+    assert made == {
+        "admin": ("admin", FIRST["admin"], True),
+        "security_officer": ("security_officer", FIRST["security_officer"], True),
+    }
+    assert not settings.credentials_file.exists()
+    again = vendor.run("init")
+    assert again.returncode == 0 and "created" not in again.stderr
+
+    with staff_api(vendor) as api:
+        assert api.login("admin", passwords["admin"]).status_code == 403
+        admin = api.token("admin", api.set_own("admin", passwords["admin"]))
+        proposed = api.http.post(
+            "/api/v1/admin/accounts",
+            headers=admin,
+            json={"username": "zhangwei", "display_name": "张伟", "role": "custodian",
+                  "person": "P-0101"},
+        )  # fmt: skip
+        assert proposed.status_code == 201, proposed.text
+        chosen = api.set_own("zhangwei", proposed.json()["initial_password"])
+        # The admin alone made a custodian who can do nothing yet.
+        assert api.login("zhangwei", chosen).status_code == 403
+        security = api.token(
+            "security_officer", api.set_own("security_officer", passwords["security_officer"])
+        )
+        approved = api.http.post("/api/v1/security/accounts/zhangwei/approve", headers=security)
+        assert approved.status_code == 200, approved.text
+        assert api.login("zhangwei", chosen).status_code == 201
+    with sessions() as db:
+        bootstrapped = db.scalars(
+            select(AuditEventRow.object).where(AuditEventRow.action == ACCOUNT_BOOTSTRAP)
+        ).all()
+    assert sorted(bootstrapped) == ["admin", "security_officer"]
+
+
 def test_enrol_vendor_tokens_then_sign_and_verify(
     vendor: Vendor, settings: Settings, sessions: sessionmaker[Session], tmp_path: Path
 ) -> None:
-    first = vendor.run("init")
+    passwords = {role: secrets.token_urlsafe(16) for role in FIRST}
+    first = _init_first(vendor, passwords)
     assert first.returncode == 0, first.stderr
+    _grant_staff(vendor, passwords, tmp_path)
     listing = vendor.run("hsm", "enrol")
     assert listing.returncode == 0, listing.stderr
     for label in LABELS.values():
@@ -194,9 +355,11 @@ def _keypair(vendor: Vendor, label: str, *flags: str) -> None:
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_a_key_made_with_the_vendor_tool_is_adopted_only_if_it_never_left(
-    vendor: Vendor, sessions: sessionmaker[Session]
+    vendor: Vendor, sessions: sessionmaker[Session], tmp_path: Path
 ) -> None:
-    assert vendor.run("init").returncode == 0
+    passwords = {role: secrets.token_urlsafe(16) for role in FIRST}
+    assert _init_first(vendor, passwords).returncode == 0
+    _grant_staff(vendor, passwords, tmp_path)
     _keypair(vendor, "root", "--extractable")  # under the label enrolment would give its key
     _keypair(vendor, "kept-root", "--sensitive")
     enrol = (

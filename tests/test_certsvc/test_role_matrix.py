@@ -124,6 +124,7 @@ EXPECTED_ROLES: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/api/v1/certify/revocations/{revocation_id}"): CASE_READERS,
     ("POST", "/api/v1/certify/revocations/{revocation_id}/approvals"): OFFICER,
     ("POST", "/api/v1/certify/revocations/sign"): CUSTODIAN,
+    ("POST", "/api/v1/certify/revocations/list"): CUSTODIAN,
     ("POST", "/api/v1/certify/requests"): CLERKS,
     ("POST", "/api/v1/certify/requests/{request_id}/answer"): OFFICER,
     ("GET", "/api/v1/certify/reports/requests"): frozenset({Role.OFFICER, Role.SECURITY_OFFICER}),

@@ -25,6 +25,7 @@ from verify.payload import (
 )
 from verify.qrimage import MAX_VERSION, decode_image, qr_version, write_png
 from verify.register import retire_key
+from verify.trust import latest_revocation_list
 from verify_support import PRIVATE, Demo
 
 ID_NUMBER_RE = re.compile(r"\d{17}[\dXx]")
@@ -220,6 +221,22 @@ def test_cli_verifies_a_qr_image_offline(demo: Demo, tmp_path: Path) -> None:
     assert bad.returncode == 1 and "NOT VALID" in bad.stderr
 
 
+def test_a_fresh_body_has_an_empty_revocation_list_so_offline_says_valid(
+    demo: Demo, tmp_path: Path
+) -> None:
+    with demo.sessions() as db:
+        first = latest_revocation_list(db)
+    assert first is not None and first.version == 1
+    assert json.loads(first.document)["revoked"] == {}
+    issued = demo.certificate("20204100000000013")
+    checked = subprocess.run(
+        [CERTSVC, "verify-qr", issued.text], capture_output=True, text=True, check=False
+    )
+    assert checked.returncode == 0, checked.stderr
+    assert "VALID 有效" in checked.stdout and "not revoked" in checked.stdout
+    assert "status unknown" not in checked.stdout
+
+
 def test_cli_tells_valid_from_revoked_with_a_revocation_list(demo: Demo, tmp_path: Path) -> None:
     issued = demo.certificate("20204100000000010")
     other = demo.certificate("20204100000000012")
@@ -292,10 +309,10 @@ def test_cli_refuses_an_older_revocation_list_and_an_unpinned_root(
             check=False,
         )
 
-    newer = check(saved[1])
-    assert newer.returncode == 0 and "revocation list version 2" in newer.stdout
+    newer = check(saved[1])  # init signed the empty version 1
+    assert newer.returncode == 0 and "revocation list version 3" in newer.stdout
     older = check(saved[0])
-    assert older.returncode == 2 and "older than version 2" in older.stderr
+    assert older.returncode == 2 and "older than version 3" in older.stderr
     pinned = demo.anchors
     assert check(saved[1], "--anchor", pinned).returncode == 0
     other = check(saved[1], "--anchor", "ab" * 32)
