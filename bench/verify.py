@@ -15,17 +15,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import _isolated  # noqa: F401  (first: takes bench/ off the import path)
 import httpx
 from bench_database import BenchDatabases, add_database_argument
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
-from cryptography.x509.oid import NameOID
+from bench_register import SoftwareBody
 
 TARGET = 0.8  # DESIGN.md "Performance"
 BARE_APP = """
@@ -54,22 +49,6 @@ def wait_ready(port: int) -> None:
     raise RuntimeError("server did not start")
 
 
-def _certificate(
-    subject: str, key: ec.EllipticCurvePrivateKey, issuer: tuple[str, ec.EllipticCurvePrivateKey]
-) -> x509.Certificate:
-    now = datetime.now(UTC)
-    return (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
-        .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer[0])]))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=365))
-        .sign(issuer[1], hashes.SHA256())
-    )
-
-
 def public_register(tmp: Path, database_url: str | None) -> tuple[str, list[str], str]:
     """A register-only database (default SQLite) with valid and revoked certificates, each with
     its proof (a trust list signed by a root, a signed revocation list); and the root's
@@ -79,30 +58,8 @@ def public_register(tmp: Path, database_url: str | None) -> tuple[str, list[str]
 
     from certsvc.models_registry import import_all_models
     from certsvc.public_app import PUBLIC_TABLES
-    from common.cose import kid_of
     from common.db import Base
-    from verify.anchors import fingerprint
-    from verify.payload import Claims, new_verification_id, sign_claims
-    from verify.register import (
-        PublicFields,
-        publish_body,
-        publish_certificate,
-        publish_key,
-        revoke_certificate,
-    )
-    from verify.trust import (
-        RevocationList,
-        Revoked,
-        canonical,
-        latest_revocation_list,
-        next_revocation_list,
-        open_revocation_list,
-        open_trust_list,
-        published,
-        published_revocations,
-        sign_trust_list,
-        store_revocation_list,
-    )
+    from verify.payload import new_verification_id
 
     import_all_models()
     url = database_url or f"sqlite:///{tmp / 'public.db'}"
@@ -110,50 +67,16 @@ def public_register(tmp: Path, database_url: str | None) -> tuple[str, list[str]
     # the register's writers also queue each change in the outbox for the relay
     written = (*PUBLIC_TABLES, "register_outbox", "register_outbox_head")
     Base.metadata.create_all(engine, tables=[Base.metadata.tables[t] for t in written])
-    root_key, key, revocation_key = (ec.generate_private_key(ec.SECP256R1()) for _ in range(3))
-    root = _certificate("bench root", root_key, ("bench root", root_key))
-    certificate = _certificate("bench certificates", key, ("bench root", root_key))
-    revocation_certificate = _certificate(
-        "bench revocations", revocation_key, ("bench root", root_key)
-    )
-    anchor = fingerprint(root.public_bytes(serialization.Encoding.DER))
-
-    def sign_raw(data: bytes) -> bytes:
-        r, s = decode_dss_signature(key.sign(data, ec.ECDSA(hashes.SHA256())))
-        return r.to_bytes(32, "big") + s.to_bytes(32, "big")
-
+    body = SoftwareBody()
     ids = []
     with Session(engine) as db, db.begin():
-        publish_body(db, "410000", "河南省教育厅", root)
-        publish_key(db, "410000", "certificate", certificate)
-        revocation_kid = publish_key(db, "410000", "revocation", revocation_certificate)
-        signed = sign_trust_list(db, lambda d: root_key.sign(d, ec.ECDSA(hashes.SHA256())))
-        trust = open_trust_list(published(signed), frozenset({anchor}))
-        listing: RevocationList | None = None
-        issued_at = int(time.time())
+        body.publish(db)
         for n in range(200):
-            vid = new_verification_id()
-            claims = Claims(
-                "410000", f"2020410000{n:07d}", "SS", "02", "张*", date(2020, 1, 1), issued_at
-            )
-            fields = PublicFields(vid, claims.number, "SS", "02", "410000", date(2020, 1, 1), "张*")
-            cose = sign_claims(claims, vid, kid_of(certificate), sign_raw)
-            publish_certificate(db, fields, cose)
+            ids.append(body.issue(db))
             if n % 10 == 0:
-                revoked = Revoked(date(2021, 1, 1), "error")
-                revoke_certificate(db, vid, revoked.on, revoked.category)
-                document = next_revocation_list(listing, "410000", revocation_kid, vid, revoked)
-                store_revocation_list(
-                    db,
-                    document,
-                    revocation_key.sign(canonical(document), ec.ECDSA(hashes.SHA256())),
-                )
-                latest = latest_revocation_list(db)
-                assert latest is not None
-                listing = open_revocation_list(published_revocations(latest), trust)
-            ids.append(vid)
+                body.revoke(db, ids[-1])
     engine.dispose()
-    return url, ids + [new_verification_id() for _ in range(40)], anchor
+    return url, ids + [new_verification_id() for _ in range(40)], body.anchor
 
 
 WRK_SCRIPT = """

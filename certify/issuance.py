@@ -56,14 +56,9 @@ from verify.register import PublicFields, publish_certificate, revoke_certificat
 from verify.trust import (
     Revoked,
     TrustListInvalid,
-    latest_revocation_list,
-    latest_trust_list,
     next_revocation_list,
-    open_revocation_list,
-    open_trust_list,
-    published,
-    published_revocations,
     store_revocation_list,
+    verified_revocations,
 )
 from verify.trust import canonical as trust_canonical
 
@@ -364,20 +359,13 @@ def publish_revocation(
     through the gate with the revocation `key`, in `unit`; the new version."""
     db = unit.db
     revoke_certificate(db, verification_id, revoked.on, revoked.category)
-    previous = None
-    latest = latest_revocation_list(db)
-    if latest is not None:
-        signed_trust = latest_trust_list(db)
-        try:
-            if signed_trust is None:
-                raise TrustListInvalid("trust list: none published")
-            trust = open_trust_list(published(signed_trust), trust_anchors)
-            previous = open_revocation_list(published_revocations(latest), trust)
-        except TrustListInvalid as exc:
-            raise Conflict(
-                f"revocation list: version {latest.version} on file does not verify ({exc}); "
-                "run `certsvc audit reconcile` and restore it before revoking more"
-            ) from None
+    try:
+        previous = verified_revocations(db, trust_anchors)
+    except TrustListInvalid as exc:
+        raise Conflict(
+            f"revocation list: the newest on file does not verify ({exc}); "
+            "run `certsvc audit reconcile` and restore it before revoking more"
+        ) from None
     kid = kid_of(certificate_of(key)).hex()
     document = next_revocation_list(previous, key.body_code, kid, verification_id, revoked)
     subject = Subject(f"revocation-list:{key.body_code}:{document['version']}")
