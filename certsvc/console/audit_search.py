@@ -16,6 +16,7 @@ from audit.log import inclusion_proof, size
 from audit.merkle import leaf_hash, verify_inclusion
 from audit.note import InvalidNote, split_note
 from audit.query import EventFilter, query_events
+from certsvc.routes.audit import log_names
 from common.errors import InvalidInput
 
 PAGE = 100
@@ -66,13 +67,15 @@ def _day(form: dict[str, str], name: str) -> datetime | None:
         raise InvalidInput(f"{name}: a date as YYYY-MM-DD (UTC day)") from None
 
 
-def parse_filter(form: dict[str, str]) -> EventFilter:
-    """The search form as the API's filter; `until` is inclusive of its day."""
+def parse_filter(db: Session, form: dict[str, str]) -> EventFilter:
+    """The search form as the API's filter (a USBKey found by label or serial, as there);
+    `until` is inclusive of its day."""
     until = _day(form, "until")
+    key = form.get("key", "").strip()
     return EventFilter(
         actor=form.get("actor", "").strip() or None,
         action=form.get("action", "").strip() or None,
-        object=form.get("key", "").strip() or None,
+        objects=log_names(db, key) if key else (),
         outcome=form.get("outcome", "").strip() or None,
         since=_day(form, "since"),
         until=until + timedelta(days=1) if until else None,

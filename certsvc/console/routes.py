@@ -277,7 +277,7 @@ def audit_page(request: Request, db: web.DbDep) -> Response:
     context: dict[str, Any] = {"account": account, "csrf": row.csrf, "published": checkpoint}
     try:
         form = _query(request, audit_search.FIELDS)
-        where = audit_search.parse_filter(form)
+        where = audit_search.parse_filter(db, form)
     except InvalidInput as exc:
         return web.page("audit.html", 422, error=str(exc), form={}, **context)
     events = audit_search.search(db, where, checkpoint.checkpoint if checkpoint else None)
@@ -292,7 +292,7 @@ def audit_export(request: Request, db: web.DbDep) -> Response:
         return found
     try:
         form = _query(request, {"since": 10, "until": 10})
-        where = audit_search.parse_filter(form)
+        where = audit_search.parse_filter(db, form)
     except InvalidInput as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail=str(exc)) from None
     bundle = export_bundle(db, state.settings(request), where.since, where.until)

@@ -90,7 +90,7 @@ def get_events(
     limit: int = Query(default=100, ge=1, le=500),
 ) -> EventPage:
     """Events in log order, filtered, a page at a time."""
-    objects = _log_names(db, object) if object else ()
+    objects = log_names(db, object) if object else ()
     where = EventFilter(actor, action, objects, outcome, since, until)
     rows = query_events(db, where, after, limit)
     return EventPage(
@@ -102,7 +102,7 @@ def get_events(
     )
 
 
-def _log_names(db: Session, name: str) -> tuple[str, ...]:
+def log_names(db: Session, name: str) -> tuple[str, ...]:
     """`name` and, when it is a USBKey's label or serial, what the log calls that USBKey: its
     serial (enrolment; its keys as `SERIAL/label`) and `token:SERIAL` (sessions, custody)."""
     try:

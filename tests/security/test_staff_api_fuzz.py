@@ -58,6 +58,7 @@ KNOWN_QUERY = {"old_size": 1, "tree_size": 1}
 # Reads that no role can answer with 2xx from the demo round alone.
 NO_SUCCESS_EXPECTED = {
     "GET /api/v1/certify/certificates/{number}/delivery",  # the demo arranges no delivery
+    "GET /api/v1/notices/{number}",  # nor publishes a delivery notice
     "GET /audit/tiles/{path}",  # served only with CERTSVC_AUDIT_TILES_DIR (test_tiles.py)
 }
 # operation → one line per kind of disagreement seen there (with the first example's detail)

@@ -105,6 +105,8 @@ def test_officer_signs_in_with_totp_and_reads_the_log_counts(
     expected = _log_counts(sessions)
     assert expected[key]  # the events above, at least
     for name, counts in expected.items():
+        if "/audit-checkpoint" in name:  # signs every second meanwhile (the fixture's setting)
+            continue
         panel = page.locator("section.key", has=page.locator(f"code.key-name:text-is('{name}')"))
         shown: Counter[str] = Counter()
         for row in panel.locator("tr[data-day]").all():

@@ -23,7 +23,7 @@ from certsvc.cli_demo import decided_round, open_issuer
 from certsvc.console.proof import BINDING
 from certsvc.settings import Settings
 from certsvc.workstations import sign_request
-from console_support import COOKIE, csrf_of, sign_in, signed_in_cookie, unlabelled
+from console_support import COOKIE, csrf_of, new_page, sign_in, signed_in_cookie, unlabelled
 from server_support import Server
 from service_helpers import demo_member
 from test_printing.pdf_tools import nss_database, pdfsig
@@ -87,7 +87,7 @@ def test_custodian_enrols_the_browser_then_signs_issues_and_prints(
     # An admin, in another browser, registers the key and allows the USBKey on it.
     other = page.context.browser
     assert other is not None
-    admin_page = other.new_context().new_page()
+    admin_page = new_page(other)
     sign_in(admin_page, server.base, admin, lands="admin")
     assert unlabelled(admin_page) == []
     admin_page.fill("#ws-register-name", BROWSER_WS)
@@ -250,7 +250,9 @@ def test_a_stolen_cookie_a_wrong_role_or_no_csrf_token_does_nothing(
         (admin_jar, "/console/custodian"),
     ):
         assert httpx.get(f"{server.base}{path}", cookies=jar_).status_code == 403, path
-    officer_csrf = csrf_of(httpx.get(f"{server.base}/console/", cookies=officer_jar).text)
+    officer_csrf = csrf_of(
+        httpx.get(f"{server.base}/console/", cookies=officer_jar, follow_redirects=True).text
+    )
     refused = httpx.post(
         f"{server.base}{OPEN}", data={**form, "csrf": officer_csrf}, cookies=officer_jar
     )

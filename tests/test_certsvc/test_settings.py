@@ -57,6 +57,7 @@ BAD_VALUES = {
     "relay_lag_alert_seconds": "-1",
     "public_max_replica_lag_seconds": "0",
     "relay_keep_relayed": "-1",
+    "objection_workdays": "0",
 }
 FREE = {
     "home",
