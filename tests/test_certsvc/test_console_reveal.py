@@ -150,7 +150,10 @@ def test_revealer_reveals_one_value_once_and_nothing_else_leaks(
     revealed = [e for e in _reveals(sessions) if e["outcome"] == "ok"]
     assert [(e["object"], e["actor"]) for e in revealed] == [(id_token, revealer.username)]
     assert revealed[0]["reason"] == f"{case}: {PURPOSE}"
-    assert revealed[0]["workstation"] == BROWSER_WS
+    assert revealed[0]["ws"] == BROWSER_WS
     assert name_token not in str(revealed)
-    assert all(v not in json.dumps(_reveals(sessions), ensure_ascii=False) for v in person.values())
+    assert all(
+        v not in json.dumps(_reveals(sessions), ensure_ascii=False, default=str)
+        for v in person.values()
+    )
     assert all(v not in server.output for v in person.values())
