@@ -7,8 +7,10 @@ role) reveal nothing and are on record as the API's are; no other page carries a
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from playwright.sync_api import Browser, Page
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -24,6 +26,15 @@ from test_certsvc.test_console_desk import _batch, _person  # the desk's batch a
 
 BROWSER_WS = "browser-revealer"
 PURPOSE = "核实申请人身份，复核本案的申诉 identity check for this case's appeal"
+
+
+@pytest.fixture
+def one_value_an_hour(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The revealer's limit, for the server started after it (and after `settings` clears
+    the environment): one value per hour."""
+    monkeypatch.setenv("CERTSVC_VAULT_REVEAL_LIMIT", "1")
+    monkeypatch.setenv("CERTSVC_VAULT_REVEAL_WINDOW_MINUTES", "60")
+    yield
 
 
 def _reveals(sessions: sessionmaker[Session]) -> list[dict[str, object]]:
@@ -45,6 +56,7 @@ def _refused(page: Page, reason: str) -> None:
 
 
 def test_revealer_reveals_one_value_once_and_nothing_else_leaks(
+    one_value_an_hour: None,
     server: Server,
     browser: Browser,
     page: Page,
@@ -143,6 +155,11 @@ def test_revealer_reveals_one_value_once_and_nothing_else_leaks(
     page.reload()
     assert page.is_hidden("#revealed")
     sources.append(page.content())
+    # Over the person's limit: a clear message with the wait, nothing revealed.
+    _ask(page, case, name_token, PURPOSE)
+    _refused(page, "reveal limit reached: at most 1 values per 60 minutes; try again in")
+    assert page.is_hidden("#revealed")
+    sources.append(page.content())
     for html in sources:
         assert all(value not in html for value in person.values())
 
@@ -151,7 +168,10 @@ def test_revealer_reveals_one_value_once_and_nothing_else_leaks(
     assert [(e["object"], e["actor"]) for e in revealed] == [(id_token, revealer.username)]
     assert revealed[0]["reason"] == f"{case}: {PURPOSE}"
     assert revealed[0]["ws"] == BROWSER_WS
-    assert name_token not in str(revealed)
+    limited = [e for e in _reveals(sessions) if e["object"] == name_token]
+    assert [(e["outcome"], e["reason"]) for e in limited] == [
+        ("refused", "rate limit: 1 values per 60 minutes")
+    ]
     assert all(
         v not in json.dumps(_reveals(sessions), ensure_ascii=False, default=str)
         for v in person.values()
