@@ -32,11 +32,10 @@ from certsvc.vault_setup import lookup_limit, reveal_limit
 from certsvc.workstations import Workstation
 from common.errors import InvalidInput, NotFound
 from signer.actor import Actor
-from vault._plaintext import Opened
 from vault.errors import InvalidValue
 from vault.kinds import Kind
 from vault.lookups import admit_lookup, record_lookup
-from vault.reveal import RevealLimit, record_refusal, reveal
+from vault.reveal import Opened, RevealLimit, record_refusal, reveal
 from vault.store import Tokenised, Vault
 from vault.validation import normalise, resident_id
 
