@@ -27,7 +27,8 @@ from audit.trail import Attributed, event, keep_events, record
 from common.db import serialise_on
 from common.dbtypes import utcnow
 from common.errors import NotFound
-from vault._plaintext import Opened, open_entries
+from vault._plaintext import Opened as Opened  # what `reveal` hands out, for its callers
+from vault._plaintext import open_entries
 from vault.errors import InvalidValue, RevealRateLimited, StoredValueCorrupt
 from vault.models import VaultReveal
 from vault.store import Vault

@@ -35,13 +35,14 @@ from signer.actor import Actor
 from vault.errors import InvalidValue
 from vault.kinds import Kind
 from vault.lookups import admit_lookup, record_lookup
-from vault.reveal import record_refusal, reveal
+from vault.reveal import Opened, RevealLimit, record_refusal, reveal
 from vault.store import Tokenised, Vault
 from vault.validation import normalise, resident_id
 
 router = APIRouter(prefix="/api/v1/vault", tags=["vault"], responses=ROLE_GATED)
 MAX_ITEMS = 1000
 MAX_REVEAL = 100
+PURPOSE_LIMIT = 480  # room left for the case reference in the recorded reason
 VAULT_TOKEN_SHAPE = r"^tk_[a-z]{2}_[A-Za-z0-9_-]{16,40}$"  # noqa: S105 (a pattern)
 
 TokeniserDep = Annotated[StaffAccount, Depends(require_roles(Role.REGISTRAR))]
@@ -100,7 +101,9 @@ class RevealIn(Tokens):
         examples=["application:42"],
     )
     purpose: str = Field(
-        min_length=10, max_length=480, description="why, recorded in the audit log with the case"
+        min_length=10,
+        max_length=PURPOSE_LIMIT,
+        description="why, recorded in the audit log with the case",
     )
 
 
@@ -217,7 +220,8 @@ def mask(body: Tokens, _: MaskDep, db: SessionDep, vault: VaultDep) -> list[Mask
 
 
 def revealer(account: StaffDep, db: SessionDep) -> StaffAccount:
-    """The caller if they hold the reveal role; otherwise 403, the refusal kept on record."""
+    """The caller if they hold the reveal role; otherwise 403, the refusal kept on record
+    (the API's dependency and the console's check)."""
     if account.role is not Role.VAULT_REVEALER:
         record_refusal(db, actor_of(account), [], f"role {account.role.value} may not reveal")
         raise HTTPException(
@@ -240,23 +244,32 @@ def reveal_values(
     workstation (a stolen API token alone reveals nothing): one audit event per value, naming
     the workstation, committed before anything is returned; at most
     `CERTSVC_VAULT_REVEAL_LIMIT` values per person per `CERTSVC_VAULT_REVEAL_WINDOW_MINUTES`."""
-    who = actor_of(account, workstation)
-    _within_case(db, who, body)
     limit = reveal_limit(state.settings(request))
-    values = reveal(db, vault, who, body.tokens, f"{body.case}: {body.purpose}", limit)
+    who = actor_of(account, workstation)
+    values = reveal_for_case(db, vault, who, body.tokens, body.case, body.purpose, limit)
     response.headers["Cache-Control"] = "no-store"
     return [RevealedOut(token=t, kind=values[t].kind, value=values[t].value) for t in body.tokens]
 
 
-def _within_case(db: Session, who: Actor, body: RevealIn) -> None:
-    """Refuse (kept on record) unless every token belongs to the applicant of the stated case:
-    a purpose is checked against the records, not only read."""
+def reveal_for_case(
+    db: Session,
+    vault: Vault,
+    who: Actor,
+    tokens: Sequence[str],
+    case: str,
+    purpose: str,
+    limit: RevealLimit,
+) -> dict[str, Opened]:
+    """The reveal of the API and of the console: refused (kept on record) unless every token
+    belongs to the applicant of the stated case — a purpose is checked against the records,
+    not only read — then `vault.reveal.reveal` under the person's limit."""
     try:
-        allowed = case_tokens(db, body.case)
+        allowed = case_tokens(db, case)
     except NotFound as exc:
-        record_refusal(db, who, body.tokens, str(exc))
+        record_refusal(db, who, tokens, str(exc))
         raise
-    outside = [i for i, token in enumerate(body.tokens) if token not in allowed]
+    outside = [i for i, token in enumerate(tokens) if token not in allowed]
     if outside:
-        record_refusal(db, who, body.tokens, f"token outside {body.case}")
-        raise InvalidInput(f"tokens[{outside[0]}]: not a value of the applicant of {body.case}")
+        record_refusal(db, who, tokens, f"token outside {case}")
+        raise InvalidInput(f"tokens[{outside[0]}]: not a value of the applicant of {case}")
+    return reveal(db, vault, who, tokens, f"{case}: {purpose}", limit)

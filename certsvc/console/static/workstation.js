@@ -126,6 +126,22 @@
     say(`已下载 ${link.download} downloaded`);
   }
 
+  // The reveal's answer: the values drawn as text into this page, the form emptied; nothing
+  // kept in the URL, the history or storage.
+  async function reveal(form, csrf) {
+    const response = await answer(await signedFetch(form.getAttribute("action"), fields(form), csrf));
+    const rows = (await response.json()).values.map(({ token, kind, value }) => {
+      const row = document.createElement("tr");
+      for (const text of [token, kind, value]) row.insertCell().textContent = text;
+      row.cells[2].className = "revealed-value";
+      return row;
+    });
+    document.querySelector("#revealed tbody").replaceChildren(...rows);
+    document.getElementById("revealed").hidden = false;
+    form.reset();
+    say("已显示 / revealed");
+  }
+
   async function submit(form) {
     const csrf = form.elements.csrf.value;
     const busy = form.querySelector("progress");
@@ -133,6 +149,7 @@
     try {
       if (form.dataset.applications !== undefined) return await issueAll(form, csrf);
       if (form.dataset.download !== undefined) return await download(form, csrf);
+      if (form.dataset.reveal !== undefined) return await reveal(form, csrf);
       const body = fields(form);
       if (form.elements.pin) form.elements.pin.value = "";
       const response = await answer(await signedFetch(form.getAttribute("action"), body, csrf));
