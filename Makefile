@@ -40,7 +40,7 @@ test: install
 	[ -d tests/js/node_modules/axe-core ] || npm ci --prefix tests/js --no-audit --no-fund
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/pytest -n auto
+	$(BIN)/pytest -n auto --durations=25
 
 install: deps $(STAMP)
 
