@@ -14,10 +14,12 @@ RUN_PACKAGES := softhsm2 fonts-wqy-zenhei curl jq
 # (certutil, vfychain) check signed PDFs; wrk loads the server in bench/verify.py; postgresql
 # (initdb, pg_ctl, pg_basebackup) and nginx stand up the DMZ of docs/public-side.md (a public
 # primary, its hot standby, nginx balancing the public nodes) in a temporary directory, for
-# tests/test_verify/test_public_cluster.py and bench/public_cluster.py; nodejs + npm install
-# axe-core (tests/js, pinned by its package-lock.json), the console's accessibility check.
+# tests/test_verify/test_public_cluster.py and bench/public_cluster.py; nodejs and npm install
+# axe-core (tests/js, pinned by its package-lock.json), the console's accessibility check. npm
+# is installed only when no npm is on the PATH: NodeSource's nodejs carries its own and refuses
+# Debian's npm package beside it.
 TEST_PACKAGES := opensc openssl zbar-tools chromium fonts-noto-cjk poppler-utils libnss3-tools wrk \
-  postgresql nginx nodejs npm
+  postgresql nginx nodejs
 
 # The Chinese holiday calendar: pinned to the newest release (`pip index versions
 # chinese-calendar`), 1.11.0 on 2026-12-02, which covers years up to 2026. Bump it when a release
@@ -37,6 +39,7 @@ run: install
 
 test: DEB_PACKAGES = $(RUN_PACKAGES) $(TEST_PACKAGES)
 test: install
+	@command -v npm >/dev/null || $(MAKE) --no-print-directory deps DEB_PACKAGES=npm
 	[ -d tests/js/node_modules/axe-core ] || npm ci --prefix tests/js --no-audit --no-fund
 	$(BIN)/ruff check .
 	$(BIN)/mypy
