@@ -16,7 +16,7 @@ import asyncio
 import logging
 from datetime import timedelta
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from audit.log import size
@@ -65,10 +65,11 @@ class Checkpointer:
                 self._holder.publish(self._sessions, CHECKPOINTER)
         except IntegrityError:
             return  # another worker signed the same size first
-        except CertsvcError as exc:
-            if str(exc) != self._failing:
-                logger.error("audit checkpoint not signed: %s", exc)
-            self._failing = str(exc)
+        except (CertsvcError, OperationalError) as exc:
+            problem = _problem(exc)
+            if problem != self._failing:
+                logger.error("audit checkpoint not signed: %s", problem)
+            self._failing = problem
             return
         if self._failing is not None:
             logger.info("audit checkpoints are signed again")
@@ -77,10 +78,11 @@ class Checkpointer:
             self._report(self._holder.witness())
             if self._tiles_dir is not None:
                 self._holder.publish_tiles(self._tiles_dir)
-        except CertsvcError as exc:
-            if str(exc) != self._unpublished:
-                logger.error("audit checkpoint not published: %s", exc)
-            self._unpublished = str(exc)
+        except (CertsvcError, OperationalError) as exc:
+            problem = _problem(exc)
+            if problem != self._unpublished:
+                logger.error("audit checkpoint not published: %s", problem)
+            self._unpublished = problem
             return
         self._unpublished = None
 
@@ -123,3 +125,11 @@ class Checkpointer:
         while True:
             await asyncio.to_thread(self.tick)
             await asyncio.sleep(interval)
+
+
+def _problem(exc: Exception) -> str:
+    """What a failed tick logs: our own errors as they say; a database that is busy (SQLite's
+    lock) or unreachable by its driver's error class only, never the statement."""
+    if isinstance(exc, OperationalError):
+        return f"the database is busy or unreachable ({type(exc.orig).__name__})"
+    return str(exc)
