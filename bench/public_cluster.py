@@ -32,24 +32,10 @@ import dmz_cluster
 import httpx
 from bench_database import BenchDatabases, add_database_argument
 from bench_register import SoftwareBody
+from wrk_lookups import WRK_SCRIPT
 
 TARGET = 1.6
 P99_TARGET_SECONDS = 2.0
-WRK_SCRIPT = """
-ids = {}
-for line in io.lines(os.getenv("CERTSVC_BENCH_IDS")) do ids[#ids + 1] = line end
-n = 0
-request = function()
-  n = n + 1
-  return wrk.format("GET", "/api/v1/verify/" .. ids[(n % #ids) + 1])
-end
-done = function(summary, latency, requests)
-  io.write(string.format('JSON {"rps": %f, "p50": %f, "p99": %f, "errors": %d}\\n',
-    summary.requests / (summary.duration / 1e6), latency:percentile(50) / 1e3,
-    latency:percentile(99) / 1e3, summary.errors.status + summary.errors.connect
-      + summary.errors.read + summary.errors.write + summary.errors.timeout))
-end
-"""
 
 
 def wrk(base: str, seconds: float, env: dict[str, str]) -> list[str]:

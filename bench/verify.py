@@ -21,6 +21,7 @@ import _isolated  # noqa: F401  (first: takes bench/ off the import path)
 import httpx
 from bench_database import BenchDatabases, add_database_argument
 from bench_register import SoftwareBody
+from wrk_lookups import WRK_SCRIPT
 
 TARGET = 0.8  # DESIGN.md "Performance"
 BARE_APP = """
@@ -77,23 +78,6 @@ def public_register(tmp: Path, database_url: str | None) -> tuple[str, list[str]
                 body.revoke(db, ids[-1])
     engine.dispose()
     return url, ids + [new_verification_id() for _ in range(40)], body.anchor
-
-
-WRK_SCRIPT = """
-ids = {}
-for line in io.lines(os.getenv("CERTSVC_BENCH_IDS")) do ids[#ids + 1] = line end
-n = 0
-request = function()
-  n = n + 1
-  return wrk.format("GET", "/api/v1/verify/" .. ids[(n % #ids) + 1])
-end
-done = function(summary, latency, requests)
-  io.write(string.format('JSON {"rps": %f, "p50": %f, "p99": %f, "errors": %d}\\n',
-    summary.requests / (summary.duration / 1e6), latency:percentile(50) / 1e3,
-    latency:percentile(99) / 1e3, summary.errors.status + summary.errors.connect
-      + summary.errors.read + summary.errors.write + summary.errors.timeout))
-end
-"""
 
 
 def measure(argv: list[str], env: dict[str, str], port: int, seconds: float) -> dict[str, float]:
