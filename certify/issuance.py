@@ -63,6 +63,7 @@ from verify.trust import (
 from verify.trust import canonical as trust_canonical
 
 PENDING, ISSUED, REVOKED = "pending", "issued", "revoked"
+REVOKE_EVENT = "certify.certificate.revoke"  # recorded with the revocation's id once signed
 
 
 @dataclass(frozen=True)
@@ -335,7 +336,7 @@ def _apply(
     record(
         db,
         actor,
-        "certify.certificate.revoke",
+        REVOKE_EVENT,
         f"certificate:{certificate.number}",
         details={
             "category": revocation.category,

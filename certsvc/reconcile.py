@@ -26,7 +26,7 @@ from certify.decisions import (
     decision_object,
     live_decision,
 )
-from certify.issuance import ISSUED, REVOKED
+from certify.issuance import ISSUED, REVOKE_EVENT, REVOKED
 from certify.models import Certificate, Decision, Revocation
 from certify.records import (
     certificate_document,
@@ -52,7 +52,7 @@ from verify.trust import (
     published_revocations,
 )
 
-ISSUE_ACTION, REVOKE_ACTION = "certify.certificate.issue", "certify.certificate.revoke"
+ISSUE_ACTION = "certify.certificate.issue"
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ def reconcile(db: Session, anchors: frozenset[str]) -> list[Finding]:
     """Every mismatch between the records, their signatures and the audit log, privilege rows
     without their grant event included."""
     trust, revocations, findings = _lists(db, anchors)
-    events = ok_leaves(db, [DECISION_MADE, CORRECTION_APPROVE, ISSUE_ACTION, REVOKE_ACTION])
+    events = ok_leaves(db, [DECISION_MADE, CORRECTION_APPROVE, ISSUE_ACTION, REVOKE_EVENT])
     findings += _decisions(db, anchors, events)
     findings += _certificates(db, anchors, trust, revocations, events)
     findings += _register(db, trust)
@@ -233,7 +233,7 @@ def _certificates(
             yield Finding(name, "no issue event in the audit log")
         row = db.get(PublicCertificate, certificate.verification_id)
         entry = None if revocations is None else revocations.find(certificate.verification_id)
-        revoke_events = events.get((REVOKE_ACTION, f"certificate:{certificate.number}"), [])
+        revoke_events = events.get((REVOKE_EVENT, f"certificate:{certificate.number}"), [])
         if certificate.status == REVOKED:
             listed_revoked += 1
             yield from _revoked(db, anchors, certificate, entry, revoke_events)
@@ -251,7 +251,7 @@ def _certificates(
     versions = [
         version
         for (action, _), leaves in events.items()
-        if action == REVOKE_ACTION
+        if action == REVOKE_EVENT
         for leaf in leaves
         if (version := _list_version(leaf)) is not None
     ]

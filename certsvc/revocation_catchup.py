@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from audit.query import ok_leaves
 from audit.trail import record
+from certify.issuance import REVOKE_EVENT
 from certify.models import Certificate, Revocation
 from common.cose import kid_of
 from common.errors import Conflict, NotFound
@@ -48,18 +50,40 @@ class CaughtUp:
 
 
 def unlisted_revocations(db: Session, listed: RevocationList | None) -> dict[str, Revoked]:
-    """Signed revocations on record that `listed` does not name, by verification id."""
+    """Signed revocations on record that `listed` does not name, by verification id. Each must
+    have its signing event in the audit log (`certify.certificate.revoke` naming it): a
+    `revoked_on` written into the table alone revokes nothing, and is refused by name."""
     rows = db.execute(
-        select(Certificate.verification_id, Revocation.revoked_on, Revocation.category)
+        select(
+            Revocation.id,
+            Certificate.number,
+            Certificate.verification_id,
+            Revocation.revoked_on,
+            Revocation.category,
+        )
         .join(Revocation, Revocation.certificate_id == Certificate.id)
         .where(Revocation.revoked_on.is_not(None))
         .order_by(Revocation.id)
     )
-    return {
-        verification_id: Revoked(revoked_on, category)
-        for verification_id, revoked_on, category in rows
-        if revoked_on is not None and (listed is None or listed.find(verification_id) is None)
-    }
+    added: dict[str, Revoked] = {}
+    for revocation_id, number, verification_id, revoked_on, category in rows:
+        if revoked_on is None or (listed is not None and listed.find(verification_id) is not None):
+            continue
+        if revocation_id not in _signed_revocations(db, number):
+            raise Conflict(
+                f"revocation {revocation_id}: marked revoked with no signing event in the "
+                "audit log; run `certsvc audit reconcile` before signing a list"
+            )
+        added[verification_id] = Revoked(revoked_on, category)
+    return added
+
+
+def _signed_revocations(db: Session, number: str) -> set[object]:
+    """The revocation ids the audit log says were signed for certificate `number`."""
+    obj = f"certificate:{number}"
+    leaves = ok_leaves(db, [REVOKE_EVENT], [obj]).get((REVOKE_EVENT, obj), [])
+    details = [leaf.get("details") for leaf in leaves]
+    return {d.get("revocation") for d in details if isinstance(d, dict)}
 
 
 def sign_catch_up_list(

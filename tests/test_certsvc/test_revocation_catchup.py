@@ -1,12 +1,15 @@
 """The catch-up revocation list: an install upgraded with revocations signed before signed
 revocation lists existed answers 404 for those certificates until the revocation key's
-custodian signs, from their workstation, a list naming every revocation on record."""
+custodian signs, from their workstation, a list naming every revocation on record — each one
+held to its signing event in the audit log, so a revocation written into the table alone is
+refused, not signed."""
 
 from __future__ import annotations
 
 import json
 import os
 import subprocess
+from datetime import date
 from pathlib import Path
 
 import httpx
@@ -14,6 +17,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from audit.models import AuditEventRow
+from certify.models import Certificate, Revocation
 from certsvc.revocation_catchup import CATCH_UP
 from certsvc.settings import Settings
 from server_support import CERTSVC, serving
@@ -65,6 +69,31 @@ def test_a_catch_up_list_names_revocations_signed_before_lists_existed(
             f"{server.base}/api/v1/certify/revocations/list", headers=officer, timeout=10
         )
         assert refused.status_code == 403
+        # A DBA marks the valid certificate revoked in the table alone: no list is signed.
+        with sessions.begin() as db:
+            forged = Revocation(
+                certificate_id=db.scalar(
+                    select(Certificate.id).where(Certificate.number == valid["number"])
+                ),
+                category="fraud",
+                reason="written into the table by hand",
+                requested_by="dba",
+                revoked_on=date.today(),
+            )
+            db.add(forged)
+            db.flush()
+            forged_id = forged.id
+        refused_list = _run(*catch_up, env=custodian_env, stdin=usbkey["user_pin"] + "\n")
+        assert refused_list.returncode != 0
+        assert f"revocation {forged_id}: marked revoked with no signing event" in (
+            refused_list.stderr
+        )
+        with sessions() as db:
+            assert latest_revocation_list(db) is None
+        assert status(valid).status_code == 200 and status(valid).json()["status"] == "valid"
+        with sessions.begin() as db:
+            db.execute(delete(Revocation).where(Revocation.id == forged_id))
+
         signed = _run(*catch_up, env=custodian_env, stdin=usbkey["user_pin"] + "\n")
         assert signed.returncode == 0, signed.stderr
         assert "version 1 signed (1 revocation(s) added)" in signed.stderr
