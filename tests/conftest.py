@@ -28,7 +28,13 @@ from sqlalchemy.pool import NullPool
 from certsvc.accounts import Role, StaffAccount, password_hasher
 from certsvc.app import create_app
 from certsvc.audit_trail import SYSTEM_ROLE, actor_of
-from certsvc.db import make_engine, make_sessionmaker, safe_url, upgrade_database
+from certsvc.db import (
+    make_engine,
+    make_sessionmaker,
+    make_writer_sessionmaker,
+    safe_url,
+    upgrade_database,
+)
 from certsvc.grants import (
     SECOND_PERSON_ROLES,
     approve_account,
@@ -206,6 +212,8 @@ def make_staff(settings: Settings, sessions: sessionmaker[Session]) -> MakeStaff
     is issued as `certsvc staff token` would, the admin registers the workstation."""
     serial = itertools.count(1)
     hasher = password_hasher(settings)
+    # With the write lock from the start: a running service's checkpoints commit beside it.
+    writer = make_writer_sessionmaker(sessions.kw["bind"])
 
     def make(
         role: Role, username: str | None = None, workstation: bool = False, p256: bool = False
@@ -215,7 +223,7 @@ def make_staff(settings: Settings, sessions: sessionmaker[Session]) -> MakeStaff
         key: WorkstationPrivateKey | None = None
         if workstation:
             key = ec.generate_private_key(ec.SECP256R1()) if p256 else Ed25519PrivateKey.generate()
-        with sessions.begin() as db:
+        with writer.begin() as db:
             admin, security = _granters(db, settings)
             propose_account(db, actor_of(admin), username, role, initial, hasher=hasher)
             if role in SECOND_PERSON_ROLES:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 from collections.abc import Iterator
 from http.cookies import SimpleCookie
 from pathlib import Path
@@ -18,7 +19,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 
 from certsvc.bootstrap import initialise
 from certsvc.settings import Settings
-from server_support import Server, serving
+from server_support import CERTSVC, Server, serving
 from service_helpers import StaffMember
 
 CHROMIUM = "/usr/bin/chromium"
@@ -35,13 +36,36 @@ UNLABELLED = """() => [...document.querySelectorAll('input, select, textarea')]
   .map(e => e.name || e.id || e.outerHTML)"""
 
 
-@pytest.fixture
-def server(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
-    initialise(settings)
+def _serve(monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
     monkeypatch.setenv("CERTSVC_CONSOLE_IDLE_MINUTES", "5")
     monkeypatch.setenv("CERTSVC_AUDIT_CHECKPOINT_SECONDS", "1")  # the audit page's proofs
     with serving(env=dict(os.environ)) as running:
         yield running
+
+
+@pytest.fixture
+def server(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
+    initialise(settings)
+    yield from _serve(monkeypatch)
+
+
+@pytest.fixture
+def demo_server(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[Server]:
+    """The service over a body `certsvc demo` filled before it started (the
+    demo's command-line transactions are not written to run beside a live SQLite service)."""
+    initialise(settings)
+    demo = subprocess.run(
+        [CERTSVC, "demo", "--out", str(tmp_path / "demo")],
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    yield from _serve(monkeypatch)
 
 
 @pytest.fixture

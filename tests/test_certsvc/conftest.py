@@ -1,3 +1,3 @@
 """The console's browser fixtures for this folder's tests (`console_support`)."""
 
-from console_support import browser, page, server  # noqa: F401 (fixtures)
+from console_support import browser, demo_server, page, server  # noqa: F401 (fixtures)

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import random
 import re
-import subprocess
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
@@ -46,7 +44,7 @@ from certify.models import (
 from certsvc.accounts import Role
 from certsvc.settings import Settings
 from console_support import COOKIE, LOGIN_COOKIE, cookie_of, csrf_of, new_page, sign_in, unlabelled
-from server_support import CERTSVC, Server
+from server_support import Server
 from service_helpers import MakeStaff, StaffMember, demo_member
 from signer.actor import Actor
 from vault import synthetic
@@ -243,7 +241,7 @@ def _undecided_case(
 
 
 def test_officer_batch_case_decision_revocation_and_announcement(
-    server: Server,
+    demo_server: Server,
     browser: Browser,
     page: Page,
     settings: Settings,
@@ -251,15 +249,7 @@ def test_officer_batch_case_decision_revocation_and_announcement(
     make_staff: MakeStaff,
     tmp_path: Path,
 ) -> None:
-    demo = subprocess.run(
-        [CERTSVC, "demo", "--out", str(tmp_path / "demo")],
-        env=dict(os.environ),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert demo.returncode == 0, demo.stdout + demo.stderr
+    server = demo_server
     batch_id = _batch(sessions, "2026 desk cases")
     case_id = _undecided_case(server, sessions, make_staff, batch_id)
     officer = _member(settings, "officer")

@@ -36,9 +36,12 @@ def _rows(env: SigningEnv) -> list[SignedDocumentRow]:
 
 
 def _events(env: SigningEnv, outcome: str | None = None) -> list[AuditEventRow]:
-    """Signing events of staff (not those of provisioning: key certificates, trust list)."""
+    """Signing events of staff (not those of provisioning: key certificates, trust list, the
+    first revocation list `init` signs)."""
     query = select(AuditEventRow).where(
-        AuditEventRow.action == "signer.sign", AuditEventRow.role != "system"
+        AuditEventRow.action == "signer.sign",
+        AuditEventRow.role != "system",
+        AuditEventRow.object.not_like("revocation-list:%"),
     )
     if outcome is not None:
         query = query.where(AuditEventRow.outcome == outcome)

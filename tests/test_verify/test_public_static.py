@@ -47,25 +47,33 @@ def _checkpoint(demo: Demo) -> None:
     holder.witness()
 
 
-def _written(demo: Demo, directory: Path) -> StaticFiles:
-    """Two revocations (two list versions), a checkpoint, and the files written."""
+def _list_version(demo: Demo) -> int:
+    with demo.sessions() as db:
+        return db.scalar(select(func.max(SignedRevocationList.version))) or 0
+
+
+def _written(demo: Demo, directory: Path) -> tuple[StaticFiles, int]:
+    """Two revocations (two list versions after the one `init` signs), a checkpoint, and the
+    files written; the static files and the first of the two versions."""
+    first = _list_version(demo) + 1
     ids = issue_and_revoke(demo, count=3)
     demo.revoke(ids[0], date(2026, 12, 1), "error")
+    assert _list_version(demo) == first + 1
     _checkpoint(demo)
     static = StaticFiles(demo.settings, demo.sessions, directory)
     written = static.refresh()
     assert TRUST_LIST_PATH in written and REVOCATIONS_PATH in written
-    return static
+    return static, first
 
 
 def test_static_files_are_the_services_bytes_with_etag_and_304(demo: Demo, tmp_path: Path) -> None:
     directory = tmp_path / "static"
-    static = _written(demo, directory)
+    static, first = _written(demo, directory)
     for path, cache in (
         (TRUST_LIST_PATH, "public, max-age=30"),
         (REVOCATIONS_PATH, "public, max-age=30"),
-        (revocations_version_path(1), "public, max-age=31536000, immutable"),
-        (revocations_version_path(2), "public, max-age=31536000, immutable"),
+        (revocations_version_path(first), "public, max-age=31536000, immutable"),
+        (revocations_version_path(first + 1), "public, max-age=31536000, immutable"),
         (AUDIT_CHECKPOINT_PATH, "public, max-age=5"),
     ):
         answer = demo.client.get(path)
@@ -81,13 +89,13 @@ def test_static_files_are_the_services_bytes_with_etag_and_304(demo: Demo, tmp_p
         json.loads((directory / REVOCATIONS_PATH.lstrip("/")).read_bytes())["revocation_list"][
             "version"
         ]
-        == 2
+        == first + 1
     )
     assert (directory / "audit/tiles/checkpoint").read_bytes() == (
         directory / AUDIT_CHECKPOINT_PATH.lstrip("/")
     ).read_bytes()
     assert static.refresh() == []  # nothing changed: nothing written
-    assert demo.client.get(revocations_version_path(3)).status_code == 404
+    assert demo.client.get(revocations_version_path(first + 2)).status_code == 404
     assert demo.client.get("/.well-known/certsvc/revocations/99999999999.json").status_code == 422
 
     # A public node answers the same bytes with the same ETag.
@@ -100,7 +108,7 @@ def test_static_files_are_the_services_bytes_with_etag_and_304(demo: Demo, tmp_p
     )
     try:
         with TestClient(node) as client:
-            for path in (TRUST_LIST_PATH, REVOCATIONS_PATH, revocations_version_path(1)):
+            for path in (TRUST_LIST_PATH, REVOCATIONS_PATH, revocations_version_path(first)):
                 ours, theirs = demo.client.get(path), client.get(path)
                 assert theirs.content == ours.content
                 assert theirs.headers["etag"] == ours.headers["etag"]
@@ -110,13 +118,13 @@ def test_static_files_are_the_services_bytes_with_etag_and_304(demo: Demo, tmp_p
 
 def test_a_database_gone_back_never_takes_a_published_file_back(demo: Demo, tmp_path: Path) -> None:
     directory = tmp_path / "static"
-    _written(demo, directory)
+    _static, first = _written(demo, directory)
     current = directory / REVOCATIONS_PATH.lstrip("/")
     published = current.read_bytes()
     with demo.sessions.begin() as db:  # as a restored backup would
-        db.execute(delete(SignedRevocationList).where(SignedRevocationList.version == 2))
+        db.execute(delete(SignedRevocationList).where(SignedRevocationList.version == first + 1))
     restarted = StaticFiles(demo.settings, demo.sessions, directory)
-    with pytest.raises(StaticFilesRefused, match="version 2 is published"):
+    with pytest.raises(StaticFilesRefused, match=f"version {first + 1} is published"):
         restarted.refresh()
     assert current.read_bytes() == published
 
@@ -178,6 +186,7 @@ def test_nginx_serves_the_files_and_they_verify_offline(
     demo: Demo, nginx: tuple[Path, str], tmp_path: Path
 ) -> None:
     directory, base = nginx
+    first = _list_version(demo) + 1
     ids = issue_and_revoke(demo, count=2)
     valid_qr = demo.certificate("20204100000000077").text
     _checkpoint(demo)
@@ -193,9 +202,9 @@ def test_nginx_serves_the_files_and_they_verify_offline(
         ).status_code
         == 304
     )
-    first = next(p for p in (directory / "audit/tiles/tile/0").rglob("*") if p.is_file())
-    tile = httpx.get(f"{base}/{first.relative_to(directory)}")
-    assert tile.status_code == 200 and tile.content == first.read_bytes()
+    tile_file = next(p for p in (directory / "audit/tiles/tile/0").rglob("*") if p.is_file())
+    tile = httpx.get(f"{base}/{tile_file.relative_to(directory)}")
+    assert tile.status_code == 200 and tile.content == tile_file.read_bytes()
     assert tile.headers["cache-control"] == "public, max-age=31536000, immutable"
     (directory / ".well-known/certsvc/.trust-list.json.x1.tmp").write_bytes(b"{")
     assert httpx.get(base + "/.well-known/certsvc/.trust-list.json.x1.tmp").status_code == 404
@@ -216,7 +225,7 @@ def test_nginx_serves_the_files_and_they_verify_offline(
     tiles = _cli("audit", "verify-tiles", base + "/audit/tiles", *[f"--vkey={k}" for k in vkeys])
     assert tiles.returncode == 0 and "audit tiles intact" in tiles.stdout, tiles.stderr
     assert ids  # the revoked one is in the list the verifier was given
-    revoked = httpx.get(base + revocations_version_path(1)).json()["revocation_list"]["revoked"]
+    revoked = httpx.get(base + revocations_version_path(first)).json()["revocation_list"]["revoked"]
     assert len(revoked) == 1
 
 
