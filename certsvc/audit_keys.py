@@ -27,7 +27,7 @@ from audit.log import consistency_proof, size
 from audit.note import InvalidNote, NoteKey, SignBytes, note_key, split_note
 from audit.publish import CheckpointSigner, Published, publish_checkpoint
 from audit.query import event_range
-from audit.trail import record
+from audit.trail import Attributed, record
 from audit.witness_protocol import cosignatures
 from certsvc.audit_tiles import CHECKPOINT, TilesWritten, publish_tiles
 from certsvc.audit_trail import SYSTEM_ROLE
@@ -275,11 +275,27 @@ def publish_published_tiles(
         return publish_tiles(db, note, parse_checkpoint(split_note(note)[0]), directory)
 
 
+AUDIT_EXPORT = "audit.export"
+
+
 def export_bundle(
-    db: Session, settings: Settings, since: datetime | None, until: datetime | None
+    db: Session,
+    settings: Settings,
+    exporter: Attributed,
+    since: datetime | None,
+    until: datetime | None,
 ) -> dict[str, Any]:
     """The self-contained bundle of the events in [since, until) for an outside auditor
-    (`certsvc audit verify-bundle`), with the certificates of the checkpoint keys."""
+    (`certsvc audit verify-bundle`), with the certificates of the checkpoint keys. Who took
+    which events out is itself an event, in `db`'s transaction: the log says who holds a copy."""
     start, end = event_range(db, since, until)
     certificates = [certificate_of(key) for key in checkpoint_keys(db, settings)]
-    return build_bundle(db, settings.audit_origin, certificates, start, end)
+    bundle = build_bundle(db, settings.audit_origin, certificates, start, end)
+    record(
+        db,
+        exporter,
+        AUDIT_EXPORT,
+        f"audit-events:{start}-{end}",
+        details={"events": len(bundle["events"])},
+    )
+    return bundle

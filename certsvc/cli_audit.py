@@ -19,13 +19,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from audit.anchor import Anchor, AnchorDamaged
 from audit.bundle import (
-    build_bundle,
     bundle_certificates,
     certificate_fingerprint,
     verify_bundle,
 )
 from audit.note import InvalidNote, parse_vkey
-from audit.query import event_range
 from audit.tiles import TileError
 from audit.trail import record
 from audit.verify import Kept, Verdict, verify_log
@@ -33,7 +31,7 @@ from audit.witness_protocol import cosignatures, parse_witness_vkey
 from certsvc.accounts import Role, authenticate, password_hasher
 from certsvc.audit_keys import (
     CheckpointKeyHolder,
-    checkpoint_keys,
+    export_bundle,
     note_keys,
     published_vkeys,
 )
@@ -52,7 +50,6 @@ from certsvc.settings import Settings, get_settings
 from certsvc.tiles_check import check_tiles
 from common.files import open_for_writing
 from signer.actor import Actor
-from signer.custody import certificate_of
 from signer.models import ED25519, ES256
 from signer.tokens import Pkcs11Tokens
 
@@ -398,12 +395,10 @@ def export(
     """Write events of a time range, with proofs and checkpoints, as a self-contained bundle."""
     settings = get_settings()
     with database_session(settings.resolved_database_url) as db:
-        start, end = event_range(db, since, until)
-        certificates = [certificate_of(key) for key in checkpoint_keys(db, settings)]
-        bundle = build_bundle(db, settings.audit_origin, certificates, start, end)
+        bundle = export_bundle(db, settings, operator_actor(), since, until)
     with open_for_writing(out, "out") as stream:
         stream.write(json.dumps(bundle, indent=1))
-    fingerprints = ", ".join(certificate_fingerprint(c) for c in certificates)
+    fingerprints = ", ".join(certificate_fingerprint(c) for c in bundle_certificates(bundle))
     console.print(
         f"wrote {len(bundle['events'])} events to {out}; checkpoint key fingerprints {fingerprints}"
     )

@@ -46,6 +46,7 @@ from certsvc.grants import (
 )
 from certsvc.settings import Settings, get_settings, reset_settings
 from certsvc.workstations import WorkstationPrivateKey
+from init_cache import drop_snapshots
 from service_helpers import MakeStaff, StaffMember
 from signer.actor import Actor
 
@@ -61,6 +62,13 @@ def _postgres_url(database: str | None = None) -> str:
     if database is not None:
         url = url.set(database=database)
     return url.render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _init_snapshots() -> Iterator[None]:
+    """`init_cache`'s snapshots of this process, removed at its end."""
+    yield
+    drop_snapshots()
 
 
 @pytest.fixture(scope="session")

@@ -17,8 +17,8 @@ import pyotp
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from certsvc.bootstrap import initialise
 from certsvc.settings import Settings
+from init_cache import initialised
 from server_support import CERTSVC, Server, serving
 from service_helpers import StaffMember
 
@@ -45,7 +45,7 @@ def _serve(monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
 
 @pytest.fixture
 def server(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
-    initialise(settings)
+    initialised(settings)
     yield from _serve(monkeypatch)
 
 
@@ -55,7 +55,7 @@ def demo_server(
 ) -> Iterator[Server]:
     """The service over a body `certsvc demo` filled before it started (the
     demo's command-line transactions are not written to run beside a live SQLite service)."""
-    initialise(settings)
+    initialised(settings)
     demo = subprocess.run(
         [CERTSVC, "demo", "--out", str(tmp_path / "demo")],
         env=dict(os.environ),

@@ -14,11 +14,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from certsvc.accounts import StaffAccount
-from certsvc.bootstrap import initialise
 from certsvc.db import make_engine, make_sessionmaker
 from certsvc.hsm import open_tokens
 from certsvc.settings import Settings
 from hsm_sim import UsbKeyBay
+from init_cache import initialised
 from signer.actor import Actor
 from signer.documents import DocumentRef, DocumentSigner
 from signer.gate import SigningGate
@@ -112,7 +112,7 @@ def certificates(count: int, prefix: str = "C") -> list[DocumentRef]:
 
 @pytest.fixture
 def env(settings: Settings) -> Iterator[SigningEnv]:
-    initialise(settings)
+    initialised(settings)
     credentials = json.loads(settings.credentials_file.read_text())
     engine = make_engine(settings.resolved_database_url)
     sessions = make_sessionmaker(engine)

@@ -20,11 +20,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from certify.issuance import publish_revocation
 from certsvc.accounts import StaffAccount
 from certsvc.app import create_app
-from certsvc.bootstrap import initialise
 from certsvc.public_app import PUBLIC_TABLES
 from certsvc.settings import Settings
 from common.cose import kid_of
 from common.db import Base
+from init_cache import initialised
 from signer.actor import Actor
 from signer.custody import active_key, certificate_of
 from signer.gate import (
@@ -92,7 +92,7 @@ class Demo:
 
 @pytest.fixture
 def demo(settings: Settings, sessions: sessionmaker[Session]) -> Iterator[Demo]:
-    initialise(settings)
+    initialised(settings)
     secrets = json.loads(settings.credentials_file.read_text())
     usbkey = secrets["tokens"]["USBKEY-01"]
     app = create_app(settings)

@@ -295,7 +295,8 @@ def audit_export(request: Request, db: web.DbDep) -> Response:
         where = audit_search.parse_filter(db, form)
     except InvalidInput as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail=str(exc)) from None
-    bundle = export_bundle(db, state.settings(request), where.since, where.until)
+    _session, account = found
+    bundle = export_bundle(db, state.settings(request), actor_of(account), where.since, where.until)
     return Response(
         json.dumps(bundle, ensure_ascii=False),
         media_type="application/json",

@@ -179,14 +179,15 @@ def get_alerts(
 
 @router.get("/export", responses=answers(409))
 def get_export(
-    _: OfficerDep,
+    account: OfficerDep,
     db: SessionDep,
     settings: SettingsDep,
     since: ZonedTime = None,
     until: ZonedTime = None,
 ) -> dict[str, Any]:
-    """A self-contained bundle for an outside auditor (`certsvc audit verify-bundle`)."""
-    return export_bundle(db, settings, since, until)
+    """A self-contained bundle for an outside auditor (`certsvc audit verify-bundle`); the
+    export is audited (`audit.export`)."""
+    return export_bundle(db, settings, actor_of(account), since, until)
 
 
 @public_router.get(

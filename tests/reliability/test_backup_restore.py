@@ -19,9 +19,9 @@ from audit.checkpoints import parse_checkpoint
 from audit.events import decode_leaf
 from audit.models import AuditCheckpoint, AuditEventRow, AuditNode
 from certsvc.accounts import StaffAccount
-from certsvc.bootstrap import initialise
 from certsvc.console.totp import begin_enrolment, check_code
 from certsvc.settings import Settings
+from init_cache import initialised
 
 CERTSVC = str(Path(sys.executable).parent / "certsvc")
 
@@ -55,7 +55,7 @@ def _latest_note(sessions: sessionmaker[Session]) -> str:
 def test_backup_then_restore_brings_the_data_back_and_the_log_verifies(
     settings: Settings, sessions: sessionmaker[Session], tmp_path: Path
 ) -> None:
-    initialise(settings)
+    initialised(settings)
     before = _usernames(sessions)
     kept = tmp_path / "checkpoint-at-backup.txt"
     kept.write_text(_latest_note(sessions))
@@ -163,7 +163,7 @@ def test_backup_then_restore_brings_the_data_back_and_the_log_verifies(
 def test_a_tampered_backup_fails_verification_and_strangers_are_refused(
     settings: Settings, sessions: sessionmaker[Session], tmp_path: Path
 ) -> None:
-    initialise(settings)
+    initialised(settings)
     good = tmp_path / "good.backup"
     assert _run("backup", str(good)).returncode == 0
 
@@ -236,7 +236,7 @@ def test_restore_says_when_the_console_key_is_missing(
     """The console's TOTP key stays out of a backup, as the service PIN file does (whoever
     reads a backup must not open the second factors in it); a restore onto a host without
     the key says so, before the console would make a new key that opens none of them."""
-    initialise(settings)
+    initialised(settings)
     key_file = settings.console_key_file
     with sessions.begin() as db:
         account = db.scalars(select(StaffAccount).where(StaffAccount.username == "officer")).one()

@@ -33,13 +33,13 @@ from certify.decisions import (
 )
 from certify.models import Applicant
 from certsvc.accounts import Role, StaffAccount
-from certsvc.bootstrap import initialise
 from certsvc.db import make_engine, make_sessionmaker
 from certsvc.hsm import open_tokens
 from certsvc.settings import Settings
 from certsvc.workstations import load_workstation_key
 from common.cose import verify_sign1
 from hsm_sim import UsbKeyBay
+from init_cache import initialised
 from server_support import free_port, serving
 from service_helpers import StaffMember
 from signer.actor import Actor
@@ -103,7 +103,7 @@ def _synthetic_csv(path: Path, rows: int) -> set[str]:
 def test_bulk_import_killed_mid_run_resumes_without_loss_or_duplicates(
     settings: Settings, sessions: sessionmaker[Session], tmp_path: Path
 ) -> None:
-    initialise(settings)
+    initialised(settings)
     people = tmp_path / "applicants.csv"
     assert len(_synthetic_csv(people, ROWS)) == ROWS
 
@@ -243,7 +243,7 @@ def _post(base: str, path: str, body: dict[str, Any], who: StaffMember, timeout:
 def test_serve_killed_mid_http_batch_then_restarted_signs_each_document_once(
     settings: Settings, sessions: sessionmaker[Session]
 ) -> None:
-    initialise(settings)
+    initialised(settings)
     secrets = json.loads(settings.credentials_file.read_text())
     usbkey = secrets["tokens"]["USBKEY-01"]
     account = secrets["accounts"]["custodian"]

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from certsvc.accounts import Role
-from certsvc.bootstrap import initialise
+from init_cache import initialised
 from service_helpers import MakeStaff
 from signer.models import SigningKey
 from signer.policy import PolicyRefused
@@ -46,7 +46,7 @@ def test_lost_usbkey_runbook_keeps_earlier_certificates_verifiable(
 
     # Step 4: publish the trust list again (what `certsvc init` does, idempotently).
     before = demo.client.get("/.well-known/certsvc/trust-list.json").json()["trust_list"]
-    initialise(demo.settings)
+    initialised(demo.settings)
     trust = demo.client.get("/.well-known/certsvc/trust-list.json").json()["trust_list"]
     assert trust != before
     retired = [k for k in trust["keys"] if k["purpose"] == "certificate" and k["retired_at"]]

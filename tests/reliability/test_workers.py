@@ -15,8 +15,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from certsvc.bootstrap import initialise
 from certsvc.settings import Settings
+from init_cache import initialised
 from server_support import serving
 from service_helpers import StaffMember, demo_member
 from signer.models import SigningKey
@@ -38,7 +38,7 @@ def _post(
 def test_one_session_per_usbkey_across_workers(
     settings: Settings, sessions: sessionmaker[Session]
 ) -> None:
-    initialise(settings)
+    initialised(settings)
     secrets = json.loads(settings.credentials_file.read_text())
     custodian = demo_member(secrets, "custodian", WORKSTATION)
     usbkey = secrets["tokens"]["USBKEY-01"]
@@ -81,7 +81,7 @@ def test_concurrent_staff_writes_on_sqlite_all_succeed(settings: Settings) -> No
     """Twelve registrars at once on the embedded SQLite default, over two workers: each
     request that reads and then writes waits its turn for the write lock instead of failing
     (deferred transactions answered more than half of them 503, SQLITE_BUSY_SNAPSHOT)."""
-    initialise(settings)
+    initialised(settings)
     token = json.loads(settings.credentials_file.read_text())["accounts"]["registrar"]["api_token"]
     registrars, each = 12, 10
     statuses: list[list[int]] = [[] for _ in range(registrars)]

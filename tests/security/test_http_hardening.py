@@ -12,10 +12,10 @@ from fastapi.testclient import TestClient
 
 from certsvc.accounts import Role
 from certsvc.app import create_app
-from certsvc.bootstrap import initialise
 from certsvc.hardening import MAX_BODY_BYTES, MAX_JSON_DEPTH, json_depth
 from certsvc.public_app import create_public_app
 from certsvc.settings import Settings
+from init_cache import initialised
 from server_support import Server, serving
 from service_helpers import MakeStaff
 from verify.payload import new_verification_id
@@ -144,7 +144,7 @@ def _spoofing(server: Server, count: int) -> Counter[int]:
 def test_forwarded_headers_are_believed_only_from_configured_proxies(settings: Settings) -> None:
     """uvicorn believes X-Forwarded-For from 127.0.0.1 by default: a client could pick the
     address its limits count. Without CERTSVC_TRUSTED_PROXIES nobody is believed."""
-    initialise(settings)
+    initialised(settings)
     limits = {"CERTSVC_VERIFY_RATE_PER_MINUTE": "5", "CERTSVC_LOGIN_ATTEMPTS_PER_MINUTE": "5"}
     with serving(env={**os.environ, **limits}) as server:
         spoofed = _spoofing(server, 30)
@@ -158,7 +158,7 @@ def test_forwarded_headers_are_believed_only_from_configured_proxies(settings: S
 
 @pytest.mark.parametrize("public", [False, True])
 def test_no_redirect_takes_its_host_from_the_request(settings: Settings, public: bool) -> None:
-    initialise(settings)
+    initialised(settings)
     app = create_public_app(settings) if public else create_app(settings)
     try:
         with TestClient(app) as client:

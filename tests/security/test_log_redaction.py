@@ -11,10 +11,10 @@ from datetime import datetime
 import httpx
 import pytest
 
-from certsvc.bootstrap import initialise
 from certsvc.log_config import JsonFormatter
 from certsvc.log_redaction import install_log_redaction
 from certsvc.settings import Settings
+from init_cache import initialised
 from server_support import serving
 
 SECRETS = {
@@ -117,7 +117,7 @@ def test_json_lines_leave_out_uvicorns_colour_copy() -> None:
 
 
 def test_server_logs_are_json_lines_without_the_values_sent(settings: Settings) -> None:
-    initialise(settings)
+    initialised(settings)
     password = "pin=13572468"
     with serving() as server:
         for username in ("admin", SECRETS["e-mail"]):

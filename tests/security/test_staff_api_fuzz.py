@@ -34,10 +34,11 @@ from sqlalchemy.orm import Session
 
 from certify.models import Application, Batch, Certificate, Revocation
 from certsvc.app import create_app
-from certsvc.bootstrap import DEMO_WORKSTATIONS, initialise
+from certsvc.bootstrap import DEMO_WORKSTATIONS
 from certsvc.cli_demo import demo
 from certsvc.db import make_engine
 from certsvc.settings import Settings
+from init_cache import initialised
 from service_helpers import StaffMember, demo_member
 from signer.models import KeyPurpose, KeyStatus, SignedDocumentRow, SigningKey
 from verify.models import PublicCertificate
@@ -195,7 +196,7 @@ def _read_everything(
 
 @pytest.mark.timeout(600)
 def test_staff_routes_keep_to_their_document(settings: Settings, tmp_path: Path) -> None:
-    initialise(settings)
+    initialised(settings)
     demo(out=tmp_path / "demo")
     secrets = json.loads(settings.credentials_file.read_text())
     workstation_of = {owner: name for name, owner in DEMO_WORKSTATIONS.items()}

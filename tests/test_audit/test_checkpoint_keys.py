@@ -25,9 +25,10 @@ from audit.models import AuditCheckpoint, AuditEventRow
 from audit.note import ECDSA, NoteKey
 from certsvc import bootstrap
 from certsvc.audit_keys import CHECKPOINTER, CheckpointKeyHolder
-from certsvc.bootstrap import AUDIT_USBKEY, DEMO_TOKENS, ROOT_USBKEY, initialise
+from certsvc.bootstrap import AUDIT_USBKEY, DEMO_TOKENS, ROOT_USBKEY
 from certsvc.hsm import open_tokens
 from certsvc.settings import Settings
+from init_cache import initialised
 from signer.models import KeyStatus, SigningKey
 from spec_note import Rejected, follow, split_note
 from spec_note import open_note as spec_open
@@ -89,7 +90,7 @@ def old_install(
             "key_id",
             property(lambda k: _legacy_key_id(k) if k.type == ECDSA else spec_key_id(k)),
         )
-        initialise(settings)
+        initialised(settings)
         with sessions.begin() as db:
             append(db, AuditEvent("officer", "officer", "certify.decision", "case:1", "ok"))
         holder = CheckpointKeyHolder(settings, open_tokens(settings, sessions), sessions)
@@ -143,7 +144,7 @@ def test_an_old_install_is_upgraded_and_its_old_notes_keep_verifying(
 def test_a_rotated_key_is_followed_by_a_verifier_that_pinned_the_old_one(
     settings: Settings, sessions: sessionmaker[Session]
 ) -> None:
-    initialise(settings)
+    initialised(settings)
     old_ed25519, ecdsa = _vkeys()
     root_pin = json.loads(settings.credentials_file.read_text())["tokens"][ROOT_USBKEY]["user_pin"]
 

@@ -14,16 +14,16 @@ from audit.events import AuditEvent
 from audit.log import append
 from audit.models import AuditCheckpoint
 from certsvc.app import create_app
-from certsvc.bootstrap import initialise
 from certsvc.checkpointer import Checkpointer
 from certsvc.settings import Settings, get_settings, reset_settings
+from init_cache import initialised
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # SQLite's own write lock
 def test_a_tick_on_a_locked_database_is_retried_not_fatal(
     settings: Settings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    initialise(settings)
+    initialised(settings)
     monkeypatch.setenv("CERTSVC_AUDIT_CHECKPOINT_EVENTS", "1")  # any new event makes one due
     reset_settings()
     app = create_app(get_settings())  # no lifespan: no checkpointer of its own runs

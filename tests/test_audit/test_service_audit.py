@@ -27,8 +27,8 @@ from audit.publish import latest_checkpoint
 from certsvc.accounts import Role
 from certsvc.app import create_app
 from certsvc.audit_keys import note_keys
-from certsvc.bootstrap import initialise
 from certsvc.settings import Settings
+from init_cache import initialised
 from service_helpers import MakeStaff
 
 CERTSVC = str(Path(sys.executable).parent / "certsvc")
@@ -36,7 +36,7 @@ CERTSVC = str(Path(sys.executable).parent / "certsvc")
 
 @pytest.fixture
 def provisioned(settings: Settings) -> Settings:
-    initialise(settings)
+    initialised(settings)
     return settings
 
 
@@ -102,6 +102,26 @@ def test_cli_verify_passes_then_names_the_changed_entry(
     assert "entry 4 was changed" in bad.stderr
 
 
+def test_cli_export_writes_a_bundle_that_verifies_and_is_itself_logged(
+    provisioned: Settings, sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    _events(sessions, 3)
+    assert _certsvc("audit", "checkpoint").returncode == 0
+    out = tmp_path / "bundle.json"
+    exported = _certsvc("audit", "export", "--out", str(out))
+    assert exported.returncode == 0, exported.stderr
+    events = json.loads(out.read_text())["events"]
+    assert f"wrote {len(events)} events" in exported.stdout
+    checked = _certsvc("audit", "verify-bundle", str(out))
+    assert checked.returncode == 0, checked.stderr
+    with sessions() as db:
+        logged = db.scalars(
+            select(AuditEventRow).where(AuditEventRow.action == "audit.export")
+        ).one()
+    assert logged.actor.startswith("os:") and logged.role == "system"
+    assert logged.object == f"audit-events:0-{len(events)}" and logged.idx == len(events)
+
+
 def test_officer_queries_pages_and_proves(
     client: TestClient, make_staff: MakeStaff, sessions: sessionmaker[Session]
 ) -> None:
@@ -146,6 +166,17 @@ def test_officer_queries_pages_and_proves(
     assert {r["object"]: sum(r["signatures_per_day"].values()) for r in report}["K/key-0"] == 4
     bundle = client.get("/api/v1/audit/export", headers=officer.auth).json()
     assert verify_bundle(json.loads(json.dumps(bundle))).ok
+    # Who took which events out is itself in the log, after the events it took.
+    exported = client.get(
+        "/api/v1/audit/events", params={"action": "audit.export"}, headers=officer.auth
+    ).json()["events"]
+    assert [e["event"]["actor"] for e in exported] == [officer.username]
+    last = bundle["events"][-1]["index"]
+    assert (
+        exported[0]["event"]["object"] == f"audit-events:{bundle['events'][0]['index']}-{last + 1}"
+    )
+    assert exported[0]["index"] > last
+    assert exported[0]["event"]["details"]["events"] == len(bundle["events"])
 
 
 def test_a_usbkey_is_found_by_its_label_or_its_serial(

@@ -20,8 +20,8 @@ from sqlalchemy import select
 from audit.models import AuditEventRow
 from audit.note import InvalidNote, open_note, parse_vkey
 from certsvc.app import create_app
-from certsvc.bootstrap import initialise
 from certsvc.settings import Settings
+from init_cache import initialised
 from spec_note import Rejected, Verifier, merkle_root, parse_checkpoint, split_note
 from spec_note import open_note as spec_open
 from test_audit.note_vectors import BAD_NAME, BAD_SIGNATURE, BAD_VKEYS, VALID
@@ -56,7 +56,7 @@ def test_both_verifiers_refuse_the_published_bad_vkeys(vkey: str) -> None:
 
 @pytest.fixture
 def served(settings: Settings) -> Iterator[TestClient]:
-    initialise(settings)
+    initialised(settings)
     app = create_app(settings)
     with TestClient(app) as client:
         yield client

@@ -35,9 +35,9 @@ from audit.tiles import (
 )
 from certsvc.app import create_app
 from certsvc.audit_keys import published_vkeys
-from certsvc.bootstrap import initialise
 from certsvc.public_app import create_public_app
 from certsvc.settings import Settings, get_settings, reset_settings
+from init_cache import initialised
 from server_support import CERTSVC, free_port
 from spec_note import merkle_root
 
@@ -146,7 +146,7 @@ def test_tiles_published_to_a_static_server_verify_from_the_vkeys_alone(
     static_server: tuple[Path, str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    initialise(settings)
+    initialised(settings)
     with sessions.begin() as db:
         for n in range(300):  # past one full tile
             append(db, AuditEvent("officer1", "officer", "certify.decision", f"case:{n}", "ok"))

@@ -22,9 +22,9 @@ from audit.events import decode_leaf
 from audit.models import AuditEventRow
 from certsvc.app import create_app
 from certsvc.audit_keys import published_vkeys
-from certsvc.bootstrap import initialise
 from certsvc.checkpointer import WITNESS_QUORUM, Checkpointer
 from certsvc.settings import Settings, get_settings, reset_settings
+from init_cache import initialised
 from server_support import CERTSVC
 from spec_note import open_note, parse_checkpoint, verify_cosignature
 from witness_support import make_witness, running
@@ -57,7 +57,7 @@ def test_checkpoints_are_published_only_once_the_witnesses_cosigned_them(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    initialise(settings)
+    initialised(settings)
     with sessions() as db:
         log_vkeys = published_vkeys(db, settings)
     first = make_witness(tmp_path, "inspect.test/w1")

@@ -39,10 +39,10 @@ from certify.issuance import Issuer
 from certify.models import Applicant, Application, ConfirmationSlot
 from certify.workdays import work_calendar
 from certsvc.accounts import StaffAccount
-from certsvc.bootstrap import initialise
 from certsvc.cli_demo import open_issuer
 from certsvc.db import make_engine, make_sessionmaker
 from certsvc.settings import Settings
+from init_cache import initialised
 from signer.actor import Actor
 from signer.sessions import SigningSessions
 from vault import synthetic
@@ -183,7 +183,7 @@ def passed(kind: str, found: Mapping[str, str] = FOUND) -> CheckOutcome:
 
 @pytest.fixture
 def body(settings: Settings) -> Iterator[Body]:
-    initialise(settings)
+    initialised(settings)
     credentials = json.loads(settings.credentials_file.read_text())
     engine = make_engine(settings.resolved_database_url)
     sessions = make_sessionmaker(engine)

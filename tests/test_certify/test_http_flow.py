@@ -23,9 +23,10 @@ from fastapi.testclient import TestClient
 from certsvc import bootstrap
 from certsvc.accounts import Role
 from certsvc.app import create_app
-from certsvc.bootstrap import DEMO_TOKENS, DemoKey, DemoToken, initialise
+from certsvc.bootstrap import DEMO_TOKENS, DemoKey, DemoToken
 from certsvc.settings import Settings
 from common.cose import verify_sign1
+from init_cache import initialised
 from service_helpers import MakeStaff, StaffMember, demo_member
 from signer.models import KeyPurpose
 from vault import synthetic
@@ -82,7 +83,7 @@ class Desk:
 
 
 def _desk(settings: Settings, make_staff: MakeStaff) -> Iterator[Desk]:
-    initialise(settings)
+    initialised(settings)
     secrets = json.loads(settings.credentials_file.read_text())
 
     def member(username: str, workstation: str | None = None) -> StaffMember:

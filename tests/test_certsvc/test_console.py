@@ -24,7 +24,6 @@ from audit.events import AuditEvent, decode_leaf
 from audit.log import append
 from audit.models import AuditEventRow
 from certsvc.accounts import Role, StaffAccount
-from certsvc.bootstrap import initialise
 from certsvc.console import totp
 from certsvc.console.models import ConsoleSecurityKey, ConsoleSession, ConsoleTotp
 from certsvc.settings import Settings
@@ -40,6 +39,7 @@ from console_support import (
     sign_in,
     unlabelled,
 )
+from init_cache import initialised
 from server_support import Server, serving
 from service_helpers import MakeStaff
 from signer.models import SigningKey
@@ -364,7 +364,7 @@ def test_sign_out_everywhere_ends_every_session_of_the_account(
 def test_sign_in_attempts_share_the_api_logins_limit(
     settings: Settings, monkeypatch: pytest.MonkeyPatch, make_staff: MakeStaff
 ) -> None:
-    initialise(settings)
+    initialised(settings)
     officer = make_staff(Role.SECURITY_OFFICER)
     monkeypatch.setenv("CERTSVC_LOGIN_ATTEMPTS_PER_MINUTE", "2")
     with serving(env=dict(os.environ)) as running:

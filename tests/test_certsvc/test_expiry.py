@@ -12,11 +12,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from audit.models import AuditEventRow
 from certsvc.accounts import Role, create_account, issue_api_token, password_hasher
 from certsvc.app import create_app
-from certsvc.bootstrap import initialise
 from certsvc.cli_status import collect
 from certsvc.expiry import ALERT_ACTION, raise_alerts
 from certsvc.settings import Settings
 from common.dbtypes import utcnow
+from init_cache import initialised
 from signer.models import KeyPurpose, SigningKey
 
 
@@ -28,7 +28,7 @@ def _alerts(db: Session) -> list[str]:
 def test_each_threshold_alerts_once_per_key_and_root(
     settings: Settings, sessions: sessionmaker[Session]
 ) -> None:
-    initialise(settings)
+    initialised(settings)
     with sessions() as db:
         keys = list(db.scalars(select(SigningKey)))
     certificate = next(k for k in keys if k.purpose is KeyPurpose.CERTIFICATE)
@@ -77,7 +77,7 @@ def test_api_tokens_warn_only_within_their_life(
 def test_status_and_staff_healthz_show_what_expires(
     settings: Settings, sessions: sessionmaker[Session]
 ) -> None:
-    initialise(settings)
+    initialised(settings)
     with sessions.begin() as db:
         db.execute(
             update(SigningKey)

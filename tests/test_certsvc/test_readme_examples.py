@@ -17,9 +17,9 @@ from typing import Any
 from certify.calendar_import import import_schedule
 from certify.checks import RECORDER_ROLES, RESULTS
 from certify.workdays import package_covers
-from certsvc.bootstrap import initialise
 from certsvc.db import make_engine, make_sessionmaker
 from certsvc.settings import Settings
+from init_cache import initialised
 from server_support import CERTSVC, serving
 from signer.actor import Actor
 from verify.codes import QUALIFICATIONS, REVOCATION_CATEGORIES, SUBJECTS
@@ -125,7 +125,7 @@ def test_the_readme_round_runs_as_written(settings: Settings, tmp_path: Path) ->
     steps = readme_steps(README.read_text())
     assert sum("curl" in step.script for step in steps) >= 6
     assert all(step.answer for step in steps if "curl" in step.script), "a request without answer"
-    initialise(settings)
+    initialised(settings)
     _cover_the_calendar(settings, steps)
     home = settings.resolved_home
     work = tmp_path / "work"

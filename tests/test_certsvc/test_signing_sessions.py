@@ -15,10 +15,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from certsvc.accounts import Role, get_account
 from certsvc.app import create_app
-from certsvc.bootstrap import initialise
 from certsvc.grants import unbacked_grants
 from certsvc.settings import Settings, get_settings, reset_settings
 from hsm_sim import UsbKeyBay
+from init_cache import initialised
 from service_helpers import MakeStaff, StaffMember, demo_member
 from signer.models import HsmToken, TokenWorkstation
 
@@ -68,7 +68,7 @@ def demo(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Demo]:
     monkeypatch.setenv("CERTSVC_PIN_MAX_TRIES", str(MAX_TRIES))
     reset_settings()
     settings = get_settings()
-    initialise(settings)
+    initialised(settings)
     secrets = json.loads(settings.credentials_file.read_text())
 
     def member(username: str, workstation: str | None = None) -> StaffMember:

@@ -13,10 +13,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from audit.events import AuditEvent
 from audit.log import append
-from certsvc.bootstrap import initialise
 from certsvc.cli_status import collect
 from certsvc.settings import Settings
 from common.dbtypes import utcnow
+from init_cache import initialised
 from server_support import CERTSVC
 from signer.models import KeyPurpose, SigningKey
 
@@ -24,7 +24,7 @@ from signer.models import KeyPurpose, SigningKey
 def test_status_names_an_expiring_key_and_the_day_s_refusals(
     settings: Settings, sessions: sessionmaker[Session]
 ) -> None:
-    initialise(settings)
+    initialised(settings)
     healthy = collect(settings)
     assert healthy["attention"] == [] and len(healthy["tokens"]) == 4
     assert all(t["present"] and not t["pin_locked"] for t in healthy["tokens"])
@@ -49,7 +49,7 @@ def test_status_names_an_expiring_key_and_the_day_s_refusals(
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_the_command_exits_1_while_a_usbkey_is_out(settings: Settings) -> None:
-    initialise(settings)
+    initialised(settings)
 
     def status(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

@@ -26,8 +26,9 @@ from audit.events import decode_leaf
 from audit.models import AuditEventRow
 from certify.models import Application
 from certsvc.app import create_app
-from certsvc.bootstrap import DEMO_REVEALER_WORKSTATION, DEMO_WORKSTATION, initialise
+from certsvc.bootstrap import DEMO_REVEALER_WORKSTATION, DEMO_WORKSTATION
 from certsvc.settings import Settings
+from init_cache import initialised
 from service_helpers import StaffMember, demo_member
 from signer.models import HsmToken, KeyPurpose, SigningKey
 from vault import synthetic
@@ -127,7 +128,7 @@ class Service:
 
 @pytest.fixture
 def service(settings: Settings) -> Iterator[Service]:
-    initialise(settings)
+    initialised(settings)
     secrets = json.loads(settings.credentials_file.read_text())
     workstations = {"custodian": DEMO_WORKSTATION, "vault_revealer": DEMO_REVEALER_WORKSTATION}
     members = {

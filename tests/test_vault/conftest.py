@@ -12,11 +12,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from certify.cases import create_application, create_batch
 from certify.intake import ApplicantTokens, register_applicant
-from certsvc.bootstrap import initialise
 from certsvc.hsm import open_tokens
 from certsvc.settings import Settings
 from certsvc.vault_setup import VAULT_TOKEN, open_vault
 from hsm_sim import UsbKeyBay
+from init_cache import initialised
 from signer.tokens import Pkcs11Tokens
 from test_certify.conftest import OFFICER, PLAN, REGISTRAR
 from vault._plaintext import Opened, open_entries
@@ -66,7 +66,7 @@ def interrupt_rotation(env: VaultEnv, batch_size: int) -> None:
 
 @pytest.fixture
 def vault_env(settings: Settings, sessions: sessionmaker[Session]) -> Iterator[VaultEnv]:
-    initialise(settings)
+    initialised(settings)
     credentials = json.loads(settings.credentials_file.read_text())
     tokens = open_tokens(settings, sessions)
     yield VaultEnv(

@@ -23,10 +23,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from certsvc.accounts import Role
-from certsvc.bootstrap import initialise
 from certsvc.public_app import create_public_app
 from certsvc.relay import init_public
 from certsvc.settings import Settings
+from init_cache import initialised
 from reliability.test_concurrent_limits import _issued
 from server_support import serving
 from service_helpers import MakeStaff, demo_member
@@ -71,7 +71,7 @@ def prepared(side: dmz_cluster.Dmz) -> None:
 def test_issue_and_revoke_inside_show_at_the_balancer(
     settings: Settings, sessions: sessionmaker[Session], make_staff: MakeStaff, tmp_path: Path
 ) -> None:
-    initialise(settings)
+    initialised(settings)
     secrets = json.loads(settings.credentials_file.read_text())
     with dmz_cluster.dmz() as side:
         prepared(side)
@@ -139,7 +139,7 @@ def test_issue_and_revoke_inside_show_at_the_balancer(
 def test_a_node_whose_standby_stops_replaying_says_so_on_healthz(
     settings: Settings, tmp_path: Path
 ) -> None:
-    initialise(settings)  # for the pinned roots the node is given
+    initialised(settings)  # for the pinned roots the node is given
     with dmz_cluster.dmz() as side:
         prepared(side)
         env = node_env(settings, CERTSVC_PUBLIC_MAX_REPLICA_LAG_SECONDS="1")

@@ -24,7 +24,6 @@ from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
-from certsvc.bootstrap import initialise
 from certsvc.cli import main
 from certsvc.cli_status import collect
 from certsvc.db import make_engine, make_sessionmaker
@@ -43,6 +42,7 @@ from certsvc.settings import Settings, get_settings, reset_settings
 from common.db import Base
 from common.dbtypes import utcnow
 from common.errors import InvalidInput
+from init_cache import initialised
 from server_support import CERTSVC, serving
 from test_vault.test_no_raw_values import database_bytes
 from vault import synthetic
@@ -370,7 +370,7 @@ def test_the_public_database_grants_the_relay_and_the_nodes_the_public_tables_on
 
 
 def test_serve_relays_while_it_runs(settings: Settings, public_url: str) -> None:
-    initialise(settings)
+    initialised(settings)
     init_public(public_url).dispose()
     env = {**os.environ, "CERTSVC_PUBLIC_DATABASE_URL": public_url}
     with serving(env=env) as server:
