@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
@@ -163,30 +163,41 @@ def key_usage(db: Session, since: datetime | None, until: datetime | None) -> li
 # Events that are alerts in themselves: security alerts (many lookup misses by one person),
 # privileges no grant event backs, certificates nearing expiry, witnesses short of a quorum.
 ALERT_ACTIONS = ("security.alert", "service.grant.refused", "alert.expiry", "audit.witness.quorum")
-# Signing inside these hours (China Standard Time, Monday to Friday) is office work; any other
-# signature is shown as an alert.
 OFFICE_ZONE = timezone(timedelta(hours=8), "CST")
-OFFICE_HOURS = (8, 18)
 # The role whose signatures are people's work (`certsvc.accounts.Role.CUSTODIAN`); the
 # service's own (checkpoints, register proofs, provisioning) are made at any hour.
 SIGNING_ROLE = "custodian"
-# One person's reveals in one UTC day at this count: the reveal reaching it is an alert.
-REVEAL_SPIKE = 50
 # Signer refusals saying a token is locked or gone (`signer.errors`).
 _TOKEN_TROUBLE = ("locked", "not inserted", "stopped answering")
 
 
-def outside_office_hours(moment: datetime) -> bool:
-    local = moment.astimezone(OFFICE_ZONE)
-    return local.weekday() >= 5 or not OFFICE_HOURS[0] <= local.hour < OFFICE_HOURS[1]
+def _weekday(day: date) -> bool:
+    return day.weekday() < 5
 
 
-def alert_kind(row: AuditEventRow) -> str:
+@dataclass(frozen=True)
+class AlertPolicy:
+    """What is unusual enough to show: a custodian's signature outside office hours (China
+    Standard Time, on working days), and the reveal that brings one person's UTC day to
+    `reveal_spike`. The working days are the caller's: the certifying body's calendar knows
+    the holidays and the weekends worked in their place, which Monday-to-Friday does not."""
+
+    office_hours: tuple[int, int] = (8, 18)
+    reveal_spike: int = 50
+    working_day: Callable[[date], bool] = _weekday
+
+    def outside_office_hours(self, moment: datetime) -> bool:
+        local = moment.astimezone(OFFICE_ZONE)
+        opens, closes = self.office_hours
+        return not self.working_day(local.date()) or not opens <= local.hour < closes
+
+
+def alert_kind(row: AuditEventRow, policy: AlertPolicy = AlertPolicy()) -> str:
     """Why an event of `alerts` is one, in a few words."""
     if row.action == "signer.sign" and row.outcome == "ok":
         return "signing outside office hours"
     if row.action == "vault.reveal":
-        return f"reveal spike ({REVEAL_SPIKE} in a day)"
+        return f"reveal spike ({policy.reveal_spike} in a day)"
     if row.action.startswith("signer."):
         return "token locked or removed"
     if row.action.startswith("audit."):
@@ -208,11 +219,16 @@ def _within(since: datetime | None, until: datetime | None) -> list[ColumnElemen
     return found
 
 
-def alerts(db: Session, since: datetime | None, until: datetime | None) -> list[AuditEventRow]:
+def alerts(
+    db: Session,
+    since: datetime | None,
+    until: datetime | None,
+    policy: AlertPolicy = AlertPolicy(),
+) -> list[AuditEventRow]:
     """Events a security officer must act on, oldest first: alert events (`ALERT_ACTIONS`),
-    failed checkpoint or witness steps, signer refusals for a locked or removed token,
-    custodians' signatures outside office hours, and the reveal that brings a person's day to
-    `REVEAL_SPIKE`."""
+    failed checkpoint or witness steps, signer refusals for a locked or removed token, and
+    what `policy` finds unusual: custodians' signatures outside office hours, and the reveal
+    that brings a person's day to its spike."""
     within = _within(since, until)
     alerting = or_(
         AuditEventRow.action.in_(ALERT_ACTIONS),
@@ -232,7 +248,7 @@ def alerts(db: Session, since: datetime | None, until: datetime | None) -> list[
     found += [
         row
         for row in db.scalars(signed.execution_options(yield_per=1000))
-        if outside_office_hours(row.occurred_at)
+        if policy.outside_office_hours(row.occurred_at)
         and decode_leaf(row.leaf).get("role") == SIGNING_ROLE
     ]
     reveals: Counter[tuple[str, str]] = Counter()
@@ -242,7 +258,7 @@ def alerts(db: Session, since: datetime | None, until: datetime | None) -> list[
     for row in db.scalars(revealed.order_by(AuditEventRow.idx).execution_options(yield_per=1000)):
         person_day = (row.actor, row.occurred_at.date().isoformat())
         reveals[person_day] += 1
-        if reveals[person_day] == REVEAL_SPIKE:
+        if reveals[person_day] == policy.reveal_spike:
             found.append(row)
     return sorted(found, key=lambda row: row.idx)
 

@@ -394,7 +394,7 @@ def export(
 ) -> None:
     """Write events of a time range, with proofs and checkpoints, as a self-contained bundle."""
     settings = get_settings()
-    with database_session(settings.resolved_database_url) as db:
+    with database_session(settings.resolved_database_url, writer=True) as db:
         bundle = export_bundle(db, settings, operator_actor(), since, until)
     with open_for_writing(out, "out") as stream:
         stream.write(json.dumps(bundle, indent=1))

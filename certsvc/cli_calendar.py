@@ -43,7 +43,7 @@ def import_file(
     except OSError as exc:
         raise InvalidInput(f"FILE: cannot read {file} ({exc.strerror})") from None
     actor = operator_actor()
-    with database_session(get_settings().resolved_database_url) as db:
+    with database_session(get_settings().resolved_database_url, writer=True) as db:
         imported = import_schedule(db, actor, data, over_package=over_package)
     schedule = imported.schedule
     console.print(

@@ -41,7 +41,7 @@ def load(
         data = file.read_bytes()
     except OSError as exc:
         raise InvalidInput(f"FILE: cannot read {file} ({exc.strerror})") from None
-    with database_session(get_settings().resolved_database_url) as db:
+    with database_session(get_settings().resolved_database_url, writer=True) as db:
         row = load_table(db, operator_actor(), data)
         version, name, document = row.version, row.name, row.document
     console.print(f"loaded rule table version {version}: {name} ({document})")

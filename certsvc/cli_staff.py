@@ -81,7 +81,7 @@ def staff_add(
     The password only lets its holder set their own; a role that reveals, decides, approves
     or signs waits for a security officer's approval."""
     password, generated = _read_password(password_stdin, generate_password)
-    with database_session(get_settings().resolved_database_url) as session:
+    with database_session(get_settings().resolved_database_url, writer=True) as session:
         account = propose_account(
             session, operator_actor(), username, role, password, display_name, person=person
         )
@@ -114,7 +114,7 @@ def staff_list() -> None:
 @staff_app.command("disable")
 def staff_disable(username: str) -> None:
     """Disable an account and revoke all its API tokens."""
-    with database_session(get_settings().resolved_database_url) as session:
+    with database_session(get_settings().resolved_database_url, writer=True) as session:
         disable_account(session, username)
         record(session, operator_actor(), "service.account.disable", username)
     typer.echo(f"disabled {username}; its API tokens are revoked")
@@ -130,7 +130,7 @@ def staff_token(
 ) -> None:
     """Issue an API token: the token alone on stdout, shown only this once."""
     settings = get_settings()
-    with database_session(settings.resolved_database_url) as session:
+    with database_session(settings.resolved_database_url, writer=True) as session:
         account = get_account(session, username)
         days = days or settings.api_token_days
         text, issued = grant_token(session, operator_actor(), account, days, TOKEN_ISSUE)
@@ -145,7 +145,7 @@ def staff_token(
 @staff_app.command("revoke-token")
 def staff_revoke_token(token_id: str) -> None:
     """Revoke an API token by its public id."""
-    with database_session(get_settings().resolved_database_url) as session:
+    with database_session(get_settings().resolved_database_url, writer=True) as session:
         revoke_api_token(session, token_id)
         record(session, operator_actor(), "service.api_token.revoke", token_id)
     typer.echo(f"revoked token {token_id}")
@@ -162,7 +162,7 @@ def workstation_add(
     """Generate a workstation key pair, write the private key, register the public key."""
     written = False
     try:
-        with database_session(get_settings().resolved_database_url) as session:
+        with database_session(get_settings().resolved_database_url, writer=True) as session:
             public_key = generate_workstation_key(key_out)
             written = True
             grant_workstation(session, operator_actor(), name, custodian, public_key)
@@ -192,7 +192,7 @@ def workstation_list() -> None:
 @workstation_app.command("disable")
 def workstation_disable(name: str) -> None:
     """Disable a workstation: its signed requests are refused from now on."""
-    with database_session(get_settings().resolved_database_url) as session:
+    with database_session(get_settings().resolved_database_url, writer=True) as session:
         disable_workstation(session, name)
         record(session, operator_actor(), "service.workstation.disable", name)
     typer.echo(f"disabled workstation {name}")

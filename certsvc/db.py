@@ -199,13 +199,16 @@ def require_current_schema(engine: Engine) -> None:
 
 
 @contextmanager
-def database_session(url: str) -> Iterator[Session]:
+def database_session(url: str, *, writer: bool = False) -> Iterator[Session]:
     """One unit of work on an initialised database, for a CLI command: committed on success
-    (`common.unit_of_work`)."""
+    (`common.unit_of_work`). A command that writes asks for a `writer` unit: on SQLite it
+    holds the write lock from its start, so a service committing beside it makes it wait
+    rather than fail (see `make_writer_sessionmaker`); a reader never blocks the service."""
     engine = make_engine(url)
     try:
         require_current_schema(engine)
-        with unit_of_work(make_sessionmaker(engine)) as session:
+        maker = make_writer_sessionmaker(engine) if writer else make_sessionmaker(engine)
+        with unit_of_work(maker) as session:
             yield session
     finally:
         engine.dispose()

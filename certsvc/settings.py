@@ -197,6 +197,19 @@ class Settings(BaseSettings):
     signing_session_minutes: float = Field(
         default=480, gt=0, le=1440, description="absolute life of a signing session"
     )
+    office_hours_start: int = Field(
+        default=8, ge=0, le=23, description="custodians' signing before this hour (China time)"
+    )
+    office_hours_end: int = Field(
+        default=18,
+        ge=1,
+        le=24,
+        description="…or from this hour, or on a day the work calendar says is not a working "
+        "day, is an alert for the security officer",
+    )
+    reveal_spike: int = Field(
+        default=50, ge=1, description="one person's reveals in a day that make an alert"
+    )
     signing_idle_minutes: float = Field(
         default=15, gt=0, le=480, description="a signing session unused this long closes"
     )
@@ -240,6 +253,15 @@ class Settings(BaseSettings):
         default="production",
         description="Argon2id cost: RFC 9106 low-memory; 'test' is cheap, for the test suite only",
     )
+
+    @model_validator(mode="after")
+    def _office_hours(self) -> Settings:
+        if self.office_hours_start >= self.office_hours_end:
+            raise ValueError(
+                f"{ENV_PREFIX}OFFICE_HOURS_START must be before {ENV_PREFIX}OFFICE_HOURS_END,"
+                " e.g. 8 and 18"
+            )
+        return self
 
     @model_validator(mode="after")
     def _quorum_reachable(self) -> Settings:

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from audit.events import decode_leaf
 from audit.query import (
     WATCHED_REFUSALS,
+    AlertPolicy,
     KeyUsage,
     PersonDay,
     alert_kind,
@@ -167,9 +168,9 @@ def _panel(name: str, usage: KeyUsage | None, key: SigningKey | None, days: list
     return panel
 
 
-def build(db: Session, today: date | None = None) -> Dashboard:
+def build(db: Session, policy: AlertPolicy, today: date | None = None) -> Dashboard:
     """The last `DAYS` UTC days up to `today`: each key's panel (keys on record first, then any
-    other key the log names), the tokens' session counts, the alerts."""
+    other key the log names), the tokens' session counts, the alerts `policy` raises."""
     today = today or datetime.now(UTC).date()
     days = _days(today - timedelta(days=DAYS - 1))
     since = datetime.combine(days[0], time(), UTC)
@@ -184,13 +185,13 @@ def build(db: Session, today: date | None = None) -> Dashboard:
     panels = [_panel(name, by_name.get(name), keys.get(name), days) for name in names]
     tokens = [usage for usage in usages if usage.object.startswith("token:")]
     rows = []
-    for row in alerts(db, since, None):
+    for row in alerts(db, since, None, policy):
         leaf = decode_leaf(row.leaf)
         rows.append(
             AlertRow(
                 row.idx,
                 row.occurred_at.strftime("%Y-%m-%d %H:%M UTC"),
-                alert_kind(row),
+                alert_kind(row, policy),
                 row.action,
                 str(leaf.get("actor", "")),
                 row.object,

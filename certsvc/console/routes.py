@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from audit.trail import record
 from certsvc import state
 from certsvc.accounts import PASSWORD_MAX, Role, StaffAccount, authenticate
+from certsvc.alert_policy import alert_policy
 from certsvc.audit_keys import export_bundle
 from certsvc.audit_trail import actor_of
 from certsvc.console import audit_search, dashboard, security_keys, sessions, totp, web
@@ -252,7 +253,7 @@ def security_dashboard(request: Request, db: web.DbDep) -> Response:
     if isinstance(found, Response):
         return found
     row, account = found
-    board = dashboard.build(db)
+    board = dashboard.build(db, alert_policy(db, state.settings(request)))
     return web.page("dashboard.html", account=account, csrf=row.csrf, board=board, d=dashboard)
 
 

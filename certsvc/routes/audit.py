@@ -21,11 +21,13 @@ from audit.publish import latest_checkpoint
 from audit.query import EventFilter, alerts, key_usage, query_events
 from certsvc import state
 from certsvc.accounts import Role, StaffAccount
+from certsvc.alert_policy import alert_policy
 from certsvc.audit_keys import export_bundle, published_vkeys
 from certsvc.audit_trail import actor_of
 from certsvc.auth import JobSessionsDep, SessionDep, SettingsDep, require_roles
 from certsvc.routes.schemas import ROLE_GATED, answers
 from common.errors import InvalidInput, NotFound
+from common.unit_of_work import unit_of_work
 from signer.custody import find_token
 from verify.published import AUDIT_CHECKPOINT_PATH, CHECKPOINT_CACHE, TEXT, cached
 
@@ -164,30 +166,35 @@ def get_key_usage(
 
 @router.get("/report/alerts")
 def get_alerts(
-    _: OfficerDep, db: SessionDep, since: ZonedTime = None, until: ZonedTime = None
+    _: OfficerDep,
+    db: SessionDep,
+    settings: SettingsDep,
+    since: ZonedTime = None,
+    until: ZonedTime = None,
 ) -> list[EventOut]:
     """Events to act on, oldest first: security alerts (many lookup misses by one person),
     privileges refused for want of a grant event, certificates nearing expiry, checkpoint or
     witness failures, a locked or removed token, custodians' signatures outside office hours
-    (08–18 China time, Monday to Friday), a person's reveals in a day reaching the spike
-    level."""
+    (`CERTSVC_OFFICE_HOURS_START`/`_END`, China time, on the work calendar's working days), a
+    person's reveals in a day reaching `CERTSVC_REVEAL_SPIKE`."""
     return [
         EventOut(index=row.idx, occurred_at=row.occurred_at, event=decode_leaf(row.leaf))
-        for row in alerts(db, since, until)
+        for row in alerts(db, since, until, alert_policy(db, settings))
     ]
 
 
 @router.get("/export", responses=answers(409))
 def get_export(
     account: OfficerDep,
-    db: SessionDep,
     settings: SettingsDep,
+    sessions: JobSessionsDep,
     since: ZonedTime = None,
     until: ZonedTime = None,
 ) -> dict[str, Any]:
     """A self-contained bundle for an outside auditor (`certsvc audit verify-bundle`); the
-    export is audited (`audit.export`)."""
-    return export_bundle(db, settings, actor_of(account), since, until)
+    export is audited (`audit.export`), in the writer unit the bundle is read in."""
+    with unit_of_work(sessions) as db:
+        return export_bundle(db, settings, actor_of(account), since, until)
 
 
 @public_router.get(

@@ -13,10 +13,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from audit.events import AuditEvent
 from audit.log import append
 from audit.models import AuditEventRow
-from audit.query import REVEAL_SPIKE, alert_kind, alerts, people_per_day, refusals_per_day
+from audit.query import AlertPolicy, alert_kind, alerts, people_per_day, refusals_per_day
+from certsvc.alert_policy import alert_policy
+from certsvc.settings import Settings
 
 SUNDAY_NIGHT = datetime(2026, 11, 29, 15, 0, tzinfo=UTC)  # 23:00 in Beijing, a Sunday
 MONDAY_MORNING = datetime(2026, 11, 30, 2, 0, tzinfo=UTC)  # 10:00 in Beijing, a Monday
+NATIONAL_DAY = datetime(2026, 10, 1, 2, 0, tzinfo=UTC)  # 10:00 on a Thursday, a holiday
+WORKED_SATURDAY = datetime(2026, 10, 10, 2, 0, tzinfo=UTC)  # 10:00, worked for the holiday
+REVEAL_SPIKE = AlertPolicy().reveal_spike
 
 
 def _at(db: Session, index: int, moment: datetime) -> None:
@@ -175,3 +180,50 @@ def test_people_and_refusals_are_counted_per_day(sessions: sessionmaker[Session]
         (today, "bob"): (0, 5, 2, 0),
     }
     assert refused == {"sign-in": Counter({today: 3}), "workstation": Counter({"2026-11-29": 1})}
+
+
+def _signatures(db: Session, *moments: datetime) -> list[int]:
+    sign = {"token": "T1", "key": "sign-2026"}
+    indexes = []
+    for n, moment in enumerate(moments):
+        index = append(
+            db, AuditEvent("c1", "custodian", "signer.sign", f"doc:{n}", "ok", details=sign)
+        )
+        _at(db, index, moment)
+        indexes.append(index)
+    return indexes
+
+
+def test_office_hours_follow_the_work_calendar_and_the_settings(
+    sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    evening = datetime(2026, 11, 30, 11, 30, tzinfo=UTC)  # 19:30 on a Monday
+    with sessions.begin() as db:
+        holiday, saturday, _monday, late = _signatures(
+            db, NATIONAL_DAY, WORKED_SATURDAY, MONDAY_MORNING, evening
+        )
+    with sessions() as db:
+        weekdays = {row.idx for row in alerts(db, None, None)}
+        calendar = {row.idx for row in alerts(db, None, None, alert_policy(db, settings))}
+        longer = alert_policy(db, settings.model_copy(update={"office_hours_end": 20}))
+        until_eight = {row.idx for row in alerts(db, None, None, longer)}
+    # Monday to Friday alone takes the holiday for a working day and the worked Saturday not.
+    assert weekdays == {saturday, late}
+    # The body's calendar knows both; the evening is outside 08–18.
+    assert calendar == {holiday, late}
+    assert until_eight == {holiday}
+
+
+def test_the_reveal_spike_is_configured(
+    sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    with sessions.begin() as db:
+        for n in range(4):
+            append(db, AuditEvent("carol", "officer", "vault.reveal", f"tok:{n}", "ok"))
+    with sessions() as db:
+        assert alerts(db, None, None) == []
+        policy = alert_policy(db, settings.model_copy(update={"reveal_spike": 3}))
+        found = alerts(db, None, None, policy)
+        assert [(row.actor, alert_kind(row, policy)) for row in found] == [
+            ("carol", "reveal spike (3 in a day)")
+        ]

@@ -156,3 +156,32 @@ def test_the_command_line_says_it_in_one_line_too(tmp_path: Path) -> None:
 )
 def test_good_base_urls_are_kept_without_a_trailing_slash(url: str) -> None:
     assert Settings(public_base_url=url).public_base_url == url.rstrip("/")
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "said"),
+    [
+        ("18", "8", "CERTSVC_OFFICE_HOURS_START must be before CERTSVC_OFFICE_HOURS_END"),
+        ("9", "25", "CERTSVC_OFFICE_HOURS_END"),
+    ],
+)
+def test_office_hours_that_hold_no_hour_are_refused(
+    start: str,
+    end: str,
+    said: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("CERTSVC_HOME", str(tmp_path))
+    monkeypatch.setenv("CERTSVC_OFFICE_HOURS_START", start)
+    monkeypatch.setenv("CERTSVC_OFFICE_HOURS_END", end)
+    reset_settings()
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            main(["hsm", "status"])
+    finally:
+        reset_settings()
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and said in err, err
