@@ -63,8 +63,7 @@ IMPORT_BATCH = 500  # import_applicants' default
 VAULT_COLUMNS = "token, kind, key_version, blind_index, ciphertext"
 APPLICANT_ORDER = ("id_number", "name", "phone", "email", "address")
 APPLICANT_COLUMNS = (
-    "id_number_token, name_token, phone_token, email_token, address_token, birth_date, sex, "
-    "region_code, created_at"
+    "id_number_token, name_token, phone_token, email_token, address_token, birth_date, created_at"
 )
 GENERATORS: dict[str, Callable[[random.Random], str]] = {
     "name": synthetic.name,
@@ -181,8 +180,6 @@ def physical_limit(path: Path, home: Path, database_url: str | None) -> float:
                     (
                         *(tokens[column][n] for column in APPLICANT_ORDER),
                         f"{number[6:10]}-{number[10:12]}-{number[12:14]}",
-                        "M" if int(number[16]) % 2 else "F",
-                        number[:6],
                         now,
                     )
                     for n, row in enumerate(batch)

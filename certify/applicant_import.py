@@ -283,8 +283,6 @@ def _commit_batch(
                         "email_token": columns["email"][i],
                         "address_token": columns["address"][i],
                         "birth_date": row.person.birth_date,
-                        "sex": row.person.sex,
-                        "region_code": row.person.region_code,
                         "import_id": import_id,
                         "created_at": now,
                     }

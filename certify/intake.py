@@ -2,7 +2,7 @@
 identifiers through the vault API, then files the case with the tokens. Nothing is decrypted
 for intake: the tokens are checked against the vault's entries (held, and of the right kind),
 and the vault answers the facts the ID number states (birth date, sex, region), never the
-number."""
+number; the case keeps the birth date alone, which the age rules read."""
 
 from __future__ import annotations
 
@@ -64,8 +64,6 @@ def register_applicant(db: Session, actor: Actor, vault: Vault, tokens: Applican
         email_token=tokens.email_token,
         address_token=tokens.address_token,
         birth_date=person.birth_date,
-        sex=person.sex,
-        region_code=person.region_code,
     )
     db.add(applicant)
     db.flush()

@@ -27,8 +27,6 @@ class Applicant(Base):
     email_token: Mapped[str | None] = mapped_column(String(40))
     address_token: Mapped[str | None] = mapped_column(String(40))
     birth_date: Mapped[date] = mapped_column(Date)
-    sex: Mapped[str] = mapped_column(String(1))
-    region_code: Mapped[str] = mapped_column(String(6))
     import_id: Mapped[int | None] = mapped_column(ForeignKey("applicant_imports.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

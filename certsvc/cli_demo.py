@@ -299,14 +299,11 @@ def _applicants(issuer: Issuer, db: Session, count: int) -> list[int]:
         name = issuer.vault.tokenise(db, Kind.NAME, [synthetic.name(rng)])[0].token
         phone = issuer.vault.tokenise(db, Kind.PHONE, [synthetic.phone(rng)])[0].token
         birth = date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
-        sex = "M" if int(number[16]) % 2 else "F"
         applicant = Applicant(
             id_number_token=token.token,
             name_token=name,
             phone_token=phone,
             birth_date=birth,
-            sex=sex,
-            region_code=number[:6],
         )
         db.add(applicant)
         db.flush()

@@ -352,8 +352,6 @@ def _decided_cases(sessions: sessionmaker[Session], count: int) -> list[str]:
                 id_number_token=f"tk_id_crash{n:05d}",
                 name_token=f"tk_nm_crash{n:05d}",
                 birth_date=date(1990, 1, 1),
-                sex="F",
-                region_code="410102",
             )
             db.add(applicant)
             db.flush()

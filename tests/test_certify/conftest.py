@@ -93,8 +93,6 @@ class Body:
                 id_number_token=token,
                 name_token=name,
                 birth_date=birth,
-                sex="F",
-                region_code=number[:6],
             )
             db.add(applicant)
             db.flush()

@@ -75,11 +75,7 @@ def test_cli_import_reports_bad_rows_and_is_safe_to_rerun(
     with vault_env.sessions() as db:
         first = db.scalars(select(Applicant).order_by(Applicant.id)).first()
         assert first is not None
-        assert (str(first.birth_date), first.sex, first.region_code) == (
-            "1949-12-31",
-            "F",
-            "110105",
-        )
+        assert str(first.birth_date) == "1949-12-31"
         assert first.id_number_token.startswith("tk_id_") and first.phone_token
     with pytest.raises(SystemExit):
         main(["import", "applicants", str(path)])
