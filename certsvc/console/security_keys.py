@@ -38,10 +38,10 @@ from webauthn.helpers.structs import (
     UserVerificationRequirement,
 )
 
-from audit.models import AuditEventRow
 from audit.trail import record
 from certsvc.accounts import StaffAccount
 from certsvc.audit_trail import actor_of
+from certsvc.console.enrolments import enrolled_since_reset
 from certsvc.console.models import ConsoleSecurityKey, ConsoleSession
 from common.dbtypes import utcnow
 from common.errors import InvalidInput
@@ -81,12 +81,10 @@ def keys_of(db: Session, account: StaffAccount) -> list[ConsoleSecurityKey]:
 
 
 def ever_enrolled(db: Session, account: StaffAccount) -> bool:
-    """Whether the log holds a key enrolment for the account: if its keys are gone from the
-    database, falling back to TOTP would let whoever deleted them choose the weaker factor."""
-    query = select(AuditEventRow.idx).where(
-        AuditEventRow.action == ENROL_ACTION, AuditEventRow.object == account.username
-    )
-    return db.scalar(query.limit(1)) is not None
+    """Whether the log holds a key enrolment for the account since its last reset: if its keys
+    are gone from the database, falling back to TOTP would let whoever deleted them choose the
+    weaker factor."""
+    return enrolled_since_reset(db, account.username, ENROL_ACTION)
 
 
 def _issue(row: ConsoleSession, purpose: str) -> bytes:

@@ -20,13 +20,12 @@ from pathlib import Path
 import pyotp
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from audit.models import AuditEventRow
 from audit.trail import record
 from certsvc.accounts import StaffAccount
 from certsvc.audit_trail import actor_of
+from certsvc.console.enrolments import enrolled_since_reset
 from certsvc.console.models import ConsoleTotp
 from common.dbtypes import utcnow
 from common.errors import Conflict, ServiceFault
@@ -72,12 +71,10 @@ def enrolled(db: Session, account: StaffAccount) -> ConsoleTotp | None:
 
 
 def ever_enrolled(db: Session, account: StaffAccount) -> bool:
-    """Whether the log holds an enrolment for the account: then a missing row was deleted, and
-    enrolling again after a password alone would hand the account to whoever knows it."""
-    query = select(AuditEventRow.idx).where(
-        AuditEventRow.action == ENROL_ACTION, AuditEventRow.object == account.username
-    )
-    return db.scalar(query.limit(1)) is not None
+    """Whether the log holds an enrolment for the account since its last reset: then a missing
+    row was deleted, and enrolling again after a password alone would hand the account to
+    whoever knows it."""
+    return enrolled_since_reset(db, account.username, ENROL_ACTION)
 
 
 def begin_enrolment(db: Session, account: StaffAccount, key_file: Path) -> tuple[str, str]:

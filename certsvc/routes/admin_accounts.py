@@ -20,6 +20,7 @@ from certsvc.accounts import (
 )
 from certsvc.audit_trail import actor_of
 from certsvc.auth import HasherDep, SessionDep, require_roles
+from certsvc.console.factor_reset import approve_reset, propose_reset
 from certsvc.grants import SECOND_PERSON_ROLES, account_pending, approve_account, propose_account
 from certsvc.routes.schemas import ROLE_GATED, StaffOut, answers
 from common.errors import Conflict
@@ -103,6 +104,45 @@ def post_disable(username: str, admin: AdminDep, session: SessionDep) -> StaffOu
     account = disable_account(session, username)
     record(session, actor_of(admin), "service.account.disable", account.username)
     return StaffOut.model_validate(account)
+
+
+class FactorResetProposed(BaseModel):
+    username: str
+    proposal: int = Field(description="the proposal's audit event index")
+    awaiting_approval: bool = Field(
+        default=True, description="a security officer who is another person approves it"
+    )
+
+
+class FactorResetDone(BaseModel):
+    username: str
+    proposed_by: str
+    security_keys_removed: int
+    totp_removed: bool
+
+
+@router.post("/{username}/second-factor-reset", responses=answers(404, 409))
+def post_factor_reset(username: str, admin: AdminDep, session: SessionDep) -> FactorResetProposed:
+    """Propose resetting the holder's console second factor (a lost phone or security key).
+    Nothing changes until a security officer approves; refused (409) for one's own."""
+    proposal = propose_reset(session, admin, username)
+    return FactorResetProposed(username=username, proposal=proposal)
+
+
+@approvals.post("/{username}/second-factor-reset", responses=answers(404, 409))
+def post_factor_reset_approval(
+    username: str, officer: SecurityOfficerDep, session: SessionDep
+) -> FactorResetDone:
+    """Approve the pending reset: the account's TOTP secret and security keys are removed and
+    its console sessions end; the holder enrols anew at the next sign-in. Refused (409)
+    without a pending proposal, for one's own account, or by the proposer's person."""
+    reset = approve_reset(session, officer, username)
+    return FactorResetDone(
+        username=reset.username,
+        proposed_by=reset.proposed_by,
+        security_keys_removed=reset.security_keys_removed,
+        totp_removed=reset.totp_removed,
+    )
 
 
 @approvals.get("/pending")

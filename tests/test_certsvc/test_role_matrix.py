@@ -44,6 +44,10 @@ EXPECTED_ROLES: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/api/v1/admin/accounts/{username}/disable"): ADMIN,
     ("GET", "/api/v1/security/accounts/pending"): frozenset({Role.SECURITY_OFFICER}),
     ("POST", "/api/v1/security/accounts/{username}/approve"): frozenset({Role.SECURITY_OFFICER}),
+    ("POST", "/api/v1/admin/accounts/{username}/second-factor-reset"): ADMIN,
+    ("POST", "/api/v1/security/accounts/{username}/second-factor-reset"): frozenset(
+        {Role.SECURITY_OFFICER}
+    ),
     ("GET", "/api/v1/admin/workstations"): ADMIN,
     ("POST", "/api/v1/admin/workstations"): ADMIN,
     ("POST", "/api/v1/admin/workstations/{name}/disable"): ADMIN,

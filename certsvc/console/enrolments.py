@@ -1,0 +1,26 @@
+"""Whether an account enrolled a console second factor since its last reset: a row missing
+after such an enrolment was deleted, and the console then refuses rather than let whoever
+deleted it enrol a factor of their own. Only a reset event (`certsvc.console.factor_reset`),
+which takes two persons, starts the account afresh."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from audit.models import AuditEventRow
+
+RESET_ACTION = "console.factor_reset"
+
+
+def enrolled_since_reset(db: Session, username: str, enrol_action: str) -> bool:
+    """Whether the log holds an `enrol_action` event for `username` after its last reset."""
+    last_reset = select(func.coalesce(func.max(AuditEventRow.idx), -1)).where(
+        AuditEventRow.action == RESET_ACTION, AuditEventRow.object == username
+    )
+    query = select(AuditEventRow.idx).where(
+        AuditEventRow.action == enrol_action,
+        AuditEventRow.object == username,
+        AuditEventRow.idx > last_reset.scalar_subquery(),
+    )
+    return db.scalar(query.limit(1)) is not None
