@@ -10,6 +10,7 @@ import contextlib
 import dataclasses
 import enum
 import hashlib
+import logging
 import re
 import secrets
 from datetime import datetime, timedelta
@@ -22,10 +23,15 @@ from sqlalchemy import BigInteger, Boolean, Enum, ForeignKey, Integer, String, s
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
+from audit.grants import GRANT_ADOPT, grant_backed, grant_digest
+from audit.trail import Attributed, record
 from certsvc.settings import Settings, get_settings
 from common.db import Base
 from common.dbtypes import UTCDateTime, utcnow
 from common.errors import Conflict, InvalidInput, NotFound
+from signer.actor import Actor
+
+logger = logging.getLogger(__name__)
 
 
 class Role(enum.StrEnum):
@@ -50,6 +56,20 @@ TOKEN_PREFIX = "cst"  # noqa: S105 (a public marker, not a secret)
 TOKEN_ID_RE = re.compile(r"[0-9a-f]{16}")
 TOKEN_MAX_DAYS = 366
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+# The events that bind an account's password hash (`password_backed`): made when an account is
+# created, when its holder sets their own, when a login upgrades the hash's parameters, and by
+# `certsvc init` for accounts older than the binding. Any staff role or the service's own.
+PASSWORD_BIND = "service.account.password"  # noqa: S105 (audit action names)
+PASSWORD_SET = "service.account.password_set"  # noqa: S105
+_SERVICE_ROLE = "system"  # certsvc.audit_trail.SYSTEM_ROLE
+_BINDERS = frozenset({role.value for role in Role} | {_SERVICE_ROLE})
+_PASSWORD_EVENTS = {
+    PASSWORD_BIND: _BINDERS,
+    PASSWORD_SET: _BINDERS,
+    GRANT_ADOPT: frozenset({_SERVICE_ROLE}),
+}
+# Who creates an account when the caller names nobody.
+SERVICE = Actor("certsvc", 0, _SERVICE_ROLE)
 
 TEST_ARGON2 = dataclasses.replace(RFC_9106_LOW_MEMORY, time_cost=1, memory_cost=256, parallelism=1)
 
@@ -78,6 +98,8 @@ class StaffAccount(Base):
     person: Mapped[str] = mapped_column(String(64), index=True)
     # The audit event granting the account its role (`certsvc.grants`); None while proposed.
     grant_idx: Mapped[int | None] = mapped_column(BigInteger)
+    # The audit event that bound `password_hash` (`password_backed`).
+    password_idx: Mapped[int | None] = mapped_column(BigInteger)
     proposed_by: Mapped[str | None] = mapped_column(String(64))
     # The password was set by someone else (the admin): it only lets the holder set their own.
     must_set_password: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -182,9 +204,10 @@ def create_account(
     hasher: PasswordHasher | None = None,
     person: str | None = None,
     must_set_password: bool = False,
+    by: Attributed = SERVICE,
 ) -> StaffAccount:
-    """Add an active account; the password is kept only as its Argon2id hash. It grants
-    nothing until its grant event is recorded (`certsvc.grants`)."""
+    """Add an active account; the password is kept only as its Argon2id hash, bound by an
+    event of `by`'s. It grants nothing until its grant event is recorded (`certsvc.grants`)."""
     validate_username(username)
     person = validate_person(person if person is not None else username)
     name = _validate_display_name(display_name if display_name is not None else username)
@@ -209,7 +232,28 @@ def create_account(
             session.add(account)
     except IntegrityError:
         raise Conflict(f"username: {username!r} is already taken") from None
+    bind_password(session, account, by)
     return account
+
+
+def password_digest(account: StaffAccount) -> str:
+    """What a password event binds: the account and its hash as stored (salt included)."""
+    return grant_digest("password", {"username": account.username, "hash": account.password_hash})
+
+
+def bind_password(
+    session: Session, account: StaffAccount, by: Attributed, action: str = PASSWORD_BIND
+) -> None:
+    """Record the event that binds the account's current hash, in `session`'s transaction."""
+    account.password_idx = record(
+        session, by, action, account.username, details={"grant": password_digest(account)}
+    )
+
+
+def password_backed(session: Session, account: StaffAccount) -> bool:
+    """Whether the stored hash is the one an intact password event bound: a hash written
+    around the service (someone's own password on another's account) is not."""
+    return grant_backed(session, account.password_idx, _PASSWORD_EVENTS, password_digest(account))
 
 
 def get_account(session: Session, username: str) -> StaffAccount:
@@ -250,8 +294,17 @@ def authenticate(
         hasher.verify(account.password_hash, password)
     except (VerificationError, InvalidHashError):
         return None
+    if not password_backed(session, account):
+        logger.warning(
+            "login refused: the password hash of account %s is not the one its audit event "
+            "bound (written around the service?)",
+            account.username,
+        )
+        return None
     if hasher.check_needs_rehash(account.password_hash):
         account.password_hash = hasher.hash(password)
+        holder = Actor(account.username, account.id, account.role.value, person=account.person)
+        bind_password(session, account, holder)
     return account
 
 
@@ -331,7 +384,7 @@ def revoke_exposed_token(session: Session, text: str) -> ApiToken | None:
 def exposure_notices(session: Session, account: StaffAccount) -> list[str]:
     """What the holder must hear at login: each of their tokens revoked because it was seen in
     a URL, told once."""
-    records = session.scalars(
+    exposed = session.scalars(
         select(ApiToken).where(
             ApiToken.account_id == account.id,
             ApiToken.exposed_at.is_not(None),
@@ -340,13 +393,13 @@ def exposure_notices(session: Session, account: StaffAccount) -> list[str]:
     )
     now = utcnow()
     notices = []
-    for record in records:
-        assert record.exposed_at is not None
+    for token in exposed:
+        assert token.exposed_at is not None
         notices.append(
-            f"token {record.token_id} was revoked on {record.exposed_at:%Y-%m-%d %H:%M} UTC: it "
+            f"token {token.token_id} was revoked on {token.exposed_at:%Y-%m-%d %H:%M} UTC: it "
             "was sent in a URL, where it leaks; use the Authorization header only"
         )
-        record.exposure_told_at = now
+        token.exposure_told_at = now
     return notices
 
 

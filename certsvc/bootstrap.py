@@ -204,8 +204,9 @@ def initialise(
                 _trust_list(settings, sessions, tokens, credentials, report, progress)
                 _token_workstations(sessions, report, progress)
                 _revocation_list(settings, sessions, tokens, credentials, report, progress)
-                checkpoint(settings, sessions, tokens, progress)
                 report.created += provision_vault(settings, sessions, tokens, credentials, progress)
+                # Last, so that the log init leaves is checkpointed whole.
+                checkpoint(settings, sessions, tokens, progress)
             finally:
                 tokens.reset()
         return report

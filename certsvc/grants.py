@@ -26,13 +26,17 @@ from audit.events import leaf_time
 from audit.grants import GRANT_ADOPT, LEGACY_GRANT, grant_backed, grant_digest
 from audit.trail import Attributed, record
 from certsvc.accounts import (
+    PASSWORD_SET,
     ApiToken,
     Role,
     StaffAccount,
     authenticate,
+    bind_password,
     create_account,
     get_account,
     issue_api_token,
+    password_backed,
+    password_digest,
     password_hasher,
     validate_password,
 )
@@ -54,7 +58,6 @@ ACCOUNT_BOOTSTRAP = "service.account.bootstrap"
 TOKEN_LOGIN = "service.login"  # noqa: S105 (audit action names)
 TOKEN_ISSUE = "service.api_token.issue"  # noqa: S105
 WORKSTATION_REGISTER = "service.workstation.register"
-PASSWORD_SET = "service.account.password_set"  # noqa: S105
 
 _ANYONE = frozenset({role.value for role in Role} | {SYSTEM_ROLE})
 _PROVISIONERS = frozenset({Role.ADMIN.value, SYSTEM_ROLE})
@@ -166,6 +169,7 @@ def propose_account(
         hasher=hasher,
         person=person,
         must_set_password=True,
+        by=by,
     )
     _one_account_per_role(db, account)
     account.proposed_by = by.username
@@ -240,6 +244,7 @@ def bootstrap_account(
         hasher=hasher,
         person=person,
         must_set_password=must_set_password,
+        by=by,
     )
     account.grant_idx = record(
         db,
@@ -265,7 +270,7 @@ def set_own_password(
         raise InvalidInput("new_password: must differ from the current one")
     account.password_hash = hasher.hash(new)
     account.must_set_password = False
-    record(db, actor_of(account), PASSWORD_SET, account.username)
+    bind_password(db, account, actor_of(account), PASSWORD_SET)
     return account
 
 
@@ -325,6 +330,17 @@ def adopt_legacy_grants(db: Session, by: Attributed) -> list[str]:
         else:
             row.grant_idx = index
         adopted.append(f"{kind} {name}")
+    for account in db.scalars(
+        select(StaffAccount).where(StaffAccount.password_idx == LEGACY_GRANT)
+    ):
+        account.password_idx = record(
+            db,
+            by,
+            GRANT_ADOPT,
+            f"password:{account.username}",
+            details={"grant": password_digest(account)},
+        )
+        adopted.append(f"password {account.username}")
     return adopted
 
 
@@ -350,6 +366,8 @@ def unbacked_grants(db: Session) -> list[UnbackedGrant]:
     ):
         if not (account_backed(db, account) or account_pending(db, account)):
             found.append(UnbackedGrant("account", account.username))
+        if not password_backed(db, account):
+            found.append(UnbackedGrant("password of account", account.username))
     now = utcnow()
     for token in db.scalars(
         select(ApiToken).where(ApiToken.revoked_at.is_(None)).order_by(ApiToken.id)

@@ -22,6 +22,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.pool import NullPool
 
+from certsvc import bootstrap
 from certsvc.bootstrap import InitReport, initialise
 from certsvc.settings import Settings
 
@@ -48,9 +49,11 @@ _directory: Path | None = None
 
 
 def _key(settings: Settings) -> str:
+    """The configuration: the backend, the settings but for the places, and the demo's
+    USBKeys (a test may provision more)."""
     backend = make_url(settings.resolved_database_url).get_backend_name()
     kept = settings.model_dump(mode="json", exclude={"home", "database_url"})
-    return f"{backend}:{sorted(kept.items())!r}"
+    return f"{backend}:{sorted(kept.items())!r}:{bootstrap.DEMO_TOKENS!r}"
 
 
 def _admin_url(url: str) -> str:

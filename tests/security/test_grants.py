@@ -17,7 +17,15 @@ from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from audit.models import AuditEventRow
-from certsvc.accounts import Role, StaffAccount, create_account, get_account, issue_api_token
+from certsvc.accounts import (
+    Role,
+    StaffAccount,
+    create_account,
+    get_account,
+    issue_api_token,
+    password_backed,
+    password_hasher,
+)
 from certsvc.audit_trail import INIT_PROVISIONER, actor_of
 from certsvc.cli import main
 from certsvc.db import alembic_config, make_engine, make_sessionmaker, upgrade_database
@@ -30,6 +38,7 @@ from certsvc.grants import (
     propose_account,
     unbacked_grants,
 )
+from certsvc.settings import Settings
 from certsvc.workstations import register_workstation, sign_request
 from common.errors import Conflict
 from service_helpers import MakeStaff
@@ -99,6 +108,46 @@ def test_rows_written_around_the_service_grant_nothing_and_are_named(
         main(["grants", "check"])
     assert exited.value.code == 1
     assert "workstation ws-rogue: no grant event on record" in capsys.readouterr().out
+
+
+def test_a_password_hash_written_around_the_service_opens_nothing(
+    client: TestClient,
+    make_staff: MakeStaff,
+    sessions: sessionmaker[Session],
+    settings: Settings,
+) -> None:
+    """A DBA who writes a hash of their own password onto an officer's account, to log in as
+    the officer (the API asks no second factor), is refused: the hash is not the one the
+    account's last password event bound. The officer's own password no longer works either,
+    and `grants check` names the account."""
+    officer = make_staff(Role.OFFICER)
+    login = "/api/v1/auth/token"
+    mine = "a password the DBA chose"
+    assert (
+        client.post(login, json={"username": officer.username, "password": officer.password})
+    ).status_code == 201
+    with sessions.begin() as db:
+        db.execute(
+            update(StaffAccount)
+            .where(StaffAccount.username == officer.username)
+            .values(password_hash=password_hasher(settings).hash(mine))
+        )
+    refused = client.post(login, json={"username": officer.username, "password": mine})
+    assert refused.status_code == 401
+    assert "cst_" not in refused.text
+    assert unbacked_grants_of(sessions) == [("password of account", officer.username)]
+    # Copying another account's hash and event index does not bind it either: the event
+    # names the account it was made for.
+    other = make_staff(Role.REGISTRAR)
+    with sessions.begin() as db:
+        source = get_account(db, other.username)
+        db.execute(
+            update(StaffAccount)
+            .where(StaffAccount.username == officer.username)
+            .values(password_hash=source.password_hash, password_idx=source.password_idx)
+        )
+    copied = client.post(login, json={"username": officer.username, "password": other.password})
+    assert copied.status_code == 401
 
 
 def unbacked_grants_of(sessions: sessionmaker[Session]) -> list[tuple[str, str]]:
@@ -223,9 +272,14 @@ def test_rows_from_before_grants_are_adopted_with_an_event(empty_db_url: str) ->
         assert not account_backed(db, old)
         create_account(db, "new.rogue", Role.OFFICER, PASSWORD)
     with sessions.begin() as db:
-        assert adopt_legacy_grants(db, INIT_PROVISIONER) == ["account old.officer"]
+        assert not password_backed(db, get_account(db, "old.officer"))
+        assert adopt_legacy_grants(db, INIT_PROVISIONER) == [
+            "account old.officer",
+            "password old.officer",
+        ]
     with sessions.begin() as db:
         assert account_backed(db, get_account(db, "old.officer"))
+        assert password_backed(db, get_account(db, "old.officer"))
         assert adopt_legacy_grants(db, INIT_PROVISIONER) == []
         assert [(g.kind, g.name) for g in unbacked_grants(db)] == [("account", "new.rogue")]
     engine.dispose()

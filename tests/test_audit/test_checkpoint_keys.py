@@ -25,7 +25,7 @@ from audit.models import AuditCheckpoint, AuditEventRow
 from audit.note import ECDSA, NoteKey
 from certsvc import bootstrap
 from certsvc.audit_keys import CHECKPOINTER, CheckpointKeyHolder
-from certsvc.bootstrap import AUDIT_USBKEY, DEMO_TOKENS, ROOT_USBKEY
+from certsvc.bootstrap import AUDIT_USBKEY, DEMO_TOKENS, ROOT_USBKEY, initialise
 from certsvc.hsm import open_tokens
 from certsvc.settings import Settings
 from init_cache import initialised
@@ -90,7 +90,7 @@ def old_install(
             "key_id",
             property(lambda k: _legacy_key_id(k) if k.type == ECDSA else spec_key_id(k)),
         )
-        initialised(settings)
+        initialise(settings)  # not a copy: the provisioning itself is patched
         with sessions.begin() as db:
             append(db, AuditEvent("officer", "officer", "certify.decision", "case:1", "ok"))
         holder = CheckpointKeyHolder(settings, open_tokens(settings, sessions), sessions)
