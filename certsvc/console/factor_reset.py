@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from audit.grants import grant_event
 from audit.models import AuditEventRow
 from audit.trail import record
 from certsvc.accounts import Role, StaffAccount, get_account
@@ -72,9 +73,13 @@ def approve_reset(db: Session, officer: StaffAccount, username: str) -> Reset:
     proposal = _since_last_reset(db, account.username)
     if proposal is None:
         raise Conflict(f"username: no second-factor reset of {username!r} is awaiting approval")
+    # The proposal as its leaf says (intact, an admin's), not as its columns may have been edited.
+    proposed = grant_event(db, proposal.idx, {PROPOSE_ACTION: frozenset({Role.ADMIN.value})})
+    if proposed is None or proposed.get("object") != account.username:
+        raise Conflict(f"username: reset proposal {proposal.idx} is not an admin's intact event")
     if account.person == officer.person:
         raise Conflict("username: nobody approves the reset of their own second factor")
-    proposer = db.scalar(select(StaffAccount).where(StaffAccount.username == proposal.actor))
+    proposer = db.scalar(select(StaffAccount).where(StaffAccount.username == proposed["actor"]))
     if proposer is None or proposer.person == officer.person:
         raise Conflict("username: the proposer and the approver must be two different persons")
     keys = len(
@@ -92,10 +97,10 @@ def approve_reset(db: Session, officer: StaffAccount, username: str) -> Reset:
         RESET_ACTION,
         account.username,
         details={
-            "proposed_by": proposal.actor,
+            "proposed_by": proposer.username,
             "proposal": proposal.idx,
             "security_keys_removed": keys,
             "totp_removed": totp,
         },
     )
-    return Reset(account.username, proposal.actor, keys, totp)
+    return Reset(account.username, proposer.username, keys, totp)

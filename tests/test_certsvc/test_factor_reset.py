@@ -8,7 +8,7 @@ import secrets
 
 import pyotp
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from audit.models import AuditEventRow
@@ -116,3 +116,21 @@ def test_nobody_resets_their_own_factor_or_alone(client: TestClient, make_staff:
     assert client.post(PROPOSE.format(admin.username), headers=officer.auth).status_code == 403
     assert client.post(APPROVE.format(officer.username), headers=admin.auth).status_code == 403
     assert client.post(PROPOSE.format("nobody-here"), headers=admin.auth).status_code == 404
+
+
+def test_a_proposal_edited_in_the_table_approves_nothing(
+    client: TestClient, make_staff: MakeStaff, sessions: sessionmaker[Session]
+) -> None:
+    """A DBA who moves an admin's proposal onto another account (its `object` column) gets
+    no reset of that account: the approval reads the proposal from its leaf."""
+    first, second = make_staff(Role.REGISTRAR), make_staff(Role.REGISTRAR)
+    admin, officer = make_staff(Role.ADMIN), make_staff(Role.SECURITY_OFFICER)
+    proposal = client.post(PROPOSE.format(first.username), headers=admin.auth).json()["proposal"]
+    with sessions.begin() as db:
+        db.execute(
+            update(AuditEventRow)
+            .where(AuditEventRow.idx == proposal)
+            .values(object=second.username)
+        )
+    moved = client.post(APPROVE.format(second.username), headers=officer.auth)
+    assert moved.status_code == 409 and "intact" in moved.json()["detail"]
