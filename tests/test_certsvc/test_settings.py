@@ -120,9 +120,20 @@ def test_a_witness_quorum_no_witnesses_can_meet_is_refused(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setenv("CERTSVC_HOME", str(tmp_path))
     monkeypatch.setenv("CERTSVC_AUDIT_WITNESSES", witnesses)
     monkeypatch.setenv("CERTSVC_AUDIT_WITNESS_QUORUM", quorum)
+    _refused_together(said, tmp_path, monkeypatch, capsys)
+
+
+def _refused_together(
+    said: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Settings each good alone, refused together: any command stops at once (exit 2), one
+    line saying `said`."""
+    monkeypatch.setenv("CERTSVC_HOME", str(tmp_path))
     reset_settings()
     try:
         with pytest.raises(SystemExit) as stopped:
@@ -176,15 +187,6 @@ def test_office_hours_that_hold_no_hour_are_refused(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setenv("CERTSVC_HOME", str(tmp_path))
     monkeypatch.setenv("CERTSVC_OFFICE_HOURS_START", start)
     monkeypatch.setenv("CERTSVC_OFFICE_HOURS_END", end)
-    reset_settings()
-    try:
-        with pytest.raises(SystemExit) as stopped:
-            main(["hsm", "status"])
-    finally:
-        reset_settings()
-    assert stopped.value.code == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and said in err, err
+    _refused_together(said, tmp_path, monkeypatch, capsys)
