@@ -18,6 +18,7 @@ from certsvc.audit_trail import SYSTEM_ROLE
 from certsvc.checkpointer import Checkpointer
 from certsvc.console import case_pages, officer_pages, registrar_pages
 from certsvc.console.admin import router as admin_console_router
+from certsvc.console.approvals import router as approvals_console_router
 from certsvc.console.custodian import router as custodian_console_router
 from certsvc.console.revealer import router as revealer_console_router
 from certsvc.console.routes import router as console_router
@@ -171,6 +172,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(desk.router)
     app.include_router(custodian_console_router)
     app.include_router(admin_console_router)
+    app.include_router(approvals_console_router)
     app.include_router(revealer_console_router)
     app.state.public_routes = [route for router in PUBLIC_ROUTERS for route in router.routes]
     install_log_redaction()

@@ -3,7 +3,7 @@ second person, without a grant on record, disabled), proposing an account, regis
 workstation (a browser's P-256 key or the CLI's Ed25519 key) and allowing a USBKey on it, and
 the custody register with its handovers. Each action calls the function the admin API calls
 (`certsvc.grants`, `signer.custody`): an admin proposes, only a security officer who is another
-person makes a signing, deciding or revealing account count."""
+person makes a signing, deciding or revealing account count, or resets a second factor."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from certsvc import state
 from certsvc.accounts import DISPLAY_NAME_MAX, Role, StaffAccount, list_accounts
 from certsvc.audit_trail import actor_of
 from certsvc.console import web
+from certsvc.console.factor_reset import propose_reset
 from certsvc.console.models import ConsoleSession
 from certsvc.grants import (
     SECOND_PERSON_ROLES,
@@ -41,6 +42,7 @@ HOME = "/console/admin"
 ACCOUNT_FIELDS = {"username": 32, "display_name": DISPLAY_NAME_MAX, "role": 32, "person": 64}
 WORKSTATION_FIELDS = {"name": 64, "custodian": 32, "public_key_pem": 4096}
 TOKEN_PLACE_FIELDS = {"token": 32, "workstation": 64}
+RESET_FIELDS = {"username": 32}
 web.NAV[Role.ADMIN] = ((HOME, "账户与保管", "Accounts and custody"),)
 
 
@@ -89,7 +91,8 @@ def admin_page(request: Request, db: web.DbDep, done: str = "") -> Response:
     if isinstance(found, Response):
         return found
     row, account = found
-    return _render(db, row, account, done=done if done in ("registered", "allowed") else "")
+    shown = done if done in ("registered", "allowed", "reset-proposed") else ""
+    return _render(db, row, account, done=shown)
 
 
 async def _act(
@@ -166,3 +169,14 @@ async def allow_token(request: Request, db: web.DbDep) -> Response:
         return "allowed"
 
     return await _act(request, db, TOKEN_PLACE_FIELDS, act)
+
+
+@router.post("/admin/factor-resets")
+async def propose_factor_reset(request: Request, db: web.DbDep) -> Response:
+    """A lost phone or security key: the reset waits for a security officer's approval."""
+
+    def act(admin: StaffAccount, form: dict[str, str]) -> str:
+        propose_reset(db, admin, form.get("username", ""))
+        return "reset-proposed"
+
+    return await _act(request, db, RESET_FIELDS, act)

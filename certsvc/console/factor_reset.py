@@ -53,6 +53,16 @@ def _since_last_reset(db: Session, username: str) -> AuditEventRow | None:
     return db.scalars(query.order_by(AuditEventRow.idx.desc()).limit(1)).first()
 
 
+def pending_resets(db: Session) -> list[AuditEventRow]:
+    """The proposals still awaiting a security officer, one per account (its newest), oldest
+    first."""
+    usernames = db.scalars(
+        select(AuditEventRow.object).where(AuditEventRow.action == PROPOSE_ACTION).distinct()
+    )
+    found = [_since_last_reset(db, name) for name in usernames]
+    return sorted((row for row in found if row is not None), key=lambda row: row.idx)
+
+
 def propose_reset(db: Session, admin: StaffAccount, username: str) -> int:
     """An admin's proposal to reset `username`'s second factor; its event's index."""
     if admin.role is not Role.ADMIN:

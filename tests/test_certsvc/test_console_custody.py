@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx
-from playwright.sync_api import Page
+from playwright.sync_api import Browser, Page
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -23,7 +23,15 @@ from certsvc.cli_demo import decided_round, open_issuer
 from certsvc.console.proof import BINDING
 from certsvc.settings import Settings
 from certsvc.workstations import sign_request
-from console_support import COOKIE, csrf_of, new_page, sign_in, signed_in_cookie, unlabelled
+from console_support import (
+    COOKIE,
+    axe,
+    csrf_of,
+    new_page,
+    sign_in,
+    signed_in_cookie,
+    unlabelled,
+)
 from server_support import Server
 from service_helpers import demo_member
 from test_printing.pdf_tools import nss_database, pdfsig
@@ -187,6 +195,42 @@ def test_admin_proposes_an_account_and_sees_the_second_persons_approval(
     print(f"screenshot of the admin's page: {shot}")
 
 
+def test_the_security_officer_approves_an_account_and_a_second_factor_reset(
+    server: Server, browser: Browser, page: Page, settings: Settings
+) -> None:
+    secrets = _credentials(settings)
+    admin, registrar = demo_member(secrets, "admin"), demo_member(secrets, "registrar")
+    security = demo_member(secrets, "security_officer")
+    sign_in(new_page(browser), server.base, registrar, lands="intake")  # enrols TOTP
+
+    sign_in(page, server.base, admin, lands="admin")
+    page.fill("#new-username", "officer.new")
+    page.fill("#new-display-name", "新审核员")
+    page.select_option("#new-role", "officer")
+    page.click("#accounts form button")
+    page.goto(f"{server.base}/console/admin")
+    page.select_option("#reset-username", registrar.username)
+    page.click("#factor-resets form button")
+    assert page.locator("#reset-proposed").count() == 1
+
+    officer_page = new_page(browser)
+    sign_in(officer_page, server.base, security)
+    officer_page.click("nav a[href='/console/approvals']")
+    officer_page.wait_for_url("**/console/approvals")
+    assert unlabelled(officer_page) == [] and axe(officer_page) == []
+    officer_page.click("#pending-accounts tr[data-username='officer.new'] button")
+    officer_page.wait_for_url("**/console/approvals?done=account")
+    assert officer_page.locator("#pending-accounts tr[data-username='officer.new']").count() == 0
+    officer_page.click(f"#pending-resets tr[data-username='{registrar.username}'] button")
+    officer_page.wait_for_url("**/console/approvals?done=reset")
+    assert officer_page.locator("#pending-resets tr[data-username]").count() == 0
+
+    page.goto(f"{server.base}/console/admin")
+    assert "approved, in force" in page.inner_text("tr[data-username='officer.new'] td.grant")
+    # The registrar's next sign-in enrols a new second factor: a new secret is shown.
+    sign_in(new_page(browser), server.base, registrar, lands="intake")
+
+
 def test_a_stolen_cookie_a_wrong_role_or_no_csrf_token_does_nothing(
     server: Server, settings: Settings, sessions: sessionmaker[Session]
 ) -> None:
@@ -243,13 +287,15 @@ def test_a_stolen_cookie_a_wrong_role_or_no_csrf_token_does_nothing(
         assert db.scalar(select(StaffAccount).where(StaffAccount.username == "sneaky")) is None
 
     # Wrong roles: an officer reaches neither page; a custodian not the admin's; an admin
-    # not the custodian's.
+    # not the custodian's nor the security officer's approvals.
     officer_jar = {COOKIE: signed_in_cookie(server.base, demo_member(secrets, "officer"))}
     for jar_, path in (
         (officer_jar, "/console/custodian"),
         (officer_jar, "/console/admin"),
         (jar, "/console/admin"),
         (admin_jar, "/console/custodian"),
+        (admin_jar, "/console/approvals"),  # an admin proposes; never approves
+        (officer_jar, "/console/approvals"),
     ):
         assert httpx.get(f"{server.base}{path}", cookies=jar_).status_code == 403, path
     officer_csrf = csrf_of(
