@@ -16,6 +16,7 @@ import secrets
 import shutil
 import sqlite3
 import tempfile
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -28,6 +29,10 @@ from certsvc.settings import Settings
 
 # The files `initialise` writes that hold the home's absolute path.
 PATH_FILES = ("credentials.json", "hsm/softhsm2.conf")
+# A copy's events and checkpoint are as old as its snapshot: past this age a test would see a
+# body whose log the checkpointer had neglected (`certsvc status` asks for attention past ten
+# checkpoint intervals), so the snapshot is taken again.
+MAX_AGE_SECONDS = 300
 TERMINATE = (
     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
     " WHERE datname = :database AND pid <> pg_backend_pid()"
@@ -41,6 +46,7 @@ class _Snapshot:
     database: str  # an SQLite file or a PostgreSQL database name
     admin_url: str | None  # the PostgreSQL server's, to drop it
     report: InitReport
+    taken: float  # time.monotonic() when it was taken
 
 
 _snapshots: dict[str, _Snapshot] = {}
@@ -113,7 +119,7 @@ def _take(settings: Settings, report: InitReport) -> _Snapshot:
         )
     sqlite = url.get_backend_name() == "sqlite"
     admin = None if sqlite else _admin_url(settings.resolved_database_url)
-    return _Snapshot(place / "home", str(home), database, admin, report)
+    return _Snapshot(place / "home", str(home), database, admin, report, time.monotonic())
 
 
 def _give(snapshot: _Snapshot, settings: Settings) -> InitReport:
@@ -147,20 +153,27 @@ def initialised(settings: Settings) -> InitReport:
         return initialise(settings)  # a second body in one test has keys of its own
     _served.add(test)
     key = _key(settings)
-    if key in _snapshots:
-        return _give(_snapshots[key], settings)
+    kept = _snapshots.get(key)
+    if kept is not None and time.monotonic() - kept.taken < MAX_AGE_SECONDS:
+        return _give(kept, settings)
     report = initialise(settings)
+    if kept is not None:
+        _drop(kept)
     _snapshots[key] = _take(settings, report)
     return report
+
+
+def _drop(snapshot: _Snapshot) -> None:
+    if snapshot.admin_url is not None:
+        drop = f"DROP DATABASE IF EXISTS {snapshot.database} WITH (FORCE)"
+        _postgres(snapshot.admin_url, drop)
+    shutil.rmtree(snapshot.home.parent, ignore_errors=True)
 
 
 def drop_snapshots() -> None:
     """Remove this process's snapshots (at the end of its session)."""
     for snapshot in _snapshots.values():
-        if snapshot.admin_url is not None:
-            _postgres(
-                snapshot.admin_url, f"DROP DATABASE IF EXISTS {snapshot.database} WITH (FORCE)"
-            )
+        _drop(snapshot)
     _snapshots.clear()
     if _directory is not None:
         shutil.rmtree(_directory, ignore_errors=True)
