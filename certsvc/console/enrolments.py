@@ -13,14 +13,21 @@ from audit.models import AuditEventRow
 RESET_ACTION = "console.factor_reset"
 
 
+def last_reset(db: Session, username: str) -> int:
+    """The index of the account's last reset event (-1: never reset)."""
+    found = db.scalar(
+        select(func.max(AuditEventRow.idx)).where(
+            AuditEventRow.action == RESET_ACTION, AuditEventRow.object == username
+        )
+    )
+    return -1 if found is None else int(found)
+
+
 def enrolled_since_reset(db: Session, username: str, enrol_action: str) -> bool:
     """Whether the log holds an `enrol_action` event for `username` after its last reset."""
-    last_reset = select(func.coalesce(func.max(AuditEventRow.idx), -1)).where(
-        AuditEventRow.action == RESET_ACTION, AuditEventRow.object == username
-    )
     query = select(AuditEventRow.idx).where(
         AuditEventRow.action == enrol_action,
         AuditEventRow.object == username,
-        AuditEventRow.idx > last_reset.scalar_subquery(),
+        AuditEventRow.idx > last_reset(db, username),
     )
     return db.scalar(query.limit(1)) is not None

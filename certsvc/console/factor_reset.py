@@ -18,7 +18,7 @@ from audit.trail import record
 from certsvc.accounts import Role, StaffAccount, get_account
 from certsvc.audit_trail import actor_of
 from certsvc.console import sessions
-from certsvc.console.enrolments import RESET_ACTION
+from certsvc.console.enrolments import RESET_ACTION, last_reset
 from certsvc.console.models import ConsoleSecurityKey, ConsoleTotp
 from common.errors import Conflict
 
@@ -37,19 +37,12 @@ class Reset:
 
 def _since_last_reset(db: Session, username: str) -> AuditEventRow | None:
     """The newest proposal for `username` after its last reset, if any."""
-    last = db.scalar(
-        select(AuditEventRow.idx)
-        .where(AuditEventRow.action == RESET_ACTION, AuditEventRow.object == username)
-        .order_by(AuditEventRow.idx.desc())
-        .limit(1)
-    )
     query = select(AuditEventRow).where(
         AuditEventRow.action == PROPOSE_ACTION,
         AuditEventRow.object == username,
         AuditEventRow.outcome == "ok",
+        AuditEventRow.idx > last_reset(db, username),
     )
-    if last is not None:
-        query = query.where(AuditEventRow.idx > last)
     return db.scalars(query.order_by(AuditEventRow.idx.desc()).limit(1)).first()
 
 
