@@ -25,7 +25,7 @@ from audit.bundle import build_bundle
 from audit.checkpoints import parse_checkpoint
 from audit.log import consistency_proof, size
 from audit.note import InvalidNote, NoteKey, SignBytes, note_key, split_note
-from audit.publish import CheckpointSigner, Published, publish_checkpoint
+from audit.publish import CheckpointSigner, Published, latest_checkpoint, publish_checkpoint
 from audit.query import event_range
 from audit.trail import Attributed, record
 from audit.witness_protocol import cosignatures
@@ -289,6 +289,11 @@ def export_bundle(
     (`certsvc audit verify-bundle`), with the certificates of the checkpoint keys. Who took
     which events out is itself an event, in `db`'s transaction: the log says who holds a copy."""
     start, end = event_range(db, since, until)
+    latest = latest_checkpoint(db)
+    if until is None and latest is not None:
+        # Open-ended: what the newest checkpoint covers (the last export's own event is not).
+        end = min(end, latest.size)
+        start = min(start, end)
     certificates = [certificate_of(key) for key in checkpoint_keys(db, settings)]
     bundle = build_bundle(db, settings.audit_origin, certificates, start, end)
     record(
